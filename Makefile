@@ -1,0 +1,40 @@
+# pg_pilot — one Makefile drives everything.  The two commands:
+#   make demo    build, start a throw-away cluster + pilotd, show native vs pg_pilot
+#   make check   build and run every test (unit, pg_regress, fault) on a private cluster
+# Both first run `make deps` (apt; a no-op when everything is installed).
+
+PG_CONFIG ?= pg_config
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: all deps build install check demo bench clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	$(MAKE) -j$(JOBS) -C daemon
+	$(MAKE) -j$(JOBS) -C extension PG_CONFIG=$(PG_CONFIG)
+	$(MAKE) -j$(JOBS) -C regress/unit
+
+# Installs the extension into the PostgreSQL 15 server (PGXS) and pilotd into
+# $(PREFIX)/bin (default /usr/local/bin); needs write access there (root).
+install: build
+	$(MAKE) -C extension install PG_CONFIG=$(PG_CONFIG)
+	$(MAKE) -C daemon install
+
+check: install
+	@regress/run_checks.sh
+
+demo: install
+	@demo/run_demo.sh
+
+bench: install
+	@regress/bench/run_bench.sh
+
+clean:
+	$(MAKE) -C daemon clean
+	$(MAKE) -C extension clean PG_CONFIG=$(PG_CONFIG)
+	$(MAKE) -C regress/unit clean
+	rm -f common/*.o

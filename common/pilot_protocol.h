@@ -1,0 +1,223 @@
+/*
+ * pilot_protocol.h — the shared-memory protocol between the pg_pilot extension
+ * (every PostgreSQL backend) and the pilotd sidecar.  ONE header, used by both
+ * sides; bump kProtocolVersion whenever a byte of the layout changes.
+ *
+ * Layout of the segment (created by pilotd, mode 0600, named after the cluster's
+ * data directory, see segment_name_for_datadir()):
+ *
+ *   SegmentHeader                         (magic, version, sizes, epoch, heartbeat)
+ *   Slot[nslots]                          (one per backend: MyBackendId - 1)
+ *
+ * Slot life cycle (state word, all transitions by CAS / release stores):
+ *
+ *   backend:  FREE|DONE|PENDING|WRITING --CAS--> WRITING --write req--> PENDING
+ *   pilotd:   PENDING --CAS--> BUSY --write resp--> DONE (futex wake)
+ *   backend:  waits for DONE with resp.seq == req.seq, at most its time budget.
+ *
+ * A slot belongs to exactly one live backend (its backend id), so a backend may
+ * take over its slot from any state except BUSY (pilotd is using it right now):
+ * a backend killed mid-request therefore never leaves a stuck slot.  Nothing
+ * here uses a lock, so no process can die holding one.
+ *
+ * Every field read from the other side is validated before use
+ * (validate_header(), validate_request(), validate_response()).
+ *
+ * Plain standard C++17 only: no PostgreSQL, Boost or libtorch includes.
+ */
+#ifndef PG_PILOT_PROTOCOL_H
+#define PG_PILOT_PROTOCOL_H
+
+#include <atomic>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace pilot {
+namespace proto {
+
+constexpr uint64_t kMagic = 0x314D53544F4C4950ULL; /* "PILOTSM1" little endian */
+constexpr uint32_t kProtocolVersion = 1;
+constexpr uint32_t kMaxItems = 256;     /* relation sets (or oracle entries) per message */
+constexpr uint32_t kMaxSlots = 65536;   /* sanity bound for a header read from memory */
+
+enum SlotState : uint32_t {
+    SLOT_FREE = 0,
+    SLOT_WRITING = 1, /* backend is filling the request */
+    SLOT_PENDING = 2, /* request ready for pilotd */
+    SLOT_BUSY = 3,    /* pilotd is answering */
+    SLOT_DONE = 4,    /* response ready */
+};
+
+enum DaemonState : uint32_t {
+    DAEMON_STARTING = 0,
+    DAEMON_READY = 1,
+    DAEMON_STOPPING = 2, /* clean shutdown in progress: treat as down */
+};
+
+enum MsgType : uint32_t {
+    MSG_PING = 1,          /* no payload; answers ST_OK */
+    MSG_ESTIMATE = 2,      /* items[] -> answers[] */
+    MSG_ORACLE_BEGIN = 3,  /* start a load session; flags & ORACLE_REPLACE clears first */
+    MSG_ORACLE_ADD = 4,    /* entries[] staged in the session */
+    MSG_ORACLE_COMMIT = 5, /* staged entries become visible and durable, then ST_OK */
+    MSG_ORACLE_CLEAR = 6,  /* drop every oracle entry (durably) */
+    MSG_TYPE_MAX = 6,
+};
+
+constexpr uint32_t ORACLE_REPLACE = 1u;
+
+enum Status : uint32_t {
+    ST_OK = 0,
+    ST_BAD_REQUEST = 1,       /* failed validate_request() */
+    ST_UNKNOWN_ESTIMATOR = 2, /* estimator id not served by this pilotd */
+    ST_NO_SESSION = 3,        /* ORACLE_ADD/COMMIT without a matching BEGIN */
+    ST_FAILED = 4,            /* pilotd could not do it (e.g. disk error); nothing acknowledged */
+    ST_MAX = 4,
+};
+
+/* Which estimator a backend asks for (the pg_pilot.estimator parameter). */
+enum EstimatorId : uint32_t {
+    EST_AUTO = 0,   /* pilotd's chain: oracle, then (later issues) memo and model */
+    EST_NATIVE = 1, /* answers nothing: PostgreSQL's own estimates, full round trip */
+    EST_ORACLE = 2, /* only cardinalities loaded with pg_pilot.load_cardinalities() */
+    EST_MAX = 2,
+};
+
+/* Where an answered estimate came from; SRC_NONE means "don't know". */
+enum Source : uint32_t {
+    SRC_NONE = 0,
+    SRC_ORACLE = 1,
+    SRC_MAX = 1,
+};
+
+const char *estimator_name(uint32_t id);
+const char *source_name(uint32_t src);
+
+/* One relation set to estimate: its subplan key (see subplan_key.h). */
+struct EstimateItem {
+    uint64_t key;         /* hash of the canonical key with constants */
+    uint64_t template_key; /* hash of the canonical key without constants */
+    double native_rows;   /* PostgreSQL's estimate, for logging/learning */
+    uint32_t nrels;       /* number of base relations in the set */
+    uint32_t reserved;
+};
+
+struct EstimateAnswer {
+    double rows;     /* valid only when source != SRC_NONE: finite, >= 0 */
+    uint32_t source; /* Source */
+    uint32_t reserved;
+};
+
+struct OracleEntry {
+    uint64_t key;
+    double rows;
+};
+
+struct Request {
+    uint64_t seq;       /* copied into Response::seq */
+    uint64_t session;   /* oracle load session id (seq of its BEGIN) */
+    uint32_t type;      /* MsgType */
+    uint32_t estimator; /* EstimatorId */
+    uint32_t count;     /* items/entries used, <= kMaxItems */
+    uint32_t flags;
+    union {
+        EstimateItem items[kMaxItems];
+        OracleEntry entries[kMaxItems];
+    };
+};
+
+struct Response {
+    uint64_t seq;
+    uint32_t status; /* Status */
+    uint32_t count;  /* answers used: == request count for MSG_ESTIMATE */
+    uint64_t oracle_entries; /* size of the oracle table after an oracle message */
+    EstimateAnswer answers[kMaxItems];
+};
+
+struct alignas(64) Slot {
+    std::atomic<uint32_t> state; /* SlotState; also the futex word backends wait on */
+    std::atomic<uint32_t> owner_pid;
+    Request req;
+    Response resp;
+};
+
+/* Counters pilotd keeps in the segment for pg_pilot_status(). */
+struct DaemonCounters {
+    std::atomic<uint64_t> requests;
+    std::atomic<uint64_t> items;
+    std::atomic<uint64_t> answered;
+    std::atomic<uint64_t> bad_requests;
+    std::atomic<uint64_t> oracle_entries;
+};
+
+struct alignas(64) SegmentHeader {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t header_size; /* sizeof(SegmentHeader) */
+    uint32_t slot_size;   /* sizeof(Slot) */
+    uint32_t nslots;
+    uint64_t total_size;  /* header + nslots * slot_size */
+    uint64_t epoch;       /* random per pilotd start */
+    uint32_t daemon_pid;
+    std::atomic<uint32_t> daemon_state;    /* DaemonState */
+    std::atomic<uint64_t> heartbeat_us;    /* CLOCK_MONOTONIC microseconds, every heartbeat_ms */
+    uint32_t heartbeat_interval_ms;
+    std::atomic<uint32_t> doorbell;        /* futex word pilotd's workers sleep on */
+    std::atomic<uint32_t> sleeping_workers; /* ring the doorbell only if > 0 */
+    uint64_t started_at_unix;
+    DaemonCounters counters;
+};
+
+static_assert(std::atomic<uint32_t>::is_always_lock_free, "futex words must be lock free");
+static_assert(std::atomic<uint64_t>::is_always_lock_free, "64-bit atomics must be lock free");
+static_assert(sizeof(EstimateItem) == 32, "EstimateItem layout");
+static_assert(sizeof(EstimateAnswer) == 16, "EstimateAnswer layout");
+
+inline uint64_t segment_size(uint32_t nslots) {
+    return sizeof(SegmentHeader) + static_cast<uint64_t>(nslots) * sizeof(Slot);
+}
+
+inline Slot *slot_at(SegmentHeader *h, uint32_t i) {
+    return reinterpret_cast<Slot *>(reinterpret_cast<char *>(h) + sizeof(SegmentHeader)) + i;
+}
+
+/* Why a header is unusable; HDR_OK when it can be talked to. */
+enum HeaderCheck {
+    HDR_OK = 0,
+    HDR_TOO_SMALL,     /* mapping smaller than a header */
+    HDR_BAD_MAGIC,     /* not a pg_pilot segment (or not initialised yet) */
+    HDR_BAD_VERSION,   /* pilotd speaks another protocol version */
+    HDR_BAD_LAYOUT,    /* sizes disagree with this build or with the mapping */
+    HDR_NOT_READY,     /* pilotd starting or stopping */
+    HDR_STALE,         /* heartbeat older than the staleness limit: pilotd is gone or hung */
+};
+
+const char *header_check_name(HeaderCheck c);
+
+/* Checks everything a backend needs before it may write a request. */
+HeaderCheck validate_header(const SegmentHeader *h, uint64_t mapped_size, uint64_t now_us,
+                            uint64_t stale_after_us);
+
+/* pilotd's check of a request it is about to answer. */
+bool validate_request(const Request &r);
+
+/* A backend's check of a response to request `req`; on success every answer is
+ * usable (finite, non-negative rows, known source). */
+bool validate_response(const Request &req, const Response &resp);
+
+/* CLOCK_MONOTONIC in microseconds: comparable across processes on one host. */
+uint64_t monotonic_us();
+
+/* "pg_pilot.<16 hex digits>" from the real path of the data directory;
+ * empty string when the path cannot be resolved. */
+std::string segment_name_for_datadir(const std::string &datadir);
+
+/* 64-bit FNV-1a with a splitmix finaliser: stable across builds and hosts. */
+uint64_t stable_hash64(const void *data, size_t len, uint64_t seed = 0);
+
+} // namespace proto
+} // namespace pilot
+
+#endif

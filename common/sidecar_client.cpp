@@ -1,0 +1,235 @@
+/* sidecar_client.cpp — attach, validate, send, wait; see sidecar_client.h. */
+#include "sidecar_client.h"
+
+#include "futex.h"
+
+#include <boost/interprocess/mapped_region.hpp>
+#include <boost/interprocess/shared_memory_object.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <signal.h>
+#include <unistd.h>
+
+namespace bip = boost::interprocess;
+
+namespace pilot {
+
+using namespace proto;
+
+const char *outcome_name(Outcome o) {
+    switch (o) {
+    case Outcome::OK: return "ok";
+    case Outcome::DAEMON_DOWN: return "daemon_down";
+    case Outcome::VERSION_MISMATCH: return "version_mismatch";
+    case Outcome::NO_SLOT: return "no_slot";
+    case Outcome::SLOT_BUSY: return "slot_busy";
+    case Outcome::TIMEOUT: return "timeout";
+    case Outcome::INVALID: return "invalid";
+    case Outcome::REFUSED: return "refused";
+    }
+    return "unknown";
+}
+
+struct SidecarClient::Mapping {
+    bip::shared_memory_object shm;
+    bip::mapped_region region;
+    SegmentHeader *header = nullptr;
+    uint64_t size = 0;
+    uint64_t epoch = 0;
+};
+
+SidecarClient::SidecarClient(std::string segment, uint32_t slot_index, uint64_t stale_after_us,
+                             uint64_t reattach_interval_us)
+    : segment_(std::move(segment)), slot_index_(slot_index), stale_after_us_(stale_after_us),
+      reattach_interval_us_(reattach_interval_us) {
+    /* seq values must differ from any earlier process that used this slot */
+    seq_ = (static_cast<uint64_t>(getpid()) << 32) ^ (monotonic_us() << 8);
+}
+
+SidecarClient::~SidecarClient() { detach(); }
+
+void SidecarClient::detach() noexcept {
+    try {
+        map_.reset();
+    } catch (...) {
+        map_.release(); /* leak rather than throw */
+    }
+}
+
+static Outcome outcome_for(HeaderCheck c) {
+    switch (c) {
+    case HDR_OK: return Outcome::OK;
+    case HDR_BAD_MAGIC:
+    case HDR_BAD_VERSION:
+    case HDR_BAD_LAYOUT: return Outcome::VERSION_MISMATCH;
+    default: return Outcome::DAEMON_DOWN;
+    }
+}
+
+Outcome SidecarClient::ensure_attached(uint64_t now_us) noexcept {
+    if (map_) {
+        HeaderCheck c = validate_header(map_->header, map_->size, now_us, stale_after_us_);
+        if (c == HDR_OK)
+            return Outcome::OK;
+        /* a restarted pilotd lives in a new segment under the same name */
+        last_problem_ = header_check_name(c);
+        last_outcome_ = outcome_for(c);
+        detach();
+        last_attempt_us_ = 0; /* try the new segment at once */
+    }
+    if (last_attempt_us_ != 0 && now_us - last_attempt_us_ < reattach_interval_us_)
+        return last_outcome_;
+    last_attempt_us_ = now_us;
+    if (segment_.empty()) {
+        last_problem_ = "no segment name (data directory unresolved)";
+        return last_outcome_ = Outcome::DAEMON_DOWN;
+    }
+    try {
+        std::unique_ptr<Mapping> m(new Mapping());
+        m->shm = bip::shared_memory_object(bip::open_only, segment_.c_str(), bip::read_write);
+        bip::offset_t size = 0;
+        if (!m->shm.get_size(size) || size < static_cast<bip::offset_t>(sizeof(SegmentHeader))) {
+            last_problem_ = header_check_name(HDR_TOO_SMALL);
+            return last_outcome_ = Outcome::VERSION_MISMATCH;
+        }
+        m->region = bip::mapped_region(m->shm, bip::read_write, 0, static_cast<size_t>(size));
+        m->size = static_cast<uint64_t>(size);
+        m->header = static_cast<SegmentHeader *>(m->region.get_address());
+        HeaderCheck c = validate_header(m->header, m->size, now_us, stale_after_us_);
+        if (c != HDR_OK) {
+            last_problem_ = header_check_name(c);
+            return last_outcome_ = outcome_for(c);
+        }
+        m->epoch = m->header->epoch;
+        map_ = std::move(m);
+        last_problem_.clear();
+        return last_outcome_ = Outcome::OK;
+    } catch (const std::exception &e) {
+        last_problem_ = std::string("cannot open segment: ") + e.what();
+    } catch (...) {
+        last_problem_ = "cannot open segment";
+    }
+    return last_outcome_ = Outcome::DAEMON_DOWN;
+}
+
+Outcome SidecarClient::probe() noexcept { return ensure_attached(monotonic_us()); }
+
+Outcome SidecarClient::call(Request &req, Response &resp, int64_t timeout_us) noexcept {
+    uint64_t start = monotonic_us();
+    Outcome o = ensure_attached(start);
+    if (o != Outcome::OK)
+        return o;
+    SegmentHeader *h = map_->header;
+    if (slot_index_ >= h->nslots)
+        return Outcome::NO_SLOT;
+    Slot *slot = slot_at(h, slot_index_);
+
+    /* take the slot: ours from any state but BUSY (see pilot_protocol.h) */
+    uint32_t s = slot->state.load(std::memory_order_acquire);
+    if (s == SLOT_BUSY || !slot->state.compare_exchange_strong(s, SLOT_WRITING,
+                                                               std::memory_order_acq_rel))
+        return Outcome::SLOT_BUSY;
+
+    req.seq = ++seq_;
+    uint32_t n = req.count <= kMaxItems ? req.count : kMaxItems;
+    Request &dst = slot->req;
+    dst.seq = req.seq;
+    dst.session = req.session;
+    dst.type = req.type;
+    dst.estimator = req.estimator;
+    dst.count = n;
+    dst.flags = req.flags;
+    if (req.type == MSG_ORACLE_ADD)
+        memcpy(dst.entries, req.entries, n * sizeof(OracleEntry));
+    else
+        memcpy(dst.items, req.items, n * sizeof(EstimateItem));
+    slot->owner_pid.store(static_cast<uint32_t>(getpid()), std::memory_order_relaxed);
+    slot->state.store(SLOT_PENDING, std::memory_order_release);
+
+    h->doorbell.fetch_add(1, std::memory_order_seq_cst);
+    if (h->sleeping_workers.load(std::memory_order_seq_cst) > 0)
+        futex_wake(&h->doorbell, 1);
+
+    /* wait: short spin (answers usually take a few microseconds), then futex
+     * sleeps of at most 1 ms so a stopping or dead daemon is noticed early */
+    uint64_t deadline = start + static_cast<uint64_t>(timeout_us > 0 ? timeout_us : 0);
+    int spins = 0;
+    for (;;) {
+        s = slot->state.load(std::memory_order_acquire);
+        if (s == SLOT_DONE)
+            break;
+        uint64_t now = monotonic_us();
+        if (now >= deadline) {
+            uint32_t expect = SLOT_PENDING; /* withdraw if pilotd has not picked it up */
+            slot->state.compare_exchange_strong(expect, SLOT_FREE, std::memory_order_acq_rel);
+            if (h->daemon_pid != 0 && kill(static_cast<pid_t>(h->daemon_pid), 0) != 0 &&
+                errno == ESRCH) {
+                last_problem_ = "pilotd process is gone";
+                detach();
+                last_attempt_us_ = 0;
+                return Outcome::DAEMON_DOWN;
+            }
+            return Outcome::TIMEOUT;
+        }
+        if (h->daemon_state.load(std::memory_order_acquire) != DAEMON_READY) {
+            uint32_t expect = SLOT_PENDING;
+            slot->state.compare_exchange_strong(expect, SLOT_FREE, std::memory_order_acq_rel);
+            return Outcome::DAEMON_DOWN;
+        }
+        if (spins < 200) {
+            spins++;
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+            continue;
+        }
+        uint64_t left = deadline - now;
+        futex_wait(&slot->state, s, static_cast<int64_t>(left < 1000 ? left : 1000));
+    }
+
+    /* copy the response out before validating: the other side may be garbage */
+    const Response &src = slot->resp;
+    resp.seq = src.seq;
+    resp.status = src.status;
+    resp.count = src.count;
+    resp.oracle_entries = src.oracle_entries;
+    uint32_t rc = resp.count <= kMaxItems ? resp.count : 0;
+    memcpy(resp.answers, src.answers, rc * sizeof(EstimateAnswer));
+    uint32_t done = SLOT_DONE;
+    slot->state.compare_exchange_strong(done, SLOT_FREE, std::memory_order_acq_rel);
+
+    if (!validate_response(req, resp))
+        return Outcome::INVALID;
+    if (resp.status != ST_OK)
+        return Outcome::REFUSED;
+    return Outcome::OK;
+}
+
+DaemonInfo SidecarClient::info() noexcept {
+    DaemonInfo d;
+    d.segment = segment_;
+    uint64_t now = monotonic_us();
+    last_attempt_us_ = 0; /* an explicit status request always looks again */
+    if (ensure_attached(now) != Outcome::OK) {
+        d.last_problem = last_problem_;
+        return d;
+    }
+    const SegmentHeader *h = map_->header;
+    d.attached = true;
+    d.version = h->version;
+    d.nslots = h->nslots;
+    d.daemon_pid = h->daemon_pid;
+    d.epoch = h->epoch;
+    uint64_t hb = h->heartbeat_us.load(std::memory_order_acquire);
+    d.heartbeat_age_us = now > hb ? now - hb : 0;
+    d.started_at_unix = h->started_at_unix;
+    d.requests = h->counters.requests.load(std::memory_order_relaxed);
+    d.items = h->counters.items.load(std::memory_order_relaxed);
+    d.answered = h->counters.answered.load(std::memory_order_relaxed);
+    d.bad_requests = h->counters.bad_requests.load(std::memory_order_relaxed);
+    d.oracle_entries = h->counters.oracle_entries.load(std::memory_order_relaxed);
+    return d;
+}
+
+} // namespace pilot

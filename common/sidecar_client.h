@@ -1,0 +1,86 @@
+/*
+ * sidecar_client.h — the backend's side of the shared-memory protocol, in plain
+ * C++ (no PostgreSQL headers) so it is unit-tested against a real pilotd.
+ *
+ * One client per process.  call() never throws and never waits longer than the
+ * time it is given; every way the sidecar can be unusable (no segment, another
+ * protocol version, stale heartbeat, slot busy, garbage response) comes back as
+ * an Outcome the caller turns into PostgreSQL's native estimate plus a counter.
+ */
+#ifndef PG_PILOT_SIDECAR_CLIENT_H
+#define PG_PILOT_SIDECAR_CLIENT_H
+
+#include "pilot_protocol.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace pilot {
+
+enum class Outcome {
+    OK = 0,           /* response valid and ST_OK */
+    DAEMON_DOWN,      /* no segment, stale heartbeat, daemon stopping */
+    VERSION_MISMATCH, /* segment of another protocol version or layout */
+    NO_SLOT,          /* this backend's slot index is beyond the daemon's slots */
+    SLOT_BUSY,        /* pilotd is still answering an abandoned request in our slot */
+    TIMEOUT,          /* no answer within the time given */
+    INVALID,          /* response failed validation */
+    REFUSED,          /* pilotd answered with a non-OK status */
+};
+
+const char *outcome_name(Outcome o);
+
+struct DaemonInfo {
+    bool attached = false;
+    std::string segment;
+    std::string last_problem; /* why not attached, for status output */
+    uint32_t version = 0;
+    uint32_t nslots = 0;
+    uint32_t daemon_pid = 0;
+    uint64_t epoch = 0;
+    uint64_t heartbeat_age_us = 0;
+    uint64_t started_at_unix = 0;
+    uint64_t requests = 0, items = 0, answered = 0, bad_requests = 0, oracle_entries = 0;
+};
+
+class SidecarClient {
+  public:
+    /* slot_index: this process's slot (backend id - 1); stale_after_us: a heartbeat
+     * older than this means pilotd is gone; reattach_interval_us: how often an
+     * unattached client retries opening the segment (keeps a down daemon cheap). */
+    SidecarClient(std::string segment, uint32_t slot_index, uint64_t stale_after_us,
+                  uint64_t reattach_interval_us);
+    ~SidecarClient();
+    SidecarClient(const SidecarClient &) = delete;
+    SidecarClient &operator=(const SidecarClient &) = delete;
+
+    /* Sends req (seq is assigned here) and waits at most timeout_us for the answer. */
+    Outcome call(proto::Request &req, proto::Response &resp, int64_t timeout_us) noexcept;
+
+    /* Cheap check without sending anything: is pilotd there right now? */
+    Outcome probe() noexcept;
+
+    DaemonInfo info() noexcept;
+
+    void set_stale_after_us(uint64_t v) { stale_after_us_ = v; }
+
+  private:
+    struct Mapping;
+    Outcome ensure_attached(uint64_t now_us) noexcept;
+    void detach() noexcept;
+
+    std::string segment_;
+    uint32_t slot_index_;
+    uint64_t stale_after_us_;
+    uint64_t reattach_interval_us_;
+    std::unique_ptr<Mapping> map_;
+    uint64_t last_attempt_us_ = 0;
+    Outcome last_outcome_ = Outcome::DAEMON_DOWN;
+    std::string last_problem_ = "not attached yet";
+    uint64_t seq_ = 0;
+};
+
+} // namespace pilot
+
+#endif

@@ -1,0 +1,84 @@
+/*
+ * subplan_key.h — the canonical description of a relation set ("subplan key").
+ *
+ * The key is the join point of estimates, feedback, memo and models, so it has
+ * exactly one implementation: this file.  The extension describes a relation
+ * set from the planner's structures as a KeyDesc (tables, and clauses as small
+ * expression trees whose column references name a relation by an arbitrary
+ * integer id); subplan_key_compute() turns it into canonical text, independent
+ * of aliases, of the range-table order and of clause order, plus the same text
+ * with every constant replaced by '?' (the "template").  Both are hashed with
+ * proto::stable_hash64, so they are stable across sessions, restarts and hosts.
+ *
+ * Canonical form (version line first, one item per line):
+ *
+ *   pgpk1
+ *   R t1 public.movie_info
+ *   R t2 public.title
+ *   C (t1.movie_id = t2.id)
+ *   C (t2.production_year > '2000'::integer)
+ *
+ * Relation instances are numbered by colour refinement: a relation's colour is
+ * its table name plus the (sorted) clauses it takes part in, rendered with the
+ * other relations' colours, iterated until stable; remaining ties (symmetric
+ * self-joins) are broken one at a time and refined again.  Clauses are then
+ * rendered with the final names; commutative operators (AND/OR, equivalence
+ * sets, and binary operators that are their own commutator or have one) order
+ * their operands, so "a.x = b.y" and "b.y = a.x", "5 < a.x" and "a.x > 5" give
+ * one key.  Clause lists are sorted and de-duplicated.
+ *
+ * The structs are plain data so the extension can fill them from palloc'd
+ * memory without any C++ object being live while PostgreSQL code may throw.
+ */
+#ifndef PG_PILOT_SUBPLAN_KEY_H
+#define PG_PILOT_SUBPLAN_KEY_H
+
+#include <cstdint>
+#include <string>
+
+namespace pilot {
+
+enum KeyNodeKind : int {
+    KN_VAR = 1,   /* column reference: rel + text (column name, "*" for whole row) */
+    KN_CONST = 2, /* literal, already rendered as text (e.g. '5'::integer); '?' in templates */
+    KN_CALL = 3,  /* operator or function: text is its name */
+};
+
+enum KeyNodeFlags : uint32_t {
+    KF_INFIX = 1u,     /* binary operator: rendered "(a op b)" */
+    KF_SORT_ARGS = 2u, /* arguments form a set (AND, OR, equivalence class) */
+};
+
+struct KeyNode {
+    int kind;                /* KeyNodeKind */
+    uint32_t flags;          /* KeyNodeFlags */
+    int rel;                 /* KN_VAR: id of the relation (must be in KeyDesc::rel_ids) */
+    const char *text;        /* see KeyNodeKind */
+    const char *commutator;  /* KF_INFIX: name of the commuted operator, or nullptr */
+    int nargs;
+    const KeyNode *const *args;
+};
+
+struct KeyDesc {
+    int nrels;
+    const int *rel_ids;         /* caller's id per relation (e.g. range-table index) */
+    const char *const *tables;  /* schema-qualified, quoted table name per relation */
+    int nclauses;
+    const KeyNode *const *clauses;
+};
+
+struct SubplanKey {
+    uint64_t key = 0;          /* 0 = could not be computed */
+    uint64_t template_key = 0;
+    std::string text;          /* canonical text with constants */
+    std::string template_text; /* canonical text with '?' for constants */
+};
+
+/* Computes both forms.  Returns false (and sets *error) for a malformed
+ * description: a Var naming a relation not in the set, a null pointer, an
+ * empty set.  Never throws. */
+bool subplan_key_compute(const KeyDesc &desc, SubplanKey *out, std::string *error) noexcept;
+
+} // namespace pilot
+
+#endif

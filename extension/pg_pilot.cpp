@@ -1,0 +1,141 @@
+/*
+ * pg_pilot.cpp — module entry point: parameters and hook installation.
+ *
+ * pg_pilot gives PostgreSQL's planner row counts from a sidecar process
+ * (pilotd) over shared memory.  The planner asks for the estimates of base and
+ * join relations while it plans; when the sidecar is down, slow
+ * (pg_pilot.timeout_ms, one budget per query), of another protocol version or
+ * simply does not know a relation set, the planner keeps its own estimate and a
+ * counter in pg_pilot.stats says why.  Nothing here raises an error inside a
+ * user's query.
+ *
+ * Layout of the extension:
+ *   pg_pilot.cpp       parameters, _PG_init (this file)
+ *   planner_hooks.cpp  planner / set_rel_pathlist / set_join_pathlist hooks
+ *   relset_key.cpp     planner structures -> subplan key description
+ *   key_bridge.cpp     the only caller of common/subplan_key (C++ side)
+ *   sidecar.cpp        round trips to pilotd, time budget, fallback reasons
+ *   pilot_stats.cpp    shared counters behind pg_pilot.stats
+ *   sql_functions.cpp  SQL-callable functions
+ *
+ * Must be loaded with shared_preload_libraries (its counters live in the
+ * server's shared memory).
+ */
+extern "C" {
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "utils/guc.h"
+}
+
+#include "pg_pilot.h"
+#include "pilot_protocol.h"
+
+extern "C" {
+PG_MODULE_MAGIC;
+void _PG_init(void);
+}
+
+bool pilot_enabled = true;
+int pilot_timeout_ms = 5;
+int pilot_estimator = pilot::proto::EST_AUTO;
+bool pilot_log_estimates = false;
+int pilot_daemon_stale_ms = 1000;
+int pilot_reattach_interval_ms = 100;
+
+static const struct config_enum_entry estimator_options[] = {
+	{"auto", pilot::proto::EST_AUTO, false},
+	{"oracle", pilot::proto::EST_ORACLE, false},
+	{"native", pilot::proto::EST_NATIVE, false},
+	{NULL, 0, false}
+};
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static void
+pilot_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	pilot_stats_shmem_request();
+}
+
+static void
+pilot_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	pilot_stats_shmem_startup();
+}
+
+void
+_PG_init(void)
+{
+	if (!process_shared_preload_libraries_in_progress)
+	{
+		/* Loaded by CREATE EXTENSION or LOAD in a server that did not preload
+		 * it: install nothing, the SQL functions explain what to do. */
+		return;
+	}
+
+	DefineCustomBoolVariable("pg_pilot.enabled",
+							 "Use pilotd's row estimates while planning.",
+							 "When off, queries are planned exactly as without pg_pilot.",
+							 &pilot_enabled, true, PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("pg_pilot.timeout_ms",
+							"Longest time one query's planning waits for pilotd, in total.",
+							"Relation sets not answered in time keep PostgreSQL's estimate. "
+							"0 disables asking.",
+							&pilot_timeout_ms, 5, 0, 10000, PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomEnumVariable("pg_pilot.estimator",
+							 "Which pilotd estimator answers this session's queries.",
+							 "auto: pilotd's chain; oracle: only loaded cardinalities; "
+							 "native: none (PostgreSQL's estimates, same round trips).",
+							 &pilot_estimator, pilot::proto::EST_AUTO, estimator_options,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("pg_pilot.log_estimates",
+							 "Log every relation set's native and pg_pilot estimate.",
+							 NULL, &pilot_log_estimates, false, PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("pg_pilot.daemon_stale_ms",
+							"A pilotd heartbeat older than this means the sidecar is gone.",
+							NULL, &pilot_daemon_stale_ms, 1000, 20, 60000, PGC_SIGHUP,
+							GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("pg_pilot.reattach_interval_ms",
+							"How often a backend without a sidecar looks for one again.",
+							NULL, &pilot_reattach_interval_ms, 100, 0, 60000, PGC_SIGHUP,
+							GUC_UNIT_MS, NULL, NULL, NULL);
+	MarkGUCPrefixReserved("pg_pilot");
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = pilot_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = pilot_shmem_startup;
+
+	pilot_install_planner_hooks();
+}
+
+const char *
+pilot_fallback_name(PilotFallback f)
+{
+	switch (f)
+	{
+		case PF_NONE: return "none";
+		case PF_TIMEOUT: return "timeout";
+		case PF_DAEMON_DOWN: return "daemon_down";
+		case PF_VERSION_MISMATCH: return "version_mismatch";
+		case PF_UNKNOWN: return "unknown";
+		case PF_INVALID: return "invalid";
+		case PF_UNKEYABLE: return "unkeyable";
+		case PF_NO_SLOT: return "no_slot";
+		case PF_BUSY: return "busy";
+		case PF_ERROR: return "error";
+		case PF_NUM_REASONS: break;
+	}
+	return "?";
+}

@@ -1,0 +1,169 @@
+/*
+ * pg_pilot.h — declarations shared by the extension's source files.
+ *
+ * Include after postgres.h (every .cpp includes PostgreSQL headers first, inside
+ * extern "C", and C++ headers after them).
+ */
+#ifndef PG_PILOT_H
+#define PG_PILOT_H
+
+extern "C" {
+#include "nodes/pathnodes.h"
+#include "utils/hsearch.h"
+}
+
+/* ---- parameters (pg_pilot.cpp) ---- */
+extern bool pilot_enabled;
+extern int pilot_timeout_ms;
+extern int pilot_estimator;        /* proto::EstimatorId */
+extern bool pilot_log_estimates;
+extern int pilot_daemon_stale_ms;
+extern int pilot_reattach_interval_ms;
+
+/* Why a relation set kept PostgreSQL's estimate (also the pg_pilot.stats columns). */
+typedef enum PilotFallback
+{
+	PF_NONE = 0,		/* learned value used */
+	PF_TIMEOUT,			/* sidecar did not answer within the query's budget */
+	PF_DAEMON_DOWN,		/* no segment, stale heartbeat, daemon stopping */
+	PF_VERSION_MISMATCH,	/* segment of another protocol version / layout */
+	PF_UNKNOWN,			/* sidecar answered "don't know" */
+	PF_INVALID,			/* response failed validation */
+	PF_UNKEYABLE,		/* relation set could not be described (see relset_key.cpp) */
+	PF_NO_SLOT,			/* backend id beyond pilotd's slots */
+	PF_BUSY,			/* our slot still busy with an abandoned request */
+	PF_ERROR,			/* internal error caught and turned into a fallback */
+	PF_NUM_REASONS
+} PilotFallback;
+
+extern const char *pilot_fallback_name(PilotFallback f);
+
+/* ---- per-planning state (planner_hooks.cpp) ---- */
+
+/* One relation set's estimate, cached per planning by relid set. */
+typedef struct PilotEstimate
+{
+	Relids		relids;			/* hash key: must be first */
+	bool		resolved;		/* estimate fetched (or given up) */
+	bool		learned;		/* rows is a value from the sidecar */
+	PilotFallback reason;		/* why not, when !learned */
+	uint32		source;			/* proto::Source when learned */
+	double		rows;			/* learned rows (when learned) */
+	double		native_rows;	/* PostgreSQL's estimate when first seen */
+	uint64		key;			/* 0 when unkeyable */
+	uint64		template_key;
+	bool		recorded;		/* already added to the explain record */
+} PilotEstimate;
+
+struct RelsetCatalog;
+
+/* Per PlannerInfo (each subquery level has its own range table). */
+typedef struct PilotRootState
+{
+	PlannerInfo *root;
+	struct RelsetCatalog *catalog;	/* NULL until built; see catalog_failed */
+	bool		catalog_failed;
+	bool		base_fetched;
+	HTAB	   *estimates;		/* Relids -> PilotEstimate */
+	struct PilotRootState *next;
+} PilotRootState;
+
+/* One entry of pg_pilot.explain_estimates(). */
+typedef struct PilotRecord
+{
+	char	   *relations;
+	int			nrels;
+	double		native_rows;
+	double		pilot_rows;		/* < 0: none */
+	double		used_rows;
+	char	   *source;
+	uint64		key;
+	char	   *key_text;
+} PilotRecord;
+
+typedef enum PilotMode
+{
+	PM_PLAN = 0,				/* normal planning: ask the sidecar */
+	PM_CAPTURE,					/* derive the key of the whole query, ask nothing */
+} PilotMode;
+
+typedef struct PilotQueryState
+{
+	MemoryContext cxt;
+	PilotMode	mode;
+	bool		record;			/* collect PilotRecords (explain_estimates) */
+	bool		disabled;		/* an internal error or a dead sidecar: stop asking */
+	PilotFallback disabled_reason;
+	uint64		deadline_us;	/* 0 until the first request of the query */
+	PilotRootState *roots;
+	List	   *records;		/* PilotRecord * */
+	/* PM_CAPTURE results */
+	bool		captured;
+	uint64		captured_key;
+	uint64		captured_template;
+	char	   *captured_text;
+	char	   *captured_template_text;
+	char	   *capture_problem;
+	struct PilotQueryState *outer;	/* planner re-entered (e.g. SPI in a function) */
+} PilotQueryState;
+
+extern PilotQueryState *pilot_query;	/* innermost planning, or NULL */
+
+extern void pilot_install_planner_hooks(void);
+
+/* Plans `query` (one statement) in the given mode; returns the state it left
+ * (allocated in CurrentMemoryContext).  Raises the query's own errors. */
+extern PilotQueryState *pilot_plan_query_in_mode(const char *query, PilotMode mode, bool record);
+
+/* ---- relation-set keys (relset_key.cpp) ---- */
+typedef struct RelsetKey
+{
+	uint64		key;
+	uint64		template_key;
+	char	   *text;			/* palloc'd canonical text, or NULL if not asked */
+	char	   *template_text;
+	const char *problem;		/* why no key (static string), when key == 0 */
+} RelsetKey;
+
+extern struct RelsetCatalog *relset_catalog_build(PlannerInfo *root, const char **problem);
+extern bool relset_key_for(struct RelsetCatalog *cat, Relids relids, bool want_text,
+						   RelsetKey *out);
+extern char *relset_label(PlannerInfo *root, Relids relids);
+
+/* ---- sidecar round trips (sidecar.cpp) ---- */
+
+/* One relation set to estimate, and its answer. */
+typedef struct PilotAsk
+{
+	uint64		key;
+	uint64		template_key;
+	double		native_rows;
+	uint32		nrels;
+	/* out */
+	bool		learned;
+	double		rows;
+	uint32		source;
+	PilotFallback reason;
+} PilotAsk;
+
+/* Asks pilotd for n relation sets, waiting at most timeout_us in total.
+ * Never raises an error; fills every ask's out fields. */
+extern void pilot_sidecar_estimate(PilotAsk *asks, int n, int64 timeout_us);
+
+/* Oracle loading; these raise clear ERRORs (admin functions, not planning). */
+extern uint64 pilot_sidecar_oracle_load(const uint64 *keys, const double *rows, int n,
+										bool replace);
+extern uint64 pilot_sidecar_oracle_clear(void);
+
+struct PilotDaemonInfo;
+extern void pilot_sidecar_status(Datum *values, bool *nulls, int natts);
+
+/* ---- statistics (pilot_stats.cpp) ---- */
+extern void pilot_stats_shmem_request(void);
+extern void pilot_stats_shmem_startup(void);
+extern void pilot_stats_count_request(uint64 latency_us);
+extern void pilot_stats_count_items(int requested, int answered);
+extern void pilot_stats_count_fallback(PilotFallback reason, int n);
+extern bool pilot_stats_available(void);
+
+#endif

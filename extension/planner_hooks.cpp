@@ -1,0 +1,614 @@
+/*
+ * planner_hooks.cpp — where pilotd's estimates enter PostgreSQL's planner.
+ *
+ * planner_hook        starts a per-planning state: a memory context, a cache of
+ *                     estimates per PlannerInfo and relid set, and one time
+ *                     budget (pg_pilot.timeout_ms) for all round trips.
+ * set_rel_pathlist    at the first base relation of a query level, asks for all
+ *                     its base relations in ONE round trip and sets their rows
+ *                     before their paths are built; at each relation's own hook
+ *                     it also sets the rows of its unparameterized and partial
+ *                     paths (partial: divided like costsize.c does).
+ * set_join_pathlist   at the first split of a join relation, asks for its rows
+ *                     (once per relid set, cached, so GEQO asks once too); if
+ *                     they differ, sets joinrel->rows, drops the paths built so
+ *                     far and re-runs add_paths_to_joinrel under a re-entrancy
+ *                     guard, so no path keeps the old row count.  Later splits
+ *                     cost with the new rows.
+ *
+ * Parameterized paths keep their ppi_rows; dummy relations, child relations,
+ * and relation sets we cannot key keep PostgreSQL's estimate.  Every previous
+ * hook is called (pg_hint_plan, hypopg, pg_stat_statements ... keep working).
+ *
+ * Never an ERROR: our own work runs under PG_TRY; an error there (other than a
+ * cancel) is logged, counted as PF_ERROR and ends pg_pilot's involvement in this
+ * planning — the query is planned natively.
+ */
+extern "C" {
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "optimizer/cost.h"
+#include "optimizer/optimizer.h"
+#include "optimizer/paths.h"
+#include "optimizer/planner.h"
+#include "tcop/tcopprot.h"
+#include "utils/elog.h"
+#include "utils/memutils.h"
+}
+
+#include "pg_pilot.h"
+#include "pilot_protocol.h"
+
+#include <cmath>
+
+static planner_hook_type prev_planner_hook = NULL;
+static set_rel_pathlist_hook_type prev_set_rel_pathlist_hook = NULL;
+static set_join_pathlist_hook_type prev_set_join_pathlist_hook = NULL;
+
+PilotQueryState *pilot_query = NULL;
+static bool join_rerun_guard = false;
+
+/* pilot_plan_query_in_mode() hands its wishes to the next planner call */
+static bool pending = false;
+static PilotMode pending_mode = PM_PLAN;
+static bool pending_record = false;
+static PilotQueryState *pending_result = NULL;
+
+/* ---------------------------------------------------------------------
+ * Per-planning state
+ * --------------------------------------------------------------------- */
+
+static PilotRootState *
+root_state(PilotQueryState *qs, PlannerInfo *root)
+{
+	PilotRootState *rs;
+	HASHCTL		ctl;
+
+	for (rs = qs->roots; rs != NULL; rs = rs->next)
+		if (rs->root == root)
+			return rs;
+	rs = (PilotRootState *) palloc0(sizeof(PilotRootState));
+	rs->root = root;
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(Relids);
+	ctl.entrysize = sizeof(PilotEstimate);
+	ctl.hash = bitmap_hash;
+	ctl.match = bitmap_match;
+	ctl.hcxt = qs->cxt;
+	rs->estimates = hash_create("pg_pilot estimates", 64, &ctl,
+								HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	rs->next = qs->roots;
+	qs->roots = rs;
+	return rs;
+}
+
+static PilotEstimate *
+estimate_entry(PilotRootState *rs, Relids relids, double native_rows)
+{
+	bool		found;
+	PilotEstimate *e = (PilotEstimate *) hash_search(rs->estimates, &relids, HASH_ENTER, &found);
+
+	if (!found)
+	{
+		/* the key pointer may live in a GEQO scratch context: keep our copy */
+		e->relids = bms_copy(relids);
+		e->resolved = false;
+		e->learned = false;
+		e->reason = PF_UNKNOWN;
+		e->source = 0;
+		e->rows = 0;
+		e->native_rows = native_rows;
+		e->key = 0;
+		e->template_key = 0;
+		e->recorded = false;
+	}
+	return e;
+}
+
+static struct RelsetCatalog *
+root_catalog(PilotRootState *rs)
+{
+	const char *problem = NULL;
+
+	if (rs->catalog == NULL && !rs->catalog_failed)
+	{
+		rs->catalog = relset_catalog_build(rs->root, &problem);
+		if (rs->catalog == NULL)
+			rs->catalog_failed = true;
+	}
+	return rs->catalog;
+}
+
+/* Computes the key of e; false (reason set) when the set cannot be keyed. */
+static bool
+key_entry(PilotRootState *rs, PilotEstimate *e, bool want_text, RelsetKey *k)
+{
+	struct RelsetCatalog *cat = root_catalog(rs);
+
+	if (cat == NULL || !relset_key_for(cat, e->relids, want_text, k))
+	{
+		e->reason = PF_UNKEYABLE;
+		return false;
+	}
+	e->key = k->key;
+	e->template_key = k->template_key;
+	return true;
+}
+
+static double
+used_rows(const PilotEstimate *e)
+{
+	return e->learned ? clamp_row_est(e->rows) : e->native_rows;
+}
+
+/* Bookkeeping once per relation set: counters, log line, explain record. */
+static void
+finish_entry(PilotQueryState *qs, PilotRootState *rs, PilotEstimate *e)
+{
+	e->resolved = true;
+	if (!e->learned)
+		pilot_stats_count_fallback(e->reason, 1);
+	if (pilot_log_estimates || qs->record)
+	{
+		char	   *label = relset_label(rs->root, e->relids);
+		const char *source = e->learned ? pilot::proto::source_name(e->source)
+			: psprintf("native (%s)", pilot_fallback_name(e->reason));
+
+		if (pilot_log_estimates)
+			ereport(LOG,
+					(errmsg("pg_pilot: {%s} native=%.0f pilot=%s used=%.0f source=%s key=%016llx",
+							label, e->native_rows,
+							e->learned ? psprintf("%.0f", e->rows) : "-",
+							used_rows(e), source, (unsigned long long) e->key),
+					 errhidestmt(true)));
+		if (qs->record && !e->recorded)
+		{
+			PilotRecord *r = (PilotRecord *) palloc0(sizeof(PilotRecord));
+
+			r->relations = label;
+			r->nrels = bms_num_members(e->relids);
+			r->native_rows = e->native_rows;
+			r->pilot_rows = e->learned ? e->rows : -1;
+			r->used_rows = used_rows(e);
+			r->source = pstrdup(source);
+			r->key = e->key;
+			qs->records = lappend(qs->records, r);
+			e->recorded = true;
+		}
+	}
+}
+
+/* Sends asks for entries (all keyed) in one round trip, within the budget. */
+static void
+ask_sidecar(PilotQueryState *qs, PilotEstimate **entries, int n)
+{
+	PilotAsk   *asks;
+	uint64		now;
+	int64		left;
+
+	if (n == 0)
+		return;
+	now = pilot::proto::monotonic_us();
+	if (qs->deadline_us == 0)
+		qs->deadline_us = now + (uint64) pilot_timeout_ms * 1000;
+	left = (int64) qs->deadline_us - (int64) now;
+	if (qs->disabled_reason != PF_NONE || left <= 0)
+	{
+		for (int i = 0; i < n; i++)
+			entries[i]->reason = qs->disabled_reason != PF_NONE ? qs->disabled_reason : PF_TIMEOUT;
+		return;
+	}
+	asks = (PilotAsk *) palloc0(sizeof(PilotAsk) * n);
+	for (int i = 0; i < n; i++)
+	{
+		asks[i].key = entries[i]->key;
+		asks[i].template_key = entries[i]->template_key;
+		asks[i].native_rows = entries[i]->native_rows;
+		asks[i].nrels = (uint32) bms_num_members(entries[i]->relids);
+	}
+	pilot_sidecar_estimate(asks, n, left);
+	for (int i = 0; i < n; i++)
+	{
+		entries[i]->learned = asks[i].learned;
+		entries[i]->rows = asks[i].rows;
+		entries[i]->source = asks[i].source;
+		entries[i]->reason = asks[i].learned ? PF_NONE : asks[i].reason;
+		/* the sidecar is unusable for the rest of this planning: stop asking */
+		if (asks[i].reason == PF_DAEMON_DOWN || asks[i].reason == PF_VERSION_MISMATCH ||
+			asks[i].reason == PF_NO_SLOT)
+			qs->disabled_reason = asks[i].reason;
+	}
+	pfree(asks);
+}
+
+static void
+capture(PilotQueryState *qs, PilotRootState *rs, Relids relids)
+{
+	PilotEstimate *e = estimate_entry(rs, relids, 0);
+	RelsetKey	k;
+
+	if (key_entry(rs, e, true, &k))
+	{
+		qs->captured = true;
+		qs->captured_key = k.key;
+		qs->captured_template = k.template_key;
+		qs->captured_text = k.text;
+		qs->captured_template_text = k.template_text;
+	}
+	else
+		qs->capture_problem = pstrdup(k.problem ? k.problem : "cannot describe the relation set");
+}
+
+static bool
+is_whole_query(PlannerInfo *root, Relids relids)
+{
+	return root->parent_root == NULL && bms_equal(relids, root->all_baserels);
+}
+
+/* ---------------------------------------------------------------------
+ * Base relations
+ * --------------------------------------------------------------------- */
+
+static double
+parallel_divisor(Path *path)
+{
+	/* same as the static get_parallel_divisor() in costsize.c */
+	double		divisor = path->parallel_workers;
+
+	if (parallel_leader_participation)
+	{
+		double		leader = 1.0 - (0.3 * path->parallel_workers);
+
+		if (leader > 0)
+			divisor += leader;
+	}
+	return divisor > 0 ? divisor : 1.0;
+}
+
+static void
+apply_base_rows(RelOptInfo *rel, double rows)
+{
+	ListCell   *lc;
+
+	rel->rows = clamp_row_est(rows);
+	foreach(lc, rel->pathlist)
+	{
+		Path	   *p = (Path *) lfirst(lc);
+
+		if (p->param_info == NULL)
+			p->rows = rel->rows;
+	}
+	foreach(lc, rel->partial_pathlist)
+	{
+		Path	   *p = (Path *) lfirst(lc);
+
+		if (p->param_info == NULL)
+			p->rows = clamp_row_est(rel->rows / parallel_divisor(p));
+	}
+}
+
+/* All base relations of this query level, one round trip. */
+static void
+fetch_base_estimates(PilotQueryState *qs, PilotRootState *rs)
+{
+	PlannerInfo *root = rs->root;
+	PilotEstimate **keyed = (PilotEstimate **) palloc(sizeof(PilotEstimate *) *
+													  root->simple_rel_array_size);
+	PilotEstimate **all = (PilotEstimate **) palloc(sizeof(PilotEstimate *) *
+													root->simple_rel_array_size);
+	int			nkeyed = 0;
+	int			nall = 0;
+
+	for (int i = 1; i < root->simple_rel_array_size; i++)
+	{
+		RelOptInfo *rel = root->simple_rel_array[i];
+		PilotEstimate *e;
+		RelsetKey	k;
+
+		if (rel == NULL || rel->reloptkind != RELOPT_BASEREL || IS_DUMMY_REL(rel))
+			continue;
+		e = estimate_entry(rs, rel->relids, rel->rows);
+		if (e->resolved)
+			continue;
+		all[nall++] = e;
+		if (key_entry(rs, e, false, &k))
+			keyed[nkeyed++] = e;
+	}
+	ask_sidecar(qs, keyed, nkeyed);
+	for (int i = 0; i < nall; i++)
+	{
+		PilotEstimate *e = all[i];
+		int			relid = bms_singleton_member(e->relids);
+
+		finish_entry(qs, rs, e);
+		/* paths of later relations are built with these rows */
+		if (e->learned)
+			root->simple_rel_array[relid]->rows = clamp_row_est(e->rows);
+	}
+}
+
+static void
+base_rel_work(PilotQueryState *qs, PlannerInfo *root, RelOptInfo *rel)
+{
+	PilotRootState *rs = root_state(qs, root);
+	PilotEstimate *e;
+
+	if (qs->mode == PM_CAPTURE)
+	{
+		if (is_whole_query(root, rel->relids) && !IS_DUMMY_REL(rel))
+			capture(qs, rs, rel->relids);
+		return;
+	}
+	if (!rs->base_fetched)
+	{
+		rs->base_fetched = true;
+		fetch_base_estimates(qs, rs);
+	}
+	if (IS_DUMMY_REL(rel))
+		return;
+	e = estimate_entry(rs, rel->relids, rel->rows);
+	if (e->learned)
+		apply_base_rows(rel, e->rows);
+}
+
+/* ---------------------------------------------------------------------
+ * Join relations
+ * --------------------------------------------------------------------- */
+
+/* Returns true and the rows to use when joinrel must be re-costed. */
+static bool
+join_rel_work(PilotQueryState *qs, PlannerInfo *root, RelOptInfo *joinrel, double *rows)
+{
+	PilotRootState *rs = root_state(qs, root);
+	PilotEstimate *e;
+
+	if (qs->mode == PM_CAPTURE)
+	{
+		if (is_whole_query(root, joinrel->relids))
+			capture(qs, rs, joinrel->relids);
+		return false;
+	}
+	e = estimate_entry(rs, joinrel->relids, joinrel->rows);
+	if (!e->resolved)
+	{
+		RelsetKey	k;
+
+		if (key_entry(rs, e, false, &k))
+			ask_sidecar(qs, &e, 1);
+		finish_entry(qs, rs, e);
+	}
+	if (!e->learned)
+		return false;
+	*rows = clamp_row_est(e->rows);
+	return joinrel->rows != *rows;
+}
+
+/* ---------------------------------------------------------------------
+ * Error containment
+ * --------------------------------------------------------------------- */
+
+/* Called in PG_CATCH: rethrows cancels, swallows the rest into a fallback. */
+static void
+contain_error(PilotQueryState *qs, MemoryContext cxt)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED || edata->elevel > ERROR)
+	{
+		FreeErrorData(edata);
+		PG_RE_THROW();
+	}
+	FlushErrorState();
+	ereport(LOG,
+			(errmsg("pg_pilot: internal error, planning this query natively: %s",
+					edata->message),
+			 errhidestmt(true)));
+	FreeErrorData(edata);
+	qs->disabled = true;
+	pilot_stats_count_fallback(PF_ERROR, 1);
+}
+
+/* ---------------------------------------------------------------------
+ * Hooks
+ * --------------------------------------------------------------------- */
+
+static void
+pilot_set_rel_pathlist(PlannerInfo *root, RelOptInfo *rel, Index rti, RangeTblEntry *rte)
+{
+	PilotQueryState *qs = pilot_query;
+
+	if (prev_set_rel_pathlist_hook)
+		prev_set_rel_pathlist_hook(root, rel, rti, rte);
+
+	if (qs == NULL || qs->disabled || rel->reloptkind != RELOPT_BASEREL)
+		return;
+	{
+		MemoryContext old = MemoryContextSwitchTo(qs->cxt);
+
+		PG_TRY();
+		{
+			base_rel_work(qs, root, rel);
+		}
+		PG_CATCH();
+		{
+			contain_error(qs, old);
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(old);
+	}
+}
+
+static void
+pilot_set_join_pathlist(PlannerInfo *root, RelOptInfo *joinrel, RelOptInfo *outerrel,
+						RelOptInfo *innerrel, JoinType jointype, JoinPathExtraData *extra)
+{
+	PilotQueryState *qs = pilot_query;
+	bool		rerun = false;
+	double		rows = 0;
+
+	if (!join_rerun_guard && qs != NULL && !qs->disabled &&
+		joinrel->reloptkind == RELOPT_JOINREL && !IS_DUMMY_REL(joinrel))
+	{
+		MemoryContext old = MemoryContextSwitchTo(qs->cxt);
+
+		PG_TRY();
+		{
+			rerun = join_rel_work(qs, root, joinrel, &rows);
+		}
+		PG_CATCH();
+		{
+			contain_error(qs, old);
+			rerun = false;
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(old);
+	}
+
+	if (!rerun)
+	{
+		if (prev_set_join_pathlist_hook)
+			prev_set_join_pathlist_hook(root, joinrel, outerrel, innerrel, jointype, extra);
+		return;
+	}
+
+	/*
+	 * First split of this join relation and the learned rows differ: throw away
+	 * the paths costed with the old rows and build them again.  The re-run calls
+	 * this hook again; the guard makes that call pass straight to the previous
+	 * hook, which therefore runs exactly once for the paths that stay.
+	 */
+	joinrel->rows = rows;
+	joinrel->pathlist = NIL;
+	joinrel->partial_pathlist = NIL;
+	joinrel->cheapest_startup_path = NULL;
+	joinrel->cheapest_total_path = NULL;
+	joinrel->cheapest_unique_path = NULL;
+	joinrel->cheapest_parameterized_paths = NIL;
+	join_rerun_guard = true;
+	PG_TRY();
+	{
+		add_paths_to_joinrel(root, joinrel, outerrel, innerrel, jointype,
+							 extra->sjinfo, extra->restrictlist);
+	}
+	PG_FINALLY();
+	{
+		join_rerun_guard = false;
+	}
+	PG_END_TRY();
+}
+
+static PlannedStmt *
+pilot_planner(Query *parse, const char *query_string, int cursorOptions,
+			  ParamListInfo boundParams)
+{
+	PilotQueryState *outer = pilot_query;
+	bool		outer_guard = join_rerun_guard;
+	PilotQueryState *qs = NULL;
+	PlannedStmt *result;
+	bool		own_context = false;
+
+	if (pending)
+	{
+		/* pilot_plan_query_in_mode(): state lives in the caller's context */
+		pending = false;
+		qs = (PilotQueryState *) palloc0(sizeof(PilotQueryState));
+		qs->cxt = CurrentMemoryContext;
+		qs->mode = pending_mode;
+		qs->record = pending_record;
+		pending_result = qs;
+		if (qs->mode == PM_PLAN && (!pilot_enabled || pilot_timeout_ms <= 0))
+			qs = NULL;
+	}
+	else if (pilot_enabled && pilot_timeout_ms > 0)
+	{
+		MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_pilot planning",
+												  ALLOCSET_DEFAULT_SIZES);
+
+		qs = (PilotQueryState *) MemoryContextAllocZero(cxt, sizeof(PilotQueryState));
+		qs->cxt = cxt;
+		qs->mode = PM_PLAN;
+		own_context = true;
+	}
+	if (qs != NULL)
+	{
+		qs->disabled_reason = PF_NONE;
+		qs->outer = outer;
+	}
+
+	pilot_query = qs;
+	join_rerun_guard = false;
+	PG_TRY();
+	{
+		if (prev_planner_hook)
+			result = prev_planner_hook(parse, query_string, cursorOptions, boundParams);
+		else
+			result = standard_planner(parse, query_string, cursorOptions, boundParams);
+	}
+	PG_FINALLY();
+	{
+		pilot_query = outer;
+		join_rerun_guard = outer_guard;
+		if (own_context)
+			MemoryContextDelete(qs->cxt);
+	}
+	PG_END_TRY();
+	return result;
+}
+
+PilotQueryState *
+pilot_plan_query_in_mode(const char *query, PilotMode mode, bool record)
+{
+	List	   *raw;
+	List	   *trees;
+	Query	   *q;
+	PilotQueryState *result;
+
+	raw = pg_parse_query(query);
+	if (list_length(raw) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pg_pilot: exactly one SQL statement expected, got %d",
+						list_length(raw))));
+	trees = pg_analyze_and_rewrite_fixedparams(linitial_node(RawStmt, raw), query, NULL, 0, NULL);
+	if (list_length(trees) != 1 || linitial_node(Query, trees)->commandType == CMD_UTILITY)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pg_pilot: the statement must be a SELECT, INSERT, UPDATE or DELETE")));
+	q = linitial_node(Query, trees);
+
+	pending = true;
+	pending_mode = mode;
+	pending_record = record;
+	pending_result = NULL;
+	PG_TRY();
+	{
+		(void) pg_plan_query(q, query, CURSOR_OPT_PARALLEL_OK, NULL);
+	}
+	PG_FINALLY();
+	{
+		pending = false;
+	}
+	PG_END_TRY();
+	result = pending_result;
+	pending_result = NULL;
+	if (result == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pg_pilot: planner hook not reached"),
+				 errhint("Is pg_pilot in shared_preload_libraries?")));
+	return result;
+}
+
+void
+pilot_install_planner_hooks(void)
+{
+	prev_planner_hook = planner_hook;
+	planner_hook = pilot_planner;
+	prev_set_rel_pathlist_hook = set_rel_pathlist_hook;
+	set_rel_pathlist_hook = pilot_set_rel_pathlist;
+	prev_set_join_pathlist_hook = set_join_pathlist_hook;
+	set_join_pathlist_hook = pilot_set_join_pathlist;
+}

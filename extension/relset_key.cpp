@@ -1,0 +1,728 @@
+/*
+ * relset_key.cpp — describes a relation set of a planning (a base or join
+ * relation) as a pilot::KeyDesc, from which common/subplan_key derives the
+ * canonical subplan key.
+ *
+ * Per PlannerInfo we build a catalog once (the first time the hooks need a
+ * key), holding every piece a relation set's description is made of, already
+ * serialised into KeyNode trees:
+ *   - per base relation: its table and its restriction clauses (baserestrictinfo,
+ *     including what equivalence classes derived from constants);
+ *   - join clauses (joininfo) with the relids they need;
+ *   - equivalence classes: members per relation.  An equi-join is described by
+ *     the class's members inside the set, "EQ(t1.a, t2.b, ...)", so it does not
+ *     matter which of the equivalent join clauses the planner generated;
+ *   - outer/semi/anti joins: kind and minimal sides.
+ * A set's description is then a cheap selection from the catalog.
+ *
+ * Only plain tables (and materialized views, partitioned and foreign tables)
+ * are keyed.  Anything we cannot describe faithfully — subqueries, functions,
+ * Params, sub-plans, CASE, placeholders — makes the sets that contain it
+ * "unkeyable": they keep PostgreSQL's estimate.
+ *
+ * Constants of types whose text output depends on session settings (DateStyle,
+ * TimeZone, IntervalStyle, extra_float_digits, bytea_output, lc_monetary) are
+ * rendered from their binary send form, so a key does not change with them.
+ *
+ * Everything here is palloc'd in the caller's memory context and uses no C++
+ * object with a destructor: PostgreSQL calls below may raise ERRORs, which the
+ * caller (planner_hooks.cpp) catches.
+ */
+extern "C" {
+#include "postgres.h"
+
+#include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/pathnodes.h"
+#include "optimizer/pathnode.h"
+#include "parser/parsetree.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+}
+
+#include "key_bridge.h"
+#include "pg_pilot.h"
+#include "subplan_key.h"
+
+using pilot::KeyDesc;
+using pilot::KeyNode;
+
+typedef struct CatRel
+{
+	bool		present;		/* a base relation of this planning */
+	const char *problem;		/* non-NULL: sets containing it are unkeyable */
+	const char *table;
+	List	   *clauses;		/* KeyNode * */
+} CatRel;
+
+typedef struct CatClause
+{
+	Relids		relids;			/* the set must contain these */
+	const KeyNode *node;		/* NULL: could not serialise (poison) */
+	const char *problem;
+} CatClause;
+
+typedef struct CatMember
+{
+	Relids		relids;
+	const KeyNode *node;		/* NULL: poison */
+} CatMember;
+
+typedef struct CatEC
+{
+	int			nmembers;
+	CatMember  *members;
+} CatEC;
+
+struct RelsetCatalog
+{
+	PlannerInfo *root;
+	int			nrels;			/* simple_rel_array_size */
+	CatRel	   *rels;
+	List	   *clauses;		/* CatClause *: join clauses and special joins */
+	List	   *ecs;			/* CatEC * */
+};
+
+/* ---------------------------------------------------------------------
+ * Expression serialisation
+ * --------------------------------------------------------------------- */
+
+typedef struct SerCtx
+{
+	PlannerInfo *root;
+	const char *problem;
+} SerCtx;
+
+static KeyNode *
+make_node(int kind, const char *text)
+{
+	KeyNode    *n = (KeyNode *) palloc0(sizeof(KeyNode));
+
+	n->kind = kind;
+	n->text = text;
+	n->rel = -1;
+	return n;
+}
+
+static KeyNode *
+make_call(const char *name, uint32 flags, int nargs, KeyNode **args)
+{
+	KeyNode    *n = make_node(pilot::KN_CALL, name);
+
+	n->flags = flags;
+	n->nargs = nargs;
+	n->args = (const KeyNode *const *) args;
+	return n;
+}
+
+static KeyNode *serialize(SerCtx *ctx, Node *node);
+
+static KeyNode *
+serialize_args(SerCtx *ctx, const char *name, uint32 flags, List *args)
+{
+	int			n = list_length(args);
+	KeyNode   **a = (KeyNode **) palloc0(sizeof(KeyNode *) * (n > 0 ? n : 1));
+	int			i = 0;
+	ListCell   *lc;
+
+	foreach(lc, args)
+	{
+		a[i] = serialize(ctx, (Node *) lfirst(lc));
+		if (a[i] == NULL)
+			return NULL;
+		i++;
+	}
+	return make_call(name, flags, n, a);
+}
+
+static bool
+type_output_is_setting_dependent(Oid typid)
+{
+	Oid			elem = get_element_type(typid);
+
+	if (OidIsValid(elem))
+		typid = elem;
+	switch (typid)
+	{
+		case DATEOID:
+		case TIMEOID:
+		case TIMETZOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+		case INTERVALOID:
+		case FLOAT4OID:
+		case FLOAT8OID:
+		case CASHOID:
+		case BYTEAOID:
+			return true;
+		default:
+			return false;
+	}
+}
+
+static const char *
+render_const(Const *c)
+{
+	char	   *type = format_type_be(c->consttype);
+
+	if (c->constisnull)
+		return psprintf("NULL::%s", type);
+	if (type_output_is_setting_dependent(c->consttype))
+	{
+		Oid			sendfn;
+		bool		isvarlena;
+		bytea	   *bin;
+		StringInfoData s;
+		const unsigned char *p;
+		int			len;
+
+		getTypeBinaryOutputInfo(c->consttype, &sendfn, &isvarlena);
+		bin = OidSendFunctionCall(sendfn, c->constvalue);
+		p = (const unsigned char *) VARDATA(bin);
+		len = VARSIZE(bin) - VARHDRSZ;
+		initStringInfo(&s);
+		appendStringInfoString(&s, "X'");
+		for (int i = 0; i < len; i++)
+			appendStringInfo(&s, "%02x", p[i]);
+		appendStringInfo(&s, "'::%s", type);
+		return s.data;
+	}
+	else
+	{
+		Oid			outfn;
+		bool		isvarlena;
+
+		getTypeOutputInfo(c->consttype, &outfn, &isvarlena);
+		return psprintf("%s::%s",
+						quote_literal_cstr(OidOutputFunctionCall(outfn, c->constvalue)),
+						type);
+	}
+}
+
+static const char *
+function_name(Oid funcid)
+{
+	char	   *name = get_func_name(funcid);
+	Oid			nsp;
+
+	if (name == NULL)
+		return NULL;
+	nsp = get_func_namespace(funcid);
+	if (nsp != PG_CATALOG_NAMESPACE)
+	{
+		char	   *nspname = get_namespace_name(nsp);
+
+		if (nspname != NULL)
+			return quote_qualified_identifier(nspname, name);
+	}
+	return quote_identifier(name);
+}
+
+static KeyNode *
+serialize_op(SerCtx *ctx, Oid opno, List *args, const char *override_name)
+{
+	const char *name = override_name ? override_name : get_opname(opno);
+	KeyNode    *n;
+
+	if (name == NULL)
+	{
+		ctx->problem = "operator without a name";
+		return NULL;
+	}
+	if (list_length(args) == 2)
+	{
+		Oid			comm = get_commutator(opno);
+
+		n = serialize_args(ctx, name, pilot::KF_INFIX, args);
+		if (n != NULL && OidIsValid(comm))
+			n->commutator = (comm == opno || override_name) ? name : get_opname(comm);
+		return n;
+	}
+	return serialize_args(ctx, name, 0, args);
+}
+
+static KeyNode *
+serialize(SerCtx *ctx, Node *node)
+{
+	if (node == NULL)
+	{
+		ctx->problem = "empty expression";
+		return NULL;
+	}
+	check_stack_depth();
+
+	switch (nodeTag(node))
+	{
+		case T_Var:
+			{
+				Var		   *v = (Var *) node;
+				RangeTblEntry *rte;
+				KeyNode    *n;
+				char	   *att;
+
+				if (v->varlevelsup != 0 || v->varno <= 0 ||
+					(int) v->varno >= ctx->root->simple_rel_array_size)
+				{
+					ctx->problem = "reference to an outer query level";
+					return NULL;
+				}
+				rte = ctx->root->simple_rte_array[v->varno];
+				if (rte == NULL || rte->rtekind != RTE_RELATION)
+				{
+					ctx->problem = "reference to a relation that is not a table";
+					return NULL;
+				}
+				if (v->varattno == 0)
+					att = pstrdup("*");
+				else
+				{
+					att = get_attname(rte->relid, v->varattno, true);
+					if (att == NULL)
+						att = psprintf("attnum%d", (int) v->varattno);
+					else
+						att = (char *) quote_identifier(att);
+				}
+				n = make_node(pilot::KN_VAR, att);
+				n->rel = (int) v->varno;
+				return n;
+			}
+		case T_Const:
+			return make_node(pilot::KN_CONST, render_const((Const *) node));
+		case T_OpExpr:
+			{
+				OpExpr	   *op = (OpExpr *) node;
+
+				return serialize_op(ctx, op->opno, op->args, NULL);
+			}
+		case T_DistinctExpr:
+			{
+				DistinctExpr *op = (DistinctExpr *) node;
+
+				return serialize_op(ctx, op->opno, op->args, "IS DISTINCT FROM");
+			}
+		case T_NullIfExpr:
+			return serialize_args(ctx, "NULLIF", 0, ((NullIfExpr *) node)->args);
+		case T_ScalarArrayOpExpr:
+			{
+				ScalarArrayOpExpr *sa = (ScalarArrayOpExpr *) node;
+				const char *opname = get_opname(sa->opno);
+
+				if (opname == NULL)
+				{
+					ctx->problem = "operator without a name";
+					return NULL;
+				}
+				return serialize_args(ctx, psprintf("%s %s", opname, sa->useOr ? "ANY" : "ALL"),
+									  0, sa->args);
+			}
+		case T_BoolExpr:
+			{
+				BoolExpr   *b = (BoolExpr *) node;
+
+				switch (b->boolop)
+				{
+					case AND_EXPR:
+						return serialize_args(ctx, "AND", pilot::KF_SORT_ARGS, b->args);
+					case OR_EXPR:
+						return serialize_args(ctx, "OR", pilot::KF_SORT_ARGS, b->args);
+					case NOT_EXPR:
+						return serialize_args(ctx, "NOT", 0, b->args);
+				}
+				ctx->problem = "unknown boolean operator";
+				return NULL;
+			}
+		case T_NullTest:
+			{
+				NullTest   *nt = (NullTest *) node;
+
+				return serialize_args(ctx,
+									  nt->nulltesttype == IS_NULL ? "IS NULL" : "IS NOT NULL",
+									  0, list_make1(nt->arg));
+			}
+		case T_BooleanTest:
+			{
+				BooleanTest *bt = (BooleanTest *) node;
+				static const char *const names[] = {
+					"IS TRUE", "IS NOT TRUE", "IS FALSE", "IS NOT FALSE",
+					"IS UNKNOWN", "IS NOT UNKNOWN"
+				};
+
+				if ((int) bt->booltesttype < 0 || (int) bt->booltesttype > 5)
+				{
+					ctx->problem = "unknown boolean test";
+					return NULL;
+				}
+				return serialize_args(ctx, names[bt->booltesttype], 0, list_make1(bt->arg));
+			}
+		case T_FuncExpr:
+			{
+				FuncExpr   *f = (FuncExpr *) node;
+				const char *name = function_name(f->funcid);
+
+				if (name == NULL)
+				{
+					ctx->problem = "function without a name";
+					return NULL;
+				}
+				if (f->funcretset)
+				{
+					ctx->problem = "set-returning function";
+					return NULL;
+				}
+				return serialize_args(ctx, name, 0, f->args);
+			}
+		case T_RelabelType:
+			return serialize(ctx, (Node *) ((RelabelType *) node)->arg);
+		case T_CollateExpr:
+			return serialize(ctx, (Node *) ((CollateExpr *) node)->arg);
+		case T_CoerceViaIO:
+			{
+				CoerceViaIO *c = (CoerceViaIO *) node;
+
+				return serialize_args(ctx, psprintf("::%s", format_type_be(c->resulttype)), 0,
+									  list_make1(c->arg));
+			}
+		case T_ArrayCoerceExpr:
+			{
+				ArrayCoerceExpr *c = (ArrayCoerceExpr *) node;
+
+				return serialize_args(ctx, psprintf("::%s", format_type_be(c->resulttype)), 0,
+									  list_make1(c->arg));
+			}
+		case T_ArrayExpr:
+			return serialize_args(ctx, "ARRAY", 0, ((ArrayExpr *) node)->elements);
+		case T_RowExpr:
+			return serialize_args(ctx, "ROW", 0, ((RowExpr *) node)->args);
+		case T_CoalesceExpr:
+			return serialize_args(ctx, "COALESCE", 0, ((CoalesceExpr *) node)->args);
+		case T_MinMaxExpr:
+			{
+				MinMaxExpr *m = (MinMaxExpr *) node;
+
+				return serialize_args(ctx, m->op == IS_GREATEST ? "GREATEST" : "LEAST",
+									  0, m->args);
+			}
+		case T_Param:
+			ctx->problem = "parameter ($n) in a clause";
+			return NULL;
+		case T_SubPlan:
+		case T_AlternativeSubPlan:
+		case T_SubLink:
+			ctx->problem = "sub-query in a clause";
+			return NULL;
+		case T_PlaceHolderVar:
+			ctx->problem = "placeholder variable";
+			return NULL;
+		default:
+			ctx->problem = "unsupported expression";
+			return NULL;
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Catalog
+ * --------------------------------------------------------------------- */
+
+static const char *
+table_name(Oid relid)
+{
+	char	   *rel = get_rel_name(relid);
+	char	   *nsp;
+
+	if (rel == NULL)
+		return NULL;
+	nsp = get_namespace_name(get_rel_namespace(relid));
+	if (nsp == NULL)
+		return NULL;
+	return quote_qualified_identifier(nsp, rel);
+}
+
+static void
+add_clause(RelsetCatalog *cat, SerCtx *ctx, Relids relids, Node *clause)
+{
+	CatClause  *cc = (CatClause *) palloc0(sizeof(CatClause));
+
+	ctx->problem = NULL;
+	cc->relids = relids;
+	cc->node = serialize(ctx, clause);
+	cc->problem = ctx->problem;
+	cat->clauses = lappend(cat->clauses, cc);
+}
+
+static KeyNode *
+rel_star(int rti)
+{
+	KeyNode    *n = make_node(pilot::KN_VAR, "*");
+
+	n->rel = rti;
+	return n;
+}
+
+static KeyNode *
+relids_node(const char *name, Relids relids)
+{
+	int			n = bms_num_members(relids);
+	KeyNode   **a = (KeyNode **) palloc0(sizeof(KeyNode *) * (n > 0 ? n : 1));
+	int			i = 0;
+	int			x = -1;
+
+	while ((x = bms_next_member(relids, x)) >= 0)
+		a[i++] = rel_star(x);
+	return make_call(name, pilot::KF_SORT_ARGS, n, a);
+}
+
+RelsetCatalog *
+relset_catalog_build(PlannerInfo *root, const char **problem)
+{
+	RelsetCatalog *cat = (RelsetCatalog *) palloc0(sizeof(RelsetCatalog));
+	SerCtx		ctx;
+	List	   *seen = NIL;
+	ListCell   *lc;
+
+	ctx.root = root;
+	ctx.problem = NULL;
+	cat->root = root;
+	cat->nrels = root->simple_rel_array_size;
+	cat->rels = (CatRel *) palloc0(sizeof(CatRel) * (cat->nrels > 0 ? cat->nrels : 1));
+	*problem = NULL;
+
+	for (int i = 1; i < cat->nrels; i++)
+	{
+		RelOptInfo *rel = root->simple_rel_array[i];
+		RangeTblEntry *rte = root->simple_rte_array[i];
+		CatRel	   *cr = &cat->rels[i];
+
+		if (rel == NULL || rel->reloptkind != RELOPT_BASEREL || rte == NULL)
+			continue;
+		cr->present = true;
+		if (rte->rtekind != RTE_RELATION)
+		{
+			cr->problem = "not a table (sub-query, function, values or CTE)";
+			continue;
+		}
+		if (rte->tablesample != NULL)
+		{
+			cr->problem = "TABLESAMPLE";
+			continue;
+		}
+		cr->table = table_name(rte->relid);
+		if (cr->table == NULL)
+		{
+			cr->problem = "table without a name";
+			continue;
+		}
+		foreach(lc, rel->baserestrictinfo)
+		{
+			RestrictInfo *ri = (RestrictInfo *) lfirst(lc);
+			KeyNode    *n;
+
+			ctx.problem = NULL;
+			n = serialize(&ctx, (Node *) ri->clause);
+			if (n == NULL)
+			{
+				cr->problem = ctx.problem;
+				break;
+			}
+			cr->clauses = lappend(cr->clauses, n);
+		}
+		/* join clauses, each once (a clause sits in every member's joininfo) */
+		foreach(lc, rel->joininfo)
+		{
+			RestrictInfo *ri = (RestrictInfo *) lfirst(lc);
+
+			if (list_member_ptr(seen, ri))
+				continue;
+			seen = lappend(seen, ri);
+			add_clause(cat, &ctx, bms_union(ri->required_relids, ri->clause_relids),
+					   (Node *) ri->clause);
+		}
+	}
+
+	/* equivalence classes: equi-joins described by their members */
+	foreach(lc, root->eq_classes)
+	{
+		EquivalenceClass *ec = (EquivalenceClass *) lfirst(lc);
+		CatEC	   *ce;
+		ListCell   *lm;
+		int			n = 0;
+
+		if (ec->ec_broken || ec->ec_has_volatile)
+			continue;			/* broken ECs put their clauses back in joininfo */
+		ce = (CatEC *) palloc0(sizeof(CatEC));
+		ce->members = (CatMember *) palloc0(sizeof(CatMember) *
+											(list_length(ec->ec_members) + 1));
+		foreach(lm, ec->ec_members)
+		{
+			EquivalenceMember *em = (EquivalenceMember *) lfirst(lm);
+
+			if (em->em_is_child || em->em_is_const || bms_is_empty(em->em_relids))
+				continue;
+			ctx.problem = NULL;
+			ce->members[n].relids = em->em_relids;
+			ce->members[n].node = serialize(&ctx, (Node *) em->em_expr);
+			n++;
+		}
+		ce->nmembers = n;
+		if (n >= 2)
+			cat->ecs = lappend(cat->ecs, ce);
+	}
+
+	/* outer, semi and anti joins change a set's size: record kind and sides */
+	foreach(lc, root->join_info_list)
+	{
+		SpecialJoinInfo *sj = (SpecialJoinInfo *) lfirst(lc);
+		const char *kind;
+		KeyNode   **a;
+		CatClause  *cc;
+
+		switch (sj->jointype)
+		{
+			case JOIN_LEFT: kind = "LEFT JOIN"; break;
+			case JOIN_FULL: kind = "FULL JOIN"; break;
+			case JOIN_SEMI: kind = "SEMI JOIN"; break;
+			case JOIN_ANTI: kind = "ANTI JOIN"; break;
+			default: kind = "JOIN"; break;
+		}
+		a = (KeyNode **) palloc0(sizeof(KeyNode *) * 2);
+		a[0] = relids_node("L", sj->min_lefthand);
+		a[1] = relids_node("R", sj->min_righthand);
+		cc = (CatClause *) palloc0(sizeof(CatClause));
+		cc->relids = bms_union(sj->min_lefthand, sj->min_righthand);
+		cc->node = make_call(kind, 0, 2, a);
+		cat->clauses = lappend(cat->clauses, cc);
+	}
+	return cat;
+}
+
+/* Builds the description of `relids` and computes its key. */
+bool
+relset_key_for(RelsetCatalog *cat, Relids relids, bool want_text, RelsetKey *out)
+{
+	int			nrels = bms_num_members(relids);
+	int		   *ids;
+	const char **tables;
+	List	   *clauses = NIL;
+	ListCell   *lc;
+	int			i = 0;
+	int			x = -1;
+	KeyDesc		desc;
+	const char *text = NULL;
+	const char *ttext = NULL;
+	const char *error = NULL;
+	uint64_t	key = 0;
+	uint64_t	tkey = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (cat == NULL || nrels == 0)
+	{
+		out->problem = "no relations";
+		return false;
+	}
+	ids = (int *) palloc(sizeof(int) * nrels);
+	tables = (const char **) palloc(sizeof(char *) * nrels);
+	while ((x = bms_next_member(relids, x)) >= 0)
+	{
+		CatRel	   *cr = (x < cat->nrels) ? &cat->rels[x] : NULL;
+
+		if (cr == NULL || !cr->present)
+		{
+			out->problem = "not a base relation of this query level";
+			return false;
+		}
+		if (cr->problem != NULL)
+		{
+			out->problem = cr->problem;
+			return false;
+		}
+		ids[i] = x;
+		tables[i] = cr->table;
+		i++;
+		clauses = list_concat(clauses, cr->clauses);
+	}
+	foreach(lc, cat->clauses)
+	{
+		CatClause  *cc = (CatClause *) lfirst(lc);
+
+		if (!bms_is_subset(cc->relids, relids) || bms_membership(cc->relids) != BMS_MULTIPLE)
+			continue;
+		if (cc->node == NULL)
+		{
+			out->problem = cc->problem ? cc->problem : "unsupported join clause";
+			return false;
+		}
+		clauses = lappend(clauses, (void *) cc->node);
+	}
+	foreach(lc, cat->ecs)
+	{
+		CatEC	   *ce = (CatEC *) lfirst(lc);
+		KeyNode   **a = (KeyNode **) palloc(sizeof(KeyNode *) * ce->nmembers);
+		int			n = 0;
+
+		for (int m = 0; m < ce->nmembers; m++)
+		{
+			if (!bms_is_subset(ce->members[m].relids, relids))
+				continue;
+			if (ce->members[m].node == NULL)
+			{
+				out->problem = "unsupported equivalence member";
+				return false;
+			}
+			a[n++] = (KeyNode *) ce->members[m].node;
+		}
+		if (n >= 2)
+			clauses = lappend(clauses, make_call("EQ", pilot::KF_SORT_ARGS, n, a));
+	}
+
+	desc.nrels = nrels;
+	desc.rel_ids = ids;
+	desc.tables = tables;
+	desc.nclauses = list_length(clauses);
+	{
+		const KeyNode **arr = (const KeyNode **) palloc(sizeof(KeyNode *) *
+														(desc.nclauses > 0 ? desc.nclauses : 1));
+
+		i = 0;
+		foreach(lc, clauses)
+			arr[i++] = (const KeyNode *) lfirst(lc);
+		desc.clauses = arr;
+	}
+	if (!pilot_key_compute(&desc, &key, &tkey, &text, &ttext, &error))
+	{
+		out->problem = "malformed relation set description";
+		return false;
+	}
+	out->key = key;
+	out->template_key = tkey;
+	if (want_text)
+	{
+		/* copy out of the bridge's static storage before anything else runs */
+		out->text = pstrdup(text);
+		out->template_text = pstrdup(ttext);
+	}
+	return true;
+}
+
+char *
+relset_label(PlannerInfo *root, Relids relids)
+{
+	StringInfoData s;
+	int			x = -1;
+
+	initStringInfo(&s);
+	while ((x = bms_next_member(relids, x)) >= 0)
+	{
+		RangeTblEntry *rte = (x < root->simple_rel_array_size) ? root->simple_rte_array[x] : NULL;
+
+		if (s.len > 0)
+			appendStringInfoString(&s, " ");
+		if (rte != NULL && rte->eref != NULL && rte->eref->aliasname != NULL)
+			appendStringInfoString(&s, rte->eref->aliasname);
+		else
+			appendStringInfo(&s, "#%d", x);
+	}
+	return s.data;
+}

@@ -1,0 +1,341 @@
+/*
+ * sidecar.cpp — round trips from this backend to pilotd.
+ *
+ * All C++ work (the client object, Boost, exceptions) stays inside the
+ * noexcept helpers of this file; they return plain codes and fill plain
+ * buffers, and only the outer functions call PostgreSQL code that may raise
+ * an ERROR (the admin functions do, on purpose; the planner path never does).
+ * The request/response buffers are static: nothing is allocated per request.
+ */
+extern "C" {
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/backendid.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+}
+
+#include "pg_pilot.h"
+#include "pilot_protocol.h"
+#include "sidecar_client.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <new>
+
+using namespace pilot;
+using namespace pilot::proto;
+
+static SidecarClient *client = nullptr;
+static bool client_failed = false;
+static Request request_buf;
+static Response response_buf;
+
+/* Oracle loads and clears wait this long: pilotd fsyncs before it answers. */
+static const int64 ADMIN_TIMEOUT_US = 30 * 1000000LL;
+
+static SidecarClient *
+get_client() noexcept
+{
+	if (client != nullptr || client_failed)
+		return client;
+	try
+	{
+		std::string name = segment_name_for_datadir(DataDir ? DataDir : "");
+		uint32_t slot = MyBackendId > 0 ? static_cast<uint32_t>(MyBackendId - 1) : UINT32_MAX;
+
+		client = new (std::nothrow) SidecarClient(name, slot,
+												  static_cast<uint64_t>(pilot_daemon_stale_ms) * 1000,
+												  static_cast<uint64_t>(pilot_reattach_interval_ms) * 1000);
+	}
+	catch (...)
+	{
+		client = nullptr;
+	}
+	if (client == nullptr)
+		client_failed = true;
+	return client;
+}
+
+static PilotFallback
+fallback_for(Outcome o)
+{
+	switch (o)
+	{
+		case Outcome::OK: return PF_NONE;
+		case Outcome::DAEMON_DOWN: return PF_DAEMON_DOWN;
+		case Outcome::VERSION_MISMATCH: return PF_VERSION_MISMATCH;
+		case Outcome::NO_SLOT: return PF_NO_SLOT;
+		case Outcome::SLOT_BUSY: return PF_BUSY;
+		case Outcome::TIMEOUT: return PF_TIMEOUT;
+		case Outcome::INVALID: return PF_INVALID;
+		case Outcome::REFUSED: return PF_INVALID;
+	}
+	return PF_ERROR;
+}
+
+/* One round trip for up to kMaxItems asks. */
+static void
+estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
+{
+	SidecarClient *c = get_client();
+	Outcome		o;
+	uint64_t	start;
+	int			answered = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		asks[i].learned = false;
+		asks[i].rows = 0;
+		asks[i].source = SRC_NONE;
+		asks[i].reason = PF_ERROR;
+	}
+	if (c == nullptr)
+		return;
+	c->set_stale_after_us(static_cast<uint64_t>(pilot_daemon_stale_ms) * 1000);
+
+	request_buf.type = MSG_ESTIMATE;
+	request_buf.estimator = static_cast<uint32_t>(pilot_estimator);
+	request_buf.count = static_cast<uint32_t>(n);
+	request_buf.flags = 0;
+	request_buf.session = 0;
+	for (int i = 0; i < n; i++)
+	{
+		EstimateItem &it = request_buf.items[i];
+
+		it.key = asks[i].key;
+		it.template_key = asks[i].template_key;
+		it.native_rows = asks[i].native_rows;
+		it.nrels = asks[i].nrels;
+		it.reserved = 0;
+	}
+	start = monotonic_us();
+	o = c->call(request_buf, response_buf, timeout_us);
+	if (o == Outcome::OK)
+	{
+		for (int i = 0; i < n; i++)
+		{
+			const EstimateAnswer &a = response_buf.answers[i];
+
+			/* validate_response() checked finiteness and range already */
+			if (a.source != SRC_NONE)
+			{
+				asks[i].learned = true;
+				asks[i].rows = a.rows;
+				asks[i].source = a.source;
+				asks[i].reason = PF_NONE;
+				answered++;
+			}
+			else
+				asks[i].reason = PF_UNKNOWN;
+		}
+		pilot_stats_count_request(monotonic_us() - start);
+	}
+	else
+	{
+		PilotFallback f = fallback_for(o);
+
+		for (int i = 0; i < n; i++)
+			asks[i].reason = f;
+		/* only attempts that reached pilotd count as requests */
+		if (o == Outcome::TIMEOUT || o == Outcome::INVALID || o == Outcome::REFUSED)
+			pilot_stats_count_request(monotonic_us() - start);
+	}
+	pilot_stats_count_items(n, answered);
+}
+
+void
+pilot_sidecar_estimate(PilotAsk *asks, int n, int64 timeout_us)
+{
+	uint64_t	deadline = monotonic_us() + (timeout_us > 0 ? (uint64_t) timeout_us : 0);
+
+	for (int off = 0; off < n; off += (int) kMaxItems)
+	{
+		int			m = n - off < (int) kMaxItems ? n - off : (int) kMaxItems;
+		uint64_t	now = monotonic_us();
+
+		if (now >= deadline)
+		{
+			for (int i = off; i < n; i++)
+			{
+				asks[i].learned = false;
+				asks[i].reason = PF_TIMEOUT;
+			}
+			return;
+		}
+		estimate_chunk(asks + off, m, (int64) (deadline - now));
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Admin messages (oracle loading): clear ERRORs, raised outside C++ frames.
+ * --------------------------------------------------------------------- */
+
+static char admin_problem[256];
+
+static Outcome
+admin_call(uint32_t type, uint64_t session, uint32_t flags) noexcept
+{
+	SidecarClient *c = get_client();
+
+	if (c == nullptr)
+	{
+		snprintf(admin_problem, sizeof admin_problem, "cannot create the sidecar client");
+		return Outcome::DAEMON_DOWN;
+	}
+	request_buf.type = type;
+	request_buf.session = session;
+	request_buf.flags = flags;
+	request_buf.estimator = 0;
+	if (type != MSG_ORACLE_ADD)
+		request_buf.count = 0;
+	Outcome		o = c->call(request_buf, response_buf, ADMIN_TIMEOUT_US);
+
+	if (o != Outcome::OK)
+	{
+		DaemonInfo	d = c->info();
+
+		snprintf(admin_problem, sizeof admin_problem, "%s%s%s", outcome_name(o),
+				 d.last_problem.empty() ? "" : ": ", d.last_problem.c_str());
+		if (o == Outcome::REFUSED)
+			snprintf(admin_problem, sizeof admin_problem, "pilotd refused the request (status %u)",
+					 response_buf.status);
+	}
+	return o;
+}
+
+static void
+admin_check(Outcome o, const char *what)
+{
+	if (o == Outcome::OK)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 errmsg("pg_pilot: %s failed: %s", what, admin_problem),
+			 errhint("Is pilotd running for this cluster? Start it with \"pilotd -D %s\" "
+					 "and check its log.", DataDir ? DataDir : "$PGDATA")));
+}
+
+uint64
+pilot_sidecar_oracle_load(const uint64 *keys, const double *rows, int n, bool replace)
+{
+	Outcome		o;
+	uint64_t	session;
+
+	o = admin_call(MSG_ORACLE_BEGIN, 0, replace ? ORACLE_REPLACE : 0);
+	admin_check(o, "starting the cardinality load");
+	session = request_buf.seq;
+	for (int off = 0; off < n; off += (int) kMaxItems)
+	{
+		int			m = n - off < (int) kMaxItems ? n - off : (int) kMaxItems;
+
+		for (int i = 0; i < m; i++)
+		{
+			request_buf.entries[i].key = keys[off + i];
+			request_buf.entries[i].rows = rows[off + i];
+		}
+		request_buf.count = (uint32) m;
+		o = admin_call(MSG_ORACLE_ADD, session, 0);
+		admin_check(o, "sending cardinalities");
+		CHECK_FOR_INTERRUPTS();
+	}
+	o = admin_call(MSG_ORACLE_COMMIT, session, 0);
+	admin_check(o, "committing the cardinality load");
+	return response_buf.oracle_entries;
+}
+
+uint64
+pilot_sidecar_oracle_clear(void)
+{
+	Outcome		o = admin_call(MSG_ORACLE_CLEAR, 0, 0);
+
+	admin_check(o, "clearing the oracle");
+	return response_buf.oracle_entries;
+}
+
+/* ---------------------------------------------------------------------
+ * Status (pg_pilot.daemon)
+ * --------------------------------------------------------------------- */
+
+typedef struct PlainInfo
+{
+	bool		attached;
+	char		segment[64];
+	char		problem[256];
+	uint32		version, nslots, pid;
+	uint64		epoch, heartbeat_age_us, started_at_unix;
+	uint64		requests, items, answered, bad_requests, oracle_entries;
+} PlainInfo;
+
+static void
+read_info(PlainInfo *p) noexcept
+{
+	SidecarClient *c = get_client();
+
+	memset(p, 0, sizeof(*p));
+	if (c == nullptr)
+	{
+		snprintf(p->problem, sizeof p->problem, "cannot create the sidecar client");
+		return;
+	}
+	try
+	{
+		DaemonInfo	d = c->info();
+
+		p->attached = d.attached;
+		snprintf(p->segment, sizeof p->segment, "%s", d.segment.c_str());
+		snprintf(p->problem, sizeof p->problem, "%s", d.last_problem.c_str());
+		p->version = d.version;
+		p->nslots = d.nslots;
+		p->pid = d.daemon_pid;
+		p->epoch = d.epoch;
+		p->heartbeat_age_us = d.heartbeat_age_us;
+		p->started_at_unix = d.started_at_unix;
+		p->requests = d.requests;
+		p->items = d.items;
+		p->answered = d.answered;
+		p->bad_requests = d.bad_requests;
+		p->oracle_entries = d.oracle_entries;
+	}
+	catch (...)
+	{
+		snprintf(p->problem, sizeof p->problem, "status unavailable");
+	}
+}
+
+void
+pilot_sidecar_status(Datum *values, bool *nulls, int natts)
+{
+	PlainInfo	p;
+	int			i = 0;
+
+	read_info(&p);
+	for (int k = 0; k < natts; k++)
+		nulls[k] = false;
+	values[i++] = BoolGetDatum(p.attached);
+	values[i++] = CStringGetTextDatum(p.segment);
+	if (p.problem[0] != '\0')
+		values[i++] = CStringGetTextDatum(p.problem);
+	else
+		nulls[i++] = true;
+	if (!p.attached)
+	{
+		for (; i < natts; i++)
+			nulls[i] = true;
+		return;
+	}
+	values[i++] = Int32GetDatum((int32) p.pid);
+	values[i++] = Int32GetDatum((int32) p.version);
+	values[i++] = CStringGetTextDatum(psprintf("%016llx", (unsigned long long) p.epoch));
+	values[i++] = Int32GetDatum((int32) p.nslots);
+	values[i++] = Float8GetDatum((double) p.heartbeat_age_us / 1000.0);
+	values[i++] = TimestampTzGetDatum(time_t_to_timestamptz((pg_time_t) p.started_at_unix));
+	values[i++] = Int64GetDatum((int64) p.requests);
+	values[i++] = Int64GetDatum((int64) p.items);
+	values[i++] = Int64GetDatum((int64) p.answered);
+	values[i++] = Int64GetDatum((int64) p.bad_requests);
+	values[i++] = Int64GetDatum((int64) p.oracle_entries);
+	Assert(i == natts);
+}

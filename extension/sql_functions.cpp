@@ -1,0 +1,335 @@
+/*
+ * sql_functions.cpp — the SQL interface (see sql/pg_pilot--*.sql for docs).
+ *
+ *   pg_pilot.load_cardinalities(path, replace)  oracle file -> keys -> pilotd
+ *   pg_pilot.clear_cardinalities()
+ *   pg_pilot.explain_estimates(query)           per relation set: native, pilot, used
+ *   pg_pilot.subplan_key(query)                 the key of a query's whole relation set
+ *   pg_pilot.daemon_status()                    what the segment says about pilotd
+ *
+ * These are administrative or diagnostic calls made on purpose, so a user's
+ * mistake (missing file, bad line, pilotd not running) is a clear ERROR or
+ * WARNING saying what to do.
+ */
+extern "C" {
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "common/string.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+
+PG_FUNCTION_INFO_V1(pg_pilot_load_cardinalities);
+PG_FUNCTION_INFO_V1(pg_pilot_clear_cardinalities);
+PG_FUNCTION_INFO_V1(pg_pilot_explain_estimates);
+PG_FUNCTION_INFO_V1(pg_pilot_subplan_key);
+PG_FUNCTION_INFO_V1(pg_pilot_daemon_status);
+}
+
+#include "pg_pilot.h"
+
+#include <cmath>
+
+/* At most this many failing lines are reported one by one. */
+#define MAX_LINE_WARNINGS 50
+
+static void
+require_preloaded(void)
+{
+	if (!pilot_stats_available())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pg_pilot must be loaded via shared_preload_libraries"),
+				 errhint("Add pg_pilot to shared_preload_libraries in postgresql.conf "
+						 "and restart the server.")));
+}
+
+static char *
+key_hex(uint64 key)
+{
+	return psprintf("%016llx", (unsigned long long) key);
+}
+
+/*
+ * Plans `sql` in capture mode inside a subtransaction; returns NULL and sets
+ * *problem when the query fails to parse/plan or has no keyable relation set.
+ */
+static PilotQueryState *
+capture_in_subxact(const char *sql, char **problem)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	PilotQueryState *volatile qs = NULL;
+
+	*problem = NULL;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		qs = pilot_plan_query_in_mode(sql, PM_CAPTURE, false);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			PG_RE_THROW();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		*problem = pstrdup(edata->message);
+		FreeErrorData(edata);
+		qs = NULL;
+	}
+	PG_END_TRY();
+	if (qs != NULL && !qs->captured)
+	{
+		*problem = qs->capture_problem ? qs->capture_problem
+			: pstrdup("no relation set to key (the query reads no table, or is provably empty)");
+		return NULL;
+	}
+	return qs;
+}
+
+/* "rows||query": false when the line is not of that shape. */
+static bool
+split_line(char *line, double *rows, char **sql, const char **problem)
+{
+	char	   *sep = strstr(line, "||");
+	char	   *end;
+
+	if (sep == NULL)
+	{
+		*problem = "expected \"rows||SELECT ...\"";
+		return false;
+	}
+	*sep = '\0';
+	errno = 0;
+	*rows = strtod(line, &end);
+	while (*end == ' ' || *end == '\t')
+		end++;
+	if (end == line || *end != '\0' || errno != 0 || !std::isfinite(*rows) || *rows < 0)
+	{
+		*problem = "the row count before \"||\" is not a non-negative number";
+		return false;
+	}
+	*sql = sep + 2;
+	return true;
+}
+
+Datum
+pg_pilot_load_cardinalities(PG_FUNCTION_ARGS)
+{
+	char	   *path;
+	bool		replace = PG_GETARG_BOOL(1);
+	FILE	   *file;
+	StringInfoData buf;
+	int			lineno = 0;
+	int64		nlines = 0;
+	int64		failed = 0;
+	int			cap = 1024;
+	int			n = 0;
+	uint64	   *keys;
+	double	   *rows;
+	uint64		total;
+	TupleDesc	tupdesc;
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	require_preloaded();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pg_pilot.load_cardinalities: path must not be NULL")));
+	path = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to read a server file with pg_pilot.load_cardinalities"),
+				 errhint("Only roles with the privileges of pg_read_server_files may load "
+						 "cardinality files.")));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	file = AllocateFile(path, "r");
+	if (file == NULL)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open cardinality file \"%s\": %m", path),
+				 errhint("The path is read by the server process; give an absolute path "
+						 "the server's OS user can read.")));
+
+	keys = (uint64 *) palloc(sizeof(uint64) * cap);
+	rows = (double *) palloc(sizeof(double) * cap);
+	initStringInfo(&buf);
+	while (pg_get_line_buf(file, &buf))
+	{
+		char	   *line;
+		char	   *sql;
+		double		r;
+		const char *problem = NULL;
+		char	   *plan_problem = NULL;
+		PilotQueryState *qs;
+
+		lineno++;
+		CHECK_FOR_INTERRUPTS();
+		line = buf.data;
+		while (*line == ' ' || *line == '\t')
+			line++;
+		pg_strip_crlf(line);
+		if (*line == '\0' || *line == '#' || strncmp(line, "--", 2) == 0)
+			continue;
+		nlines++;
+		if (!split_line(line, &r, &sql, &problem))
+			qs = NULL;
+		else
+		{
+			qs = capture_in_subxact(sql, &plan_problem);
+			problem = plan_problem;
+		}
+		if (qs == NULL)
+		{
+			failed++;
+			if (failed <= MAX_LINE_WARNINGS)
+				ereport(WARNING,
+						(errmsg("pg_pilot: %s line %d skipped: %s", path, lineno, problem)));
+			continue;
+		}
+		if (n == cap)
+		{
+			cap *= 2;
+			keys = (uint64 *) repalloc(keys, sizeof(uint64) * cap);
+			rows = (double *) repalloc(rows, sizeof(double) * cap);
+		}
+		keys[n] = qs->captured_key;
+		rows[n] = r;
+		n++;
+	}
+	if (ferror(file))
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read cardinality file \"%s\": %m", path)));
+	FreeFile(file);
+	if (failed > MAX_LINE_WARNINGS)
+		ereport(WARNING,
+				(errmsg("pg_pilot: %lld more lines of %s skipped (not shown)",
+						(long long) (failed - MAX_LINE_WARNINGS), path)));
+
+	total = pilot_sidecar_oracle_load(keys, rows, n, replace);
+
+	values[0] = Int64GetDatum(nlines);
+	values[1] = Int64GetDatum((int64) n);
+	values[2] = Int64GetDatum(failed);
+	values[3] = Int64GetDatum((int64) total);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+Datum
+pg_pilot_clear_cardinalities(PG_FUNCTION_ARGS)
+{
+	require_preloaded();
+	PG_RETURN_INT64((int64) pilot_sidecar_oracle_clear());
+}
+
+Datum
+pg_pilot_explain_estimates(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *query;
+	PilotQueryState *qs;
+	ListCell   *lc;
+
+	require_preloaded();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pg_pilot.explain_estimates: query must not be NULL")));
+	query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	InitMaterializedSRF(fcinfo, 0);
+	if (!pilot_enabled || pilot_timeout_ms <= 0)
+		ereport(NOTICE,
+				(errmsg("pg_pilot is off in this session (pg_pilot.enabled = off or "
+						"pg_pilot.timeout_ms = 0): every estimate is PostgreSQL's")));
+	qs = pilot_plan_query_in_mode(query, PM_PLAN, true);
+	foreach(lc, qs->records)
+	{
+		PilotRecord *r = (PilotRecord *) lfirst(lc);
+		Datum		values[7];
+		bool		nulls[7] = {false, false, false, false, false, false, false};
+
+		values[0] = CStringGetTextDatum(r->relations);
+		values[1] = Int32GetDatum(r->nrels);
+		values[2] = Float8GetDatum(r->native_rows);
+		if (r->pilot_rows >= 0)
+			values[3] = Float8GetDatum(r->pilot_rows);
+		else
+			nulls[3] = true;
+		values[4] = Float8GetDatum(r->used_rows);
+		values[5] = CStringGetTextDatum(r->source);
+		if (r->key != 0)
+			values[6] = CStringGetTextDatum(key_hex(r->key));
+		else
+			nulls[6] = true;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+Datum
+pg_pilot_subplan_key(PG_FUNCTION_ARGS)
+{
+	char	   *query;
+	PilotQueryState *qs;
+	TupleDesc	tupdesc;
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	require_preloaded();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pg_pilot.subplan_key: query must not be NULL")));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	qs = pilot_plan_query_in_mode(query, PM_CAPTURE, false);
+	if (!qs->captured)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("pg_pilot: cannot derive a subplan key for this query: %s",
+						qs->capture_problem ? qs->capture_problem
+						: "no relation set (the query reads no table, or is provably empty)")));
+	values[0] = CStringGetTextDatum(key_hex(qs->captured_key));
+	values[1] = CStringGetTextDatum(key_hex(qs->captured_template));
+	values[2] = CStringGetTextDatum(qs->captured_text);
+	values[3] = CStringGetTextDatum(qs->captured_template_text);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+Datum
+pg_pilot_daemon_status(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[16];
+	bool		nulls[16];
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (tupdesc->natts > 16)
+		elog(ERROR, "pg_pilot.daemon_status: too many columns");
+	pilot_sidecar_status(values, nulls, tupdesc->natts);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}

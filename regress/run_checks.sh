@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# run_checks.sh — the driver behind `make check`.
+#
+# Runs, against real processes only:
+#   1. C++ unit tests (regress/unit/build/test_*): subplan key, protocol, pilotd;
+#   2. pg_regress suites (regress/sql, schedule in regress/schedule) on a
+#      throw-away PostgreSQL 15 cluster with pg_pilot preloaded and a real pilotd,
+#      both on a private port and socket directory;
+#   3. fault tests (regress/fault/*.sh) against the same cluster.
+# and ends with the line "N passed, N failed".
+#
+# PostgreSQL refuses to run as root: as root, this script copies regress/ to a
+# scratch directory and re-runs itself as the postgres OS user.
+set -uo pipefail
+
+SELF_DIR=$(cd "$(dirname "$0")" && pwd)
+if [ "$(id -u)" -eq 0 ]; then
+  RUN_AS=${PG_PILOT_TEST_USER:-postgres}
+  WORK=$(mktemp -d /tmp/pg_pilot_check.XXXXXX)
+  cp -r "$SELF_DIR" "$WORK/regress"
+  chown -R "$RUN_AS" "$WORK"
+  runuser -u "$RUN_AS" -- env PATH="$PATH" PP_WORK="$WORK" bash "$WORK/regress/run_checks.sh"
+  rc=$?
+  [ $rc -eq 0 ] && [ -z "${PG_PILOT_KEEP:-}" ] && rm -rf "$WORK"
+  exit $rc
+fi
+
+WORK=${PP_WORK:-$(mktemp -d /tmp/pg_pilot_check.XXXXXX)}
+R="$WORK/regress"
+[ -d "$R" ] || cp -r "$SELF_DIR" "$R"
+export PP_WORK="$WORK" PP_REGRESS="$R"
+# shellcheck source=lib/cluster.sh
+source "$R/lib/cluster.sh"
+
+PASSED=0
+FAILED=0
+FAILURES=()
+
+count() { # count PASSED FAILED NAME
+  PASSED=$((PASSED + $1)); FAILED=$((FAILED + $2))
+  [ "$2" -gt 0 ] && FAILURES+=("$3")
+  return 0
+}
+
+cleanup() { pp_teardown; }
+trap cleanup EXIT
+
+echo "== unit tests"
+for t in "$R"/unit/build/test_*; do
+  [ -x "$t" ] || continue
+  name=$(basename "$t")
+  out="$WORK/$name.out"
+  (cd "$WORK" && PILOTD="$PILOTD" "$t" >"$out" 2>&1)
+  rc=$?
+  p=$(grep -E '^\[  PASSED  \] [0-9]+ test' "$out" | grep -oE '[0-9]+' | head -1)
+  f=$(grep -E '^\[  FAILED  \] [0-9]+ test' "$out" | grep -oE '[0-9]+' | head -1)
+  p=${p:-0}; f=${f:-0}
+  if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  echo "$name: $p passed, $f failed"
+  [ "$f" -gt 0 ] && { grep -E '^\[  FAILED  \]|Failure|error' "$out" | head -40; }
+  count "$p" "$f" "$name"
+done
+
+echo "== cluster"
+pp_cluster_init "$WORK/cluster" || { echo "initdb failed"; echo "$PASSED passed, $((FAILED + 1)) failed"; exit 1; }
+pp_cluster_start || { echo "postgres did not start"; echo "$PASSED passed, $((FAILED + 1)) failed"; exit 1; }
+pp_pilotd_start || { echo "pilotd did not start"; echo "$PASSED passed, $((FAILED + 1)) failed"; exit 1; }
+echo "postgres on port $PGPORT (socket $PGHOST), pilotd pid $PILOTD_PID"
+
+echo "== pg_regress"
+PG_REGRESS="$(pg_config --pkglibdir)/pgxs/src/test/regress/pg_regress"
+export PG_PILOT_TMPDIR="$WORK/tmp"
+mkdir -p "$PG_PILOT_TMPDIR"
+out="$WORK/pg_regress.out"
+"$PG_REGRESS" --use-existing --host="$PGHOST" --port="$PGPORT" --user="$PGUSER" \
+  --dbname=pg_pilot_regress --inputdir="$R" --outputdir="$WORK/regress-out" \
+  --schedule="$R/schedule" >"$out" 2>&1
+cat "$out"
+p=$(grep -cE '\.\.\. ok' "$out")
+f=$(grep -cE '\.\.\. FAILED|failed \(ignored\)' "$out")
+if ! grep -qE '\.\.\. ok|\.\.\. FAILED' "$out"; then f=$((f + 1)); fi
+[ "$f" -gt 0 ] && [ -f "$WORK/regress-out/regression.diffs" ] && head -300 "$WORK/regress-out/regression.diffs"
+count "$p" "$f" "pg_regress"
+
+echo "== fault tests"
+for t in "$R"/fault/*.sh; do
+  [ -f "$t" ] || continue
+  name=$(basename "$t" .sh)
+  out="$WORK/fault_$name.out"
+  bash "$t" >"$out" 2>&1
+  rc=$?
+  cat "$out"
+  p=$(grep -cE '^ok ' "$out")
+  f=$(grep -cE '^not ok ' "$out")
+  if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "$name exited with $rc"; fi
+  count "$p" "$f" "fault/$name"
+  # every fault test must leave a running cluster and pilotd behind it
+  pp_psql -c "SELECT 1" >/dev/null 2>&1 || pp_cluster_start
+  "$PILOTD" status -D "$PGDATA" >/dev/null 2>&1 || pp_pilotd_start
+done
+
+echo
+[ ${#FAILURES[@]} -gt 0 ] && echo "failed suites: ${FAILURES[*]} (logs in $WORK)"
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]

@@ -1,0 +1,54 @@
+-- basic: parameters, the daemon view, and the subplan key at SQL level
+SHOW pg_pilot.enabled;
+SHOW pg_pilot.timeout_ms;
+SHOW pg_pilot.estimator;
+-- a user's mistake gets a clear error
+SET pg_pilot.estimator = 'magic';
+SET pg_pilot.timeout_ms = -1;
+SET pg_pilot.enabled = maybe;
+-- privileged parameters
+CREATE ROLE pilot_plain_user;
+SET ROLE pilot_plain_user;
+SET pg_pilot.log_estimates = on;
+SET pg_pilot.estimator = 'native';   -- allowed: per-session choice
+SELECT pg_pilot.reset_stats();       -- not for PUBLIC
+SELECT pg_pilot.clear_cardinalities();
+RESET ROLE;
+RESET pg_pilot.estimator;
+DROP ROLE pilot_plain_user;
+
+-- pilotd is attached and speaks our protocol
+SELECT attached, problem IS NULL AS no_problem, protocol_version, slots > 0 AS has_slots,
+       heartbeat_age_ms < 5000 AS heartbeat_fresh
+FROM pg_pilot.daemon;
+
+-- the key ignores aliases, FROM order, clause order and operand order
+SELECT count(DISTINCT key) AS distinct_keys, count(DISTINCT template_key) AS distinct_templates
+FROM (VALUES
+  ('SELECT count(*) FROM customer c, orders o WHERE c.id = o.customer_id AND c.segment = 3 AND o.status = 1'),
+  ('SELECT count(*) FROM orders x, customer y WHERE x.status = 1 AND y.segment = 3 AND x.customer_id = y.id'),
+  ('SELECT count(*) FROM orders JOIN customer ON customer.id = orders.customer_id WHERE 3 = customer.segment AND 1 = orders.status'),
+  ('SELECT count(*) FROM customer c, orders o WHERE o.customer_id = c.id AND o.status = 1 AND c.segment = 3')
+) v(q), LATERAL pg_pilot.subplan_key(q);
+-- other constants: another key, same template
+SELECT a.key <> b.key AS keys_differ, a.template_key = b.template_key AS same_template
+FROM pg_pilot.subplan_key('SELECT * FROM customer c WHERE c.segment = 3 AND c.tier < 10') a,
+     pg_pilot.subplan_key('SELECT * FROM customer c WHERE c.segment = 4 AND c.tier < 12') b;
+-- another predicate: another template
+SELECT a.template_key <> b.template_key AS templates_differ
+FROM pg_pilot.subplan_key('SELECT * FROM customer c WHERE c.segment = 3') a,
+     pg_pilot.subplan_key('SELECT * FROM customer c WHERE c.tier = 3') b;
+-- the canonical text itself
+SELECT key_text FROM pg_pilot.subplan_key(
+  'SELECT * FROM orders o JOIN customer c ON c.id = o.customer_id WHERE o.amount BETWEEN 10 AND 20 AND c.segment IN (1, 2)');
+SELECT template_text FROM pg_pilot.subplan_key(
+  'SELECT * FROM orders o JOIN customer c ON c.id = o.customer_id WHERE o.amount BETWEEN 10 AND 20 AND c.segment IN (1, 2, 3)');
+-- outer joins are part of the key
+SELECT a.key <> b.key AS left_join_differs
+FROM pg_pilot.subplan_key('SELECT * FROM customer c JOIN orders o ON c.id = o.customer_id') a,
+     pg_pilot.subplan_key('SELECT * FROM customer c LEFT JOIN orders o ON c.id = o.customer_id') b;
+-- what cannot be keyed is said so
+SELECT * FROM pg_pilot.subplan_key('SELECT * FROM generate_series(1, 3) g');
+SELECT * FROM pg_pilot.subplan_key('SELECT 1');
+SELECT * FROM pg_pilot.subplan_key('SELECT 1; SELECT 2');
+SELECT * FROM pg_pilot.subplan_key('CREATE TABLE nope (a int)');

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs, with apt, the Debian 12 packages pg_pilot needs to build, test and run.
+# A no-op (no apt call at all) when every package is already installed.
+set -euo pipefail
+PKGS=(
+  postgresql-15                # the server pg_pilot plugs into
+  postgresql-server-dev-15     # PGXS, server headers, pg_regress
+  postgresql-15-hypopg         # hypothetical indexes (index advisor; loaded in tests with pg_pilot)
+  postgresql-contrib           # pg_stat_statements, loaded together with pg_pilot in tests
+  libpq-dev                    # pilotd talks to PostgreSQL (feedback store)
+  libboost-dev                 # Boost.Interprocess: the shared-memory segment
+  nlohmann-json3-dev           # pilotd's JSON config
+  libgtest-dev                 # C++ unit tests
+  g++ make python3
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+echo "deps: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
