@@ -1,0 +1,332 @@
+/* config.cpp — option parsing; see config.h. */
+#include "config.h"
+
+#include "pilot_protocol.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <getopt.h>
+#include <sstream>
+#include <unistd.h>
+#include <vector>
+
+namespace pilotd {
+
+namespace {
+
+/* Bounds of the numeric settings. */
+struct Range {
+    uint64_t min, max;
+};
+constexpr Range kSlotsRange{1, 65536};
+constexpr Range kWorkersRange{1, 256};
+constexpr Range kHeartbeatRange{1, 10000};
+constexpr Range kDelayRange{0, 3600000};
+constexpr Range kVersionRange{0, UINT32_MAX};
+constexpr Range kStaleRange{1, 3600000};
+
+std::string quoted(const std::string &s) { return "\"" + s + "\""; }
+
+uint32_t parse_uint(const std::string &key, const std::string &text, Range r) {
+    const char *s = text.c_str();
+    bool digits = !text.empty();
+    for (char ch : text)
+        if (ch < '0' || ch > '9')
+            digits = false;
+    errno = 0;
+    unsigned long long v = digits ? strtoull(s, nullptr, 10) : 0;
+    if (!digits || errno == ERANGE || v < r.min || v > r.max)
+        throw ConfigError("invalid value " + quoted(text) + " for " + key + ": must be an integer in " +
+                          std::to_string(r.min) + ".." + std::to_string(r.max));
+    return static_cast<uint32_t>(v);
+}
+
+/* "state_dir" -> "state-dir" */
+std::string normalize_key(std::string k) {
+    for (char &ch : k)
+        if (ch == '_')
+            ch = '-';
+    return k;
+}
+
+/* Applies one setting given as text (command line) — the single place that
+ * knows every key, shared by the config file and getopt. */
+void apply_setting(Config &c, const std::string &key, const std::string &value) {
+    if (key == "pgdata") {
+        if (value.empty())
+            throw ConfigError("invalid value for pgdata: must not be empty");
+        c.pgdata = value;
+    } else if (key == "state-dir") {
+        if (value.empty())
+            throw ConfigError("invalid value for state-dir: must not be empty");
+        c.state_dir = value;
+    } else if (key == "slots") {
+        c.slots = parse_uint(key, value, kSlotsRange);
+    } else if (key == "workers") {
+        c.workers = parse_uint(key, value, kWorkersRange);
+    } else if (key == "heartbeat-ms") {
+        c.heartbeat_ms = parse_uint(key, value, kHeartbeatRange);
+    } else if (key == "pid-file") {
+        if (value.empty())
+            throw ConfigError("invalid value for pid-file: must not be empty");
+        c.pid_file = value;
+    } else if (key == "log-file") {
+        c.log_file = value; /* empty = stderr */
+    } else if (key == "log-level") {
+        if (!parse_log_level(value, &c.log_level))
+            throw ConfigError("invalid value " + quoted(value) +
+                              " for log-level: must be debug, info, warning or error");
+    } else if (key == "debug-answer-delay-ms") {
+        c.debug_answer_delay_ms = parse_uint(key, value, kDelayRange);
+    } else if (key == "debug-protocol-version") {
+        c.debug_protocol_version = parse_uint(key, value, kVersionRange);
+        c.debug_protocol_version_set = true;
+    } else if (key == "daemon" || key == "foreground") {
+        bool on;
+        if (value == "true") on = true;
+        else if (value == "false") on = false;
+        else throw ConfigError("invalid value " + quoted(value) + " for " + key + ": must be true or false");
+        c.daemon = (key == "daemon") ? on : !on;
+    } else {
+        throw ConfigError("unknown setting " + quoted(key));
+    }
+}
+
+void apply_json_file(Config &c, const std::string &path) {
+    std::ifstream in(path);
+    if (!in)
+        throw ConfigError("cannot read config file " + quoted(path) + ": " + strerror(errno));
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(in, nullptr, true, /*ignore_comments=*/true);
+    } catch (const nlohmann::json::exception &e) {
+        throw ConfigError("config file " + quoted(path) + " is not valid JSON: " + e.what());
+    }
+    if (!j.is_object())
+        throw ConfigError("config file " + quoted(path) + " must hold a JSON object");
+    for (auto it = j.begin(); it != j.end(); ++it) {
+        const std::string key = normalize_key(it.key());
+        const nlohmann::json &v = it.value();
+        enum Kind { STRING, NUMBER, BOOL };
+        Kind kind;
+        if (key == "daemon" || key == "foreground")
+            kind = BOOL;
+        else if (key == "pgdata" || key == "state-dir" || key == "pid-file" || key == "log-file" ||
+                 key == "log-level")
+            kind = STRING;
+        else if (key == "slots" || key == "workers" || key == "heartbeat-ms" ||
+                 key == "debug-answer-delay-ms" || key == "debug-protocol-version")
+            kind = NUMBER;
+        else
+            throw ConfigError("config file " + quoted(path) + ": unknown key " + quoted(it.key()) +
+                              " (see pilotd --help for the keys)");
+        const char *want = kind == BOOL ? "true or false" : kind == STRING ? "a string" : "a non-negative integer";
+        bool ok = kind == BOOL ? v.is_boolean() : kind == STRING ? v.is_string() : v.is_number_unsigned();
+        if (!ok)
+            throw ConfigError("config file " + quoted(path) + ": invalid value " + v.dump() + " for " +
+                              quoted(it.key()) + ": must be " + want);
+        std::string text = kind == BOOL     ? (v.get<bool>() ? "true" : "false")
+                           : kind == STRING ? v.get<std::string>()
+                                            : std::to_string(v.get<uint64_t>());
+        try {
+            apply_setting(c, key, text);
+        } catch (const ConfigError &e) {
+            throw ConfigError("config file " + quoted(path) + ": " + e.what() +
+                              (key != it.key() ? " (key " + quoted(it.key()) + ")" : ""));
+        }
+    }
+}
+
+std::string absolute(const std::string &p) {
+    if (p.empty() || p[0] == '/')
+        return p;
+    char cwd[PATH_MAX];
+    if (getcwd(cwd, sizeof cwd) == nullptr)
+        throw ConfigError(std::string("cannot get the current directory: ") + strerror(errno));
+    return std::string(cwd) + "/" + p;
+}
+
+} // namespace
+
+Invocation parse_command_line(int argc, char **argv) {
+    Invocation inv;
+    enum {
+        O_STATE_DIR = 1000, O_SLOTS, O_WORKERS, O_HEARTBEAT, O_FOREGROUND, O_DAEMON, O_PID_FILE,
+        O_LOG_FILE, O_LOG_LEVEL, O_DELAY, O_PROTO, O_STALE,
+    };
+    static const struct option opts[] = {
+        {"pgdata", required_argument, nullptr, 'D'},
+        {"config", required_argument, nullptr, 'c'},
+        {"state-dir", required_argument, nullptr, O_STATE_DIR},
+        {"slots", required_argument, nullptr, O_SLOTS},
+        {"workers", required_argument, nullptr, O_WORKERS},
+        {"heartbeat-ms", required_argument, nullptr, O_HEARTBEAT},
+        {"foreground", no_argument, nullptr, O_FOREGROUND},
+        {"daemon", no_argument, nullptr, O_DAEMON},
+        {"pid-file", required_argument, nullptr, O_PID_FILE},
+        {"log-file", required_argument, nullptr, O_LOG_FILE},
+        {"log-level", required_argument, nullptr, O_LOG_LEVEL},
+        {"debug-answer-delay-ms", required_argument, nullptr, O_DELAY},
+        {"debug-protocol-version", required_argument, nullptr, O_PROTO},
+        {"stale-ms", required_argument, nullptr, O_STALE},
+        {"help", no_argument, nullptr, 'h'},
+        {"version", no_argument, nullptr, 'V'},
+        {nullptr, 0, nullptr, 0},
+    };
+
+    /* `pilotd status ...`: the subcommand comes first */
+    int first = 1;
+    if (argc > 1 && strcmp(argv[1], "status") == 0) {
+        inv.command = Command::Status;
+        first = 2;
+    }
+    std::vector<char *> args;
+    args.push_back(argv[0]);
+    for (int i = first; i < argc; i++)
+        args.push_back(argv[i]);
+    args.push_back(nullptr);
+    int nargs = static_cast<int>(args.size()) - 1;
+
+    /* two passes: the config file first, then every other option over it */
+    std::vector<std::pair<std::string, std::string>> settings;
+    std::string config_file;
+    bool stale_given = false;
+    optind = 1;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(nargs, args.data(), ":D:c:hV", opts, nullptr)) != -1) {
+        std::string val = optarg ? optarg : "";
+        switch (ch) {
+        case 'D': settings.emplace_back("pgdata", val); break;
+        case 'c': config_file = val; break;
+        case O_STATE_DIR: settings.emplace_back("state-dir", val); break;
+        case O_SLOTS: settings.emplace_back("slots", val); break;
+        case O_WORKERS: settings.emplace_back("workers", val); break;
+        case O_HEARTBEAT: settings.emplace_back("heartbeat-ms", val); break;
+        case O_FOREGROUND: settings.emplace_back("daemon", "false"); break;
+        case O_DAEMON: settings.emplace_back("daemon", "true"); break;
+        case O_PID_FILE: settings.emplace_back("pid-file", val); break;
+        case O_LOG_FILE: settings.emplace_back("log-file", val); break;
+        case O_LOG_LEVEL: settings.emplace_back("log-level", val); break;
+        case O_DELAY: settings.emplace_back("debug-answer-delay-ms", val); break;
+        case O_PROTO: settings.emplace_back("debug-protocol-version", val); break;
+        case O_STALE:
+            inv.status_stale_ms = parse_uint("stale-ms", val, kStaleRange);
+            stale_given = true;
+            break;
+        case 'h': inv.command = Command::Help; return inv;
+        case 'V': inv.command = Command::Version; return inv;
+        case ':':
+            throw ConfigError(std::string("option ") + args[optind - 1] + " needs a value");
+        default:
+            throw ConfigError(std::string("unknown option ") + args[optind - 1] + " (see pilotd --help)");
+        }
+    }
+    if (optind < nargs)
+        throw ConfigError(std::string("unexpected argument ") + quoted(args[optind]) +
+                          " (the only subcommand is \"status\", and it comes first)");
+    if (stale_given && inv.command != Command::Status)
+        throw ConfigError("--stale-ms is an option of \"pilotd status\"");
+
+    if (!config_file.empty())
+        apply_json_file(inv.config, config_file);
+    for (const auto &kv : settings) {
+        try {
+            apply_setting(inv.config, kv.first, kv.second);
+        } catch (const ConfigError &e) {
+            throw ConfigError("option --" + kv.first + ": " + e.what());
+        }
+    }
+    return inv;
+}
+
+void finish_config(Config &c) {
+    if (c.pgdata.empty())
+        throw ConfigError("the data directory is required: -D/--pgdata DIR (or \"pgdata\" in the config file)");
+    c.pgdata = absolute(c.pgdata);
+    while (c.pgdata.size() > 1 && c.pgdata.back() == '/')
+        c.pgdata.pop_back();
+    if (c.state_dir.empty())
+        c.state_dir = c.pgdata + "/pg_pilot";
+    c.state_dir = absolute(c.state_dir);
+    if (c.pid_file.empty())
+        c.pid_file = c.state_dir + "/pilotd.pid";
+    c.pid_file = absolute(c.pid_file);
+    c.log_file = absolute(c.log_file);
+}
+
+std::string config_summary(const Config &c) {
+    std::ostringstream s;
+    s << "pgdata=" << c.pgdata << " state-dir=" << c.state_dir << " slots=" << c.slots
+      << " workers=" << c.workers << " heartbeat-ms=" << c.heartbeat_ms
+      << " mode=" << (c.daemon ? "daemon" : "foreground") << " pid-file=" << c.pid_file
+      << " log-file=" << (c.log_file.empty() ? "stderr" : c.log_file)
+      << " log-level=" << log_level_key(c.log_level);
+    if (c.debug_answer_delay_ms)
+        s << " debug-answer-delay-ms=" << c.debug_answer_delay_ms;
+    if (c.debug_protocol_version_set)
+        s << " debug-protocol-version=" << c.debug_protocol_version;
+    return s.str();
+}
+
+void print_help(const char *argv0) {
+    printf(
+        "pilotd %s - the pg_pilot sidecar: answers PostgreSQL's cardinality estimation\n"
+        "requests over shared memory.\n"
+        "\n"
+        "Usage:\n"
+        "  %s -D DIR [options]    run the service\n"
+        "  %s status -D DIR       show the running pilotd's state; exit 0 if it is\n"
+        "                               up and ready, 3 if not (like pg_ctl status)\n"
+        "  %s --help | --version\n"
+        "\n"
+        "Options (each is also a key of the same name in the JSON config file, e.g.\n"
+        "{\"pgdata\": \"/var/lib/postgresql/15/main\", \"slots\": 512}; \"state_dir\" works as\n"
+        "well as \"state-dir\", // comments are allowed; the command line overrides the file):\n"
+        "  -c, --config FILE          read settings from this JSON file\n"
+        "  -D, --pgdata DIR           the PostgreSQL data directory (required); names the\n"
+        "                               shared-memory segment; must be owned by the\n"
+        "                               user pilotd runs as (the server's OS user)\n"
+        "      --state-dir DIR        where pilotd keeps its files (oracle.bin, pid file);\n"
+        "                               created with mode 0700 (default: DIR/pg_pilot)\n"
+        "      --slots N              request slots, one per backend; must cover\n"
+        "                               max_connections plus background workers, 1..65536\n"
+        "                               (default: 512)\n"
+        "      --workers N            worker threads answering requests, 1..256 (default: 2)\n"
+        "      --heartbeat-ms N       heartbeat interval in milliseconds, 1..10000\n"
+        "                               (default: 10)\n"
+        "      --foreground           stay in the foreground (default)\n"
+        "      --daemon               detach: double fork, setsid, stdio to /dev/null or\n"
+        "                               the log file; returns once the service is ready\n"
+        "      --pid-file FILE        pid file; pilotd refuses to start if it names a live\n"
+        "                               pilotd (default: STATE_DIR/pilotd.pid)\n"
+        "      --log-file FILE        log to this file; SIGHUP reopens it (default: stderr)\n"
+        "      --log-level LEVEL      debug, info, warning or error (default: info)\n"
+        "  -h, --help                 show this help and exit\n"
+        "  -V, --version              show the version and exit\n"
+        "\n"
+        "Options of \"pilotd status\":\n"
+        "  -D, --pgdata DIR           the data directory (or -c FILE with \"pgdata\")\n"
+        "      --stale-ms N           a heartbeat older than this means pilotd is down\n"
+        "                               (default: 1000)\n"
+        "\n"
+        "Testing (do not use in production):\n"
+        "      --debug-answer-delay-ms N   sleep N ms before answering each estimate\n"
+        "                                    request, to simulate a slow sidecar (default: 0)\n"
+        "      --debug-protocol-version N  write N instead of protocol version %u into the\n"
+        "                                    segment header, to simulate a pilotd of another\n"
+        "                                    protocol version (default: unset)\n"
+        "\n"
+        "Signals: SIGTERM/SIGINT shut down cleanly (segment and pid file removed);\n"
+        "SIGHUP reopens the log file.\n"
+        "Exit status: 0 ok, 1 runtime error, 2 usage or configuration error,\n"
+        "3 (status) pilotd not running or not ready.\n",
+        kPilotdVersion, argv0, argv0, argv0, pilot::proto::kProtocolVersion);
+}
+
+} // namespace pilotd

@@ -1,0 +1,62 @@
+/*
+ * config.h — pilotd's settings: defaults, the JSON config file (-c FILE) and
+ * the command line (which overrides the file).  Every option has a config key
+ * of the same name ("state-dir"; "state_dir" is accepted too).
+ */
+#ifndef PILOTD_CONFIG_H
+#define PILOTD_CONFIG_H
+
+#include "log.h"
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace pilotd {
+
+constexpr const char *kPilotdVersion = "0.1.0";
+
+struct Config {
+    std::string pgdata;     /* required */
+    std::string state_dir;  /* default: PGDATA/pg_pilot */
+    uint32_t slots = 512;
+    uint32_t workers = 2;
+    uint32_t heartbeat_ms = 10;
+    bool daemon = false;    /* --daemon; --foreground is the default */
+    std::string pid_file;   /* default: STATE_DIR/pilotd.pid */
+    std::string log_file;   /* empty: stderr */
+    LogLevel log_level = LogLevel::Info;
+    /* testing only */
+    uint32_t debug_answer_delay_ms = 0;
+    bool debug_protocol_version_set = false;
+    uint32_t debug_protocol_version = 0;
+};
+
+/* A usage or configuration error: pilotd prints it and exits 2. */
+struct ConfigError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+enum class Command { Run, Status, Help, Version };
+
+struct Invocation {
+    Command command = Command::Run;
+    Config config;
+    uint32_t status_stale_ms = 1000; /* `pilotd status --stale-ms` */
+};
+
+/* Parses argv (and the config file it names).  Throws ConfigError. */
+Invocation parse_command_line(int argc, char **argv);
+
+/* Fills defaults that depend on other settings (state dir, pid file) and
+ * makes paths absolute.  Throws ConfigError. */
+void finish_config(Config &c);
+
+void print_help(const char *argv0);
+
+/* One line summarising the settings, for the startup log. */
+std::string config_summary(const Config &c);
+
+} // namespace pilotd
+
+#endif

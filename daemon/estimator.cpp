@@ -1,0 +1,83 @@
+/* estimator.cpp — see estimator.h. */
+#include "estimator.h"
+
+#include <cmath>
+
+namespace pilotd {
+
+using namespace pilot::proto;
+
+void clear_answers(EstimateAnswer *out, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++) {
+        out[i].rows = 0;
+        out[i].source = SRC_NONE;
+        out[i].reserved = 0;
+    }
+}
+
+uint32_t sanitize_answers(EstimateAnswer *out, uint32_t n) {
+    uint32_t answered = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        EstimateAnswer &a = out[i];
+        a.reserved = 0;
+        if (a.source == SRC_NONE || a.source > SRC_MAX || !std::isfinite(a.rows) || a.rows < 0) {
+            a.source = SRC_NONE;
+            a.rows = 0;
+        } else {
+            answered++;
+        }
+    }
+    return answered;
+}
+
+void OracleEstimator::estimate(const EstimateItem *items, uint32_t n, EstimateAnswer *out) {
+    OracleSnapshot snap = store_.snapshot(); /* one consistent table per batch */
+    if (snap->empty())
+        return;
+    for (uint32_t i = 0; i < n; i++) {
+        auto it = snap->find(items[i].key);
+        if (it != snap->end()) {
+            out[i].rows = it->second;
+            out[i].source = SRC_ORACLE;
+        }
+    }
+}
+
+void ChainEstimator::estimate(const EstimateItem *items, uint32_t n, EstimateAnswer *out) {
+    EstimateAnswer stage[kMaxItems];
+    if (n > kMaxItems)
+        n = kMaxItems;
+    for (Estimator *e : chain_) {
+        clear_answers(stage, n);
+        e->estimate(items, n, stage);
+        sanitize_answers(stage, n);
+        bool all = true;
+        for (uint32_t i = 0; i < n; i++) {
+            if (out[i].source == SRC_NONE && stage[i].source != SRC_NONE)
+                out[i] = stage[i];
+            all = all && out[i].source != SRC_NONE;
+        }
+        if (all)
+            break;
+    }
+}
+
+EstimatorRegistry::EstimatorRegistry(const OracleStore &oracle) {
+    Estimator *native = add(std::make_unique<NativeEstimator>());
+    Estimator *oracle_est = add(std::make_unique<OracleEstimator>(oracle));
+    /* EST_AUTO's chain: later issues append memo and the learned model here */
+    Estimator *chain = add(std::make_unique<ChainEstimator>("auto", std::vector<Estimator *>{oracle_est}));
+
+    by_id_[EST_AUTO] = chain;
+    by_id_[EST_NATIVE] = native;
+    by_id_[EST_ORACLE] = oracle_est;
+}
+
+Estimator *EstimatorRegistry::add(std::unique_ptr<Estimator> e) {
+    owned_.push_back(std::move(e));
+    return owned_.back().get();
+}
+
+Estimator *EstimatorRegistry::find(uint32_t id) const { return id < by_id_.size() ? by_id_[id] : nullptr; }
+
+} // namespace pilotd

@@ -1,0 +1,166 @@
+/*
+ * main.cpp — pilotd's command line: run the service, `pilotd status`,
+ * --help, --version.  Exit status: 0 ok, 1 runtime error, 2 usage or
+ * configuration error, 3 (status) not running.
+ */
+#include "config.h"
+#include "estimator.h"
+#include "log.h"
+#include "oracle_store.h"
+#include "pilot_protocol.h"
+#include "process_util.h"
+#include "request_handler.h"
+#include "shm_server.h"
+#include "status.h"
+
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <pthread.h>
+#include <unistd.h>
+
+using namespace pilotd;
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+/* Errors before the log exists (or before daemonizing) go to stderr. */
+int fail_early(const std::string &msg) {
+    fprintf(stderr, "pilotd: %s\n", msg.c_str());
+    return kExitFailure;
+}
+
+int run_service(const Config &cfg) {
+    try {
+        check_not_root();
+        check_data_directory(cfg.pgdata);
+    } catch (const std::exception &e) {
+        return fail_early(e.what());
+    }
+    const std::string segment = pilot::proto::segment_name_for_datadir(cfg.pgdata);
+    if (segment.empty())
+        return fail_early("cannot resolve the data directory \"" + cfg.pgdata + "\"");
+
+    std::string error;
+    if (!log_open(cfg.log_file, cfg.log_level, &error))
+        return fail_early(error);
+
+    /* signals are handled by sigwait() below; every thread inherits the mask */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (cfg.daemon) {
+        try {
+            daemonize();
+        } catch (const std::exception &e) {
+            return fail_early(std::string("cannot daemonize: ") + e.what());
+        }
+    }
+
+    LOG_INFO("pilotd %s starting (protocol version %u, pid %d, %s)", kPilotdVersion,
+             cfg.debug_protocol_version_set ? cfg.debug_protocol_version : pilot::proto::kProtocolVersion,
+             static_cast<int>(getpid()), describe_uid(geteuid()).c_str());
+    LOG_INFO("config: %s", config_summary(cfg).c_str());
+    if (cfg.debug_protocol_version_set && cfg.debug_protocol_version != pilot::proto::kProtocolVersion)
+        LOG_WARNING("testing option: advertising protocol version %u instead of %u", cfg.debug_protocol_version,
+                    pilot::proto::kProtocolVersion);
+    if (cfg.debug_answer_delay_ms)
+        LOG_WARNING("testing option: every estimate is answered %u ms late", cfg.debug_answer_delay_ms);
+
+    InstanceLock instance;
+    PidFile pid_file;
+    try {
+        prepare_state_dir(cfg.state_dir);
+        instance.acquire(segment);
+        pid_file.acquire(cfg.pid_file);
+
+        OracleStore oracle(cfg.state_dir);
+        oracle.load();
+        EstimatorRegistry registry(oracle);
+        RequestHandler handler(registry, oracle);
+
+        ShmServerOptions opt;
+        opt.segment = segment;
+        opt.nslots = cfg.slots;
+        opt.workers = cfg.workers;
+        opt.heartbeat_ms = cfg.heartbeat_ms;
+        opt.protocol_version =
+            cfg.debug_protocol_version_set ? cfg.debug_protocol_version : pilot::proto::kProtocolVersion;
+        opt.answer_delay_ms = cfg.debug_answer_delay_ms;
+        opt.before_publish = [&oracle](pilot::proto::SegmentHeader *h) {
+            oracle.set_counter(&h->counters.oracle_entries);
+        };
+        ShmServer server(opt, handler);
+        server.start();
+        LOG_INFO("ready: segment /dev/shm/%s (%llu bytes, %u slots of %zu bytes), epoch %016llx, state dir "
+                 "\"%s\", %llu oracle entries, %u workers",
+                 segment.c_str(), static_cast<unsigned long long>(server.size()), cfg.slots,
+                 sizeof(pilot::proto::Slot), static_cast<unsigned long long>(server.epoch()),
+                 cfg.state_dir.c_str(), static_cast<unsigned long long>(oracle.size()), cfg.workers);
+        daemon_ready();
+
+        int sig = 0;
+        for (;;) {
+            if (sigwait(&set, &sig) != 0)
+                continue;
+            if (sig == SIGHUP) {
+                log_reopen();
+                continue;
+            }
+            break;
+        }
+        LOG_INFO("received %s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        oracle.set_counter(nullptr);
+        server.stop();
+    } catch (const std::exception &e) {
+        LOG_ERROR("%s", e.what());
+        daemon_failed(e.what());
+        if (!cfg.log_file.empty() && !cfg.daemon)
+            fprintf(stderr, "pilotd: %s\n", e.what());
+        return kExitFailure;
+    }
+    pid_file.release();
+    instance.release();
+    LOG_INFO("shut down");
+    log_close();
+    return kExitOk;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+    Invocation inv;
+    try {
+        inv = parse_command_line(argc, argv);
+        switch (inv.command) {
+        case Command::Help:
+            print_help("pilotd");
+            return kExitOk;
+        case Command::Version:
+            printf("pilotd %s (pg_pilot shared-memory protocol version %u)\n", kPilotdVersion,
+                   pilot::proto::kProtocolVersion);
+            return kExitOk;
+        case Command::Status:
+            return run_status(inv);
+        case Command::Run:
+            finish_config(inv.config);
+            break;
+        }
+    } catch (const ConfigError &e) {
+        fprintf(stderr, "pilotd: %s\n", e.what());
+        return kExitUsage;
+    } catch (const std::exception &e) {
+        fprintf(stderr, "pilotd: %s\n", e.what());
+        return kExitFailure;
+    }
+    return run_service(inv.config);
+}

@@ -1,0 +1,285 @@
+/* oracle_store.cpp — see oracle_store.h. */
+#include "oracle_store.h"
+
+#include "log.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace pilotd {
+
+namespace {
+
+constexpr char kFileMagic[8] = {'P', 'L', 'T', 'O', 'R', 'C', 'L', '1'};
+constexpr uint32_t kFormatVersion = 1;
+constexpr size_t kHeaderBytes = 8 + 4 + 4 + 8;
+constexpr size_t kEntryBytes = 16;
+constexpr size_t kTrailerBytes = 8;
+
+template <typename T> void put(std::string &s, T v) { s.append(reinterpret_cast<const char *>(&v), sizeof v); }
+template <typename T> T get(const std::string &s, size_t off) {
+    T v;
+    memcpy(&v, s.data() + off, sizeof v);
+    return v;
+}
+
+std::string errno_text(const char *what, const std::string &path) {
+    return std::string(what) + " \"" + path + "\": " + strerror(errno);
+}
+
+bool write_all(int fd, const char *p, size_t n) {
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return false;
+        }
+        p += w;
+        n -= static_cast<size_t>(w);
+    }
+    return true;
+}
+
+bool read_file(const std::string &path, std::string *out, bool *missing, std::string *error) {
+    *missing = false;
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) {
+            *missing = true;
+            return false;
+        }
+        *error = errno_text("cannot open", path);
+        return false;
+    }
+    out->clear();
+    char buf[1 << 16];
+    for (;;) {
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            *error = errno_text("cannot read", path);
+            close(fd);
+            return false;
+        }
+        if (r == 0)
+            break;
+        out->append(buf, static_cast<size_t>(r));
+    }
+    close(fd);
+    return true;
+}
+
+} // namespace
+
+uint32_t crc32(const void *data, size_t len, uint32_t crc) {
+    static uint32_t table[256];
+    static bool init = [] {
+        for (uint32_t i = 0; i < 256; i++) {
+            uint32_t c = i;
+            for (int k = 0; k < 8; k++)
+                c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            table[i] = c;
+        }
+        return true;
+    }();
+    (void)init;
+    const unsigned char *p = static_cast<const unsigned char *>(data);
+    crc = ~crc;
+    for (size_t i = 0; i < len; i++)
+        crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+    return ~crc;
+}
+
+std::string oracle_encode(const OracleMap &m) {
+    std::string s;
+    s.reserve(kHeaderBytes + m.size() * kEntryBytes + kTrailerBytes);
+    s.append(kFileMagic, sizeof kFileMagic);
+    put<uint32_t>(s, kFormatVersion);
+    put<uint32_t>(s, 0);
+    put<uint64_t>(s, m.size());
+    for (const auto &kv : m) {
+        put<uint64_t>(s, kv.first);
+        put<double>(s, kv.second);
+    }
+    put<uint32_t>(s, crc32(s.data(), s.size()));
+    put<uint32_t>(s, 0);
+    return s;
+}
+
+bool oracle_decode(const std::string &b, OracleMap *out, std::string *error) {
+    if (b.size() < kHeaderBytes + kTrailerBytes) {
+        *error = "file too short (" + std::to_string(b.size()) + " bytes)";
+        return false;
+    }
+    if (memcmp(b.data(), kFileMagic, sizeof kFileMagic) != 0) {
+        *error = "bad magic (not an oracle file)";
+        return false;
+    }
+    uint32_t version = get<uint32_t>(b, 8);
+    if (version != kFormatVersion) {
+        *error = "unsupported format version " + std::to_string(version);
+        return false;
+    }
+    uint64_t count = get<uint64_t>(b, 16);
+    uint64_t body = b.size() - kHeaderBytes - kTrailerBytes;
+    if (count > body / kEntryBytes || body != count * kEntryBytes) {
+        *error = "size " + std::to_string(b.size()) + " bytes does not match " + std::to_string(count) +
+                 " entries (truncated?)";
+        return false;
+    }
+    size_t crc_off = b.size() - kTrailerBytes;
+    uint32_t want = get<uint32_t>(b, crc_off);
+    uint32_t have = crc32(b.data(), crc_off);
+    if (want != have) {
+        *error = "checksum mismatch";
+        return false;
+    }
+    OracleMap m;
+    m.reserve(count);
+    for (uint64_t i = 0; i < count; i++) {
+        size_t off = kHeaderBytes + i * kEntryBytes;
+        uint64_t key = get<uint64_t>(b, off);
+        double rows = get<double>(b, off + 8);
+        if (key == 0 || !std::isfinite(rows) || rows < 0) {
+            *error = "invalid entry " + std::to_string(i);
+            return false;
+        }
+        m[key] = rows;
+    }
+    *out = std::move(m);
+    return true;
+}
+
+OracleStore::OracleStore(std::string dir)
+    : dir_(std::move(dir)), path_(dir_ + "/oracle.bin"), current_(std::make_shared<const OracleMap>()) {}
+
+void OracleStore::set_counter(std::atomic<uint64_t> *counter) {
+    std::lock_guard<std::mutex> g(commit_mu_);
+    counter_.store(counter);
+    if (counter)
+        counter->store(snapshot()->size(), std::memory_order_relaxed);
+}
+
+void OracleStore::load() noexcept {
+    try {
+        /* temp files of a commit interrupted by a crash were never acknowledged */
+        if (DIR *d = opendir(dir_.c_str())) {
+            while (struct dirent *e = readdir(d)) {
+                if (strncmp(e->d_name, "oracle.bin.tmp.", 15) == 0) {
+                    std::string p = dir_ + "/" + e->d_name;
+                    if (unlink(p.c_str()) == 0)
+                        LOG_INFO("removed unfinished oracle temp file \"%s\"", p.c_str());
+                }
+            }
+            closedir(d);
+        }
+        std::string bytes, error;
+        bool missing = false;
+        if (!read_file(path_, &bytes, &missing, &error)) {
+            if (missing) {
+                LOG_INFO("no oracle file \"%s\": starting with an empty oracle table", path_.c_str());
+            } else {
+                LOG_ERROR("%s: starting with an empty oracle table", error.c_str());
+            }
+            return;
+        }
+        auto m = std::make_shared<OracleMap>();
+        if (!oracle_decode(bytes, m.get(), &error)) {
+            std::string dest = path_ + ".corrupt." + std::to_string(static_cast<long long>(time(nullptr)));
+            if (rename(path_.c_str(), dest.c_str()) == 0) {
+                LOG_ERROR("oracle file \"%s\" is corrupt (%s): renamed it to \"%s\"; starting with an "
+                          "empty oracle table",
+                          path_.c_str(), error.c_str(), dest.c_str());
+            } else {
+                LOG_ERROR("oracle file \"%s\" is corrupt (%s) and could not be renamed to \"%s\" (%s); "
+                          "starting with an empty oracle table (the next load overwrites it)",
+                          path_.c_str(), error.c_str(), dest.c_str(), strerror(errno));
+            }
+            return;
+        }
+        std::lock_guard<std::mutex> g(commit_mu_);
+        OracleSnapshot snap = std::move(m);
+        std::atomic_store(&current_, snap);
+        if (auto *c = counter_.load())
+            c->store(snap->size(), std::memory_order_relaxed);
+        LOG_INFO("loaded %zu oracle entries from \"%s\"", snap->size(), path_.c_str());
+    } catch (const std::exception &e) {
+        LOG_ERROR("cannot load the oracle file \"%s\": %s; starting with an empty oracle table", path_.c_str(),
+                  e.what());
+    }
+}
+
+bool OracleStore::persist(const OracleMap &m, std::string *error) {
+    std::string bytes = oracle_encode(m);
+    std::string tmp = path_ + ".tmp." + std::to_string(getpid());
+    int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        *error = errno_text("cannot create", tmp);
+        return false;
+    }
+    if (!write_all(fd, bytes.data(), bytes.size())) {
+        *error = errno_text("cannot write", tmp);
+        close(fd);
+        unlink(tmp.c_str());
+        return false;
+    }
+    if (fsync(fd) != 0) {
+        *error = errno_text("cannot fsync", tmp);
+        close(fd);
+        unlink(tmp.c_str());
+        return false;
+    }
+    if (close(fd) != 0) {
+        *error = errno_text("cannot close", tmp);
+        unlink(tmp.c_str());
+        return false;
+    }
+    if (rename(tmp.c_str(), path_.c_str()) != 0) {
+        *error = errno_text("cannot rename the temp file to", path_);
+        unlink(tmp.c_str());
+        return false;
+    }
+    int dfd = open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd) != 0) {
+        /* the new file is in place but its name may not be durable yet */
+        *error = errno_text("cannot fsync the directory", dir_);
+        if (dfd >= 0)
+            close(dfd);
+        return false;
+    }
+    close(dfd);
+    return true;
+}
+
+bool OracleStore::commit(const std::vector<pilot::proto::OracleEntry> &entries, bool replace, uint64_t *new_size,
+                         std::string *error) {
+    std::lock_guard<std::mutex> g(commit_mu_);
+    try {
+        OracleSnapshot old = std::atomic_load(&current_);
+        auto m = replace ? std::make_shared<OracleMap>() : std::make_shared<OracleMap>(*old);
+        m->reserve(m->size() + entries.size());
+        for (const auto &e : entries)
+            (*m)[e.key] = e.rows; /* later entries win */
+        if (!persist(*m, error))
+            return false;
+        OracleSnapshot snap = std::move(m);
+        std::atomic_store(&current_, snap);
+        *new_size = snap->size();
+        if (auto *c = counter_.load())
+            c->store(snap->size(), std::memory_order_relaxed);
+        return true;
+    } catch (const std::bad_alloc &) {
+        *error = "out of memory building the oracle table";
+        return false;
+    }
+}
+
+} // namespace pilotd

@@ -1,0 +1,69 @@
+/*
+ * request_handler.h — answers one request already copied out of shared memory:
+ * PING, ESTIMATE (through the estimator registry) and the oracle load sessions
+ * (BEGIN / ADD / COMMIT / CLEAR).  Knows nothing about the segment.
+ *
+ * Oracle load sessions are per slot: the session id is the seq of the BEGIN
+ * request, ADD and COMMIT carry it in Request::session, and a new BEGIN on a
+ * slot discards that slot's earlier staging.
+ */
+#ifndef PILOTD_REQUEST_HANDLER_H
+#define PILOTD_REQUEST_HANDLER_H
+
+#include "estimator.h"
+#include "oracle_store.h"
+#include "pilot_protocol.h"
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+namespace pilotd {
+
+struct HandleResult {
+    bool bad_request = false; /* failed validate_request() */
+    uint32_t items = 0;       /* relation sets estimated */
+    uint32_t answered = 0;    /* of which answered (source != SRC_NONE) */
+};
+
+class RequestHandler {
+  public:
+    RequestHandler(EstimatorRegistry &registry, OracleStore &oracle);
+
+    /* req: a private copy (count may be anything: it is validated here).
+     * Fills resp completely (seq, status, count, oracle_entries, answers[0..count)).
+     * Never throws. */
+    HandleResult handle(uint32_t slot, uint32_t client_pid, const pilot::proto::Request &req,
+                        pilot::proto::Response &resp) noexcept;
+
+    /* Upper bound on the entries one load session may stage. */
+    static constexpr size_t kMaxStagedEntries = 50u * 1000u * 1000u;
+
+  private:
+    struct Session {
+        uint64_t id = 0;
+        bool replace = false;
+        std::vector<pilot::proto::OracleEntry> entries;
+    };
+
+    void estimate(const pilot::proto::Request &req, pilot::proto::Response &resp, HandleResult &r);
+    void oracle(uint32_t slot, uint32_t client_pid, const pilot::proto::Request &req,
+                pilot::proto::Response &resp);
+    void log_bad_request(uint32_t slot, uint32_t client_pid, const pilot::proto::Request &req);
+
+    EstimatorRegistry &registry_;
+    OracleStore &oracle_;
+    std::mutex sessions_mu_;
+    std::unordered_map<uint32_t, Session> sessions_; /* by slot index */
+
+    std::mutex bad_log_mu_;
+    uint64_t bad_log_window_start_us_ = 0;
+    uint32_t bad_logged_in_window_ = 0;
+    uint64_t bad_suppressed_ = 0;
+};
+
+} // namespace pilotd
+
+#endif

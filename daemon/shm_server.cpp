@@ -1,0 +1,316 @@
+/* shm_server.cpp — see shm_server.h. */
+#include "shm_server.h"
+
+#include "futex.h"
+#include "log.h"
+
+#include <boost/interprocess/mapped_region.hpp>
+#include <boost/interprocess/shared_memory_object.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <cstring>
+#include <ctime>
+#include <fcntl.h>
+#include <stdexcept>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace bip = boost::interprocess;
+
+namespace pilotd {
+
+using namespace pilot::proto;
+using pilot::futex_wait;
+using pilot::futex_wake;
+
+namespace {
+
+constexpr int64_t kWorkerIdleWaitUs = 100 * 1000;
+
+uint64_t random_epoch() {
+    uint64_t v = 0;
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t r = read(fd, &v, sizeof v);
+        close(fd);
+        if (r != static_cast<ssize_t>(sizeof v))
+            v = 0;
+    }
+    if (v == 0) /* no /dev/urandom: still different per start */
+        v = stable_hash64(nullptr, 0, monotonic_us() ^ (static_cast<uint64_t>(getpid()) << 40));
+    return v == 0 ? 1 : v;
+}
+
+std::string shm_path(const std::string &name) { return "/dev/shm/" + name; }
+
+} // namespace
+
+ShmServer::ShmServer(ShmServerOptions opt, RequestHandler &handler) : opt_(std::move(opt)), handler_(handler) {}
+
+ShmServer::~ShmServer() { stop(); }
+
+void ShmServer::create_segment() {
+    const std::string &name = opt_.segment;
+    if (name.empty())
+        throw std::runtime_error("no segment name");
+    if (opt_.nslots == 0 || opt_.nslots > kMaxSlots)
+        throw std::runtime_error("slots must be 1.." + std::to_string(kMaxSlots));
+    size_ = segment_size(opt_.nslots);
+
+    /* a segment left by a killed pilotd: backends still mapping it see its
+     * heartbeat go stale and re-attach to ours */
+    if (bip::shared_memory_object::remove(name.c_str()))
+        LOG_INFO("removed stale segment %s", name.c_str());
+
+    const std::string tmp = name + ".init." + std::to_string(getpid());
+    bip::shared_memory_object::remove(tmp.c_str());
+    bip::permissions perm;
+    perm.set_permissions(0600);
+    try {
+        shm_.reset(new bip::shared_memory_object(bip::create_only, tmp.c_str(), bip::read_write, perm));
+    } catch (const bip::interprocess_exception &e) {
+        throw std::runtime_error("cannot create shared memory segment " + tmp + ": " + e.what());
+    }
+    try {
+        /* owner only, whatever umask or boost did */
+        int fd = shm_->get_mapping_handle().handle;
+        if (fchmod(fd, 0600) != 0)
+            throw std::runtime_error(std::string("cannot chmod the segment to 0600: ") + strerror(errno));
+        shm_->truncate(static_cast<bip::offset_t>(size_));
+        /* reserve the pages now (zero-filled), so a full /dev/shm is an error
+         * here and not a SIGBUS later */
+        int rc = posix_fallocate(fd, 0, static_cast<off_t>(size_));
+        if (rc != 0)
+            throw std::runtime_error("cannot allocate " + std::to_string(size_ >> 20) +
+                                     " MB of shared memory for " + std::to_string(opt_.nslots) +
+                                     " slots: " + strerror(rc) + " (is /dev/shm large enough?)");
+        region_.reset(new bip::mapped_region(*shm_, bip::read_write, 0, static_cast<size_t>(size_)));
+        void *base = region_->get_address();
+        memset(base, 0, static_cast<size_t>(size_));
+        header_ = static_cast<SegmentHeader *>(base);
+
+        SegmentHeader *h = header_;
+        h->version = opt_.protocol_version;
+        h->header_size = sizeof(SegmentHeader);
+        h->slot_size = sizeof(Slot);
+        h->nslots = opt_.nslots;
+        h->total_size = size_;
+        epoch_ = random_epoch();
+        h->epoch = epoch_;
+        h->daemon_pid = static_cast<uint32_t>(getpid());
+        h->heartbeat_interval_ms = opt_.heartbeat_ms;
+        h->started_at_unix = static_cast<uint64_t>(time(nullptr));
+        h->heartbeat_us.store(monotonic_us(), std::memory_order_relaxed);
+        h->doorbell.store(0, std::memory_order_relaxed);
+        h->sleeping_workers.store(0, std::memory_order_relaxed);
+        for (uint32_t i = 0; i < opt_.nslots; i++) {
+            slot_at(h, i)->state.store(SLOT_FREE, std::memory_order_relaxed);
+            slot_at(h, i)->owner_pid.store(0, std::memory_order_relaxed);
+        }
+        h->magic = kMagic;
+        h->daemon_state.store(DAEMON_READY, std::memory_order_release);
+    } catch (...) {
+        region_.reset();
+        shm_.reset();
+        header_ = nullptr;
+        bip::shared_memory_object::remove(tmp.c_str());
+        throw;
+    }
+}
+
+void ShmServer::start() {
+    create_segment();
+    const std::string tmp = opt_.segment + ".init." + std::to_string(getpid());
+    try {
+        heartbeat_ = std::thread([this] { heartbeat_loop(); });
+        for (uint32_t i = 0; i < opt_.workers; i++)
+            workers_.emplace_back([this, i] { worker_loop(i); });
+    } catch (const std::exception &e) {
+        stop();
+        bip::shared_memory_object::remove(tmp.c_str());
+        throw std::runtime_error(std::string("cannot start threads: ") + e.what());
+    }
+    if (opt_.before_publish) {
+        try {
+            opt_.before_publish(header_);
+        } catch (...) {
+            stop();
+            bip::shared_memory_object::remove(tmp.c_str());
+            throw;
+        }
+    }
+    /* publish: backends can open it from now on */
+    header_->heartbeat_us.store(monotonic_us(), std::memory_order_release);
+    if (rename(shm_path(tmp).c_str(), shm_path(opt_.segment).c_str()) != 0) {
+        int err = errno;
+        stop();
+        bip::shared_memory_object::remove(tmp.c_str());
+        throw std::runtime_error("cannot publish the segment (rename " + shm_path(tmp) + " to " +
+                                 shm_path(opt_.segment) + "): " + strerror(err));
+    }
+    published_ = true;
+    struct stat st;
+    if (stat(shm_path(opt_.segment).c_str(), &st) == 0 && (st.st_mode & 077) != 0 &&
+        chmod(shm_path(opt_.segment).c_str(), 0600) != 0)
+        LOG_WARNING("cannot chmod %s to 0600: %s", shm_path(opt_.segment).c_str(), strerror(errno));
+}
+
+bool ShmServer::sleep_unless_stopping(uint32_t ms) {
+    std::unique_lock<std::mutex> lk(stop_mu_);
+    return !stop_cv_.wait_for(lk, std::chrono::milliseconds(ms), [this] { return stopping_.load(); });
+}
+
+void ShmServer::heartbeat_loop() noexcept {
+    const uint64_t interval_us = static_cast<uint64_t>(opt_.heartbeat_ms) * 1000;
+    uint64_t last = monotonic_us();
+    for (;;) {
+        uint64_t now = monotonic_us();
+        header_->heartbeat_us.store(now, std::memory_order_release);
+        if (now - last > 50 * interval_us + 1000000 && heartbeat_late_logged_.fetch_add(1) < 10)
+            LOG_WARNING("heartbeat was %llu ms late (machine overloaded or pilotd suspended?)",
+                        static_cast<unsigned long long>((now - last) / 1000));
+        last = now;
+        if (!sleep_unless_stopping(opt_.heartbeat_ms))
+            return;
+    }
+}
+
+void ShmServer::worker_loop(uint32_t index) noexcept {
+    /* private copies of a request and its response (~12 KB: not on the stack) */
+    std::unique_ptr<Request> req;
+    std::unique_ptr<Response> resp;
+    try {
+        req.reset(new Request());
+        resp.reset(new Response());
+    } catch (...) {
+        LOG_ERROR("worker %u: out of memory, not started", index);
+        return;
+    }
+    SegmentHeader *h = header_;
+    const uint32_t start = static_cast<uint32_t>(static_cast<uint64_t>(index) * opt_.nslots /
+                                                 (opt_.workers ? opt_.workers : 1));
+    LOG_DEBUG("worker %u started (first slot %u)", index, start);
+    while (!stopping_.load(std::memory_order_acquire)) {
+        bool found = false;
+        uint32_t v = h->doorbell.load(std::memory_order_seq_cst);
+        try {
+            found = scan_once(start, *req, *resp);
+        } catch (const std::exception &e) {
+            LOG_ERROR("worker %u: %s (still serving)", index, e.what());
+        } catch (...) {
+            LOG_ERROR("worker %u: unknown exception (still serving)", index);
+        }
+        if (found)
+            continue;
+        h->sleeping_workers.fetch_add(1, std::memory_order_seq_cst);
+        if (h->doorbell.load(std::memory_order_seq_cst) == v && !stopping_.load(std::memory_order_acquire))
+            futex_wait(&h->doorbell, v, kWorkerIdleWaitUs);
+        h->sleeping_workers.fetch_sub(1, std::memory_order_seq_cst);
+    }
+    LOG_DEBUG("worker %u stopped", index);
+}
+
+bool ShmServer::scan_once(uint32_t start, Request &req, Response &resp) {
+    SegmentHeader *h = header_;
+    const uint32_t n = opt_.nslots;
+    bool found = false;
+    for (uint32_t k = 0; k < n && !stopping_.load(std::memory_order_relaxed); k++) {
+        uint32_t i = start + k;
+        if (i >= n)
+            i -= n;
+        Slot *slot = slot_at(h, i);
+        uint32_t s = slot->state.load(std::memory_order_relaxed);
+        if (s != SLOT_PENDING)
+            continue;
+        if (!slot->state.compare_exchange_strong(s, SLOT_BUSY, std::memory_order_acquire,
+                                                 std::memory_order_relaxed))
+            continue; /* another worker took it, or its backend took it back */
+        found = true;
+        serve_slot(i, req, resp);
+    }
+    return found;
+}
+
+void ShmServer::serve_slot(uint32_t i, Request &req, Response &resp) {
+    SegmentHeader *h = header_;
+    Slot *slot = slot_at(h, i);
+
+    /* copy the request out: the fixed fields, then at most kMaxItems items;
+     * `count` is kept as written so validate_request() sees a bad one */
+    const Request &src = slot->req;
+    req.seq = src.seq;
+    req.session = src.session;
+    req.type = src.type;
+    req.estimator = src.estimator;
+    req.count = src.count;
+    req.flags = src.flags;
+    uint32_t n = req.count <= kMaxItems ? req.count : kMaxItems;
+    if (req.type == MSG_ORACLE_ADD)
+        memcpy(req.entries, src.entries, n * sizeof(OracleEntry));
+    else
+        memcpy(req.items, src.items, n * sizeof(EstimateItem));
+    uint32_t client_pid = slot->owner_pid.load(std::memory_order_relaxed);
+
+    if (opt_.answer_delay_ms > 0 && req.type == MSG_ESTIMATE && !sleep_unless_stopping(opt_.answer_delay_ms))
+        return; /* shutting down: the backend already sees DAEMON_STOPPING */
+
+    HandleResult r = handler_.handle(i, client_pid, req, resp);
+
+    h->counters.requests.fetch_add(1, std::memory_order_relaxed);
+    if (r.bad_request)
+        h->counters.bad_requests.fetch_add(1, std::memory_order_relaxed);
+    if (r.items) {
+        h->counters.items.fetch_add(r.items, std::memory_order_relaxed);
+        h->counters.answered.fetch_add(r.answered, std::memory_order_relaxed);
+    }
+
+    Response &dst = slot->resp;
+    uint32_t rc = resp.count <= kMaxItems ? resp.count : 0;
+    dst.seq = resp.seq;
+    dst.status = resp.status;
+    dst.count = rc;
+    dst.oracle_entries = resp.oracle_entries;
+    memcpy(dst.answers, resp.answers, rc * sizeof(EstimateAnswer));
+    slot->state.store(SLOT_DONE, std::memory_order_release);
+    futex_wake(&slot->state, 1);
+}
+
+void ShmServer::stop() noexcept {
+    if (header_ != nullptr)
+        header_->daemon_state.store(DAEMON_STOPPING, std::memory_order_seq_cst);
+    {
+        std::lock_guard<std::mutex> g(stop_mu_);
+        stopping_.store(true);
+    }
+    stop_cv_.notify_all();
+    if (header_ != nullptr) {
+        /* backends waiting for an answer see DAEMON_STOPPING at once */
+        for (uint32_t i = 0; i < opt_.nslots; i++)
+            futex_wake(&slot_at(header_, i)->state, INT_MAX);
+        header_->doorbell.fetch_add(1, std::memory_order_seq_cst);
+        futex_wake(&header_->doorbell, INT_MAX);
+    }
+    for (auto &t : workers_)
+        if (t.joinable())
+            t.join();
+    workers_.clear();
+    if (heartbeat_.joinable())
+        heartbeat_.join();
+    try {
+        region_.reset();
+        shm_.reset();
+    } catch (...) {
+    }
+    header_ = nullptr;
+    if (published_) {
+        published_ = false;
+        if (bip::shared_memory_object::remove(opt_.segment.c_str()))
+            LOG_INFO("removed segment %s", opt_.segment.c_str());
+        else
+            LOG_WARNING("could not remove segment %s", opt_.segment.c_str());
+    }
+}
+
+} // namespace pilotd

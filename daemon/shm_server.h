@@ -1,0 +1,91 @@
+/*
+ * shm_server.h — pilotd's side of the shared-memory protocol (see
+ * common/pilot_protocol.h): owns the segment, keeps the heartbeat, and runs
+ * the worker threads that answer PENDING slots.
+ *
+ * The segment is created under a temporary name, fully initialised (header,
+ * heartbeat, DAEMON_READY) and then renamed to its real name, so a backend
+ * never maps a half-initialised segment.
+ */
+#ifndef PILOTD_SHM_SERVER_H
+#define PILOTD_SHM_SERVER_H
+
+#include "pilot_protocol.h"
+#include "request_handler.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace boost {
+namespace interprocess {
+class shared_memory_object;
+class mapped_region;
+} // namespace interprocess
+} // namespace boost
+
+namespace pilotd {
+
+struct ShmServerOptions {
+    std::string segment;           /* proto::segment_name_for_datadir() */
+    uint32_t nslots = 512;
+    uint32_t workers = 2;
+    uint32_t heartbeat_ms = 10;
+    uint32_t protocol_version = pilot::proto::kProtocolVersion; /* testing override */
+    uint32_t answer_delay_ms = 0;  /* testing: before each MSG_ESTIMATE */
+    /* called with the initialised header just before the segment is published */
+    std::function<void(pilot::proto::SegmentHeader *)> before_publish;
+};
+
+class ShmServer {
+  public:
+    ShmServer(ShmServerOptions opt, RequestHandler &handler);
+    ~ShmServer();
+    ShmServer(const ShmServer &) = delete;
+    ShmServer &operator=(const ShmServer &) = delete;
+
+    /* Creates and publishes the segment and starts the threads.  Throws
+     * std::runtime_error with a readable message on failure. */
+    void start();
+    /* DAEMON_STOPPING, wake every waiter, join the threads, remove the segment.
+     * Idempotent; never throws. */
+    void stop() noexcept;
+
+    pilot::proto::SegmentHeader *header() const { return header_; }
+    uint64_t epoch() const { return epoch_; }
+    uint64_t size() const { return size_; }
+
+  private:
+    void create_segment();
+    void heartbeat_loop() noexcept;
+    void worker_loop(uint32_t index) noexcept;
+    bool scan_once(uint32_t start, pilot::proto::Request &req, pilot::proto::Response &resp);
+    void serve_slot(uint32_t i, pilot::proto::Request &req, pilot::proto::Response &resp);
+    bool sleep_unless_stopping(uint32_t ms);
+
+    ShmServerOptions opt_;
+    RequestHandler &handler_;
+    std::unique_ptr<boost::interprocess::shared_memory_object> shm_;
+    std::unique_ptr<boost::interprocess::mapped_region> region_;
+    pilot::proto::SegmentHeader *header_ = nullptr;
+    uint64_t size_ = 0;
+    uint64_t epoch_ = 0;
+    bool published_ = false;
+
+    std::atomic<bool> stopping_{false};
+    std::mutex stop_mu_;
+    std::condition_variable stop_cv_;
+    std::thread heartbeat_;
+    std::vector<std::thread> workers_;
+    std::atomic<uint32_t> heartbeat_late_logged_{0};
+};
+
+} // namespace pilotd
+
+#endif

@@ -1,0 +1,75 @@
+/* status.cpp — see status.h. */
+#include "status.h"
+
+#include "pilot_protocol.h"
+#include "sidecar_client.h"
+
+#include <cstdio>
+#include <ctime>
+
+namespace pilotd {
+
+namespace {
+
+std::string format_duration(uint64_t s) {
+    char buf[64];
+    if (s >= 86400)
+        snprintf(buf, sizeof buf, "%llud %02lluh %02llum %02llus", static_cast<unsigned long long>(s / 86400),
+                 static_cast<unsigned long long>(s % 86400 / 3600), static_cast<unsigned long long>(s % 3600 / 60),
+                 static_cast<unsigned long long>(s % 60));
+    else if (s >= 3600)
+        snprintf(buf, sizeof buf, "%lluh %02llum %02llus", static_cast<unsigned long long>(s / 3600),
+                 static_cast<unsigned long long>(s % 3600 / 60), static_cast<unsigned long long>(s % 60));
+    else if (s >= 60)
+        snprintf(buf, sizeof buf, "%llum %02llus", static_cast<unsigned long long>(s / 60),
+                 static_cast<unsigned long long>(s % 60));
+    else
+        snprintf(buf, sizeof buf, "%llus", static_cast<unsigned long long>(s));
+    return buf;
+}
+
+} // namespace
+
+int run_status(const Invocation &inv) {
+    const Config &c = inv.config;
+    if (c.pgdata.empty())
+        throw ConfigError("status needs the data directory: pilotd status -D DIR");
+    std::string segment = pilot::proto::segment_name_for_datadir(c.pgdata);
+    printf("data directory:   %s\n", c.pgdata.c_str());
+    if (segment.empty()) {
+        printf("status:           not running (cannot resolve the data directory)\n");
+        return kExitNotRunning;
+    }
+    pilot::SidecarClient client(segment, 0, static_cast<uint64_t>(inv.status_stale_ms) * 1000, 0);
+    pilot::DaemonInfo d = client.info();
+    printf("segment:          /dev/shm/%s\n", d.segment.c_str());
+    if (!d.attached) {
+        printf("attached:         no\n");
+        printf("status:           not running (%s)\n", d.last_problem.c_str());
+        return kExitNotRunning;
+    }
+    uint64_t now = static_cast<uint64_t>(time(nullptr));
+    uint64_t uptime = now > d.started_at_unix ? now - d.started_at_unix : 0;
+    char started[64] = "?";
+    time_t st = static_cast<time_t>(d.started_at_unix);
+    struct tm tm;
+    if (gmtime_r(&st, &tm) != nullptr)
+        strftime(started, sizeof started, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    printf("attached:         yes\n");
+    printf("status:           running and ready\n");
+    printf("pid:              %u\n", d.daemon_pid);
+    printf("epoch:            %016llx\n", static_cast<unsigned long long>(d.epoch));
+    printf("protocol version: %u\n", d.version);
+    printf("slots:            %u\n", d.nslots);
+    printf("heartbeat age:    %.1f ms\n", static_cast<double>(d.heartbeat_age_us) / 1000.0);
+    printf("started:          %s\n", started);
+    printf("uptime:           %s\n", format_duration(uptime).c_str());
+    printf("requests:         %llu\n", static_cast<unsigned long long>(d.requests));
+    printf("items:            %llu\n", static_cast<unsigned long long>(d.items));
+    printf("answered:         %llu\n", static_cast<unsigned long long>(d.answered));
+    printf("bad requests:     %llu\n", static_cast<unsigned long long>(d.bad_requests));
+    printf("oracle entries:   %llu\n", static_cast<unsigned long long>(d.oracle_entries));
+    return 0;
+}
+
+} // namespace pilotd
