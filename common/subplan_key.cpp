@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <vector>
 
@@ -85,38 +86,74 @@ void collect_rels(const KeyNode *n, const std::map<int, int> &local, std::vector
     }
 }
 
-/* Assigns canonical positions to relations (see header comment). */
-std::vector<int> canonical_order(const KeyDesc &d, const std::map<int, int> &local,
-                                 const std::vector<std::vector<int>> &clause_rels,
-                                 bool with_consts) {
-    const int n = d.nrels;
-    std::vector<int> color(static_cast<size_t>(n), 0);
-    std::vector<std::string> names(static_cast<size_t>(n));
+/*
+ * Canonical numbering of the relations (see header comment).
+ *
+ * Colour refinement alone does not decide every tie: in a regular join graph
+ * (e.g. a 3-cycle next to a 4-cycle of one table) every instance looks the
+ * same locally although they are not interchangeable, so picking "the first
+ * member" of a tied colour would depend on the listing order.  Ties are
+ * therefore broken by a search: each member of the tied colour is
+ * individualised in turn, refined, recursively, and the smallest resulting
+ * text wins.  Members that an automorphism of the description (fixing the
+ * relations individualised so far) maps onto an already tried member lead to
+ * the same texts and are skipped; automorphisms come from swapping two
+ * relations and from two leaves with equal texts.  For genuinely symmetric
+ * self-joins this tries one member per level, so the search stays linear.
+ * kMaxLeaves bounds pathological inputs.
+ */
+class Canon {
+public:
+    Canon(const KeyDesc &d, const std::map<int, int> &local,
+          const std::vector<std::vector<int>> &clause_rels, bool with_consts)
+        : d_(d), local_(local), with_consts_(with_consts), n_(d.nrels),
+          member_of_(static_cast<size_t>(d.nrels)) {
+        for (int c = 0; c < d.nclauses; c++)
+            for (int r : clause_rels[static_cast<size_t>(c)])
+                if (member_of_[static_cast<size_t>(r)].empty() ||
+                    member_of_[static_cast<size_t>(r)].back() != c)
+                    member_of_[static_cast<size_t>(r)].push_back(c);
+    }
 
-    /* clauses each relation takes part in */
-    std::vector<std::vector<int>> member_of(static_cast<size_t>(n));
-    for (int c = 0; c < d.nclauses; c++)
-        for (int r : clause_rels[static_cast<size_t>(c)])
-            if (member_of[static_cast<size_t>(r)].empty() ||
-                member_of[static_cast<size_t>(r)].back() != c)
-                member_of[static_cast<size_t>(r)].push_back(c);
+    std::string text() {
+        /* initial colour: rank of the table name */
+        std::vector<std::string> t;
+        for (int r = 0; r < n_; r++)
+            t.push_back(d_.tables[r]);
+        std::vector<std::string> u(t);
+        std::sort(u.begin(), u.end());
+        u.erase(std::unique(u.begin(), u.end()), u.end());
+        std::vector<int> color(static_cast<size_t>(n_));
+        for (int r = 0; r < n_; r++)
+            color[static_cast<size_t>(r)] = static_cast<int>(
+                std::lower_bound(u.begin(), u.end(), t[static_cast<size_t>(r)]) - u.begin());
+        int classes = refine(color);
+        std::vector<int> prefix;
+        search(color, classes, &prefix);
+        return best_;
+    }
 
-    auto refine = [&](std::vector<int> &col) {
+private:
+    static constexpr int kMaxLeaves = 512;
+
+    /* refines col in place until stable; returns the number of colours */
+    int refine(std::vector<int> &col) {
+        std::vector<std::string> names(static_cast<size_t>(n_));
         int classes = -1;
-        for (int round = 0; round <= n + 1; round++) {
-            std::vector<std::string> sig(static_cast<size_t>(n));
-            for (int r = 0; r < n; r++) {
+        for (int round = 0; round <= n_ + 1; round++) {
+            std::vector<std::string> sig(static_cast<size_t>(n_));
+            for (int r = 0; r < n_; r++) {
                 /* others print as their colour, this relation as '@' */
-                for (int o = 0; o < n; o++)
+                for (int o = 0; o < n_; o++)
                     names[static_cast<size_t>(o)] =
                         o == r ? std::string("@") : "c" + std::to_string(col[static_cast<size_t>(o)]);
-                RenderCtx ctx{&names, with_consts, &local};
+                RenderCtx ctx{&names, with_consts_, &local_};
                 std::vector<std::string> parts;
-                for (int c : member_of[static_cast<size_t>(r)])
-                    parts.push_back(render(d.clauses[c], ctx));
+                for (int c : member_of_[static_cast<size_t>(r)])
+                    parts.push_back(render(d_.clauses[c], ctx));
                 std::sort(parts.begin(), parts.end());
                 std::string s = "#" + std::to_string(col[static_cast<size_t>(r)]) + "|" +
-                                d.tables[r];
+                                d_.tables[r];
                 for (auto &p : parts)
                     s += "|" + p;
                 sig[static_cast<size_t>(r)] = s;
@@ -124,7 +161,7 @@ std::vector<int> canonical_order(const KeyDesc &d, const std::map<int, int> &loc
             std::vector<std::string> uniq(sig);
             std::sort(uniq.begin(), uniq.end());
             uniq.erase(std::unique(uniq.begin(), uniq.end()), uniq.end());
-            for (int r = 0; r < n; r++)
+            for (int r = 0; r < n_; r++)
                 col[static_cast<size_t>(r)] = static_cast<int>(
                     std::lower_bound(uniq.begin(), uniq.end(), sig[static_cast<size_t>(r)]) -
                     uniq.begin());
@@ -134,72 +171,168 @@ std::vector<int> canonical_order(const KeyDesc &d, const std::map<int, int> &loc
             classes = now;
         }
         return classes;
-    };
-
-    /* initial colour: rank of the table name */
-    {
-        std::vector<std::string> t;
-        for (int r = 0; r < n; r++)
-            t.push_back(d.tables[r]);
-        std::vector<std::string> u(t);
-        std::sort(u.begin(), u.end());
-        u.erase(std::unique(u.begin(), u.end()), u.end());
-        for (int r = 0; r < n; r++)
-            color[static_cast<size_t>(r)] = static_cast<int>(
-                std::lower_bound(u.begin(), u.end(), t[static_cast<size_t>(r)]) - u.begin());
     }
-    int classes = refine(color);
-    /* individualise remaining ties one at a time: the lowest tied colour's first
-     * member gets a colour of its own, then refine again */
-    while (classes < n) {
-        std::vector<int> count(static_cast<size_t>(n), 0);
-        for (int r = 0; r < n; r++)
+
+    /* the clauses rendered with relation r named "r<g[r]>", sorted: equal to
+     * plain_ iff g maps the description onto itself */
+    std::vector<std::string> relabelled(const std::vector<int> &g) const {
+        std::vector<std::string> names(static_cast<size_t>(n_));
+        for (int r = 0; r < n_; r++)
+            names[static_cast<size_t>(r)] = "r" + std::to_string(g[static_cast<size_t>(r)]);
+        RenderCtx ctx{&names, with_consts_, &local_};
+        std::vector<std::string> out;
+        for (int c = 0; c < d_.nclauses; c++)
+            out.push_back(render(d_.clauses[c], ctx));
+        std::sort(out.begin(), out.end());
+        return out;
+    }
+
+    bool is_automorphism(const std::vector<int> &g) {
+        for (int r = 0; r < n_; r++)
+            if (std::string(d_.tables[r]) != d_.tables[g[static_cast<size_t>(r)]])
+                return false;
+        if (plain_.empty() && d_.nclauses > 0) { /* only needed when there are ties */
+            std::vector<int> identity(static_cast<size_t>(n_));
+            for (int r = 0; r < n_; r++)
+                identity[static_cast<size_t>(r)] = r;
+            plain_ = relabelled(identity);
+        }
+        return relabelled(g) == plain_;
+    }
+
+    /* is v the image of an already tried member under a known automorphism
+     * fixing the individualised relations, or under swapping the two? */
+    bool equivalent_to_tried(int v, const std::vector<int> &tried, const std::vector<int> &prefix) {
+        std::vector<const std::vector<int> *> usable;
+        for (const auto &g : gens_) {
+            bool fixes = true;
+            for (int p : prefix)
+                if (g[static_cast<size_t>(p)] != p)
+                    fixes = false;
+            if (fixes)
+                usable.push_back(&g);
+        }
+        /* orbit of v under the group the usable generators generate */
+        std::vector<char> in_orbit(static_cast<size_t>(n_), 0);
+        std::vector<int> todo = {v};
+        in_orbit[static_cast<size_t>(v)] = 1;
+        while (!todo.empty()) {
+            int x = todo.back();
+            todo.pop_back();
+            for (const auto *g : usable) {
+                int y = (*g)[static_cast<size_t>(x)];
+                if (!in_orbit[static_cast<size_t>(y)]) {
+                    in_orbit[static_cast<size_t>(y)] = 1;
+                    todo.push_back(y);
+                }
+            }
+        }
+        for (int u : tried)
+            if (in_orbit[static_cast<size_t>(u)])
+                return true;
+        for (int u : tried) {
+            std::vector<int> g(static_cast<size_t>(n_));
+            for (int r = 0; r < n_; r++)
+                g[static_cast<size_t>(r)] = r;
+            std::swap(g[static_cast<size_t>(u)], g[static_cast<size_t>(v)]);
+            if (is_automorphism(g)) {
+                gens_.push_back(std::move(g));
+                return true;
+            }
+        }
+        return false;
+    }
+
+    void leaf(const std::vector<int> &color) {
+        leaves_++;
+        std::vector<int> order(static_cast<size_t>(n_));
+        for (int r = 0; r < n_; r++)
+            order[static_cast<size_t>(r)] = r;
+        std::sort(order.begin(), order.end(), [&](int a, int b) {
+            return color[static_cast<size_t>(a)] < color[static_cast<size_t>(b)];
+        });
+        /* order[k] = local index of canonical relation t(k+1) */
+        std::vector<std::string> names(static_cast<size_t>(n_));
+        std::string out = "pgpk1\n";
+        for (size_t k = 0; k < order.size(); k++) {
+            names[static_cast<size_t>(order[k])] = "t" + std::to_string(k + 1);
+            out += "R t" + std::to_string(k + 1) + " " + d_.tables[order[k]] + "\n";
+        }
+        RenderCtx ctx{&names, with_consts_, &local_};
+        std::vector<std::string> cl;
+        for (int c = 0; c < d_.nclauses; c++)
+            cl.push_back(render(d_.clauses[c], ctx));
+        std::sort(cl.begin(), cl.end());
+        cl.erase(std::unique(cl.begin(), cl.end()), cl.end());
+        for (auto &c : cl)
+            out += "C " + c + "\n";
+
+        auto it = seen_.find(out);
+        if (it != seen_.end()) {
+            /* same text from another numbering: that relabelling is an automorphism */
+            std::vector<int> g(static_cast<size_t>(n_));
+            for (size_t k = 0; k < order.size(); k++)
+                g[static_cast<size_t>(it->second[k])] = order[k];
+            if (is_automorphism(g))
+                gens_.push_back(std::move(g));
+        } else {
+            seen_.emplace(out, order);
+        }
+        if (best_.empty() || out < best_)
+            best_ = std::move(out);
+    }
+
+    void search(const std::vector<int> &color, int classes, std::vector<int> *prefix) {
+        if (classes >= n_) {
+            leaf(color);
+            return;
+        }
+        /* the lowest tied colour */
+        std::vector<int> count(static_cast<size_t>(n_), 0);
+        for (int r = 0; r < n_; r++)
             count[static_cast<size_t>(color[static_cast<size_t>(r)])]++;
         int tied = -1;
-        for (int c = 0; c < n && tied < 0; c++)
+        for (int c = 0; c < n_ && tied < 0; c++)
             if (count[static_cast<size_t>(c)] > 1)
                 tied = c;
-        if (tied < 0)
-            break;
-        for (int r = 0; r < n; r++)
-            color[static_cast<size_t>(r)] *= 2;
-        for (int r = 0; r < n; r++)
-            if (color[static_cast<size_t>(r)] == 2 * tied) {
-                color[static_cast<size_t>(r)] = 2 * tied + 1;
-                break;
-            }
-        int next = refine(color);
-        if (next <= classes)
-            break; /* cannot happen: individualising adds a class */
-        classes = next;
+        if (tied < 0) { /* cannot happen: fewer than n colours means a tie */
+            leaf(color);
+            return;
+        }
+        std::vector<int> tried;
+        for (int v = 0; v < n_; v++) {
+            if (color[static_cast<size_t>(v)] != tied)
+                continue;
+            if (!tried.empty() && (leaves_ >= kMaxLeaves || equivalent_to_tried(v, tried, *prefix)))
+                continue;
+            tried.push_back(v);
+            /* v gets a colour of its own, then refine again */
+            std::vector<int> next(color);
+            for (int r = 0; r < n_; r++)
+                next[static_cast<size_t>(r)] *= 2;
+            next[static_cast<size_t>(v)] = 2 * tied + 1;
+            int k = refine(next);
+            prefix->push_back(v);
+            search(next, k, prefix);
+            prefix->pop_back();
+        }
     }
-    std::vector<int> order(static_cast<size_t>(n));
-    for (int r = 0; r < n; r++)
-        order[static_cast<size_t>(r)] = r;
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
-        return color[static_cast<size_t>(a)] < color[static_cast<size_t>(b)];
-    });
-    return order; /* order[k] = local index of canonical relation t(k+1) */
-}
+
+    const KeyDesc &d_;
+    const std::map<int, int> &local_;
+    const bool with_consts_;
+    const int n_;
+    std::vector<std::vector<int>> member_of_; /* clauses each relation takes part in */
+    std::vector<std::string> plain_;          /* relabelled(identity), computed on demand */
+    std::vector<std::vector<int>> gens_;      /* automorphisms found so far */
+    std::map<std::string, std::vector<int>> seen_; /* leaf text -> its numbering */
+    std::string best_;
+    int leaves_ = 0;
+};
 
 std::string canonical_text(const KeyDesc &d, const std::map<int, int> &local,
                            const std::vector<std::vector<int>> &clause_rels, bool with_consts) {
-    std::vector<int> order = canonical_order(d, local, clause_rels, with_consts);
-    std::vector<std::string> names(static_cast<size_t>(d.nrels));
-    std::string out = "pgpk1\n";
-    for (size_t k = 0; k < order.size(); k++) {
-        names[static_cast<size_t>(order[k])] = "t" + std::to_string(k + 1);
-        out += "R t" + std::to_string(k + 1) + " " + d.tables[order[k]] + "\n";
-    }
-    RenderCtx ctx{&names, with_consts, &local};
-    std::vector<std::string> cl;
-    for (int c = 0; c < d.nclauses; c++)
-        cl.push_back(render(d.clauses[c], ctx));
-    std::sort(cl.begin(), cl.end());
-    cl.erase(std::unique(cl.begin(), cl.end()), cl.end());
-    for (auto &c : cl)
-        out += "C " + c + "\n";
-    return out;
+    return Canon(d, local, clause_rels, with_consts).text();
 }
 
 } // namespace
@@ -232,14 +365,10 @@ bool subplan_key_compute(const KeyDesc &desc, SubplanKey *out, std::string *erro
             for (int i = 0; i < desc.nrels; i++)
                 raw[static_cast<size_t>(i)] = "r" + std::to_string(i);
             RenderCtx ctx{&raw, true, &local};
-            std::vector<std::string> seen;
-            for (int c = 0; c < desc.nclauses; c++) {
-                std::string s = render(desc.clauses[c], ctx);
-                if (std::find(seen.begin(), seen.end(), s) != seen.end())
-                    continue;
-                seen.push_back(std::move(s));
-                kept.push_back(desc.clauses[c]);
-            }
+            std::set<std::string> seen;
+            for (int c = 0; c < desc.nclauses; c++)
+                if (seen.insert(render(desc.clauses[c], ctx)).second)
+                    kept.push_back(desc.clauses[c]);
         }
         KeyDesc d = desc;
         d.nclauses = static_cast<int>(kept.size());

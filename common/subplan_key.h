@@ -20,12 +20,15 @@
  *
  * Relation instances are numbered by colour refinement: a relation's colour is
  * its table name plus the (sorted) clauses it takes part in, rendered with the
- * other relations' colours, iterated until stable; remaining ties (symmetric
- * self-joins) are broken one at a time and refined again.  Clauses are then
+ * other relations' colours, iterated until stable; remaining ties (self-joins
+ * colour refinement cannot tell apart) are broken by trying each tied relation
+ * in turn, refining again, and keeping the smallest resulting text (relations
+ * an automorphism maps onto each other are tried once).  Clauses are then
  * rendered with the final names; commutative operators (AND/OR, equivalence
  * sets, and binary operators that are their own commutator or have one) order
  * their operands, so "a.x = b.y" and "b.y = a.x", "5 < a.x" and "a.x > 5" give
- * one key.  Clause lists are sorted and de-duplicated.
+ * one key.  Clause lists are sorted and de-duplicated (duplicate clauses are
+ * dropped before refinement, so writing a clause twice never changes a key).
  *
  * The structs are plain data so the extension can fill them from palloc'd
  * memory without any C++ object being live while PostgreSQL code may throw.
