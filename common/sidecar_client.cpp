@@ -57,6 +57,18 @@ void SidecarClient::detach() noexcept {
     }
 }
 
+/* pilotd was killed: its pid is gone and its heartbeat stopped (the heartbeat
+ * condition keeps a pilotd in another pid namespace usable) */
+static bool daemon_dead(const SegmentHeader *h, uint64_t now_us) {
+    if (h->daemon_pid == 0 || kill(static_cast<pid_t>(h->daemon_pid), 0) == 0 || errno != ESRCH)
+        return false;
+    uint64_t hb = h->heartbeat_us.load(std::memory_order_acquire);
+    uint64_t limit = 4ull * h->heartbeat_interval_ms * 1000;
+    if (limit < 100000)
+        limit = 100000;
+    return now_us > hb && now_us - hb > limit;
+}
+
 static Outcome outcome_for(HeaderCheck c) {
     switch (c) {
     case HDR_OK: return Outcome::OK;
@@ -101,6 +113,10 @@ Outcome SidecarClient::ensure_attached(uint64_t now_us) noexcept {
             last_problem_ = header_check_name(c);
             return last_outcome_ = outcome_for(c);
         }
+        if (daemon_dead(m->header, now_us)) {
+            last_problem_ = "pilotd process is gone";
+            return last_outcome_ = Outcome::DAEMON_DOWN;
+        }
         m->epoch = m->header->epoch;
         map_ = std::move(m);
         last_problem_.clear();
@@ -116,6 +132,8 @@ Outcome SidecarClient::ensure_attached(uint64_t now_us) noexcept {
 Outcome SidecarClient::probe() noexcept { return ensure_attached(monotonic_us()); }
 
 Outcome SidecarClient::call(Request &req, Response &resp, int64_t timeout_us) noexcept {
+    if (req.count > kMaxItems)
+        return Outcome::INVALID; /* caller error: split batches of kMaxItems */
     uint64_t start = monotonic_us();
     Outcome o = ensure_attached(start);
     if (o != Outcome::OK)
@@ -172,7 +190,9 @@ Outcome SidecarClient::call(Request &req, Response &resp, int64_t timeout_us) no
             }
             return Outcome::TIMEOUT;
         }
-        if (h->daemon_state.load(std::memory_order_acquire) != DAEMON_READY) {
+        uint64_t hb = h->heartbeat_us.load(std::memory_order_acquire);
+        if (h->daemon_state.load(std::memory_order_acquire) != DAEMON_READY ||
+            (now > hb && now - hb > stale_after_us_)) {
             uint32_t expect = SLOT_PENDING;
             slot->state.compare_exchange_strong(expect, SLOT_FREE, std::memory_order_acq_rel);
             return Outcome::DAEMON_DOWN;
