@@ -134,6 +134,7 @@ Datum
 pg_pilot_load_cardinalities(PG_FUNCTION_ARGS)
 {
 	char	   *path;
+	const char *file_name;
 	bool		replace = PG_GETARG_BOOL(1);
 	FILE	   *file;
 	StringInfoData buf;
@@ -172,6 +173,8 @@ pg_pilot_load_cardinalities(PG_FUNCTION_ARGS)
 				 errhint("The path is read by the server process; give an absolute path "
 						 "the server's OS user can read.")));
 
+	/* warnings name the file without its directory: short, and stable in tests */
+	file_name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
 	keys = (uint64 *) palloc(sizeof(uint64) * cap);
 	rows = (double *) palloc(sizeof(double) * cap);
 	initStringInfo(&buf);
@@ -205,7 +208,8 @@ pg_pilot_load_cardinalities(PG_FUNCTION_ARGS)
 			failed++;
 			if (failed <= MAX_LINE_WARNINGS)
 				ereport(WARNING,
-						(errmsg("pg_pilot: %s line %d skipped: %s", path, lineno, problem)));
+						(errmsg("pg_pilot: line %d of \"%s\" skipped: %s",
+								lineno, file_name, problem)));
 			continue;
 		}
 		if (n == cap)
@@ -225,8 +229,8 @@ pg_pilot_load_cardinalities(PG_FUNCTION_ARGS)
 	FreeFile(file);
 	if (failed > MAX_LINE_WARNINGS)
 		ereport(WARNING,
-				(errmsg("pg_pilot: %lld more lines of %s skipped (not shown)",
-						(long long) (failed - MAX_LINE_WARNINGS), path)));
+				(errmsg("pg_pilot: %lld more lines of \"%s\" skipped (not shown)",
+						(long long) (failed - MAX_LINE_WARNINGS), file_name)));
 
 	total = pilot_sidecar_oracle_load(keys, rows, n, replace);
 

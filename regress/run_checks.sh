@@ -72,7 +72,7 @@ PG_REGRESS="$(pg_config --pkglibdir)/pgxs/src/test/regress/pg_regress"
 export PG_PILOT_TMPDIR="$WORK/tmp"
 mkdir -p "$PG_PILOT_TMPDIR"
 out="$WORK/pg_regress.out"
-"$PG_REGRESS" --use-existing --host="$PGHOST" --port="$PGPORT" --user="$PGUSER" \
+"$PG_REGRESS" --host="$PGHOST" --port="$PGPORT" --user="$PGUSER" \
   --dbname=pg_pilot_regress --inputdir="$R" --outputdir="$WORK/regress-out" \
   --schedule="$R/schedule" >"$out" 2>&1
 cat "$out"

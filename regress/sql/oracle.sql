@@ -29,13 +29,38 @@ SELECT oracle_entries FROM pg_pilot.daemon;
 
 -- native: far off
 SET pg_pilot.estimator = 'native';
-SELECT p.relations, p.node, p.plan_rows, t.true_rows
-FROM plan_nodes(:'query') p LEFT JOIN truth t USING (relations);
+SELECT p.relations, p.node, p.plan_rows, p.per_loop, t.true_rows
+FROM plan_nodes(:'query') p LEFT JOIN truth t USING (relations) ORDER BY p.pos;
 
 -- oracle: every base and join relation of the plan carries its true count
+-- (serial plan: a parallel plan shows rows per worker, checked below)
 SET pg_pilot.estimator = 'oracle';
-SELECT p.relations, p.node, p.plan_rows, t.true_rows, p.plan_rows = t.true_rows AS exact
-FROM plan_nodes(:'query') p LEFT JOIN truth t USING (relations);
+SET max_parallel_workers_per_gather = 0;
+SELECT p.relations, p.node, p.plan_rows, p.per_loop, t.true_rows,
+       CASE WHEN NOT p.per_loop THEN p.plan_rows = t.true_rows END AS exact
+FROM plan_nodes(:'query') p LEFT JOIN truth t USING (relations) ORDER BY p.pos;
+-- other join methods cost with them too; the inner side of a parameterized
+-- nested loop keeps PostgreSQL's per-loop estimate (by design)
+SET enable_hashjoin = off;
+SELECT p.relations, p.node, p.plan_rows, p.per_loop, t.true_rows,
+       CASE WHEN NOT p.per_loop THEN p.plan_rows = t.true_rows END AS exact
+FROM plan_nodes(:'query') p LEFT JOIN truth t USING (relations) ORDER BY p.pos;
+RESET enable_hashjoin;
+RESET max_parallel_workers_per_gather;
+
+-- partial (parallel) paths carry the learned rows divided like PostgreSQL
+-- divides them: 2 workers + leader share 0.4 -> divisor 2.4
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+SELECT p.relations, p.node, p.plan_rows, round(t.true_rows / 2.4) AS true_rows_per_worker
+FROM plan_nodes('SELECT count(*) FROM orders o WHERE o.status = 1 AND o.channel = 1') p
+     JOIN truth t USING (relations) ORDER BY p.pos;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
 SELECT relations, nrels, native_rows, pilot_rows, used_rows, source
 FROM pg_pilot.explain_estimates(:'query') ORDER BY nrels, relations;
 

@@ -31,14 +31,16 @@ SET default_statistics_target = 1000;
 ANALYZE region, customer, orders, lineitem;
 RESET default_statistics_target;
 
--- plan_nodes(query): every scan and join node of the query's plan with the
--- aliases below it and its row estimate, in plan order (depth-first).
+-- plan_nodes(query): every scan and join node of the query's plan, in plan
+-- order (depth-first): the aliases below it, its row estimate, and whether it
+-- is the inner side of a parameterized nested loop (rows per outer row).
 CREATE FUNCTION plan_aliases(p jsonb) RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
   SELECT CASE WHEN p ? 'Alias' THEN ARRAY[p->>'Alias'] ELSE '{}'::text[] END
       || COALESCE((SELECT array_agg(a ORDER BY a)
                    FROM jsonb_array_elements(p->'Plans') c, unnest(plan_aliases(c)) a), '{}')
 $$;
-CREATE FUNCTION plan_walk(p jsonb, depth int) RETURNS TABLE(relations text, node text, plan_rows float8)
+CREATE FUNCTION plan_walk(p jsonb, depth int, parent text)
+RETURNS TABLE(relations text, node text, plan_rows float8, per_loop boolean)
 LANGUAGE plpgsql AS $$
 DECLARE c jsonb;
 BEGIN
@@ -46,18 +48,22 @@ BEGIN
     relations := (SELECT string_agg(a, ' ' ORDER BY a) FROM unnest(plan_aliases(p)) a);
     node := repeat('  ', depth) || (p->>'Node Type');
     plan_rows := (p->>'Plan Rows')::float8;
+    per_loop := parent = 'Nested Loop' AND p->>'Parent Relationship' = 'Inner'
+                AND (p ? 'Index Cond' OR p ? 'Recheck Cond');
     RETURN NEXT;
   END IF;
   FOR c IN SELECT * FROM jsonb_array_elements(COALESCE(p->'Plans', '[]')) LOOP
-    RETURN QUERY SELECT * FROM plan_walk(c, depth + 1);
+    RETURN QUERY SELECT * FROM plan_walk(c, depth + 1, p->>'Node Type');
   END LOOP;
 END $$;
-CREATE FUNCTION plan_nodes(q text) RETURNS TABLE(relations text, node text, plan_rows float8)
+CREATE FUNCTION plan_nodes(q text)
+RETURNS TABLE(pos bigint, relations text, node text, plan_rows float8, per_loop boolean)
 LANGUAGE plpgsql AS $$
 DECLARE j jsonb;
 BEGIN
   EXECUTE 'EXPLAIN (FORMAT JSON) ' || q INTO j;
-  RETURN QUERY SELECT * FROM plan_walk(j->0->'Plan', 0);
+  RETURN QUERY SELECT w.ordinality, w.relations, w.node, w.plan_rows, w.per_loop
+               FROM plan_walk(j->0->'Plan', 0, '') WITH ORDINALITY w;
 END $$;
 -- count_of(query): runs a SELECT COUNT(*) query
 CREATE FUNCTION count_of(q text) RETURNS bigint LANGUAGE plpgsql AS $$
