@@ -4,6 +4,8 @@
 #include "pilot_protocol.h"
 
 #include <algorithm>
+#include <cstring>
+#include <unordered_map>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -86,6 +88,63 @@ void collect_rels(const KeyNode *n, const std::map<int, int> &local, std::vector
     }
 }
 
+/* Throws on a malformed node (what render() would throw on). */
+void validate(const KeyNode *n, const std::map<int, int> &local) {
+    if (n == nullptr)
+        throw std::runtime_error("null expression node");
+    if (n->kind == KN_VAR) {
+        if (local.find(n->rel) == local.end())
+            throw std::runtime_error("column reference to a relation outside the set");
+    } else if (n->kind == KN_CALL) {
+        if (n->nargs < 0 || (n->nargs > 0 && n->args == nullptr))
+            throw std::runtime_error("bad argument list");
+        for (int i = 0; i < n->nargs; i++)
+            validate(n->args[i], local);
+    } else if (n->kind != KN_CONST) {
+        throw std::runtime_error("unknown expression node kind");
+    }
+}
+
+uint64_t hmix(uint64_t h, uint64_t v) {
+    h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+    h *= 0xbf58476d1ce4e5b9ULL;
+    return h ^ (h >> 31);
+}
+
+uint64_t htext(const char *s) {
+    return s ? proto::stable_hash64(s, std::strlen(s)) : 0x5bd1e9955bd1e995ULL;
+}
+
+/* render() with each relation named by its own index, as a hash: equal for
+ * clauses that render equal (commuted operands, reordered argument sets) */
+uint64_t structural_hash(const KeyNode *n, const std::map<int, int> &local) {
+    switch (n->kind) {
+    case KN_VAR:
+        return hmix(hmix(1, static_cast<uint64_t>(local.at(n->rel))), htext(n->text));
+    case KN_CONST:
+        return hmix(2, htext(n->text));
+    default: {
+        std::vector<uint64_t> args;
+        for (int i = 0; i < n->nargs; i++)
+            args.push_back(structural_hash(n->args[i], local));
+        if ((n->flags & KF_INFIX) && args.size() == 2) {
+            uint64_t a = hmix(hmix(hmix(4, htext(n->text)), args[0]), args[1]);
+            if (n->commutator == nullptr)
+                return a;
+            return std::min(a, hmix(hmix(hmix(4, htext(n->commutator)), args[1]), args[0]));
+        }
+        if (n->flags & KF_SORT_ARGS) {
+            std::sort(args.begin(), args.end());
+            args.erase(std::unique(args.begin(), args.end()), args.end());
+        }
+        uint64_t h = hmix(5, htext(n->text));
+        for (uint64_t x : args)
+            h = hmix(h, x);
+        return h;
+    }
+    }
+}
+
 /*
  * Canonical numbering of the relations (see header comment).
  *
@@ -108,6 +167,10 @@ public:
           const std::vector<std::vector<int>> &clause_rels, bool with_consts)
         : d_(d), local_(local), with_consts_(with_consts), n_(d.nrels),
           member_of_(static_cast<size_t>(d.nrels)) {
+        for (int r = 0; r < n_; r++)
+            table_hash_.push_back(text_hash(d.tables[r]));
+        for (int c = 0; c < d.nclauses; c++)
+            index_node(d.clauses[c]);
         for (int c = 0; c < d.nclauses; c++)
             for (int r : clause_rels[static_cast<size_t>(c)])
                 if (member_of_[static_cast<size_t>(r)].empty() ||
@@ -136,41 +199,108 @@ public:
 private:
     static constexpr int kMaxLeaves = 512;
 
-    /* refines col in place until stable; returns the number of colours */
+    /*
+     * Refines col in place until stable; returns the number of colours.
+     *
+     * A relation's signature is its colour, its table and the multiset of its
+     * clauses, each hashed with this relation as "self" and the others as their
+     * colours.  New colours rank (old colour, signature), so cells only split
+     * and keep their order (relations stay numbered by table name first).
+     * Hashing instead of rendering text keeps this cheap; it is invariant under
+     * renaming, and a hash collision could only leave a cell coarser, which the
+     * search resolves by comparing exact texts at the leaves.
+     */
     int refine(std::vector<int> &col) {
-        std::vector<std::string> names(static_cast<size_t>(n_));
         int classes = -1;
+        std::vector<std::pair<std::pair<int, uint64_t>, int>> keyed(static_cast<size_t>(n_));
+        std::vector<uint64_t> parts;
         for (int round = 0; round <= n_ + 1; round++) {
-            std::vector<std::string> sig(static_cast<size_t>(n_));
             for (int r = 0; r < n_; r++) {
-                /* others print as their colour, this relation as '@' */
-                for (int o = 0; o < n_; o++)
-                    names[static_cast<size_t>(o)] =
-                        o == r ? std::string("@") : "c" + std::to_string(col[static_cast<size_t>(o)]);
-                RenderCtx ctx{&names, with_consts_, &local_};
-                std::vector<std::string> parts;
+                parts.clear();
                 for (int c : member_of_[static_cast<size_t>(r)])
-                    parts.push_back(render(d_.clauses[c], ctx));
+                    parts.push_back(hash_node(d_.clauses[c], r, col));
                 std::sort(parts.begin(), parts.end());
-                std::string s = "#" + std::to_string(col[static_cast<size_t>(r)]) + "|" +
-                                d_.tables[r];
-                for (auto &p : parts)
-                    s += "|" + p;
-                sig[static_cast<size_t>(r)] = s;
+                uint64_t sig = table_hash_[static_cast<size_t>(r)];
+                for (uint64_t h : parts)
+                    sig = mix(sig, h);
+                keyed[static_cast<size_t>(r)] = {{col[static_cast<size_t>(r)], sig}, r};
             }
-            std::vector<std::string> uniq(sig);
-            std::sort(uniq.begin(), uniq.end());
-            uniq.erase(std::unique(uniq.begin(), uniq.end()), uniq.end());
-            for (int r = 0; r < n_; r++)
-                col[static_cast<size_t>(r)] = static_cast<int>(
-                    std::lower_bound(uniq.begin(), uniq.end(), sig[static_cast<size_t>(r)]) -
-                    uniq.begin());
-            int now = static_cast<int>(uniq.size());
+            std::sort(keyed.begin(), keyed.end());
+            int rank = -1;
+            for (size_t i = 0; i < keyed.size(); i++) {
+                if (i == 0 || keyed[i].first != keyed[i - 1].first)
+                    rank++;
+                col[static_cast<size_t>(keyed[i].second)] = rank;
+            }
+            int now = rank + 1;
             if (now == classes)
                 break;
             classes = now;
         }
         return classes;
+    }
+
+    static uint64_t mix(uint64_t h, uint64_t v) { return hmix(h, v); }
+    static uint64_t text_hash(const char *s) { return htext(s); }
+
+    /* what render() would print, as a hash: same canonicalisation of
+     * commutative operators and argument sets, relation "self" marked, the
+     * others named by their colour */
+    uint64_t hash_node(const KeyNode *n, int self, const std::vector<int> &col) const {
+        const NodeInfo &info = info_.at(n);
+        switch (n->kind) {
+        case KN_VAR: {
+            uint64_t name = info.rel == self ? 0x73656c66ULL /* "self" */
+                                             : mix(0xc010c010ULL, static_cast<uint64_t>(col[static_cast<size_t>(info.rel)]));
+            return mix(mix(1, name), info.text);
+        }
+        case KN_CONST:
+            return with_consts_ ? mix(2, info.text) : 3;
+        default: {
+            /* most calls have few arguments: no heap allocation for them */
+            uint64_t small[8];
+            std::vector<uint64_t> big;
+            uint64_t *args = small;
+            size_t nargs = static_cast<size_t>(n->nargs);
+            if (nargs > 8) {
+                big.resize(nargs);
+                args = big.data();
+            }
+            for (size_t i = 0; i < nargs; i++)
+                args[i] = hash_node(n->args[i], self, col);
+            if ((n->flags & KF_INFIX) && nargs == 2) {
+                uint64_t a = mix(mix(mix(4, info.text), args[0]), args[1]);
+                if (n->commutator == nullptr)
+                    return a;
+                uint64_t b = mix(mix(mix(4, info.commutator), args[1]), args[0]);
+                return std::min(a, b);
+            }
+            if (n->flags & KF_SORT_ARGS) {
+                std::sort(args, args + nargs);
+                nargs = static_cast<size_t>(std::unique(args, args + nargs) - args);
+            }
+            uint64_t h = mix(5, info.text);
+            for (size_t i = 0; i < nargs; i++)
+                h = mix(h, args[i]);
+            return h;
+        }
+        }
+    }
+
+    struct NodeInfo {
+        uint64_t text;
+        uint64_t commutator;
+        int rel;
+    };
+
+    void index_node(const KeyNode *n) {
+        NodeInfo info{text_hash(n->text), text_hash(n->commutator), -1};
+        if (n->kind == KN_VAR)
+            info.rel = local_.at(n->rel);
+        info_[n] = info;
+        if (n->kind == KN_CALL)
+            for (int i = 0; i < n->nargs; i++)
+                index_node(n->args[i]);
     }
 
     /* the clauses rendered with relation r named "r<g[r]>", sorted: equal to
@@ -323,6 +453,8 @@ private:
     const bool with_consts_;
     const int n_;
     std::vector<std::vector<int>> member_of_; /* clauses each relation takes part in */
+    std::vector<uint64_t> table_hash_;
+    std::unordered_map<const KeyNode *, NodeInfo> info_; /* per node: hashed text, relation */
     std::vector<std::string> plain_;          /* relabelled(identity), computed on demand */
     std::vector<std::vector<int>> gens_;      /* automorphisms found so far */
     std::map<std::string, std::vector<int>> seen_; /* leaf text -> its numbering */
@@ -365,10 +497,30 @@ bool subplan_key_compute(const KeyDesc &desc, SubplanKey *out, std::string *erro
             for (int i = 0; i < desc.nrels; i++)
                 raw[static_cast<size_t>(i)] = "r" + std::to_string(i);
             RenderCtx ctx{&raw, true, &local};
-            std::set<std::string> seen;
-            for (int c = 0; c < desc.nclauses; c++)
-                if (seen.insert(render(desc.clauses[c], ctx)).second)
-                    kept.push_back(desc.clauses[c]);
+            /* candidates by structural hash; equal hashes are confirmed on text */
+            std::unordered_map<uint64_t, std::vector<size_t>> by_hash; /* -> indexes into kept */
+            std::vector<std::string> kept_text; /* rendered lazily, parallel to kept */
+            for (int c = 0; c < desc.nclauses; c++) {
+                const KeyNode *clause = desc.clauses[c];
+                validate(clause, local);
+                auto &same = by_hash[structural_hash(clause, local)];
+                std::string text;
+                bool dup = false;
+                if (!same.empty()) {
+                    text = render(clause, ctx);
+                    for (size_t k : same) {
+                        if (kept_text[k].empty())
+                            kept_text[k] = render(kept[k], ctx);
+                        if (kept_text[k] == text)
+                            dup = true;
+                    }
+                }
+                if (!dup) {
+                    same.push_back(kept.size());
+                    kept.push_back(clause);
+                    kept_text.push_back(std::move(text));
+                }
+            }
         }
         KeyDesc d = desc;
         d.nclauses = static_cast<int>(kept.size());

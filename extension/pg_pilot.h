@@ -45,6 +45,7 @@ typedef struct PilotEstimate
 {
 	Relids		relids;			/* hash key: must be first */
 	bool		resolved;		/* estimate fetched (or given up) */
+	bool		finished;		/* counted, logged and recorded (at first sight) */
 	bool		learned;		/* rows is a value from the sidecar */
 	PilotFallback reason;		/* why not, when !learned */
 	uint32		source;			/* proto::Source when learned */
@@ -64,6 +65,7 @@ typedef struct PilotRootState
 	struct RelsetCatalog *catalog;	/* NULL until built; see catalog_failed */
 	bool		catalog_failed;
 	bool		base_fetched;
+	bool		joins_prefetched;
 	HTAB	   *estimates;		/* Relids -> PilotEstimate */
 	struct PilotRootState *next;
 } PilotRootState;
@@ -94,7 +96,7 @@ typedef struct PilotQueryState
 	bool		record;			/* collect PilotRecords (explain_estimates) */
 	bool		disabled;		/* an internal error or a dead sidecar: stop asking */
 	PilotFallback disabled_reason;
-	uint64		deadline_us;	/* 0 until the first request of the query */
+	uint64		waited_us;		/* time spent waiting on pilotd so far */
 	PilotRootState *roots;
 	List	   *records;		/* PilotRecord * */
 	/* PM_CAPTURE results */
@@ -129,6 +131,7 @@ extern struct RelsetCatalog *relset_catalog_build(PlannerInfo *root, const char 
 extern bool relset_key_for(struct RelsetCatalog *cat, Relids relids, bool want_text,
 						   RelsetKey *out);
 extern char *relset_label(PlannerInfo *root, Relids relids);
+extern bool relset_join_graph(struct RelsetCatalog *cat, uint64 *adjacency, uint64 *present);
 
 /* ---- sidecar round trips (sidecar.cpp) ---- */
 

@@ -3,7 +3,8 @@
  *
  * planner_hook        starts a per-planning state: a memory context, a cache of
  *                     estimates per PlannerInfo and relid set, and one time
- *                     budget (pg_pilot.timeout_ms) for all round trips.
+ *                     budget (pg_pilot.timeout_ms): the total time the planning
+ *                     may spend waiting on pilotd, over all its round trips.
  * set_rel_pathlist    at the first base relation of a query level, asks for all
  *                     its base relations in ONE round trip and sets their rows
  *                     before their paths are built; at each relation's own hook
@@ -94,6 +95,7 @@ estimate_entry(PilotRootState *rs, Relids relids, double native_rows)
 		/* the key pointer may live in a GEQO scratch context: keep our copy */
 		e->relids = bms_copy(relids);
 		e->resolved = false;
+		e->finished = false;
 		e->learned = false;
 		e->reason = PF_UNKNOWN;
 		e->source = 0;
@@ -142,11 +144,13 @@ used_rows(const PilotEstimate *e)
 	return e->learned ? clamp_row_est(e->rows) : e->native_rows;
 }
 
-/* Bookkeeping once per relation set: counters, log line, explain record. */
+/* Bookkeeping once per relation set, when the planner first sizes it:
+ * counters, log line, explain record. */
 static void
 finish_entry(PilotQueryState *qs, PilotRootState *rs, PilotEstimate *e)
 {
 	e->resolved = true;
+	e->finished = true;
 	if (!e->learned)
 		pilot_stats_count_fallback(e->reason, 1);
 	if (pilot_log_estimates || qs->record)
@@ -179,24 +183,44 @@ finish_entry(PilotQueryState *qs, PilotRootState *rs, PilotEstimate *e)
 	}
 }
 
-/* Sends asks for entries (all keyed) in one round trip, within the budget. */
+/* Can this planning still ask pilotd?  If not, *reason says why. */
+static bool
+sidecar_usable(PilotQueryState *qs, PilotFallback *reason)
+{
+	if (qs->disabled_reason != PF_NONE)
+	{
+		*reason = qs->disabled_reason;
+		return false;
+	}
+	if (qs->waited_us >= (uint64) pilot_timeout_ms * 1000)
+	{
+		*reason = PF_TIMEOUT;
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Sends asks for entries (all keyed) in one round trip.  The budget
+ * (pg_pilot.timeout_ms) is the total time one planning may spend waiting on
+ * pilotd, summed over its round trips; PostgreSQL's own planning work between
+ * them does not count.
+ */
 static void
 ask_sidecar(PilotQueryState *qs, PilotEstimate **entries, int n)
 {
 	PilotAsk   *asks;
-	uint64		now;
-	int64		left;
+	uint64		budget = (uint64) pilot_timeout_ms * 1000;
+	uint64		start;
+
+	PilotFallback reason;
 
 	if (n == 0)
 		return;
-	now = pilot::proto::monotonic_us();
-	if (qs->deadline_us == 0)
-		qs->deadline_us = now + (uint64) pilot_timeout_ms * 1000;
-	left = (int64) qs->deadline_us - (int64) now;
-	if (qs->disabled_reason != PF_NONE || left <= 0)
+	if (!sidecar_usable(qs, &reason))
 	{
 		for (int i = 0; i < n; i++)
-			entries[i]->reason = qs->disabled_reason != PF_NONE ? qs->disabled_reason : PF_TIMEOUT;
+			entries[i]->reason = reason;
 		return;
 	}
 	asks = (PilotAsk *) palloc0(sizeof(PilotAsk) * n);
@@ -207,7 +231,9 @@ ask_sidecar(PilotQueryState *qs, PilotEstimate **entries, int n)
 		asks[i].native_rows = entries[i]->native_rows;
 		asks[i].nrels = (uint32) bms_num_members(entries[i]->relids);
 	}
-	pilot_sidecar_estimate(asks, n, left);
+	start = pilot::proto::monotonic_us();
+	pilot_sidecar_estimate(asks, n, (int64) (budget - qs->waited_us));
+	qs->waited_us += pilot::proto::monotonic_us() - start;
 	for (int i = 0; i < n; i++)
 	{
 		entries[i]->learned = asks[i].learned;
@@ -225,8 +251,13 @@ ask_sidecar(PilotQueryState *qs, PilotEstimate **entries, int n)
 static void
 capture(PilotQueryState *qs, PilotRootState *rs, Relids relids)
 {
-	PilotEstimate *e = estimate_entry(rs, relids, 0);
+	PilotEstimate *e;
 	RelsetKey	k;
+
+	/* GEQO builds the final relation once per tour: one key is enough */
+	if (qs->captured || qs->capture_problem != NULL)
+		return;
+	e = estimate_entry(rs, relids, 0);
 
 	if (key_entry(rs, e, true, &k))
 	{
@@ -356,6 +387,109 @@ base_rel_work(PilotQueryState *qs, PlannerInfo *root, RelOptInfo *rel)
  * Join relations
  * --------------------------------------------------------------------- */
 
+/*
+ * Join relations are asked for in bulk: at the first join of a query level,
+ * every connected set of its (keyable) base relations, enumerated like DPccp
+ * does, up to PREFETCH_MAX sets, goes to pilotd in as few round trips as
+ * possible.  Dynamic programming builds these sets anyway; sets beyond the cap
+ * (large GEQO problems) are asked for when the planner builds them.
+ */
+#define PREFETCH_MAX 1024
+
+typedef struct CsgEnum
+{
+	const uint64 *adjacency;
+	uint64		present;
+	int			count;
+	bool		overflow;
+	uint64	   *sets;
+} CsgEnum;
+
+static uint64
+neighbours(const CsgEnum *en, uint64 set)
+{
+	uint64		n = 0;
+
+	for (int x = 0; x < 64; x++)
+		if (set & (UINT64CONST(1) << x))
+			n |= en->adjacency[x];
+	return n & en->present;
+}
+
+static void
+emit_set(CsgEnum *en, uint64 set)
+{
+	if (__builtin_popcountll(set) < 2)
+		return;
+	if (en->count >= PREFETCH_MAX)
+	{
+		en->overflow = true;
+		return;
+	}
+	en->sets[en->count++] = set;
+}
+
+static void
+enumerate_csg_rec(CsgEnum *en, uint64 set, uint64 excluded)
+{
+	uint64		n = neighbours(en, set) & ~excluded;
+
+	if (n == 0 || en->overflow)
+		return;
+	for (uint64 sub = n; sub != 0 && !en->overflow; sub = (sub - 1) & n)
+		emit_set(en, set | sub);
+	for (uint64 sub = n; sub != 0 && !en->overflow; sub = (sub - 1) & n)
+		enumerate_csg_rec(en, set | sub, excluded | n);
+}
+
+static void
+prefetch_join_estimates(PilotQueryState *qs, PilotRootState *rs)
+{
+	struct RelsetCatalog *cat = root_catalog(rs);
+	uint64		adjacency[64];
+	CsgEnum		en;
+	PilotEstimate **keyed;
+	int			nkeyed = 0;
+
+	PilotFallback reason;
+
+	if (!sidecar_usable(qs, &reason) || cat == NULL ||
+		!relset_join_graph(cat, adjacency, &en.present))
+		return;
+	en.adjacency = adjacency;
+	en.count = 0;
+	en.overflow = false;
+	en.sets = (uint64 *) palloc(sizeof(uint64) * PREFETCH_MAX);
+	for (int v = 63; v >= 0 && !en.overflow; v--)
+	{
+		uint64		bit = UINT64CONST(1) << v;
+
+		if (en.present & bit)
+			enumerate_csg_rec(&en, bit, (bit << 1) - 1);
+	}
+	keyed = (PilotEstimate **) palloc(sizeof(PilotEstimate *) * (en.count > 0 ? en.count : 1));
+	for (int i = 0; i < en.count; i++)
+	{
+		Relids		relids = NULL;
+		PilotEstimate *e;
+		RelsetKey	k;
+
+		for (int x = 0; x < 64; x++)
+			if (en.sets[i] & (UINT64CONST(1) << x))
+				relids = bms_add_member(relids, x);
+		e = estimate_entry(rs, relids, 0);
+		if (e->resolved || e->finished)
+			continue;
+		if (key_entry(rs, e, false, &k))
+			keyed[nkeyed++] = e;
+		else
+			e->resolved = true;	/* unkeyable: reason set, nothing to ask */
+	}
+	ask_sidecar(qs, keyed, nkeyed);
+	for (int i = 0; i < nkeyed; i++)
+		keyed[i]->resolved = true;
+}
+
 /* Returns true and the rows to use when joinrel must be re-costed. */
 static bool
 join_rel_work(PilotQueryState *qs, PlannerInfo *root, RelOptInfo *joinrel, double *rows)
@@ -369,13 +503,26 @@ join_rel_work(PilotQueryState *qs, PlannerInfo *root, RelOptInfo *joinrel, doubl
 			capture(qs, rs, joinrel->relids);
 		return false;
 	}
-	e = estimate_entry(rs, joinrel->relids, joinrel->rows);
-	if (!e->resolved)
+	if (!rs->joins_prefetched)
 	{
-		RelsetKey	k;
+		rs->joins_prefetched = true;
+		prefetch_join_estimates(qs, rs);
+	}
+	e = estimate_entry(rs, joinrel->relids, joinrel->rows);
+	if (!e->finished)
+	{
+		e->native_rows = joinrel->rows;	/* first sight: PostgreSQL's own estimate */
+		if (!e->resolved)
+		{
+			RelsetKey	k;
+			PilotFallback reason;
 
-		if (key_entry(rs, e, false, &k))
-			ask_sidecar(qs, &e, 1);
+			/* no key computed for an answer that cannot be asked for */
+			if (!sidecar_usable(qs, &reason))
+				e->reason = reason;
+			else if (key_entry(rs, e, false, &k))
+				ask_sidecar(qs, &e, 1);
+		}
 		finish_entry(qs, rs, e);
 	}
 	if (!e->learned)

@@ -706,6 +706,62 @@ relset_key_for(RelsetCatalog *cat, Relids relids, bool want_text, RelsetKey *out
 	return true;
 }
 
+/*
+ * Join graph of the base relations (range-table indexes < 64): for each
+ * relation, the relations it shares a join clause, an equivalence class or an
+ * outer/semi/anti join with.  False when some relation's index is >= 64.
+ */
+bool
+relset_join_graph(RelsetCatalog *cat, uint64 *adjacency, uint64 *present)
+{
+	ListCell   *lc;
+
+	*present = 0;
+	for (int i = 0; i < 64; i++)
+		adjacency[i] = 0;
+	for (int i = 1; i < cat->nrels; i++)
+	{
+		if (!cat->rels[i].present)
+			continue;
+		if (i >= 64)
+			return false;
+		if (cat->rels[i].problem == NULL)
+			*present |= UINT64CONST(1) << i;
+	}
+	foreach(lc, cat->clauses)
+	{
+		CatClause  *cc = (CatClause *) lfirst(lc);
+		int			a = -1;
+
+		while ((a = bms_next_member(cc->relids, a)) >= 0 && a < 64)
+		{
+			int			b = -1;
+
+			while ((b = bms_next_member(cc->relids, b)) >= 0 && b < 64)
+				if (a != b)
+					adjacency[a] |= UINT64CONST(1) << b;
+		}
+	}
+	foreach(lc, cat->ecs)
+	{
+		CatEC	   *ce = (CatEC *) lfirst(lc);
+		uint64		members = 0;
+
+		for (int m = 0; m < ce->nmembers; m++)
+		{
+			int			x = -1;
+
+			while ((x = bms_next_member(ce->members[m].relids, x)) >= 0)
+				if (x < 64)
+					members |= UINT64CONST(1) << x;
+		}
+		for (int x = 0; x < 64; x++)
+			if (members & (UINT64CONST(1) << x))
+				adjacency[x] |= members & ~(UINT64CONST(1) << x);
+	}
+	return true;
+}
+
 char *
 relset_label(PlannerInfo *root, Relids relids)
 {

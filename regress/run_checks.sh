@@ -18,6 +18,10 @@ if [ "$(id -u)" -eq 0 ]; then
   RUN_AS=${PG_PILOT_TEST_USER:-postgres}
   WORK=$(mktemp -d /tmp/pg_pilot_check.XXXXXX)
   cp -r "$SELF_DIR" "$WORK/regress"
+  # the project's shared data (../shared beside the clone), readable by the test user
+  if [ -d "$SELF_DIR/../../shared/data" ]; then
+    mkdir -p "$WORK/shared" && cp -r "$SELF_DIR/../../shared/data" "$WORK/shared/"
+  fi
   chown -R "$RUN_AS" "$WORK"
   runuser -u "$RUN_AS" -- env PATH="$PATH" PP_WORK="$WORK" bash "$WORK/regress/run_checks.sh"
   rc=$?
@@ -29,6 +33,12 @@ WORK=${PP_WORK:-$(mktemp -d /tmp/pg_pilot_check.XXXXXX)}
 R="$WORK/regress"
 [ -d "$R" ] || cp -r "$SELF_DIR" "$R"
 export PP_WORK="$WORK" PP_REGRESS="$R"
+if [ -z "${PP_SHARED:-}" ]; then
+  for d in "$WORK/shared" "$SELF_DIR/../../shared"; do
+    [ -d "$d/data" ] && { PP_SHARED=$(cd "$d" && pwd); break; }
+  done
+fi
+export PP_SHARED=${PP_SHARED:-}
 # shellcheck source=lib/cluster.sh
 source "$R/lib/cluster.sh"
 
@@ -82,8 +92,8 @@ if ! grep -qE '\.\.\. ok|\.\.\. FAILED' "$out"; then f=$((f + 1)); fi
 [ "$f" -gt 0 ] && [ -f "$WORK/regress-out/regression.diffs" ] && head -300 "$WORK/regress-out/regression.diffs"
 count "$p" "$f" "pg_regress"
 
-echo "== fault tests"
-for t in "$R"/fault/*.sh; do
+echo "== fault and integration tests"
+for t in "$R"/fault/*.sh "$R"/integration/*.sh; do
   [ -f "$t" ] || continue
   name=$(basename "$t" .sh)
   out="$WORK/fault_$name.out"
