@@ -158,7 +158,6 @@ extern uint64 pilot_sidecar_oracle_load(const uint64 *keys, const double *rows, 
 										bool replace);
 extern uint64 pilot_sidecar_oracle_clear(void);
 
-struct PilotDaemonInfo;
 extern void pilot_sidecar_status(Datum *values, bool *nulls, int natts);
 
 /* ---- statistics (pilot_stats.cpp) ---- */
@@ -167,6 +166,7 @@ extern void pilot_stats_shmem_startup(void);
 extern void pilot_stats_count_request(uint64 latency_us);
 extern void pilot_stats_count_items(int requested, int answered);
 extern void pilot_stats_count_fallback(PilotFallback reason, int n);
-extern bool pilot_stats_available(void);
+/* ERROR with a hint unless pg_pilot was loaded by shared_preload_libraries */
+extern void pilot_require_preloaded(void);
 
 #endif

@@ -71,12 +71,6 @@ pilot_stats_shmem_startup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
-bool
-pilot_stats_available(void)
-{
-	return stats != NULL;
-}
-
 static int
 latency_bucket(uint64 us)
 {
@@ -130,8 +124,8 @@ pilot_stats_count_fallback(PilotFallback reason, int n)
 	pg_atomic_fetch_add_u64(&stats->fallbacks[reason], (uint64) n);
 }
 
-static void
-require_stats(void)
+void
+pilot_require_preloaded(void)
 {
 	if (stats == NULL)
 		ereport(ERROR,
@@ -172,7 +166,7 @@ pg_pilot_stats(PG_FUNCTION_ARGS)
 	uint64		total = 0;
 	int			i = 0;
 
-	require_stats();
+	pilot_require_preloaded();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	memset(nulls, 0, sizeof(nulls));
@@ -209,7 +203,7 @@ pg_pilot_stats(PG_FUNCTION_ARGS)
 Datum
 pg_pilot_reset_stats(PG_FUNCTION_ARGS)
 {
-	require_stats();
+	pilot_require_preloaded();
 	pg_atomic_write_u64(&stats->requests, 0);
 	pg_atomic_write_u64(&stats->items, 0);
 	pg_atomic_write_u64(&stats->answered, 0);

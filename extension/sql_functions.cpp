@@ -40,15 +40,16 @@ PG_FUNCTION_INFO_V1(pg_pilot_daemon_status);
 /* At most this many failing lines are reported one by one. */
 #define MAX_LINE_WARNINGS 50
 
-static void
-require_preloaded(void)
+/* The text argument argno of a pg_pilot function, which must not be NULL. */
+static char *
+required_text_arg(FunctionCallInfo fcinfo, int argno, const char *what)
 {
-	if (!pilot_stats_available())
+	pilot_require_preloaded();
+	if (PG_ARGISNULL(argno))
 		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("pg_pilot must be loaded via shared_preload_libraries"),
-				 errhint("Add pg_pilot to shared_preload_libraries in postgresql.conf "
-						 "and restart the server.")));
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pg_pilot: %s must not be NULL", what)));
+	return text_to_cstring(PG_GETARG_TEXT_PP(argno));
 }
 
 static char *
@@ -150,12 +151,7 @@ pg_pilot_load_cardinalities(PG_FUNCTION_ARGS)
 	Datum		values[4];
 	bool		nulls[4] = {false, false, false, false};
 
-	require_preloaded();
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("pg_pilot.load_cardinalities: path must not be NULL")));
-	path = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	path = required_text_arg(fcinfo, 0, "the path of the cardinality file");
 	if (!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -244,7 +240,7 @@ pg_pilot_load_cardinalities(PG_FUNCTION_ARGS)
 Datum
 pg_pilot_clear_cardinalities(PG_FUNCTION_ARGS)
 {
-	require_preloaded();
+	pilot_require_preloaded();
 	PG_RETURN_INT64((int64) pilot_sidecar_oracle_clear());
 }
 
@@ -256,12 +252,7 @@ pg_pilot_explain_estimates(PG_FUNCTION_ARGS)
 	PilotQueryState *qs;
 	ListCell   *lc;
 
-	require_preloaded();
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("pg_pilot.explain_estimates: query must not be NULL")));
-	query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	query = required_text_arg(fcinfo, 0, "the query");
 	InitMaterializedSRF(fcinfo, 0);
 	if (!pilot_enabled || pilot_timeout_ms <= 0)
 		ereport(NOTICE,
@@ -301,14 +292,9 @@ pg_pilot_subplan_key(PG_FUNCTION_ARGS)
 	Datum		values[4];
 	bool		nulls[4] = {false, false, false, false};
 
-	require_preloaded();
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("pg_pilot.subplan_key: query must not be NULL")));
+	query = required_text_arg(fcinfo, 0, "the query");
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	query = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	qs = pilot_plan_query_in_mode(query, PM_CAPTURE, false);
 	if (!qs->captured)
 		ereport(ERROR,

@@ -159,21 +159,27 @@ struct RunResult {
     std::string output;
 };
 
+/* In a forked child: stdout and stderr to out_file (truncated or appended), exec args. */
+[[noreturn]] void exec_with_output(const std::vector<std::string> &args, const std::string &out_file,
+                                   int mode) {
+    int fd = open(out_file.c_str(), O_WRONLY | O_CREAT | mode, 0600);
+    if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+    }
+    std::vector<char *> argv;
+    for (const auto &a : args)
+        argv.push_back(const_cast<char *>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+}
+
 RunResult run_sync(const std::vector<std::string> &args, const std::string &out_file, int timeout_ms = 20000) {
     RunResult r;
     pid_t pid = fork();
     if (pid == 0) {
-        int fd = open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        std::vector<char *> argv;
-        for (const auto &a : args)
-            argv.push_back(const_cast<char *>(a.c_str()));
-        argv.push_back(nullptr);
-        execv(argv[0], argv.data());
-        _exit(127);
+        exec_with_output(args, out_file, O_TRUNC);
     }
     if (pid < 0)
         return r;
@@ -203,17 +209,7 @@ class Pilotd {
         ASSERT_GE(pid, 0);
         if (pid == 0) {
             prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
-            int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-            if (fd >= 0) {
-                dup2(fd, 1);
-                dup2(fd, 2);
-            }
-            std::vector<char *> argv;
-            for (const auto &a : args)
-                argv.push_back(const_cast<char *>(a.c_str()));
-            argv.push_back(nullptr);
-            execv(argv[0], argv.data());
-            _exit(127);
+            exec_with_output(args, log_, O_APPEND);
         }
         pid_ = pid;
         exit_status_ = -1;
