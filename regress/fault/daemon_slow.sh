@@ -4,6 +4,7 @@
 source "$PP_REGRESS/lib/cluster.sh"; source "$PP_REGRESS/lib/fault.sh"
 
 want=$(expected_results)
+export PGOPTIONS="-c pg_pilot.timeout_ms=5"   # the production default, below pilotd's 300 ms
 pp_pilotd_stop
 pp_pilotd_start --debug-answer-delay-ms 300
 t0=$(stat fallback_timeout)

@@ -38,6 +38,7 @@ exact=$(pp_psql -At -f "$PP_REGRESS/lib/workload_check.sql" -c "
 SET pg_pilot.estimator = 'oracle';
 SELECT count(*) || ' ' || count(*) FILTER (WHERE pg_temp.top_rows(split_part(l, '||', 2)) = greatest(split_part(l, '||', 1)::float8, 1))
 FROM regexp_split_to_table(pg_read_file('$cards'), E'\n') l WHERE l LIKE '%||%';")
+echo "# timeouts so far: $(stat fallback_timeout)"
 echo "# queries, exact whole-query estimates under the oracle: $exact"
 check "oracle estimate == true count for all $nq JOB queries (up to 17 tables, GEQO)" [ "$exact" = "$nq $nq" ]
 keyed=$(q "SELECT fallback_error FROM pg_pilot.stats")

@@ -22,6 +22,7 @@ CREATE TEMP TABLE w AS
   WHERE l LIKE '%||%';
 SELECT count(*) || ' ' || count(*) FILTER (WHERE pg_temp.top_rows(q) = greatest(true_rows, 1))
 FROM w;")
+echo "# timeouts so far: $(stat fallback_timeout)"
 echo "# queries, exact whole-query estimates under the oracle: $out"
 check "oracle estimate == true count for all 659 queries" [ "$out" = "659 659" ]
 native=$(pp_psql -At -f "$PP_REGRESS/lib/workload_check.sql" -c "

@@ -1,6 +1,6 @@
 -- basic: parameters, the daemon view, and the subplan key at SQL level
-SHOW pg_pilot.enabled;
-SHOW pg_pilot.timeout_ms;
+-- every parameter, its built-in default and who may change it
+SELECT name, boot_val, unit, context, vartype FROM pg_settings WHERE name LIKE 'pg_pilot.%' ORDER BY name;
 SHOW pg_pilot.estimator;
 -- a user's mistake gets a clear error
 SET pg_pilot.estimator = 'magic';
