@@ -562,15 +562,34 @@ contain_error(PilotQueryState *qs, MemoryContext cxt)
  * Hooks
  * --------------------------------------------------------------------- */
 
+/*
+ * The state of this planning, if pg_pilot takes part in it.  pg_pilot.enabled
+ * is checked again here, not only when planning starts: a planner hook that
+ * runs inside ours may change it for one query (pg_hint_plan's
+ * "Set(pg_pilot.enabled off)").
+ */
+static PilotQueryState *
+active_query(void)
+{
+	PilotQueryState *qs = pilot_query;
+
+	if (qs == NULL || qs->disabled)
+		return NULL;
+	if (qs->mode == PM_PLAN && (!pilot_enabled || pilot_timeout_ms <= 0))
+		return NULL;
+	return qs;
+}
+
 static void
 pilot_set_rel_pathlist(PlannerInfo *root, RelOptInfo *rel, Index rti, RangeTblEntry *rte)
 {
-	PilotQueryState *qs = pilot_query;
+	PilotQueryState *qs;
 
 	if (prev_set_rel_pathlist_hook)
 		prev_set_rel_pathlist_hook(root, rel, rti, rte);
 
-	if (qs == NULL || qs->disabled || rel->reloptkind != RELOPT_BASEREL)
+	qs = active_query();
+	if (qs == NULL || rel->reloptkind != RELOPT_BASEREL)
 		return;
 	{
 		MemoryContext old = MemoryContextSwitchTo(qs->cxt);
@@ -592,11 +611,11 @@ static void
 pilot_set_join_pathlist(PlannerInfo *root, RelOptInfo *joinrel, RelOptInfo *outerrel,
 						RelOptInfo *innerrel, JoinType jointype, JoinPathExtraData *extra)
 {
-	PilotQueryState *qs = pilot_query;
+	PilotQueryState *qs = join_rerun_guard ? NULL : active_query();
 	bool		rerun = false;
 	double		rows = 0;
 
-	if (!join_rerun_guard && qs != NULL && !qs->disabled &&
+	if (qs != NULL &&
 		joinrel->reloptkind == RELOPT_JOINREL && !IS_DUMMY_REL(joinrel))
 	{
 		MemoryContext old = MemoryContextSwitchTo(qs->cxt);
