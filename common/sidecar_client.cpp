@@ -17,6 +17,9 @@ namespace pilot {
 
 using namespace proto;
 
+/* How long call() polls for the answer before it sleeps on the futex. */
+constexpr uint64_t kSpinUs = 30;
+
 const char *outcome_name(Outcome o) {
     switch (o) {
     case Outcome::OK: return "ok";
@@ -172,7 +175,6 @@ Outcome SidecarClient::call(Request &req, Response &resp, int64_t timeout_us) no
     /* wait: short spin (answers usually take a few microseconds), then futex
      * sleeps of at most 1 ms so a stopping or dead daemon is noticed early */
     uint64_t deadline = start + static_cast<uint64_t>(timeout_us > 0 ? timeout_us : 0);
-    int spins = 0;
     for (;;) {
         s = slot->state.load(std::memory_order_acquire);
         if (s == SLOT_DONE)
@@ -197,11 +199,14 @@ Outcome SidecarClient::call(Request &req, Response &resp, int64_t timeout_us) no
             slot->state.compare_exchange_strong(expect, SLOT_FREE, std::memory_order_acq_rel);
             return Outcome::DAEMON_DOWN;
         }
-        if (spins < 200) {
-            spins++;
+        /* poll first: an awake pilotd answers in a few microseconds, a futex
+         * sleep costs a wake-up of tens */
+        if (now - start < kSpinUs) {
+            for (int i = 0; i < 32; i++) {
 #if defined(__x86_64__) || defined(__i386__)
-            __builtin_ia32_pause();
+                __builtin_ia32_pause();
 #endif
+            }
             continue;
         }
         uint64_t left = deadline - now;

@@ -28,6 +28,10 @@ using pilot::futex_wake;
 namespace {
 
 constexpr int64_t kWorkerIdleWaitUs = 100 * 1000;
+/* After serving, one worker at a time polls the doorbell this long before it
+ * sleeps: a planning asks in bursts (base relations, then joins), and a sleeping
+ * worker costs each round trip a futex wake-up (tens of microseconds). */
+constexpr uint64_t kWorkerSpinUs = 200;
 
 uint64_t random_epoch() {
     uint64_t v = 0;
@@ -204,12 +208,38 @@ void ShmServer::worker_loop(uint32_t index) noexcept {
         }
         if (found)
             continue;
+        if (spin_for_work(v))
+            continue;
         h->sleeping_workers.fetch_add(1, std::memory_order_seq_cst);
         if (h->doorbell.load(std::memory_order_seq_cst) == v && !stopping_.load(std::memory_order_acquire))
             futex_wait(&h->doorbell, v, kWorkerIdleWaitUs);
         h->sleeping_workers.fetch_sub(1, std::memory_order_seq_cst);
     }
     LOG_DEBUG("worker %u stopped", index);
+}
+
+/* Polls the doorbell for kWorkerSpinUs if no other worker is polling; true when
+ * it rang (work may be waiting).  Bounded, and one spinner at most, so an idle
+ * pilotd takes no CPU and a busy machine loses at most one core briefly. */
+bool ShmServer::spin_for_work(uint32_t seen) noexcept {
+    bool expected = false;
+    if (!spinning_.compare_exchange_strong(expected, true, std::memory_order_acq_rel))
+        return false;
+    const uint64_t until = monotonic_us() + kWorkerSpinUs;
+    bool rang = false;
+    for (uint32_t i = 0; !stopping_.load(std::memory_order_relaxed); i++) {
+        if (header_->doorbell.load(std::memory_order_acquire) != seen) {
+            rang = true;
+            break;
+        }
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+        if ((i & 63) == 63 && monotonic_us() >= until)
+            break;
+    }
+    spinning_.store(false, std::memory_order_release);
+    return rang;
 }
 
 bool ShmServer::scan_once(uint32_t start, Request &req, Response &resp) {

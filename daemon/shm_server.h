@@ -66,6 +66,7 @@ class ShmServer {
     void heartbeat_loop() noexcept;
     void worker_loop(uint32_t index) noexcept;
     bool scan_once(uint32_t start, pilot::proto::Request &req, pilot::proto::Response &resp);
+    bool spin_for_work(uint32_t seen) noexcept;
     void serve_slot(uint32_t i, pilot::proto::Request &req, pilot::proto::Response &resp);
     bool sleep_unless_stopping(uint32_t ms);
 
@@ -79,6 +80,7 @@ class ShmServer {
     bool published_ = false;
 
     std::atomic<bool> stopping_{false};
+    std::atomic<bool> spinning_{false}; /* one worker polls the doorbell at a time */
     std::mutex stop_mu_;
     std::condition_variable stop_cv_;
     std::thread heartbeat_;
