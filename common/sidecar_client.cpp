@@ -7,6 +7,7 @@
 #include <boost/interprocess/shared_memory_object.hpp>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <signal.h>
 #include <unistd.h>
@@ -40,6 +41,7 @@ struct SidecarClient::Mapping {
     SegmentHeader *header = nullptr;
     uint64_t size = 0;
     uint64_t epoch = 0;
+    uint32_t nslots = 0; /* as validated at attach: the header may change under us */
 };
 
 SidecarClient::SidecarClient(std::string segment, uint32_t slot_index, uint64_t stale_after_us,
@@ -51,6 +53,10 @@ SidecarClient::SidecarClient(std::string segment, uint32_t slot_index, uint64_t 
 }
 
 SidecarClient::~SidecarClient() { detach(); }
+
+void SidecarClient::set_problem(const char *a, const char *b) noexcept {
+    snprintf(last_problem_, sizeof last_problem_, "%s%s", a ? a : "", b ? b : "");
+}
 
 void SidecarClient::detach() noexcept {
     try {
@@ -88,7 +94,7 @@ Outcome SidecarClient::ensure_attached(uint64_t now_us) noexcept {
         if (c == HDR_OK)
             return Outcome::OK;
         /* a restarted pilotd lives in a new segment under the same name */
-        last_problem_ = header_check_name(c);
+        set_problem(header_check_name(c));
         last_outcome_ = outcome_for(c);
         detach();
         last_attempt_us_ = 0; /* try the new segment at once */
@@ -97,7 +103,7 @@ Outcome SidecarClient::ensure_attached(uint64_t now_us) noexcept {
         return last_outcome_;
     last_attempt_us_ = now_us;
     if (segment_.empty()) {
-        last_problem_ = "no segment name (data directory unresolved)";
+        set_problem("no segment name (data directory unresolved)");
         return last_outcome_ = Outcome::DAEMON_DOWN;
     }
     try {
@@ -105,7 +111,7 @@ Outcome SidecarClient::ensure_attached(uint64_t now_us) noexcept {
         m->shm = bip::shared_memory_object(bip::open_only, segment_.c_str(), bip::read_write);
         bip::offset_t size = 0;
         if (!m->shm.get_size(size) || size < static_cast<bip::offset_t>(sizeof(SegmentHeader))) {
-            last_problem_ = header_check_name(HDR_TOO_SMALL);
+            set_problem(header_check_name(HDR_TOO_SMALL));
             return last_outcome_ = Outcome::VERSION_MISMATCH;
         }
         m->region = bip::mapped_region(m->shm, bip::read_write, 0, static_cast<size_t>(size));
@@ -113,21 +119,22 @@ Outcome SidecarClient::ensure_attached(uint64_t now_us) noexcept {
         m->header = static_cast<SegmentHeader *>(m->region.get_address());
         HeaderCheck c = validate_header(m->header, m->size, now_us, stale_after_us_);
         if (c != HDR_OK) {
-            last_problem_ = header_check_name(c);
+            set_problem(header_check_name(c));
             return last_outcome_ = outcome_for(c);
         }
         if (daemon_dead(m->header, now_us)) {
-            last_problem_ = "pilotd process is gone";
+            set_problem("pilotd process is gone");
             return last_outcome_ = Outcome::DAEMON_DOWN;
         }
         m->epoch = m->header->epoch;
+        m->nslots = m->header->nslots;
         map_ = std::move(m);
-        last_problem_.clear();
+        last_problem_[0] = '\0';
         return last_outcome_ = Outcome::OK;
     } catch (const std::exception &e) {
-        last_problem_ = std::string("cannot open segment: ") + e.what();
+        set_problem("cannot open segment: ", e.what());
     } catch (...) {
-        last_problem_ = "cannot open segment";
+        set_problem("cannot open segment");
     }
     return last_outcome_ = Outcome::DAEMON_DOWN;
 }
@@ -142,8 +149,8 @@ Outcome SidecarClient::call(Request &req, Response &resp, int64_t timeout_us) no
     if (o != Outcome::OK)
         return o;
     SegmentHeader *h = map_->header;
-    if (slot_index_ >= h->nslots)
-        return Outcome::NO_SLOT;
+    if (slot_index_ >= map_->nslots || h->nslots != map_->nslots)
+        return slot_index_ >= map_->nslots ? Outcome::NO_SLOT : Outcome::VERSION_MISMATCH;
     Slot *slot = slot_at(h, slot_index_);
 
     /* take the slot: ours from any state but BUSY (see pilot_protocol.h) */
@@ -183,9 +190,8 @@ Outcome SidecarClient::call(Request &req, Response &resp, int64_t timeout_us) no
         if (now >= deadline) {
             uint32_t expect = SLOT_PENDING; /* withdraw if pilotd has not picked it up */
             slot->state.compare_exchange_strong(expect, SLOT_FREE, std::memory_order_acq_rel);
-            if (h->daemon_pid != 0 && kill(static_cast<pid_t>(h->daemon_pid), 0) != 0 &&
-                errno == ESRCH) {
-                last_problem_ = "pilotd process is gone";
+            if (daemon_dead(h, monotonic_us())) {
+                set_problem("pilotd process is gone");
                 detach();
                 last_attempt_us_ = 0;
                 return Outcome::DAEMON_DOWN;
@@ -231,7 +237,7 @@ Outcome SidecarClient::call(Request &req, Response &resp, int64_t timeout_us) no
     return Outcome::OK;
 }
 
-DaemonInfo SidecarClient::info() noexcept {
+DaemonInfo SidecarClient::info() {
     DaemonInfo d;
     d.segment = segment_;
     uint64_t now = monotonic_us();

@@ -61,7 +61,12 @@ class SidecarClient {
     /* Cheap check without sending anything: is pilotd there right now? */
     Outcome probe() noexcept;
 
-    DaemonInfo info() noexcept;
+    /* The segment's state, for status output.  May throw std::bad_alloc (it
+     * builds strings): not for the planner path. */
+    DaemonInfo info();
+
+    /* Why the client is not attached (empty when it is). */
+    const char *last_problem() const noexcept { return last_problem_; }
 
     void set_stale_after_us(uint64_t v) { stale_after_us_ = v; }
 
@@ -77,7 +82,10 @@ class SidecarClient {
     std::unique_ptr<Mapping> map_;
     uint64_t last_attempt_us_ = 0;
     Outcome last_outcome_ = Outcome::DAEMON_DOWN;
-    std::string last_problem_ = "not attached yet";
+    /* why not attached; a fixed buffer: nothing on these paths may allocate,
+     * since the functions are noexcept and run inside PostgreSQL backends */
+    char last_problem_[160] = "not attached yet";
+    void set_problem(const char *a, const char *b = "") noexcept;
     uint64_t seq_ = 0;
 };
 

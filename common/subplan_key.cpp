@@ -538,11 +538,17 @@ bool subplan_key_compute(const KeyDesc &desc, SubplanKey *out, std::string *erro
         out->template_key = proto::stable_hash64(out->template_text.data(), out->template_text.size());
         return true;
     } catch (const std::exception &e) {
-        if (error)
-            *error = e.what();
+        try {
+            if (error)
+                *error = e.what();
+        } catch (...) { /* out of memory: leave *error as it is */
+        }
     } catch (...) {
-        if (error)
-            *error = "unexpected failure";
+        try {
+            if (error)
+                *error = "unexpected failure";
+        } catch (...) {
+        }
     }
     if (out)
         *out = SubplanKey();

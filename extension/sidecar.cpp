@@ -195,10 +195,10 @@ admin_call(uint32_t type, uint64_t session, uint32_t flags) noexcept
 
 	if (o != Outcome::OK)
 	{
-		DaemonInfo	d = c->info();
+		const char *why = c->last_problem();
 
 		snprintf(admin_problem, sizeof admin_problem, "%s%s%s", outcome_name(o),
-				 d.last_problem.empty() ? "" : ": ", d.last_problem.c_str());
+				 why[0] ? ": " : "", why);
 		if (o == Outcome::REFUSED)
 			snprintf(admin_problem, sizeof admin_problem, "pilotd refused the request (status %u)",
 					 response_buf.status);
