@@ -21,21 +21,29 @@
  * and relation sets we cannot key keep PostgreSQL's estimate.  Every previous
  * hook is called (pg_hint_plan, hypopg, pg_stat_statements ... keep working).
  *
- * Never an ERROR: our own work runs under PG_TRY; an error there (other than a
- * cancel) is logged, counted as PF_ERROR and ends pg_pilot's involvement in this
- * planning — the query is planned natively.
+ * Never an ERROR of pg_pilot's making: the one step that reads catalogs and runs
+ * type output functions (building a query level's catalog) runs in an internal
+ * subtransaction and falls back to native planning when it fails (counted as
+ * PF_ERROR); everything else only computes on memory it already has, and
+ * talking to pilotd cannot raise an error at all.
  */
 extern "C" {
 #include "postgres.h"
 
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "executor/executor.h"
 #include "miscadmin.h"
 #include "optimizer/cost.h"
 #include "optimizer/optimizer.h"
+#include "optimizer/pathnode.h"
 #include "optimizer/paths.h"
 #include "optimizer/planner.h"
 #include "tcop/tcopprot.h"
 #include "utils/elog.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/builtins.h"
 }
 
 #include "pg_pilot.h"
@@ -108,25 +116,75 @@ estimate_entry(PilotRootState *rs, Relids relids, double native_rows)
 	return e;
 }
 
+/*
+ * The catalog of this query level (relset_key.cpp), built once.  Building it
+ * is the only part of pg_pilot's planning work that reads system catalogs and
+ * runs type output functions, so it runs in an internal subtransaction: if it
+ * fails (a cache lookup, an output function, ...), the subtransaction is rolled
+ * back — releasing locks, buffer pins and other resources as for any error —
+ * and this query level is planned natively.  A cancel is re-thrown.
+ */
 static struct RelsetCatalog *
-root_catalog(PilotRootState *rs)
+root_catalog(PilotQueryState *qs, PilotRootState *rs)
 {
-	const char *problem = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	bool		saved_quote_all = quote_all_identifiers;
+	struct RelsetCatalog *volatile cat = NULL;
 
-	if (rs->catalog == NULL && !rs->catalog_failed)
+	if (rs->catalog != NULL || rs->catalog_failed)
+		return rs->catalog;
+	rs->catalog_failed = true;	/* until proven otherwise */
+	if (IsInParallelMode())
+		return NULL;			/* no subtransactions there: stay native */
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
 	{
-		rs->catalog = relset_catalog_build(rs->root, &problem);
-		if (rs->catalog == NULL)
-			rs->catalog_failed = true;
+		const char *problem = NULL;
+
+		/* names must not depend on this session's settings */
+		quote_all_identifiers = false;
+		cat = relset_catalog_build(rs->root, &problem);
+		quote_all_identifiers = saved_quote_all;
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
 	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		quote_all_identifiers = saved_quote_all;
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
+		ereport(LOG,
+				(errmsg("pg_pilot: cannot describe this query's relations, planning it natively: %s",
+						edata->message),
+				 errhidestmt(true)));
+		FreeErrorData(edata);
+		pilot_stats_count_fallback(PF_ERROR, 1);
+		qs->disabled = true;
+		cat = NULL;
+	}
+	PG_END_TRY();
+	rs->catalog = cat;
+	rs->catalog_failed = (cat == NULL);
 	return rs->catalog;
 }
 
 /* Computes the key of e; false (reason set) when the set cannot be keyed. */
 static bool
-key_entry(PilotRootState *rs, PilotEstimate *e, bool want_text, RelsetKey *k)
+key_entry(PilotQueryState *qs, PilotRootState *rs, PilotEstimate *e, bool want_text, RelsetKey *k)
 {
-	struct RelsetCatalog *cat = root_catalog(rs);
+	struct RelsetCatalog *cat = root_catalog(qs, rs);
 
 	if (cat == NULL || !relset_key_for(cat, e->relids, want_text, k))
 	{
@@ -259,7 +317,7 @@ capture(PilotQueryState *qs, PilotRootState *rs, Relids relids)
 		return;
 	e = estimate_entry(rs, relids, 0);
 
-	if (key_entry(rs, e, true, &k))
+	if (key_entry(qs, rs, e, true, &k))
 	{
 		qs->captured = true;
 		qs->captured_key = k.key;
@@ -343,7 +401,7 @@ fetch_base_estimates(PilotQueryState *qs, PilotRootState *rs)
 		if (e->resolved)
 			continue;
 		all[nall++] = e;
-		if (key_entry(rs, e, false, &k))
+		if (key_entry(qs, rs, e, false, &k))
 			keyed[nkeyed++] = e;
 	}
 	ask_sidecar(qs, keyed, nkeyed);
@@ -445,7 +503,7 @@ enumerate_csg_rec(CsgEnum *en, uint64 set, uint64 excluded)
 static void
 prefetch_join_estimates(PilotQueryState *qs, PilotRootState *rs)
 {
-	struct RelsetCatalog *cat = root_catalog(rs);
+	struct RelsetCatalog *cat = root_catalog(qs, rs);
 	uint64		adjacency[64];
 	CsgEnum		en;
 	PilotEstimate **keyed;
@@ -480,7 +538,7 @@ prefetch_join_estimates(PilotQueryState *qs, PilotRootState *rs)
 		e = estimate_entry(rs, relids, 0);
 		if (e->resolved || e->finished)
 			continue;
-		if (key_entry(rs, e, false, &k))
+		if (key_entry(qs, rs, e, false, &k))
 			keyed[nkeyed++] = e;
 		else
 			e->resolved = true;	/* unkeyable: reason set, nothing to ask */
@@ -520,7 +578,7 @@ join_rel_work(PilotQueryState *qs, PlannerInfo *root, RelOptInfo *joinrel, doubl
 			/* no key computed for an answer that cannot be asked for */
 			if (!sidecar_usable(qs, &reason))
 				e->reason = reason;
-			else if (key_entry(rs, e, false, &k))
+			else if (key_entry(qs, rs, e, false, &k))
 				ask_sidecar(qs, &e, 1);
 		}
 		finish_entry(qs, rs, e);
@@ -529,33 +587,6 @@ join_rel_work(PilotQueryState *qs, PlannerInfo *root, RelOptInfo *joinrel, doubl
 		return false;
 	*rows = clamp_row_est(e->rows);
 	return joinrel->rows != *rows;
-}
-
-/* ---------------------------------------------------------------------
- * Error containment
- * --------------------------------------------------------------------- */
-
-/* Called in PG_CATCH: rethrows cancels, swallows the rest into a fallback. */
-static void
-contain_error(PilotQueryState *qs, MemoryContext cxt)
-{
-	ErrorData  *edata;
-
-	MemoryContextSwitchTo(cxt);
-	edata = CopyErrorData();
-	if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED || edata->elevel > ERROR)
-	{
-		FreeErrorData(edata);
-		PG_RE_THROW();
-	}
-	FlushErrorState();
-	ereport(LOG,
-			(errmsg("pg_pilot: internal error, planning this query natively: %s",
-					edata->message),
-			 errhidestmt(true)));
-	FreeErrorData(edata);
-	qs->disabled = true;
-	pilot_stats_count_fallback(PF_ERROR, 1);
 }
 
 /* ---------------------------------------------------------------------
@@ -594,17 +625,30 @@ pilot_set_rel_pathlist(PlannerInfo *root, RelOptInfo *rel, Index rti, RangeTblEn
 	{
 		MemoryContext old = MemoryContextSwitchTo(qs->cxt);
 
-		PG_TRY();
-		{
-			base_rel_work(qs, root, rel);
-		}
-		PG_CATCH();
-		{
-			contain_error(qs, old);
-		}
-		PG_END_TRY();
+		base_rel_work(qs, root, rel);
 		MemoryContextSwitchTo(old);
 	}
+}
+
+/* The foreign/custom paths of a path list, unparameterized ones set to rows
+ * (divided for partial paths: divisor 0 means "use the path's own"). */
+static List *
+keep_provider_paths(List *paths, double rows, double divisor)
+{
+	List	   *kept = NIL;
+	ListCell   *lc;
+
+	foreach(lc, paths)
+	{
+		Path	   *p = (Path *) lfirst(lc);
+
+		if (!IsA(p, ForeignPath) && !IsA(p, CustomPath))
+			continue;
+		if (p->param_info == NULL)
+			p->rows = clamp_row_est(rows / (divisor > 0 ? divisor : parallel_divisor(p)));
+		kept = lappend(kept, p);
+	}
+	return kept;
 }
 
 static void
@@ -614,22 +658,16 @@ pilot_set_join_pathlist(PlannerInfo *root, RelOptInfo *joinrel, RelOptInfo *oute
 	PilotQueryState *qs = join_rerun_guard ? NULL : active_query();
 	bool		rerun = false;
 	double		rows = 0;
+	List	   *foreign;
+	List	   *partial_foreign;
+	ListCell   *lc;
 
 	if (qs != NULL &&
 		joinrel->reloptkind == RELOPT_JOINREL && !IS_DUMMY_REL(joinrel))
 	{
 		MemoryContext old = MemoryContextSwitchTo(qs->cxt);
 
-		PG_TRY();
-		{
-			rerun = join_rel_work(qs, root, joinrel, &rows);
-		}
-		PG_CATCH();
-		{
-			contain_error(qs, old);
-			rerun = false;
-		}
-		PG_END_TRY();
+		rerun = join_rel_work(qs, root, joinrel, &rows);
 		MemoryContextSwitchTo(old);
 	}
 
@@ -646,6 +684,13 @@ pilot_set_join_pathlist(PlannerInfo *root, RelOptInfo *joinrel, RelOptInfo *oute
 	 * this hook again; the guard makes that call pass straight to the previous
 	 * hook, which therefore runs exactly once for the paths that stay.
 	 */
+	/*
+	 * Foreign and custom join paths (postgres_fdw's join pushdown, ...) are
+	 * added once per join relation by their provider, which would skip itself
+	 * in the re-run: keep them, with the new rows, and add them back after.
+	 */
+	foreign = keep_provider_paths(joinrel->pathlist, rows, 1.0);
+	partial_foreign = keep_provider_paths(joinrel->partial_pathlist, rows, 0);
 	joinrel->rows = rows;
 	joinrel->pathlist = NIL;
 	joinrel->partial_pathlist = NIL;
@@ -664,6 +709,10 @@ pilot_set_join_pathlist(PlannerInfo *root, RelOptInfo *joinrel, RelOptInfo *oute
 		join_rerun_guard = false;
 	}
 	PG_END_TRY();
+	foreach(lc, foreign)
+		add_path(joinrel, (Path *) lfirst(lc));
+	foreach(lc, partial_foreign)
+		add_partial_path(joinrel, (Path *) lfirst(lc));
 }
 
 static PlannedStmt *
@@ -675,6 +724,7 @@ pilot_planner(Query *parse, const char *query_string, int cursorOptions,
 	PilotQueryState *qs = NULL;
 	PlannedStmt *result;
 	bool		own_context = false;
+	MemoryContext caller_cxt = CurrentMemoryContext;
 
 	if (pending)
 	{
@@ -718,7 +768,11 @@ pilot_planner(Query *parse, const char *query_string, int cursorOptions,
 		pilot_query = outer;
 		join_rerun_guard = outer_guard;
 		if (own_context)
+		{
+			/* an error may have left us inside our context: leave it first */
+			MemoryContextSwitchTo(caller_cxt);
 			MemoryContextDelete(qs->cxt);
+		}
 	}
 	PG_END_TRY();
 	return result;
@@ -744,6 +798,9 @@ pilot_plan_query_in_mode(const char *query, PilotMode mode, bool record)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("pg_pilot: the statement must be a SELECT, INSERT, UPDATE or DELETE")));
 	q = linitial_node(Query, trees);
+	/* planning checks no privileges: these functions reveal estimates (and the
+	 * oracle's counts) only for what the caller may read, like EXPLAIN */
+	(void) ExecCheckRTPerms(q->rtable, true);
 
 	pending = true;
 	pending_mode = mode;

@@ -32,6 +32,7 @@ extern "C" {
 #include "postgres.h"
 
 #include "catalog/pg_class.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -42,6 +43,7 @@ extern "C" {
 #include "parser/parsetree.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/regproc.h"
 }
 
 #include "key_bridge.h"
@@ -139,25 +141,41 @@ serialize_args(SerCtx *ctx, const char *name, uint32 flags, List *args)
 	return make_call(name, flags, n, a);
 }
 
+/*
+ * Whether a type's text output may depend on session settings (DateStyle,
+ * IntervalStyle, TimeZone, extra_float_digits, lc_monetary, bytea_output):
+ * such constants are keyed by their binary send form instead.  Decided by the
+ * base type's category, so domains, arrays and ranges over such types count.
+ */
 static bool
 type_output_is_setting_dependent(Oid typid)
 {
-	Oid			elem = get_element_type(typid);
+	Oid			elem;
+	char		category;
+	bool		preferred;
 
+	typid = getBaseType(typid);
+	elem = get_element_type(typid);
 	if (OidIsValid(elem))
-		typid = elem;
+		typid = getBaseType(elem);
 	switch (typid)
 	{
-		case DATEOID:
-		case TIMEOID:
-		case TIMETZOID:
-		case TIMESTAMPOID:
-		case TIMESTAMPTZOID:
-		case INTERVALOID:
 		case FLOAT4OID:
 		case FLOAT8OID:
 		case CASHOID:
 		case BYTEAOID:
+			return true;
+		default:
+			break;
+	}
+	get_type_category_preferred(typid, &category, &preferred);
+	switch (category)
+	{
+		case TYPCATEGORY_DATETIME:
+		case TYPCATEGORY_TIMESPAN:
+		case TYPCATEGORY_GEOMETRIC:
+		case TYPCATEGORY_RANGE:
+		case TYPCATEGORY_COMPOSITE:
 			return true;
 		default:
 			return false;
@@ -167,7 +185,7 @@ type_output_is_setting_dependent(Oid typid)
 static const char *
 render_const(Const *c)
 {
-	char	   *type = format_type_be(c->consttype);
+	char	   *type = format_type_be_qualified(c->consttype);
 
 	if (c->constisnull)
 		return psprintf("NULL::%s", type);
@@ -181,6 +199,8 @@ render_const(Const *c)
 		int			len;
 
 		getTypeBinaryOutputInfo(c->consttype, &sendfn, &isvarlena);
+		if (!OidIsValid(sendfn))
+			return psprintf("%s::%s", quote_literal_cstr(type), type);	/* unreachable for these */
 		bin = OidSendFunctionCall(sendfn, c->constvalue);
 		p = (const unsigned char *) VARDATA(bin);
 		len = VARSIZE(bin) - VARHDRSZ;
@@ -222,24 +242,45 @@ function_name(Oid funcid)
 	return quote_identifier(name);
 }
 
-static KeyNode *
-serialize_op(SerCtx *ctx, Oid opno, List *args, const char *override_name)
+/* An operator, schema-qualified with its argument types: "pg_catalog.=(integer,integer)". */
+static const char *
+operator_name(Oid opno)
 {
-	const char *name = override_name ? override_name : get_opname(opno);
+	return format_operator_extended(opno, FORMAT_OPERATOR_FORCE_QUALIFY);
+}
+
+/* name, plus " COLLATE x" when the comparison uses a non-default collation */
+static const char *
+with_collation(const char *name, Oid collid)
+{
+	char	   *cname;
+
+	if (!OidIsValid(collid) || collid == DEFAULT_COLLATION_OID)
+		return name;
+	cname = get_collation_name(collid);
+	return psprintf("%s COLLATE %s", name, cname ? quote_identifier(cname) : "?");
+}
+
+static KeyNode *
+serialize_op(SerCtx *ctx, Oid opno, Oid collid, List *args, const char *prefix)
+{
+	const char *name = with_collation(operator_name(opno), collid);
 	KeyNode    *n;
 
-	if (name == NULL)
-	{
-		ctx->problem = "operator without a name";
-		return NULL;
-	}
+	if (prefix)
+		name = psprintf("%s %s", prefix, name);
 	if (list_length(args) == 2)
 	{
 		Oid			comm = get_commutator(opno);
 
 		n = serialize_args(ctx, name, pilot::KF_INFIX, args);
 		if (n != NULL && OidIsValid(comm))
-			n->commutator = (comm == opno || override_name) ? name : get_opname(comm);
+		{
+			const char *cname = (comm == opno) ? name
+				: with_collation(operator_name(comm), collid);
+
+			n->commutator = (prefix && comm != opno) ? psprintf("%s %s", prefix, cname) : cname;
+		}
 		return n;
 	}
 	return serialize_args(ctx, name, 0, args);
@@ -296,27 +337,24 @@ serialize(SerCtx *ctx, Node *node)
 			{
 				OpExpr	   *op = (OpExpr *) node;
 
-				return serialize_op(ctx, op->opno, op->args, NULL);
+				return serialize_op(ctx, op->opno, op->inputcollid, op->args, NULL);
 			}
 		case T_DistinctExpr:
 			{
 				DistinctExpr *op = (DistinctExpr *) node;
 
-				return serialize_op(ctx, op->opno, op->args, "IS DISTINCT FROM");
+				return serialize_op(ctx, op->opno, op->inputcollid, op->args, "IS DISTINCT FROM");
 			}
 		case T_NullIfExpr:
 			return serialize_args(ctx, "NULLIF", 0, ((NullIfExpr *) node)->args);
 		case T_ScalarArrayOpExpr:
 			{
 				ScalarArrayOpExpr *sa = (ScalarArrayOpExpr *) node;
-				const char *opname = get_opname(sa->opno);
 
-				if (opname == NULL)
-				{
-					ctx->problem = "operator without a name";
-					return NULL;
-				}
-				return serialize_args(ctx, psprintf("%s %s", opname, sa->useOr ? "ANY" : "ALL"),
+				return serialize_args(ctx,
+									  psprintf("%s %s",
+											   with_collation(operator_name(sa->opno), sa->inputcollid),
+											   sa->useOr ? "ANY" : "ALL"),
 									  0, sa->args);
 			}
 		case T_BoolExpr:
@@ -373,24 +411,30 @@ serialize(SerCtx *ctx, Node *node)
 					ctx->problem = "set-returning function";
 					return NULL;
 				}
-				return serialize_args(ctx, name, 0, f->args);
+				return serialize_args(ctx, with_collation(name, f->inputcollid), 0, f->args);
 			}
 		case T_RelabelType:
-			return serialize(ctx, (Node *) ((RelabelType *) node)->arg);
+			{
+				/* a binary-compatible cast still changes the operators that apply */
+				RelabelType *r = (RelabelType *) node;
+
+				return serialize_args(ctx, psprintf("::%s", format_type_be_qualified(r->resulttype)),
+									  0, list_make1(r->arg));
+			}
 		case T_CollateExpr:
 			return serialize(ctx, (Node *) ((CollateExpr *) node)->arg);
 		case T_CoerceViaIO:
 			{
 				CoerceViaIO *c = (CoerceViaIO *) node;
 
-				return serialize_args(ctx, psprintf("::%s", format_type_be(c->resulttype)), 0,
+				return serialize_args(ctx, psprintf("::%s", format_type_be_qualified(c->resulttype)), 0,
 									  list_make1(c->arg));
 			}
 		case T_ArrayCoerceExpr:
 			{
 				ArrayCoerceExpr *c = (ArrayCoerceExpr *) node;
 
-				return serialize_args(ctx, psprintf("::%s", format_type_be(c->resulttype)), 0,
+				return serialize_args(ctx, psprintf("::%s", format_type_be_qualified(c->resulttype)), 0,
 									  list_make1(c->arg));
 			}
 		case T_ArrayExpr:
@@ -441,14 +485,23 @@ table_name(Oid relid)
 	return quote_qualified_identifier(nsp, rel);
 }
 
+/* A join clause; one from an outer join's ON (not pushed down) filters
+ * differently from the same condition in WHERE, so it is marked "ON(...)". */
 static void
-add_clause(RelsetCatalog *cat, SerCtx *ctx, Relids relids, Node *clause)
+add_clause(RelsetCatalog *cat, SerCtx *ctx, Relids relids, Node *clause, bool pushed_down)
 {
 	CatClause  *cc = (CatClause *) palloc0(sizeof(CatClause));
 
 	ctx->problem = NULL;
 	cc->relids = relids;
 	cc->node = serialize(ctx, clause);
+	if (cc->node != NULL && !pushed_down)
+	{
+		KeyNode   **a = (KeyNode **) palloc(sizeof(KeyNode *));
+
+		a[0] = (KeyNode *) cc->node;
+		cc->node = make_call("ON", 0, 1, a);
+	}
 	cc->problem = ctx->problem;
 	cat->clauses = lappend(cat->clauses, cc);
 }
@@ -515,6 +568,9 @@ relset_catalog_build(PlannerInfo *root, const char **problem)
 			cr->problem = "table without a name";
 			continue;
 		}
+		/* "t" with inheritance children differs from "ONLY t" ("t*", as in old SQL) */
+		if (rte->inh)
+			cr->table = psprintf("%s*", cr->table);
 		foreach(lc, rel->baserestrictinfo)
 		{
 			RestrictInfo *ri = (RestrictInfo *) lfirst(lc);
@@ -538,7 +594,7 @@ relset_catalog_build(PlannerInfo *root, const char **problem)
 				continue;
 			seen = lappend(seen, ri);
 			add_clause(cat, &ctx, bms_union(ri->required_relids, ri->clause_relids),
-					   (Node *) ri->clause);
+					   (Node *) ri->clause, ri->is_pushed_down);
 		}
 	}
 

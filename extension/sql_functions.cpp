@@ -136,6 +136,8 @@ pg_pilot_load_cardinalities(PG_FUNCTION_ARGS)
 {
 	char	   *path;
 	const char *file_name;
+	MemoryContext fn_cxt;
+	MemoryContext line_cxt;
 	bool		replace = PG_GETARG_BOOL(1);
 	FILE	   *file;
 	StringInfoData buf;
@@ -174,6 +176,8 @@ pg_pilot_load_cardinalities(PG_FUNCTION_ARGS)
 	keys = (uint64 *) palloc(sizeof(uint64) * cap);
 	rows = (double *) palloc(sizeof(double) * cap);
 	initStringInfo(&buf);
+	fn_cxt = CurrentMemoryContext;
+	line_cxt = AllocSetContextCreate(fn_cxt, "pg_pilot load line", ALLOCSET_DEFAULT_SIZES);
 	while (pg_get_line_buf(file, &buf))
 	{
 		char	   *line;
@@ -192,6 +196,8 @@ pg_pilot_load_cardinalities(PG_FUNCTION_ARGS)
 		if (*line == '\0' || *line == '#' || strncmp(line, "--", 2) == 0)
 			continue;
 		nlines++;
+		/* each line's parse, plan and key live in line_cxt, reset per line */
+		MemoryContextSwitchTo(line_cxt);
 		if (!split_line(line, &r, &sql, &problem))
 			qs = NULL;
 		else
@@ -199,6 +205,7 @@ pg_pilot_load_cardinalities(PG_FUNCTION_ARGS)
 			qs = capture_in_subxact(sql, &plan_problem);
 			problem = plan_problem;
 		}
+		MemoryContextSwitchTo(fn_cxt);
 		if (qs == NULL)
 		{
 			failed++;
@@ -206,6 +213,7 @@ pg_pilot_load_cardinalities(PG_FUNCTION_ARGS)
 				ereport(WARNING,
 						(errmsg("pg_pilot: line %d of \"%s\" skipped: %s",
 								lineno, file_name, problem)));
+			MemoryContextReset(line_cxt);
 			continue;
 		}
 		if (n == cap)
@@ -217,12 +225,14 @@ pg_pilot_load_cardinalities(PG_FUNCTION_ARGS)
 		keys[n] = qs->captured_key;
 		rows[n] = r;
 		n++;
+		MemoryContextReset(line_cxt);
 	}
 	if (ferror(file))
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not read cardinality file \"%s\": %m", path)));
 	FreeFile(file);
+	MemoryContextDelete(line_cxt);
 	if (failed > MAX_LINE_WARNINGS)
 		ereport(WARNING,
 				(errmsg("pg_pilot: %lld more lines of \"%s\" skipped (not shown)",

@@ -52,3 +52,53 @@ SELECT * FROM pg_pilot.subplan_key('SELECT * FROM generate_series(1, 3) g');
 SELECT * FROM pg_pilot.subplan_key('SELECT 1');
 SELECT * FROM pg_pilot.subplan_key('SELECT 1; SELECT 2');
 SELECT * FROM pg_pilot.subplan_key('CREATE TABLE nope (a int)');
+
+-- different relation sets must get different keys (found in review)
+-- a condition in an outer join's ON is not the same as in WHERE
+SELECT a.key <> b.key AS on_differs_from_where
+FROM pg_pilot.subplan_key('SELECT * FROM customer c LEFT JOIN orders o ON o.customer_id = c.id AND c.segment = 5') a,
+     pg_pilot.subplan_key('SELECT * FROM customer c LEFT JOIN orders o ON o.customer_id = c.id WHERE c.segment = 5') b;
+SELECT a.key <> b.key AS anti_join_condition_differs
+FROM pg_pilot.subplan_key('SELECT * FROM customer c WHERE c.segment = 5 AND NOT EXISTS (SELECT FROM orders o WHERE o.customer_id = c.id)') a,
+     pg_pilot.subplan_key('SELECT * FROM customer c WHERE NOT EXISTS (SELECT FROM orders o WHERE o.customer_id = c.id AND c.segment = 5)') b;
+-- a comparison under another collation
+SELECT a.key <> b.key AS collation_differs
+FROM pg_pilot.subplan_key('SELECT * FROM region r WHERE r.name < ''b''') a,
+     pg_pilot.subplan_key('SELECT * FROM region r WHERE r.name < ''b'' COLLATE "C"') b;
+-- ONLY a parent vs the parent with its children
+CREATE TABLE parent_t (a int);
+CREATE TABLE child_t () INHERITS (parent_t);
+SELECT a.key <> b.key AS only_differs
+FROM pg_pilot.subplan_key('SELECT * FROM parent_t WHERE a = 1') a,
+     pg_pilot.subplan_key('SELECT * FROM ONLY parent_t WHERE a = 1') b;
+DROP TABLE child_t, parent_t;
+
+-- the same relation set gets the same key whatever the session's settings
+CREATE TYPE mood AS ENUM ('sad', 'happy');
+CREATE TABLE diary (d timestamptz, m mood, x float8);
+CREATE TEMP TABLE keys_seen (k text);
+\set kq 'SELECT * FROM public.diary WHERE d < ''2024-03-01 12:00:00+00'' AND m = ''happy'' AND x > 0.1'
+INSERT INTO keys_seen SELECT key FROM pg_pilot.subplan_key(:'kq');
+SET TimeZone = 'America/New_York';
+SET DateStyle = 'SQL, DMY';
+SET extra_float_digits = -3;
+SET quote_all_identifiers = on;
+CREATE SCHEMA elsewhere;
+SET search_path = elsewhere;   -- type mood no longer visible unqualified
+INSERT INTO keys_seen SELECT key FROM pg_pilot.subplan_key(:'kq');
+RESET search_path;
+RESET TimeZone;
+RESET DateStyle;
+RESET extra_float_digits;
+RESET quote_all_identifiers;
+SELECT count(DISTINCT k) AS distinct_keys_across_settings FROM keys_seen;
+DROP TABLE diary;
+DROP TYPE mood;
+DROP SCHEMA elsewhere;
+
+-- explain_estimates shows nothing about tables the caller may not read
+CREATE ROLE pilot_no_access;
+SET ROLE pilot_no_access;
+SELECT * FROM pg_pilot.explain_estimates('SELECT * FROM customer');
+RESET ROLE;
+DROP ROLE pilot_no_access;
