@@ -99,7 +99,8 @@ const char *source_name(uint32_t src);
 struct EstimateItem {
     uint64_t key;         /* hash of the canonical key with constants */
     uint64_t template_key; /* hash of the canonical key without constants */
-    double native_rows;   /* PostgreSQL's estimate, for logging/learning */
+    double native_rows;   /* PostgreSQL's estimate, for logging/learning; < 0: not known yet
+                           * (join sets asked before the planner built them) */
     uint32_t nrels;       /* number of base relations in the set */
     uint32_t reserved;
 };

@@ -535,7 +535,7 @@ prefetch_join_estimates(PilotQueryState *qs, PilotRootState *rs)
 		for (int x = 0; x < 64; x++)
 			if (en.sets[i] & (UINT64CONST(1) << x))
 				relids = bms_add_member(relids, x);
-		e = estimate_entry(rs, relids, 0);
+		e = estimate_entry(rs, relids, -1);	/* native rows not known before it is built */
 		if (e->resolved || e->finished)
 			continue;
 		if (key_entry(qs, rs, e, false, &k))
