@@ -13,8 +13,8 @@
 # Exits non-zero if something breaks (a slower query is reported, not a failure).
 # Output files (plans, timings, the cardinality file) go to demo/out/.
 #
-# PostgreSQL refuses to run as root: as root, this script copies demo/ and
-# regress/lib/ to a scratch directory and re-runs itself as the postgres OS user.
+# PostgreSQL refuses to run as root: as root, this script re-runs itself as the
+# postgres OS user from a scratch copy (regress/lib/as_owner.sh).
 #
 # Environment: PG_PILOT_TEST_USER (default postgres), PG_PILOT_KEEP=1 keeps the
 # scratch directory, PG_PILOT_DEMO_RUNS (default 3), PG_PILOT_DEMO_TIMEOUT
@@ -23,25 +23,18 @@ set -uo pipefail
 
 SELF_DIR=$(cd "$(dirname "$0")" && pwd)
 
-if [ "$(id -u)" -eq 0 ]; then
-  RUN_AS=${PG_PILOT_TEST_USER:-postgres}
-  WORK=$(mktemp -d /tmp/pg_pilot_demo.XXXXXX)
-  cp -r "$SELF_DIR" "$WORK/demo"
-  rm -rf "$WORK/demo/out"
-  cp -r "$SELF_DIR/../regress/lib" "$WORK/lib"
-  chown -R "$RUN_AS" "$WORK"
-  cols=0
-  [ -t 1 ] && cols=$(tput cols 2>/dev/null || echo 0)
-  runuser -u "$RUN_AS" -- env PATH="$PATH" PP_WORK="$WORK" PP_LIB="$WORK/lib" \
-    PP_DEMO_COLS="$cols" bash "$WORK/demo/run_demo.sh"
-  rc=$?
-  if [ -d "$WORK/demo/out" ]; then
-    rm -rf "$SELF_DIR/out" && cp -r "$WORK/demo/out" "$SELF_DIR/out" \
+# results come back to demo/out/ in the repository
+pp_after_rerun() {
+  if [ -d "$1/demo/out" ]; then
+    rm -rf "$SELF_DIR/out" && cp -r "$1/demo/out" "$SELF_DIR/out" \
       && echo "(plans, timings and the cardinality file: $SELF_DIR/out/)"
   fi
-  if [ $rc -eq 0 ] && [ -z "${PG_PILOT_KEEP:-}" ]; then rm -rf "$WORK"; else echo "(scratch directory kept: $WORK)"; fi
-  exit $rc
-fi
+}
+cols=0
+[ -t 1 ] && cols=$(tput cols 2>/dev/null || echo 0)
+# shellcheck source=../regress/lib/as_owner.sh
+source "$SELF_DIR/../regress/lib/as_owner.sh"
+pp_rerun_as_owner demo demo/run_demo.sh PP_DEMO_COLS="$cols"
 
 # ---------------------------------------------------------------------------
 T0=$(date +%s.%N)

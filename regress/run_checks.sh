@@ -9,25 +9,14 @@
 #   3. fault tests (regress/fault/*.sh) against the same cluster.
 # and ends with the line "N passed, N failed".
 #
-# PostgreSQL refuses to run as root: as root, this script copies regress/ to a
-# scratch directory and re-runs itself as the postgres OS user.
+# PostgreSQL refuses to run as root: as root, this script re-runs itself as the
+# postgres OS user from a scratch copy (lib/as_owner.sh).
 set -uo pipefail
 
 SELF_DIR=$(cd "$(dirname "$0")" && pwd)
-if [ "$(id -u)" -eq 0 ]; then
-  RUN_AS=${PG_PILOT_TEST_USER:-postgres}
-  WORK=$(mktemp -d /tmp/pg_pilot_check.XXXXXX)
-  cp -r "$SELF_DIR" "$WORK/regress"
-  # the project's shared data (../shared beside the clone), readable by the test user
-  if [ -d "$SELF_DIR/../../shared/data" ]; then
-    mkdir -p "$WORK/shared" && cp -r "$SELF_DIR/../../shared/data" "$WORK/shared/"
-  fi
-  chown -R "$RUN_AS" "$WORK"
-  runuser -u "$RUN_AS" -- env PATH="$PATH" PP_WORK="$WORK" bash "$WORK/regress/run_checks.sh"
-  rc=$?
-  [ $rc -eq 0 ] && [ -z "${PG_PILOT_KEEP:-}" ] && rm -rf "$WORK"
-  exit $rc
-fi
+# shellcheck source=lib/as_owner.sh
+source "$SELF_DIR/lib/as_owner.sh"
+pp_rerun_as_owner check regress/run_checks.sh
 
 WORK=${PP_WORK:-$(mktemp -d /tmp/pg_pilot_check.XXXXXX)}
 R="$WORK/regress"

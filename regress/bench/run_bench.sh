@@ -9,15 +9,10 @@ SELF_DIR=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$SELF_DIR/../.." && pwd)
 OUT=${OUT:-$ROOT/bench-out}
 mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
-if [ "$(id -u)" -eq 0 ]; then
-  WORK=$(mktemp -d /tmp/pg_pilot_bench.XXXXXX)
-  cp -r "$ROOT/regress" "$WORK/regress"
-  [ -d "$ROOT/../shared/data" ] && mkdir -p "$WORK/shared" && cp -r "$ROOT/../shared/data" "$WORK/shared/"
-  chown -R postgres "$WORK"; chown postgres "$OUT"
-  runuser -u postgres -- env PATH="$PATH" PP_WORK="$WORK" OUT="$OUT" REPS="${REPS:-5}" \
-    PP_SHARED="$WORK/shared" bash "$WORK/regress/bench/run_bench.sh"
-  rc=$?; rm -rf "$WORK"; exit $rc
-fi
+# shellcheck source=../lib/as_owner.sh
+source "$SELF_DIR/../lib/as_owner.sh"
+[ "$(id -u)" -eq 0 ] && chown "${PG_PILOT_TEST_USER:-postgres}" "$OUT"
+pp_rerun_as_owner bench regress/bench/run_bench.sh OUT="$OUT" REPS="${REPS:-5}"
 WORK=${PP_WORK:-$(mktemp -d /tmp/pg_pilot_bench.XXXXXX)}
 R=$WORK/regress; [ -d "$R" ] || R=$ROOT/regress
 SHARED=${PP_SHARED:-$ROOT/../shared}
