@@ -14,6 +14,7 @@ const char *estimator_name(uint32_t id) {
     case EST_AUTO: return "auto";
     case EST_NATIVE: return "native";
     case EST_ORACLE: return "oracle";
+    case EST_MEMO: return "memo";
     default: return "invalid";
     }
 }
@@ -22,6 +23,7 @@ const char *source_name(uint32_t src) {
     switch (src) {
     case SRC_NONE: return "none";
     case SRC_ORACLE: return "oracle";
+    case SRC_MEMO: return "memo";
     default: return "invalid";
     }
 }
@@ -58,6 +60,18 @@ HeaderCheck validate_header(const SegmentHeader *h, uint64_t mapped_size, uint64
     if (hb > now_us + 1000000 || now_us - (hb < now_us ? hb : now_us) > stale_after_us)
         return HDR_STALE;
     return HDR_OK;
+}
+
+bool validate_feedback(const FeedbackRecord &r) {
+    if (r.kind == 0 || r.kind > FB_KIND_MAX)
+        return false;
+    if (!std::isfinite(r.actual_rows) || r.actual_rows < 0)
+        return false;
+    if (!std::isfinite(r.native_rows) || !std::isfinite(r.pilot_rows))
+        return false;
+    if (r.kind == FB_RELSET && (r.key == 0 || r.nrels == 0))
+        return false;
+    return true;
 }
 
 bool validate_request(const Request &r) {

@@ -7,7 +7,9 @@
  * data directory, see segment_name_for_datadir()):
  *
  *   SegmentHeader                         (magic, version, sizes, epoch, heartbeat)
- *   Slot[nslots]                          (one per backend: MyBackendId - 1)
+ *   Slot[nslots]                          (one per backend: MyBackendId - 1):
+ *       request/response                  (estimates, oracle loads)
+ *       FeedbackRing                      (execution feedback, backend -> pilotd)
  *
  * Slot life cycle (state word, all transitions by CAS / release stores):
  *
@@ -38,9 +40,10 @@ namespace pilot {
 namespace proto {
 
 constexpr uint64_t kMagic = 0x314D53544F4C4950ULL; /* "PILOTSM1" little endian */
-constexpr uint32_t kProtocolVersion = 1;
+constexpr uint32_t kProtocolVersion = 2;
 constexpr uint32_t kMaxItems = 256;     /* relation sets (or oracle entries) per message */
 constexpr uint32_t kMaxSlots = 65536;   /* sanity bound for a header read from memory */
+constexpr uint32_t kFeedbackRing = 128;  /* feedback records per slot (a power of two) */
 
 enum SlotState : uint32_t {
     SLOT_FREE = 0,
@@ -79,17 +82,19 @@ enum Status : uint32_t {
 
 /* Which estimator a backend asks for (the pg_pilot.estimator parameter). */
 enum EstimatorId : uint32_t {
-    EST_AUTO = 0,   /* pilotd's chain: oracle, then (later issues) memo and model */
+    EST_AUTO = 0,   /* pilotd's chain: oracle, memo (then, later, a learned model) */
     EST_NATIVE = 1, /* answers nothing: PostgreSQL's own estimates, full round trip */
     EST_ORACLE = 2, /* only cardinalities loaded with pg_pilot.load_cardinalities() */
-    EST_MAX = 2,
+    EST_MEMO = 3,   /* only cardinalities observed by execution feedback */
+    EST_MAX = 3,
 };
 
 /* Where an answered estimate came from; SRC_NONE means "don't know". */
 enum Source : uint32_t {
     SRC_NONE = 0,
     SRC_ORACLE = 1,
-    SRC_MAX = 1,
+    SRC_MEMO = 2,
+    SRC_MAX = 2,
 };
 
 const char *estimator_name(uint32_t id);
@@ -137,11 +142,46 @@ struct Response {
     EstimateAnswer answers[kMaxItems];
 };
 
+/*
+ * Execution feedback: what a plan node of a finished query produced.  A
+ * backend appends records to the ring of its slot and never waits: when the
+ * ring is full the record is dropped and counted.  Single producer (the slot's
+ * backend), single consumer (pilotd): the backend fills rec[head % N], then
+ * publishes head (release); pilotd reads up to head, then publishes tail.  A
+ * backend killed mid-write never published its record; the next backend of
+ * the slot continues at head.  pilotd validates head - tail <= N and every
+ * record before use.
+ */
+enum FeedbackKind : uint32_t {
+    FB_RELSET = 1, /* a relation set: key, template, estimates, actual rows */
+    FB_QUERY = 2,  /* a whole query: key = queryId, native_rows = planning ms,
+                    * actual_rows = execution ms */
+    FB_KIND_MAX = 2,
+};
+
+struct FeedbackRecord {
+    uint64_t key;
+    uint64_t template_key;
+    double native_rows; /* PostgreSQL's estimate; < 0 unknown */
+    double pilot_rows;  /* the estimate pg_pilot supplied; < 0 none */
+    double actual_rows; /* observed (per loop, parallel workers added) */
+    uint32_t kind;      /* FeedbackKind */
+    uint32_t nrels;
+};
+
+struct FeedbackRing {
+    std::atomic<uint64_t> head;    /* next record the backend writes */
+    std::atomic<uint64_t> tail;    /* next record pilotd reads */
+    std::atomic<uint64_t> dropped; /* records the backend dropped: ring full */
+    FeedbackRecord rec[kFeedbackRing];
+};
+
 struct alignas(64) Slot {
     std::atomic<uint32_t> state; /* SlotState; also the futex word backends wait on */
     std::atomic<uint32_t> owner_pid;
     Request req;
     Response resp;
+    FeedbackRing feedback;
 };
 
 /* Counters pilotd keeps in the segment for pg_pilot_status(). */
@@ -151,6 +191,9 @@ struct DaemonCounters {
     std::atomic<uint64_t> answered;
     std::atomic<uint64_t> bad_requests;
     std::atomic<uint64_t> oracle_entries;
+    std::atomic<uint64_t> feedback_received;  /* valid records drained from the rings */
+    std::atomic<uint64_t> feedback_invalid;   /* records (or rings) that failed validation */
+    std::atomic<uint64_t> memo_entries;       /* relation sets the memo knows */
 };
 
 struct alignas(64) SegmentHeader {
@@ -175,6 +218,8 @@ static_assert(std::atomic<uint32_t>::is_always_lock_free, "futex words must be l
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "64-bit atomics must be lock free");
 static_assert(sizeof(EstimateItem) == 32, "EstimateItem layout");
 static_assert(sizeof(EstimateAnswer) == 16, "EstimateAnswer layout");
+static_assert(sizeof(FeedbackRecord) == 48, "FeedbackRecord layout");
+static_assert((kFeedbackRing & (kFeedbackRing - 1)) == 0, "ring size must be a power of two");
 
 inline uint64_t segment_size(uint32_t nslots) {
     return sizeof(SegmentHeader) + static_cast<uint64_t>(nslots) * sizeof(Slot);
@@ -200,6 +245,9 @@ const char *header_check_name(HeaderCheck c);
 /* Checks everything a backend needs before it may write a request. */
 HeaderCheck validate_header(const SegmentHeader *h, uint64_t mapped_size, uint64_t now_us,
                             uint64_t stale_after_us);
+
+/* pilotd's check of a feedback record copied out of a ring. */
+bool validate_feedback(const FeedbackRecord &r);
 
 /* pilotd's check of a request it is about to answer. */
 bool validate_request(const Request &r);

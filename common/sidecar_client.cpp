@@ -141,6 +141,28 @@ Outcome SidecarClient::ensure_attached(uint64_t now_us) noexcept {
 
 Outcome SidecarClient::probe() noexcept { return ensure_attached(monotonic_us()); }
 
+uint32_t SidecarClient::push_feedback(const FeedbackRecord *recs, uint32_t n) noexcept {
+    if (n == 0 || ensure_attached(monotonic_us()) != Outcome::OK || slot_index_ >= map_->nslots)
+        return 0;
+    FeedbackRing &ring = slot_at(map_->header, slot_index_)->feedback;
+    uint64_t head = ring.head.load(std::memory_order_relaxed);
+    uint64_t tail = ring.tail.load(std::memory_order_acquire);
+    uint32_t accepted = 0;
+    if (tail > head || head - tail > kFeedbackRing)
+        tail = head - kFeedbackRing; /* garbage from the other side: treat as full */
+    for (uint32_t i = 0; i < n; i++) {
+        if (head - tail >= kFeedbackRing)
+            break;
+        ring.rec[head % kFeedbackRing] = recs[i];
+        head++;
+        accepted++;
+    }
+    ring.head.store(head, std::memory_order_release);
+    if (accepted < n)
+        ring.dropped.fetch_add(n - accepted, std::memory_order_relaxed);
+    return accepted;
+}
+
 Outcome SidecarClient::call(Request &req, Response &resp, int64_t timeout_us) noexcept {
     if (req.count > kMaxItems)
         return Outcome::INVALID; /* caller error: split batches of kMaxItems */
@@ -260,6 +282,9 @@ DaemonInfo SidecarClient::info() {
     d.answered = h->counters.answered.load(std::memory_order_relaxed);
     d.bad_requests = h->counters.bad_requests.load(std::memory_order_relaxed);
     d.oracle_entries = h->counters.oracle_entries.load(std::memory_order_relaxed);
+    d.feedback_received = h->counters.feedback_received.load(std::memory_order_relaxed);
+    d.feedback_invalid = h->counters.feedback_invalid.load(std::memory_order_relaxed);
+    d.memo_entries = h->counters.memo_entries.load(std::memory_order_relaxed);
     return d;
 }
 

@@ -42,6 +42,7 @@ struct DaemonInfo {
     uint64_t heartbeat_age_us = 0;
     uint64_t started_at_unix = 0;
     uint64_t requests = 0, items = 0, answered = 0, bad_requests = 0, oracle_entries = 0;
+    uint64_t feedback_received = 0, feedback_invalid = 0, memo_entries = 0;
 };
 
 class SidecarClient {
@@ -57,6 +58,10 @@ class SidecarClient {
 
     /* Sends req (seq is assigned here) and waits at most timeout_us for the answer. */
     Outcome call(proto::Request &req, proto::Response &resp, int64_t timeout_us) noexcept;
+
+    /* Appends feedback records to this backend's ring; never waits.  Returns
+     * how many were accepted (the rest were dropped: ring full, or no pilotd). */
+    uint32_t push_feedback(const proto::FeedbackRecord *recs, uint32_t n) noexcept;
 
     /* Cheap check without sending anything: is pilotd there right now? */
     Outcome probe() noexcept;

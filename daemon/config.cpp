@@ -26,6 +26,8 @@ struct Range {
 constexpr Range kSlotsRange{1, 65536};
 constexpr Range kWorkersRange{1, 256};
 constexpr Range kHeartbeatRange{1, 10000};
+constexpr Range kFeedbackIntervalRange{1, 10000};
+constexpr Range kMemoMaxRange{1, 100000000};
 constexpr Range kDelayRange{0, 3600000};
 constexpr Range kVersionRange{0, UINT32_MAX};
 constexpr Range kStaleRange{1, 3600000};
@@ -71,6 +73,10 @@ void apply_setting(Config &c, const std::string &key, const std::string &value) 
         c.workers = parse_uint(key, value, kWorkersRange);
     } else if (key == "heartbeat-ms") {
         c.heartbeat_ms = parse_uint(key, value, kHeartbeatRange);
+    } else if (key == "feedback-interval-ms") {
+        c.feedback_interval_ms = parse_uint(key, value, kFeedbackIntervalRange);
+    } else if (key == "memo-max-entries") {
+        c.memo_max_entries = parse_uint(key, value, kMemoMaxRange);
     } else if (key == "pid-file") {
         if (value.empty())
             throw ConfigError("invalid value for pid-file: must not be empty");
@@ -120,6 +126,7 @@ void apply_json_file(Config &c, const std::string &path) {
                  key == "log-level")
             kind = STRING;
         else if (key == "slots" || key == "workers" || key == "heartbeat-ms" ||
+                 key == "feedback-interval-ms" || key == "memo-max-entries" ||
                  key == "debug-answer-delay-ms" || key == "debug-protocol-version")
             kind = NUMBER;
         else
@@ -157,7 +164,7 @@ Invocation parse_command_line(int argc, char **argv) {
     Invocation inv;
     enum {
         O_STATE_DIR = 1000, O_SLOTS, O_WORKERS, O_HEARTBEAT, O_FOREGROUND, O_DAEMON, O_PID_FILE,
-        O_LOG_FILE, O_LOG_LEVEL, O_DELAY, O_PROTO, O_STALE,
+        O_LOG_FILE, O_LOG_LEVEL, O_DELAY, O_PROTO, O_STALE, O_FEEDBACK_INTERVAL, O_MEMO_MAX,
     };
     static const struct option opts[] = {
         {"pgdata", required_argument, nullptr, 'D'},
@@ -166,6 +173,8 @@ Invocation parse_command_line(int argc, char **argv) {
         {"slots", required_argument, nullptr, O_SLOTS},
         {"workers", required_argument, nullptr, O_WORKERS},
         {"heartbeat-ms", required_argument, nullptr, O_HEARTBEAT},
+        {"feedback-interval-ms", required_argument, nullptr, O_FEEDBACK_INTERVAL},
+        {"memo-max-entries", required_argument, nullptr, O_MEMO_MAX},
         {"foreground", no_argument, nullptr, O_FOREGROUND},
         {"daemon", no_argument, nullptr, O_DAEMON},
         {"pid-file", required_argument, nullptr, O_PID_FILE},
@@ -208,6 +217,8 @@ Invocation parse_command_line(int argc, char **argv) {
         case O_SLOTS: settings.emplace_back("slots", val); break;
         case O_WORKERS: settings.emplace_back("workers", val); break;
         case O_HEARTBEAT: settings.emplace_back("heartbeat-ms", val); break;
+        case O_FEEDBACK_INTERVAL: settings.emplace_back("feedback-interval-ms", val); break;
+        case O_MEMO_MAX: settings.emplace_back("memo-max-entries", val); break;
         case O_FOREGROUND: settings.emplace_back("daemon", "false"); break;
         case O_DAEMON: settings.emplace_back("daemon", "true"); break;
         case O_PID_FILE: settings.emplace_back("pid-file", val); break;
@@ -264,6 +275,7 @@ std::string config_summary(const Config &c) {
     std::ostringstream s;
     s << "pgdata=" << c.pgdata << " state-dir=" << c.state_dir << " slots=" << c.slots
       << " workers=" << c.workers << " heartbeat-ms=" << c.heartbeat_ms
+      << " feedback-interval-ms=" << c.feedback_interval_ms << " memo-max-entries=" << c.memo_max_entries
       << " mode=" << (c.daemon ? "daemon" : "foreground") << " pid-file=" << c.pid_file
       << " log-file=" << (c.log_file.empty() ? "stderr" : c.log_file)
       << " log-level=" << log_level_key(c.log_level);
@@ -300,6 +312,12 @@ void print_help(const char *argv0) {
         "      --workers N            worker threads answering requests, 1..256 (default: 2)\n"
         "      --heartbeat-ms N       heartbeat interval in milliseconds, 1..10000\n"
         "                               (default: 10)\n"
+        "      --feedback-interval-ms N\n"
+        "                             how often the backends' execution feedback is\n"
+        "                               collected, in milliseconds, 1..10000 (default: 5)\n"
+        "      --memo-max-entries N   relation sets the memo of observed cardinalities\n"
+        "                               keeps at most; when full, new ones are not stored,\n"
+        "                               1..100000000 (default: 1000000)\n"
         "      --foreground           stay in the foreground (default)\n"
         "      --daemon               detach: double fork, setsid, stdio to /dev/null or\n"
         "                               the log file; returns once the service is ready\n"

@@ -43,6 +43,20 @@ void OracleEstimator::estimate(const EstimateItem *items, uint32_t n, EstimateAn
     }
 }
 
+void MemoEstimator::estimate(const EstimateItem *items, uint32_t n, EstimateAnswer *out) {
+    double rows[kMaxItems];
+    bool known[kMaxItems];
+    if (n > kMaxItems)
+        n = kMaxItems;
+    store_.lookup(items, n, rows, known); /* one shared lock per batch */
+    for (uint32_t i = 0; i < n; i++) {
+        if (known[i]) {
+            out[i].rows = rows[i];
+            out[i].source = SRC_MEMO;
+        }
+    }
+}
+
 void ChainEstimator::estimate(const EstimateItem *items, uint32_t n, EstimateAnswer *out) {
     EstimateAnswer stage[kMaxItems];
     if (n > kMaxItems)
@@ -62,15 +76,19 @@ void ChainEstimator::estimate(const EstimateItem *items, uint32_t n, EstimateAns
     }
 }
 
-EstimatorRegistry::EstimatorRegistry(const OracleStore &oracle) {
+EstimatorRegistry::EstimatorRegistry(const OracleStore &oracle, const MemoStore &memo) {
     Estimator *native = add(std::make_unique<NativeEstimator>());
     Estimator *oracle_est = add(std::make_unique<OracleEstimator>(oracle));
-    /* EST_AUTO's chain: later issues append memo and the learned model here */
-    Estimator *chain = add(std::make_unique<ChainEstimator>("auto", std::vector<Estimator *>{oracle_est}));
+    Estimator *memo_est = add(std::make_unique<MemoEstimator>(memo));
+    /* EST_AUTO's chain: injected cardinalities first, then what execution
+     * observed; later issues append the learned model here */
+    Estimator *chain =
+        add(std::make_unique<ChainEstimator>("auto", std::vector<Estimator *>{oracle_est, memo_est}));
 
     by_id_[EST_AUTO] = chain;
     by_id_[EST_NATIVE] = native;
     by_id_[EST_ORACLE] = oracle_est;
+    by_id_[EST_MEMO] = memo_est;
 }
 
 Estimator *EstimatorRegistry::add(std::unique_ptr<Estimator> e) {

@@ -8,6 +8,7 @@
  *   NativeEstimator   answers nothing: the control (PostgreSQL's own estimates,
  *                     but with the full round trip)
  *   OracleEstimator   keys loaded with pg_pilot.load_cardinalities(), SRC_ORACLE
+ *   MemoEstimator     keys observed by execution feedback (MemoStore), SRC_MEMO
  *   ChainEstimator    asks a list of estimators in order; the first answer wins
  *
  * EstimatorRegistry maps proto::EstimatorId to the estimator serving it; an id
@@ -16,6 +17,7 @@
 #ifndef PILOTD_ESTIMATOR_H
 #define PILOTD_ESTIMATOR_H
 
+#include "memo_store.h"
 #include "oracle_store.h"
 #include "pilot_protocol.h"
 
@@ -51,6 +53,17 @@ class OracleEstimator final : public Estimator {
     const OracleStore &store_;
 };
 
+class MemoEstimator final : public Estimator {
+  public:
+    explicit MemoEstimator(const MemoStore &store) : store_(store) {}
+    const char *name() const override { return "memo"; }
+    void estimate(const pilot::proto::EstimateItem *items, uint32_t n,
+                  pilot::proto::EstimateAnswer *out) override;
+
+  private:
+    const MemoStore &store_;
+};
+
 class ChainEstimator final : public Estimator {
   public:
     ChainEstimator(const char *name, std::vector<Estimator *> chain) : name_(name), chain_(std::move(chain)) {}
@@ -71,8 +84,10 @@ uint32_t sanitize_answers(pilot::proto::EstimateAnswer *out, uint32_t n);
 
 class EstimatorRegistry {
   public:
-    /* Builds the estimators this pilotd serves. */
-    explicit EstimatorRegistry(const OracleStore &oracle);
+    /* Builds the estimators this pilotd serves.  EST_AUTO is the chain oracle,
+     * then memo: explicitly loaded cardinalities win, the memo answers what the
+     * oracle does not know. */
+    EstimatorRegistry(const OracleStore &oracle, const MemoStore &memo);
     /* nullptr when `id` is not served */
     Estimator *find(uint32_t id) const;
 

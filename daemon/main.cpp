@@ -6,6 +6,7 @@
 #include "config.h"
 #include "estimator.h"
 #include "log.h"
+#include "memo_store.h"
 #include "oracle_store.h"
 #include "pilot_protocol.h"
 #include "process_util.h"
@@ -85,7 +86,8 @@ int run_service(const Config &cfg) {
 
         OracleStore oracle(cfg.state_dir);
         oracle.load();
-        EstimatorRegistry registry(oracle);
+        MemoStore memo(cfg.memo_max_entries);
+        EstimatorRegistry registry(oracle, memo);
         RequestHandler handler(registry, oracle);
 
         ShmServerOptions opt;
@@ -96,8 +98,13 @@ int run_service(const Config &cfg) {
         opt.protocol_version =
             cfg.debug_protocol_version_set ? cfg.debug_protocol_version : pilot::proto::kProtocolVersion;
         opt.answer_delay_ms = cfg.debug_answer_delay_ms;
-        opt.before_publish = [&oracle](pilot::proto::SegmentHeader *h) {
+        opt.feedback_interval_ms = cfg.feedback_interval_ms;
+        opt.on_feedback = [&memo](const pilot::proto::FeedbackRecord *recs, uint32_t n) {
+            memo.observe(recs, n);
+        };
+        opt.before_publish = [&oracle, &memo](pilot::proto::SegmentHeader *h) {
             oracle.set_counter(&h->counters.oracle_entries);
+            memo.set_counter(&h->counters.memo_entries);
         };
         ShmServer server(opt, handler);
         server.start();
@@ -120,7 +127,12 @@ int run_service(const Config &cfg) {
         }
         LOG_INFO("received %s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
         oracle.set_counter(nullptr);
+        memo.set_counter(nullptr);
         server.stop();
+        LOG_INFO("memo: %zu relation sets (%llu observations of new ones not stored: memo full), "
+                 "%llu query records",
+                 memo.size(), static_cast<unsigned long long>(memo.rejected()),
+                 static_cast<unsigned long long>(memo.query_records()));
     } catch (const std::exception &e) {
         LOG_ERROR("%s", e.what());
         daemon_failed(e.what());

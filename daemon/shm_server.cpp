@@ -129,6 +129,7 @@ void ShmServer::start() {
     const std::string tmp = opt_.segment + ".init." + std::to_string(getpid());
     try {
         heartbeat_ = std::thread([this] { heartbeat_loop(); });
+        feedback_ = std::thread([this] { feedback_loop(); });
         for (uint32_t i = 0; i < opt_.workers; i++)
             workers_.emplace_back([this, i] { worker_loop(i); });
     } catch (const std::exception &e) {
@@ -178,6 +179,52 @@ void ShmServer::heartbeat_loop() noexcept {
         last = now;
         if (!sleep_unless_stopping(opt_.heartbeat_ms))
             return;
+    }
+}
+
+void ShmServer::feedback_loop() noexcept {
+    FeedbackRecord buf[kFeedbackRing]; /* 6 KB */
+    const uint32_t interval = opt_.feedback_interval_ms ? opt_.feedback_interval_ms : 1;
+    do {
+        drain_feedback_once(buf);
+    } while (sleep_unless_stopping(interval));
+}
+
+void ShmServer::drain_feedback_once(FeedbackRecord *buf) noexcept {
+    SegmentHeader *h = header_;
+    DaemonCounters &ctr = h->counters;
+    for (uint32_t i = 0; i < opt_.nslots && !stopping_.load(std::memory_order_relaxed); i++) {
+        FeedbackRing &ring = slot_at(h, i)->feedback;
+        const uint64_t tail = ring.tail.load(std::memory_order_relaxed);
+        const uint64_t head = ring.head.load(std::memory_order_acquire);
+        if (head == tail)
+            continue;
+        if (head < tail || head - tail > kFeedbackRing) {
+            /* garbage indices (a broken or hostile writer): give up on whatever
+             * is in the ring; the backend continues at head */
+            ring.tail.store(head, std::memory_order_release);
+            ctr.feedback_invalid.fetch_add(1, std::memory_order_relaxed);
+            continue;
+        }
+        uint32_t valid = 0, invalid = 0;
+        for (uint64_t k = tail; k != head; k++) {
+            /* copy first: the other side may change it while we look */
+            FeedbackRecord r;
+            memcpy(static_cast<void *>(&r), static_cast<const void *>(&ring.rec[k % kFeedbackRing]), sizeof r);
+            if (validate_feedback(r))
+                buf[valid++] = r;
+            else
+                invalid++;
+        }
+        /* everything is copied out: the backend may reuse those records */
+        ring.tail.store(head, std::memory_order_release);
+        if (invalid)
+            ctr.feedback_invalid.fetch_add(invalid, std::memory_order_relaxed);
+        if (valid) {
+            if (opt_.on_feedback)
+                opt_.on_feedback(buf, valid);
+            ctr.feedback_received.fetch_add(valid, std::memory_order_relaxed);
+        }
     }
 }
 
@@ -326,6 +373,8 @@ void ShmServer::stop() noexcept {
         if (t.joinable())
             t.join();
     workers_.clear();
+    if (feedback_.joinable())
+        feedback_.join();
     if (heartbeat_.joinable())
         heartbeat_.join();
     try {

@@ -1,7 +1,17 @@
 /*
  * shm_server.h — pilotd's side of the shared-memory protocol (see
- * common/pilot_protocol.h): owns the segment, keeps the heartbeat, and runs
- * the worker threads that answer PENDING slots.
+ * common/pilot_protocol.h): owns the segment, keeps the heartbeat, runs the
+ * worker threads that answer PENDING slots, and the feedback thread that
+ * drains every slot's FeedbackRing.
+ *
+ * Feedback drain, every feedback_interval_ms, for each slot's ring:
+ *   t = tail (relaxed: pilotd is its only writer), h = head (acquire);
+ *   h < t or h - t > kFeedbackRing: garbage indices, the ring is reset
+ *     (tail = h) and counted once in counters.feedback_invalid;
+ *   else rec[t..h) are copied out of shared memory, validate_feedback()ed
+ *     (failures counted in counters.feedback_invalid, valid records in
+ *     counters.feedback_received and handed to on_feedback), then tail = h
+ *     (release), which gives the slots back to the backend.
  *
  * The segment is created under a temporary name, fully initialised (header,
  * heartbeat, DAEMON_READY) and then renamed to its real name, so a backend
@@ -39,6 +49,10 @@ struct ShmServerOptions {
     uint32_t heartbeat_ms = 10;
     uint32_t protocol_version = pilot::proto::kProtocolVersion; /* testing override */
     uint32_t answer_delay_ms = 0;  /* testing: before each MSG_ESTIMATE */
+    uint32_t feedback_interval_ms = 5;
+    /* receives the valid feedback records of one ring (copies, at most
+     * kFeedbackRing); called on the feedback thread only; must not throw */
+    std::function<void(const pilot::proto::FeedbackRecord *, uint32_t)> on_feedback;
     /* called with the initialised header just before the segment is published */
     std::function<void(pilot::proto::SegmentHeader *)> before_publish;
 };
@@ -64,6 +78,8 @@ class ShmServer {
   private:
     void create_segment();
     void heartbeat_loop() noexcept;
+    void feedback_loop() noexcept;
+    void drain_feedback_once(pilot::proto::FeedbackRecord *buf) noexcept;
     void worker_loop(uint32_t index) noexcept;
     bool scan_once(uint32_t start, pilot::proto::Request &req, pilot::proto::Response &resp);
     bool spin_for_work(uint32_t seen) noexcept;
@@ -84,6 +100,7 @@ class ShmServer {
     std::mutex stop_mu_;
     std::condition_variable stop_cv_;
     std::thread heartbeat_;
+    std::thread feedback_;
     std::vector<std::thread> workers_;
     std::atomic<uint32_t> heartbeat_late_logged_{0};
 };

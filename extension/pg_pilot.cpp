@@ -14,6 +14,7 @@
  *   planner_hooks.cpp  planner / set_rel_pathlist / set_join_pathlist hooks
  *   relset_key.cpp     planner structures -> subplan key description
  *   key_bridge.cpp     the only caller of common/subplan_key (C++ side)
+ *   feedback.cpp       executor hooks: actual rows per relation set -> pilotd
  *   sidecar.cpp        round trips to pilotd, time budget, fallback reasons
  *   pilot_stats.cpp    shared counters behind pg_pilot.stats
  *   sql_functions.cpp  SQL-callable functions
@@ -44,11 +45,14 @@ int pilot_estimator = pilot::proto::EST_AUTO;
 bool pilot_log_estimates = false;
 int pilot_daemon_stale_ms = 1000;
 int pilot_reattach_interval_ms = 100;
+bool pilot_collect_feedback = true;
+double pilot_feedback_sample_rate = 1.0;
 
 static const struct config_enum_entry estimator_options[] = {
 	{"auto", pilot::proto::EST_AUTO, false},
 	{"oracle", pilot::proto::EST_ORACLE, false},
 	{"native", pilot::proto::EST_NATIVE, false},
+	{"memo", pilot::proto::EST_MEMO, false},
 	{NULL, 0, false}
 };
 
@@ -110,6 +114,16 @@ _PG_init(void)
 							"How often a backend without a sidecar looks for one again.",
 							NULL, &pilot_reattach_interval_ms, 100, 0, 60000, PGC_SIGHUP,
 							GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomBoolVariable("pg_pilot.collect_feedback",
+							 "Send the actual row counts of executed plans to pilotd.",
+							 "Rows only (no timing) for sampled queries; a full queue drops, "
+							 "never waits.",
+							 &pilot_collect_feedback, true, PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomRealVariable("pg_pilot.feedback_sample_rate",
+							 "Fraction of queries whose execution feedback is collected.",
+							 NULL, &pilot_feedback_sample_rate, 1.0, 0.0, 1.0, PGC_USERSET, 0,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("pg_pilot");
 
 	prev_shmem_request_hook = shmem_request_hook;
@@ -118,6 +132,7 @@ _PG_init(void)
 	shmem_startup_hook = pilot_shmem_startup;
 
 	pilot_install_planner_hooks();
+	pilot_install_executor_hooks();
 }
 
 const char *

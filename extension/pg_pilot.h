@@ -19,6 +19,8 @@ extern int pilot_estimator;        /* proto::EstimatorId */
 extern bool pilot_log_estimates;
 extern int pilot_daemon_stale_ms;
 extern int pilot_reattach_interval_ms;
+extern bool pilot_collect_feedback;
+extern double pilot_feedback_sample_rate;
 
 /* Why a relation set kept PostgreSQL's estimate (also the pg_pilot.stats columns). */
 typedef enum PilotFallback
@@ -113,6 +115,10 @@ extern PilotQueryState *pilot_query;	/* innermost planning, or NULL */
 
 extern void pilot_install_planner_hooks(void);
 
+/* ---- execution feedback (feedback.cpp) ---- */
+extern void pilot_install_executor_hooks(void);
+extern void pilot_feedback_remember(PilotQueryState *qs, struct PlannedStmt *stmt);
+
 /* Plans `query` (one statement) in the given mode; returns the state it left
  * (allocated in CurrentMemoryContext).  Raises the query's own errors. */
 extern PilotQueryState *pilot_plan_query_in_mode(const char *query, PilotMode mode, bool record);
@@ -160,12 +166,17 @@ extern uint64 pilot_sidecar_oracle_clear(void);
 
 extern void pilot_sidecar_status(Datum *values, bool *nulls, int natts);
 
+namespace pilot { namespace proto { struct FeedbackRecord; } }
+/* Pushes feedback records into this backend's ring; never waits, never errors. */
+extern void pilot_sidecar_push_feedback(const pilot::proto::FeedbackRecord *recs, int n);
+
 /* ---- statistics (pilot_stats.cpp) ---- */
 extern void pilot_stats_shmem_request(void);
 extern void pilot_stats_shmem_startup(void);
 extern void pilot_stats_count_request(uint64 latency_us);
 extern void pilot_stats_count_items(int requested, int answered);
 extern void pilot_stats_count_fallback(PilotFallback reason, int n);
+extern void pilot_stats_count_feedback(uint32 sent, uint32 dropped);
 /* ERROR with a hint unless pg_pilot was loaded by shared_preload_libraries */
 extern void pilot_require_preloaded(void);
 

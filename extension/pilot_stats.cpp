@@ -37,6 +37,8 @@ typedef struct PilotSharedStats
 	pg_atomic_uint64 items;
 	pg_atomic_uint64 answered;
 	pg_atomic_uint64 fallbacks[PF_NUM_REASONS];
+	pg_atomic_uint64 feedback_sent;		/* records pushed into pilotd's rings */
+	pg_atomic_uint64 feedback_dropped;	/* records dropped: ring full or no pilotd */
 	pg_atomic_uint64 latency[LAT_BUCKETS];
 	pg_atomic_uint64 reset_time;	/* TimestampTz */
 } PilotSharedStats;
@@ -64,6 +66,8 @@ pilot_stats_shmem_startup(void)
 		pg_atomic_init_u64(&stats->answered, 0);
 		for (int i = 0; i < PF_NUM_REASONS; i++)
 			pg_atomic_init_u64(&stats->fallbacks[i], 0);
+		pg_atomic_init_u64(&stats->feedback_sent, 0);
+		pg_atomic_init_u64(&stats->feedback_dropped, 0);
 		for (int i = 0; i < LAT_BUCKETS; i++)
 			pg_atomic_init_u64(&stats->latency[i], 0);
 		pg_atomic_init_u64(&stats->reset_time, (uint64) GetCurrentTimestamp());
@@ -114,6 +118,17 @@ pilot_stats_count_items(int requested, int answered)
 		return;
 	pg_atomic_fetch_add_u64(&stats->items, (uint64) requested);
 	pg_atomic_fetch_add_u64(&stats->answered, (uint64) answered);
+}
+
+void
+pilot_stats_count_feedback(uint32 sent, uint32 dropped)
+{
+	if (stats == NULL)
+		return;
+	if (sent)
+		pg_atomic_fetch_add_u64(&stats->feedback_sent, sent);
+	if (dropped)
+		pg_atomic_fetch_add_u64(&stats->feedback_dropped, dropped);
 }
 
 void
@@ -176,6 +191,8 @@ pg_pilot_stats(PG_FUNCTION_ARGS)
 	values[i++] = Int64GetDatum((int64) pg_atomic_read_u64(&stats->answered));
 	for (int r = PF_TIMEOUT; r < PF_NUM_REASONS; r++)
 		values[i++] = Int64GetDatum((int64) pg_atomic_read_u64(&stats->fallbacks[r]));
+	values[i++] = Int64GetDatum((int64) pg_atomic_read_u64(&stats->feedback_sent));
+	values[i++] = Int64GetDatum((int64) pg_atomic_read_u64(&stats->feedback_dropped));
 	for (int b = 0; b < LAT_BUCKETS; b++)
 	{
 		counts[b] = pg_atomic_read_u64(&stats->latency[b]);
@@ -209,6 +226,8 @@ pg_pilot_reset_stats(PG_FUNCTION_ARGS)
 	pg_atomic_write_u64(&stats->answered, 0);
 	for (int r = 0; r < PF_NUM_REASONS; r++)
 		pg_atomic_write_u64(&stats->fallbacks[r], 0);
+	pg_atomic_write_u64(&stats->feedback_sent, 0);
+	pg_atomic_write_u64(&stats->feedback_dropped, 0);
 	for (int b = 0; b < LAT_BUCKETS; b++)
 		pg_atomic_write_u64(&stats->latency[b], 0);
 	pg_atomic_write_u64(&stats->reset_time, (uint64) GetCurrentTimestamp());

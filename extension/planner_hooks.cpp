@@ -762,6 +762,8 @@ pilot_planner(Query *parse, const char *query_string, int cursorOptions,
 			result = prev_planner_hook(parse, query_string, cursorOptions, boundParams);
 		else
 			result = standard_planner(parse, query_string, cursorOptions, boundParams);
+		if (qs != NULL && qs->mode == PM_PLAN && !qs->disabled)
+			pilot_feedback_remember(qs, result);
 	}
 	PG_FINALLY();
 	{

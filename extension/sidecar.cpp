@@ -169,6 +169,18 @@ pilot_sidecar_estimate(PilotAsk *asks, int n, int64 timeout_us)
 	}
 }
 
+void
+pilot_sidecar_push_feedback(const FeedbackRecord *recs, int n)
+{
+	SidecarClient *c = get_client();
+	uint32_t	accepted;
+
+	if (c == nullptr || n <= 0)
+		return;
+	accepted = c->push_feedback(recs, static_cast<uint32_t>(n));
+	pilot_stats_count_feedback(accepted, static_cast<uint32_t>(n) - accepted);
+}
+
 /* ---------------------------------------------------------------------
  * Admin messages (oracle loading): clear ERRORs, raised outside C++ frames.
  * --------------------------------------------------------------------- */
@@ -267,6 +279,7 @@ typedef struct PlainInfo
 	uint32		version, nslots, pid;
 	uint64		epoch, heartbeat_age_us, started_at_unix;
 	uint64		requests, items, answered, bad_requests, oracle_entries;
+	uint64		feedback_received, feedback_invalid, memo_entries;
 } PlainInfo;
 
 static void
@@ -298,6 +311,9 @@ read_info(PlainInfo *p) noexcept
 		p->answered = d.answered;
 		p->bad_requests = d.bad_requests;
 		p->oracle_entries = d.oracle_entries;
+		p->feedback_received = d.feedback_received;
+		p->feedback_invalid = d.feedback_invalid;
+		p->memo_entries = d.memo_entries;
 	}
 	catch (...)
 	{
@@ -337,5 +353,8 @@ pilot_sidecar_status(Datum *values, bool *nulls, int natts)
 	values[i++] = Int64GetDatum((int64) p.answered);
 	values[i++] = Int64GetDatum((int64) p.bad_requests);
 	values[i++] = Int64GetDatum((int64) p.oracle_entries);
+	values[i++] = Int64GetDatum((int64) p.feedback_received);
+	values[i++] = Int64GetDatum((int64) p.feedback_invalid);
+	values[i++] = Int64GetDatum((int64) p.memo_entries);
 	Assert(i == natts);
 }

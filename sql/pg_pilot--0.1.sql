@@ -79,7 +79,10 @@ CREATE FUNCTION pg_pilot.daemon_status(
     OUT items bigint,
     OUT answered bigint,
     OUT bad_requests bigint,
-    OUT oracle_entries bigint)
+    OUT oracle_entries bigint,
+    OUT feedback_received bigint,   -- feedback records pilotd took from the queues
+    OUT feedback_invalid bigint,    -- records (or queues) that failed validation
+    OUT memo_entries bigint)        -- relation sets with an observed cardinality
 RETURNS record
 AS 'MODULE_PATHNAME', 'pg_pilot_daemon_status'
 LANGUAGE C VOLATILE;
@@ -99,6 +102,8 @@ CREATE FUNCTION pg_pilot.stats(
     OUT fallback_no_slot bigint,          -- backend beyond pilotd's slots
     OUT fallback_busy bigint,             -- slot busy with an abandoned request
     OUT fallback_error bigint,            -- internal error turned into a fallback
+    OUT feedback_sent bigint,             -- execution feedback records handed to pilotd
+    OUT feedback_dropped bigint,          -- records dropped: queue full or pilotd down
     OUT latency_p50_us float8,            -- round-trip latency percentiles
     OUT latency_p90_us float8,
     OUT latency_p99_us float8,

@@ -365,6 +365,42 @@ std::vector<OracleEntry> make_entries(uint64_t first_key, size_t n, double rows_
     return v;
 }
 
+FeedbackRecord relset(uint64_t key, double rows, uint32_t nrels = 2) {
+    FeedbackRecord r;
+    memset(static_cast<void *>(&r), 0, sizeof r);
+    r.key = key;
+    r.template_key = key ^ 0x5555;
+    r.native_rows = 100;
+    r.pilot_rows = -1;
+    r.actual_rows = rows;
+    r.kind = FB_RELSET;
+    r.nrels = nrels;
+    return r;
+}
+
+uint32_t push(SidecarClient &c, const std::vector<FeedbackRecord> &recs) {
+    return c.push_feedback(recs.data(), static_cast<uint32_t>(recs.size()));
+}
+
+/* The answer of `estimator` for one key (source SRC_NONE on a failed call). */
+EstimateAnswer answer_for(SidecarClient &c, uint32_t estimator, uint64_t key) {
+    std::vector<EstimateAnswer> ans;
+    EstimateAnswer none{0, SRC_NONE, 0};
+    if (estimate(c, estimator, {key}, &ans) != Outcome::OK || ans.size() != 1)
+        return none;
+    return ans[0];
+}
+
+/* Waits (bounded) until `estimator` answers `key` with exactly (src, rows). */
+bool wait_answer(SidecarClient &c, uint32_t estimator, uint64_t key, uint32_t src, double rows) {
+    return wait_until(
+        [&] {
+            EstimateAnswer a = answer_for(c, estimator, key);
+            return a.source == src && a.rows == rows;
+        },
+        10000, 2);
+}
+
 /* --------------------------------------------------------------- fixture */
 
 class PilotdTest : public ::testing::Test {
@@ -702,6 +738,190 @@ TEST_P(CorruptOracleTest, StartsEmptyAndKeepsTheFile) {
 
 INSTANTIATE_TEST_SUITE_P(Corruptions, CorruptOracleTest, ::testing::Values("flipped", "truncated", "garbage"));
 
+/* ------------------------------------------- 3b. feedback and the memo */
+
+TEST_F(PilotdTest, MemoAnswersObservedRowsLatestWinsOracleFirst) {
+    start_and_wait();
+    RawSegment raw(segment_);
+    DaemonCounters &ctr = raw.header->counters;
+    auto c = client(10), c2 = client(200);
+
+    EXPECT_EQ(push(*c, {relset(0x1001, 10), relset(0x1002, 0), relset(0x1003, 12345.5, 3)}), 3u);
+    FeedbackRecord q = relset(0x1004, 25.0);
+    q.kind = FB_QUERY; /* a whole query: counted, not a relation set */
+    q.native_rows = 1.5;
+    q.nrels = 0;
+    EXPECT_EQ(push(*c2, {q}), 1u);
+
+    ASSERT_TRUE(wait_answer(*c, EST_MEMO, 0x1003, SRC_MEMO, 12345.5)) << "feedback never reached the memo";
+    ASSERT_TRUE(wait_until([&] { return ctr.feedback_received.load() == 4; }, 10000));
+    for (uint32_t est : {EST_MEMO, EST_AUTO}) {
+        std::vector<EstimateAnswer> ans;
+        ASSERT_EQ(estimate(*c, est, {0x1001, 0x1002, 0x1003, 0x1004, 0x9999}, &ans), Outcome::OK);
+        ASSERT_EQ(ans.size(), 5u);
+        const double want[] = {10, 0, 12345.5};
+        for (int i = 0; i < 3; i++) {
+            EXPECT_EQ(ans[i].source, static_cast<uint32_t>(SRC_MEMO)) << estimator_name(est) << " " << i;
+            EXPECT_EQ(ans[i].rows, want[i]) << estimator_name(est) << " " << i;
+        }
+        EXPECT_EQ(ans[3].source, static_cast<uint32_t>(SRC_NONE)) << "a query record is not a relation set";
+        EXPECT_EQ(ans[4].source, static_cast<uint32_t>(SRC_NONE));
+    }
+    /* the oracle knows only what was loaded */
+    std::vector<EstimateAnswer> ans;
+    ASSERT_EQ(estimate(*c, EST_ORACLE, {0x1001, 0x1002, 0x1003}, &ans), Outcome::OK);
+    for (const auto &a : ans)
+        EXPECT_EQ(a.source, static_cast<uint32_t>(SRC_NONE));
+    EXPECT_EQ(ctr.memo_entries.load(), 3u);
+    EXPECT_EQ(ctr.feedback_invalid.load(), 0u);
+
+    /* the latest observation wins (not the first, not the largest) */
+    EXPECT_EQ(push(*c, {relset(0x1001, 50), relset(0x1001, 5)}), 2u);
+    EXPECT_TRUE(wait_answer(*c, EST_MEMO, 0x1001, SRC_MEMO, 5));
+    EXPECT_EQ(push(*c2, {relset(0x1001, 7)}), 1u); /* another backend */
+    EXPECT_TRUE(wait_answer(*c, EST_AUTO, 0x1001, SRC_MEMO, 7));
+    EXPECT_EQ(ctr.memo_entries.load(), 3u);
+
+    /* a key both loaded and observed: the oracle wins in EST_AUTO */
+    EXPECT_EQ(oracle_load(*c, false, {{0x1002, 777}}), 1u);
+    EstimateAnswer a = answer_for(*c, EST_AUTO, 0x1002);
+    EXPECT_EQ(a.source, static_cast<uint32_t>(SRC_ORACLE));
+    EXPECT_EQ(a.rows, 777);
+    a = answer_for(*c, EST_MEMO, 0x1002);
+    EXPECT_EQ(a.source, static_cast<uint32_t>(SRC_MEMO));
+    EXPECT_EQ(a.rows, 0);
+    a = answer_for(*c, EST_AUTO, 0x1001); /* the memo still answers the rest */
+    EXPECT_EQ(a.source, static_cast<uint32_t>(SRC_MEMO));
+    EXPECT_EQ(a.rows, 7);
+
+    DaemonInfo d = c->info();
+    EXPECT_EQ(d.bad_requests, 0u);
+}
+
+TEST_F(PilotdTest, FeedbackGarbageRingsAndInvalidRecordsAreCounted) {
+    start_and_wait();
+    RawSegment raw(segment_);
+    DaemonCounters &ctr = raw.header->counters;
+    FeedbackRing &ring = raw.slot(11)->feedback;
+
+    /* head - tail > kFeedbackRing: reset to head, counted once (not 10^6 records) */
+    ring.head.store(1000000, std::memory_order_release);
+    ASSERT_TRUE(wait_until([&] { return ring.tail.load() == 1000000u; }, 10000));
+    EXPECT_TRUE(wait_until([&] { return ctr.feedback_invalid.load() == 1u; }, 10000));
+    /* head < tail */
+    ring.tail.store(2000000, std::memory_order_release);
+    ASSERT_TRUE(wait_until([&] { return ring.tail.load() == 1000000u; }, 10000));
+    EXPECT_TRUE(wait_until([&] { return ctr.feedback_invalid.load() == 2u; }, 10000));
+    EXPECT_EQ(ctr.feedback_received.load(), 0u);
+    EXPECT_EQ(ctr.memo_entries.load(), 0u);
+
+    /* the slot's backend continues at head */
+    auto c11 = client(11);
+    EXPECT_EQ(push(*c11, {relset(0x2001, 42)}), 1u);
+    EXPECT_TRUE(wait_answer(*c11, EST_MEMO, 0x2001, SRC_MEMO, 42));
+
+    /* invalid records among valid ones: skipped and counted, the rest used */
+    FeedbackRecord nan_rows = relset(0x2003, std::nan(""));
+    FeedbackRecord kind99 = relset(0x2004, 1);
+    kind99.kind = 99;
+    FeedbackRecord key0 = relset(0, 3);
+    FeedbackRecord neg = relset(0x2006, -4);
+    auto c = client(12);
+    EXPECT_EQ(push(*c, {relset(0x2002, 7), nan_rows, kind99, key0, neg, relset(0x2005, 8)}), 6u);
+    ASSERT_TRUE(wait_until([&] { return ctr.feedback_received.load() == 3u; }, 10000))
+        << ctr.feedback_received.load();
+    EXPECT_TRUE(wait_until([&] { return ctr.feedback_invalid.load() == 6u; }, 10000))
+        << ctr.feedback_invalid.load();
+    EXPECT_EQ(ctr.memo_entries.load(), 3u);
+    std::vector<EstimateAnswer> ans;
+    ASSERT_EQ(estimate(*c, EST_MEMO, {0x2002, 0x2003, 0x2004, 0x2005, 0x2006}, &ans), Outcome::OK);
+    ASSERT_EQ(ans.size(), 5u);
+    EXPECT_EQ(ans[0].source, static_cast<uint32_t>(SRC_MEMO));
+    EXPECT_EQ(ans[0].rows, 7);
+    EXPECT_EQ(ans[1].source, static_cast<uint32_t>(SRC_NONE));
+    EXPECT_EQ(ans[2].source, static_cast<uint32_t>(SRC_NONE));
+    EXPECT_EQ(ans[3].source, static_cast<uint32_t>(SRC_MEMO));
+    EXPECT_EQ(ans[3].rows, 8);
+    EXPECT_EQ(ans[4].source, static_cast<uint32_t>(SRC_NONE));
+    EXPECT_EQ(ring.tail.load(), ring.head.load());
+    EXPECT_EQ(raw.slot(12)->feedback.tail.load(), raw.slot(12)->feedback.head.load());
+
+    /* still serving */
+    ASSERT_TRUE(daemon_->running());
+    EXPECT_EQ(ping(*c), Outcome::OK);
+    EXPECT_EQ(c->info().bad_requests, 0u);
+}
+
+TEST_F(PilotdTest, FeedbackRingFullWhilePilotdStoppedDropsAndCounts) {
+    start_and_wait();
+    RawSegment raw(segment_);
+    DaemonCounters &ctr = raw.header->counters;
+    FeedbackRing &ring = raw.slot(13)->feedback;
+    /* a staleness limit far away: the stopped pilotd's heartbeat freezes */
+    auto c = client(13, 60ull * 1000 * 1000, 0);
+    ASSERT_EQ(ping(*c), Outcome::OK);
+    EXPECT_EQ(push(*c, {relset(0x2fff, 1)}), 1u);
+    ASSERT_TRUE(wait_until([&] { return ctr.feedback_received.load() == 1u; }, 10000));
+
+    daemon_->signal(SIGSTOP);
+    struct Cont {
+        Pilotd *d;
+        ~Cont() { d->signal(SIGCONT); }
+    } cont{daemon_.get()};
+    std::this_thread::sleep_for(std::chrono::milliseconds(50)); /* really stopped */
+    std::vector<FeedbackRecord> many;
+    for (uint64_t i = 0; i < kFeedbackRing + 72; i++)
+        many.push_back(relset(0x3000 + i, static_cast<double>(i)));
+    EXPECT_EQ(push(*c, many), kFeedbackRing);
+    EXPECT_EQ(ring.dropped.load(), 72u);
+    EXPECT_EQ(push(*c, {relset(0x4000, 1)}), 0u);
+    EXPECT_EQ(ring.dropped.load(), 73u);
+    EXPECT_EQ(ring.head.load() - ring.tail.load(), static_cast<uint64_t>(kFeedbackRing));
+
+    daemon_->signal(SIGCONT);
+    ASSERT_TRUE(wait_until([&] { return ctr.feedback_received.load() == 1u + kFeedbackRing; }, 10000))
+        << ctr.feedback_received.load();
+    EXPECT_TRUE(wait_until([&] { return ctr.memo_entries.load() == 1u + kFeedbackRing; }, 10000));
+    EXPECT_EQ(ctr.feedback_invalid.load(), 0u);
+    std::vector<uint64_t> keys = {0x3000, 0x3000 + kFeedbackRing - 1, 0x3000 + kFeedbackRing, 0x4000};
+    std::vector<EstimateAnswer> ans;
+    ASSERT_EQ(estimate(*c, EST_AUTO, keys, &ans), Outcome::OK);
+    ASSERT_EQ(ans.size(), 4u);
+    EXPECT_EQ(ans[0].source, static_cast<uint32_t>(SRC_MEMO));
+    EXPECT_EQ(ans[0].rows, 0);
+    EXPECT_EQ(ans[1].source, static_cast<uint32_t>(SRC_MEMO));
+    EXPECT_EQ(ans[1].rows, kFeedbackRing - 1);
+    EXPECT_EQ(ans[2].source, static_cast<uint32_t>(SRC_NONE)) << "a dropped record was used";
+    EXPECT_EQ(ans[3].source, static_cast<uint32_t>(SRC_NONE)) << "a dropped record was used";
+    /* room again */
+    EXPECT_EQ(push(*c, {relset(0x4000, 9)}), 1u);
+    EXPECT_TRUE(wait_answer(*c, EST_MEMO, 0x4000, SRC_MEMO, 9));
+}
+
+TEST_F(PilotdTest, MemoIsBounded) {
+    start_and_wait({"--memo-max-entries", "3"});
+    RawSegment raw(segment_);
+    DaemonCounters &ctr = raw.header->counters;
+    auto c = client(14);
+    EXPECT_EQ(push(*c, {relset(1, 10), relset(2, 20), relset(3, 30), relset(4, 40), relset(5, 50)}), 5u);
+    ASSERT_TRUE(wait_until([&] { return ctr.feedback_received.load() == 5u; }, 10000));
+    EXPECT_EQ(ctr.memo_entries.load(), 3u);
+    std::vector<EstimateAnswer> ans;
+    ASSERT_EQ(estimate(*c, EST_MEMO, {1, 2, 3, 4, 5}, &ans), Outcome::OK);
+    ASSERT_EQ(ans.size(), 5u);
+    for (int i = 0; i < 5; i++)
+        EXPECT_EQ(ans[i].source, static_cast<uint32_t>(i < 3 ? SRC_MEMO : SRC_NONE)) << i;
+    /* known keys still update; more new keys are still refused, logged once */
+    EXPECT_EQ(push(*c, {relset(6, 60), relset(2, 21)}), 2u);
+    EXPECT_TRUE(wait_answer(*c, EST_MEMO, 2, SRC_MEMO, 21));
+    EXPECT_EQ(answer_for(*c, EST_MEMO, 6).source, static_cast<uint32_t>(SRC_NONE));
+    EXPECT_EQ(ctr.memo_entries.load(), 3u);
+    std::string log = daemon_->log();
+    size_t at = log.find("memo is full");
+    ASSERT_NE(at, std::string::npos) << log;
+    EXPECT_EQ(log.find("memo is full", at + 1), std::string::npos) << "logged more than once:\n" << log;
+}
+
 /* ------------------------------------------------------ 4. bad requests */
 
 TEST_F(PilotdTest, BadRequestsWrittenByHandAreRefusedAndCounted) {
@@ -957,10 +1177,11 @@ TEST_F(PilotdTest, HelpMentionsEveryOption) {
     RunResult r = run({"--help"});
     EXPECT_EQ(r.status, 0);
     for (const char *opt : {"--config", "-c,", "--pgdata", "-D,", "--state-dir", "--slots", "--workers",
-                            "--heartbeat-ms", "--foreground", "--daemon", "--pid-file", "--log-file",
+                            "--heartbeat-ms", "--feedback-interval-ms", "--memo-max-entries", "--foreground", "--daemon", "--pid-file", "--log-file",
                             "--log-level", "--help", "--version", "status", "--stale-ms",
                             "--debug-answer-delay-ms", "--debug-protocol-version", "Testing",
-                            "default: 512", "default: 2", "default: 10", "default: info"})
+                            "default: 512", "default: 2", "default: 10", "default: info", "default: 5",
+                            "default: 1000000"})
         EXPECT_NE(r.output.find(opt), std::string::npos) << "--help does not mention " << opt;
     r = run({"--version"});
     EXPECT_EQ(r.status, 0);
@@ -980,6 +1201,8 @@ TEST_F(PilotdTest, BadSettingsExit2NamingTheKey) {
         {R"({"workers": -1})", {}, "workers"},
         {R"({"heartbeat-ms": 1.5})", {}, "heartbeat-ms"},
         {R"({"log-level": "loud"})", {}, "log-level"},
+        {R"({"feedback-interval-ms": 0})", {}, "feedback-interval-ms"},
+        {R"({"memo_max_entries": 0})", {}, "memo-max-entries"},
         {R"({"daemon": "yes"})", {}, "daemon"},
         {R"({"pgdata": 42})", {}, "pgdata"},
         {R"({"slotz": 3})", {}, "slotz"},
@@ -987,6 +1210,8 @@ TEST_F(PilotdTest, BadSettingsExit2NamingTheKey) {
         {R"([1, 2])", {}, "JSON object"},
         {"", {"--slots", "abc"}, "slots"},
         {"", {"--workers", "0"}, "workers"},
+        {"", {"--feedback-interval-ms", "10001"}, "feedback-interval-ms"},
+        {"", {"--memo-max-entries", "-3"}, "memo-max-entries"},
         {"", {"--log-level", "verbose"}, "log-level"},
         {"", {"--no-such-option"}, "--no-such-option"},
         {"", {"extra-argument"}, "extra-argument"},
@@ -1014,8 +1239,9 @@ TEST_F(PilotdTest, BadSettingsExit2NamingTheKey) {
 TEST_F(PilotdTest, ConfigFileAppliesAndCommandLineOverrides) {
     std::string conf = tmp_.path() + "/pilotd.json";
     write_text(conf, "{\n  // comments are allowed\n  \"pgdata\": \"" + datadir_ + "\",\n  \"state_dir\": \"" +
-                         statedir_ + "\",\n  \"slots\": 32,\n  \"workers\": 1,\n  \"log-level\": \"debug\"\n}\n");
-    std::vector<std::string> args = {"-c", conf, "--slots", "48"};
+                         statedir_ + "\",\n  \"slots\": 32,\n  \"workers\": 1,\n  \"log-level\": \"debug\",\n" +
+                         "  \"feedback_interval_ms\": 2,\n  \"memo-max-entries\": 77\n}\n");
+    std::vector<std::string> args = {"-c", conf, "--slots", "48", "--memo-max-entries", "99"};
     /* -D comes from the file; Pilotd::start adds -D/--state-dir, which agree */
     daemon_->start(args);
     auto c = client(0);
@@ -1024,6 +1250,8 @@ TEST_F(PilotdTest, ConfigFileAppliesAndCommandLineOverrides) {
     ASSERT_TRUE(d.attached);
     EXPECT_EQ(d.nslots, 48u);
     EXPECT_NE(daemon_->log().find("DEBUG: worker 0 started"), std::string::npos);
+    EXPECT_NE(daemon_->log().find("feedback-interval-ms=2 memo-max-entries=99"), std::string::npos)
+        << daemon_->log();
 }
 
 TEST_F(PilotdTest, RefusesRoot) {
@@ -1058,12 +1286,17 @@ TEST_F(PilotdTest, StatusCommand) {
     start_and_wait();
     auto c = client(1);
     ASSERT_EQ(estimate(*c, EST_NATIVE, {1, 2, 3}, nullptr), Outcome::OK);
+    ASSERT_EQ(push(*c, {relset(77, 7)}), 1u);
+    RawSegment raw(segment_); /* not by estimating: "items" is checked below */
+    ASSERT_TRUE(wait_until([&] { return raw.header->counters.memo_entries.load() == 1u; }, 10000));
     r = run({"status", "-D", datadir_});
     EXPECT_EQ(r.status, 0) << r.output;
     for (const std::string &s : {std::string("attached:         yes"), "pid:              " + std::to_string(daemon_->pid()),
-                                 std::string("protocol version: 1"), std::string("slots:            512"),
+                                 "protocol version: " + std::to_string(kProtocolVersion), std::string("slots:            512"),
                                  std::string("items:            3"), std::string("heartbeat age:"),
-                                 std::string("uptime:"), std::string("oracle entries:   0"), std::string("epoch:")})
+                                 std::string("uptime:"), std::string("oracle entries:   0"), std::string("epoch:"),
+                                 std::string("feedback:         1 received, 0 invalid"),
+                                 std::string("memo entries:     1")})
         EXPECT_NE(r.output.find(s), std::string::npos) << "missing \"" << s << "\" in\n" << r.output;
     r = run({"status"});
     EXPECT_EQ(r.status, 2) << r.output;

@@ -1,0 +1,91 @@
+/* memo_store.cpp — see memo_store.h. */
+#include "memo_store.h"
+
+#include "log.h"
+
+#include <mutex>
+
+namespace pilotd {
+
+using namespace pilot::proto;
+
+MemoStore::MemoStore(size_t max_entries) : max_entries_(max_entries) {}
+
+void MemoStore::observe(const FeedbackRecord *recs, uint32_t n) noexcept {
+    uint64_t queries = 0, rejected = 0;
+    bool log_full = false;
+    size_t size;
+    {
+        std::unique_lock<std::shared_mutex> g(mu_);
+        for (uint32_t i = 0; i < n; i++) {
+            const FeedbackRecord &r = recs[i];
+            if (r.kind == FB_QUERY) {
+                queries++; /* stored by a later change */
+                continue;
+            }
+            if (r.kind != FB_RELSET)
+                continue;
+            auto it = map_.find(r.key);
+            if (it == map_.end()) {
+                if (map_.size() >= max_entries_) {
+                    rejected++;
+                    if (!full_logged_)
+                        log_full = full_logged_ = true;
+                    continue;
+                }
+                try {
+                    it = map_.emplace(r.key, Entry()).first;
+                } catch (...) {
+                    rejected++;
+                    continue;
+                }
+            }
+            it->second.rows = r.actual_rows;
+            it->second.count++;
+        }
+        size = map_.size();
+        /* under the lock: a concurrent set_counter() cannot interleave */
+        if (std::atomic<uint64_t> *c = counter_.load())
+            c->store(size, std::memory_order_relaxed);
+    }
+    if (queries)
+        query_records_.fetch_add(queries, std::memory_order_relaxed);
+    if (rejected)
+        rejected_.fetch_add(rejected, std::memory_order_relaxed);
+    if (log_full)
+        LOG_WARNING("memo is full (%zu entries, --memo-max-entries): observations of new relation sets "
+                    "are not stored from now on (logged once)",
+                    max_entries_);
+}
+
+void MemoStore::lookup(const EstimateItem *items, uint32_t n, double *rows, bool *known) const {
+    std::shared_lock<std::shared_mutex> g(mu_);
+    for (uint32_t i = 0; i < n; i++) {
+        auto it = map_.find(items[i].key);
+        known[i] = it != map_.end();
+        rows[i] = known[i] ? it->second.rows : 0;
+    }
+}
+
+bool MemoStore::lookup(uint64_t key, Entry *out) const {
+    std::shared_lock<std::shared_mutex> g(mu_);
+    auto it = map_.find(key);
+    if (it == map_.end())
+        return false;
+    *out = it->second;
+    return true;
+}
+
+size_t MemoStore::size() const {
+    std::shared_lock<std::shared_mutex> g(mu_);
+    return map_.size();
+}
+
+void MemoStore::set_counter(std::atomic<uint64_t> *counter) {
+    std::unique_lock<std::shared_mutex> g(mu_);
+    counter_.store(counter);
+    if (counter)
+        counter->store(map_.size(), std::memory_order_relaxed);
+}
+
+} // namespace pilotd

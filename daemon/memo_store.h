@@ -1,0 +1,70 @@
+/*
+ * memo_store.h — what execution feedback observed: subplan key -> actual rows.
+ *
+ * Fed by the feedback drain (ShmServer's feedback thread) with FB_RELSET
+ * records; read by MemoEstimator on the worker threads.
+ *
+ * Aggregation: the LATEST observation of a key wins (plus how many times the
+ * key was observed).  A robust aggregate (median / decayed mean over recent
+ * observations, outlier rejection) is future work.
+ *
+ * Bounded: at most max_entries keys.  When full, observations of NEW keys are
+ * not stored (counted in rejected(), logged once); known keys still update.
+ * Nothing is persisted: the memo starts empty with every pilotd start.
+ *
+ * Thread safety: one std::shared_mutex; lookups take it shared (one lock per
+ * estimate batch), the drain takes it exclusively once per batch of records.
+ * FB_QUERY records are only counted for now.
+ */
+#ifndef PILOTD_MEMO_STORE_H
+#define PILOTD_MEMO_STORE_H
+
+#include "pilot_protocol.h"
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <shared_mutex>
+#include <unordered_map>
+
+namespace pilotd {
+
+class MemoStore {
+  public:
+    struct Entry {
+        double rows = 0;    /* latest observation */
+        uint64_t count = 0; /* observations so far */
+    };
+
+    explicit MemoStore(size_t max_entries);
+
+    /* Applies validated records (validate_feedback() passed).  Never throws:
+     * an allocation failure drops the record (counted in rejected()). */
+    void observe(const pilot::proto::FeedbackRecord *recs, uint32_t n) noexcept;
+
+    /* For each of n items: rows[i] = observed rows of items[i].key and
+     * known[i] = true, or known[i] = false.  One shared lock for the batch. */
+    void lookup(const pilot::proto::EstimateItem *items, uint32_t n, double *rows, bool *known) const;
+    bool lookup(uint64_t key, Entry *out) const;
+
+    size_t size() const;
+    size_t max_entries() const { return max_entries_; }
+    uint64_t rejected() const { return rejected_.load(std::memory_order_relaxed); }
+    uint64_t query_records() const { return query_records_.load(std::memory_order_relaxed); }
+
+    /* Where the entry count is published (the segment's counter); may be null. */
+    void set_counter(std::atomic<uint64_t> *counter);
+
+  private:
+    const size_t max_entries_;
+    mutable std::shared_mutex mu_;
+    std::unordered_map<uint64_t, Entry> map_;
+    std::atomic<std::atomic<uint64_t> *> counter_{nullptr};
+    std::atomic<uint64_t> rejected_{0};
+    std::atomic<uint64_t> query_records_{0};
+    bool full_logged_ = false; /* under mu_ */
+};
+
+} // namespace pilotd
+
+#endif

@@ -1,0 +1,506 @@
+/*
+ * feedback.cpp — execution feedback: what each relation set of a plan really
+ * produced, sent to pilotd without slowing the query.
+ *
+ * Planning end (pilot_feedback_remember): for the plan of a top-level query
+ * level, every scan and join node whose relation set pg_pilot keyed gets an
+ * entry (plan_node_id -> key, template, PostgreSQL's and pg_pilot's estimates).
+ * The map lives in the PlannedStmt's own memory context, found through a
+ * backend-local hash keyed by the PlannedStmt, and a reset callback on that
+ * context removes the hash entry: one-shot and cached plans both work.
+ *
+ * ExecutorStart: for a sampled query (pg_pilot.collect_feedback,
+ * pg_pilot.feedback_sample_rate) with a map, turn on row counting
+ * (INSTRUMENT_ROWS, no timing).  Not for EXPLAIN without ANALYZE.
+ * ExecutorRun: a run with a row limit (cursor fetch) makes counts partial: such
+ * queries send nothing.
+ * ExecutorEnd: walk the PlanState tree, add parallel workers' counts, and push
+ * one record per mapped node into this backend's ring in pilotd's segment — a
+ * memory copy, never a wait; a full ring drops and counts.  Skipped: nodes that
+ * ran more than once per participant (inner sides of nested loops: per-loop
+ * counts), and nodes below a Limit or an input of a Merge Join (they may stop
+ * early).  A query that fails never reaches ExecutorEnd and sends nothing.
+ */
+extern "C" {
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "common/pg_prng.h"
+#include "executor/executor.h"
+#include "executor/instrument.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/pathnodes.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+}
+
+#include "pg_pilot.h"
+#include "pilot_protocol.h"
+
+using pilot::proto::FeedbackRecord;
+
+typedef struct FeedbackNode
+{
+	int			plan_node_id;
+	uint32		nrels;
+	uint64		key;
+	uint64		template_key;
+	double		native_rows;
+	double		pilot_rows;
+} FeedbackNode;
+
+typedef struct FeedbackMap
+{
+	const PlannedStmt *stmt;	/* hash key: must be first */
+	int			n;
+	FeedbackNode *nodes;		/* sorted by plan_node_id */
+	MemoryContextCallback cb;
+} FeedbackMap;
+
+/* queries being collected right now (nesting: SPI inside a query) */
+typedef struct Collecting
+{
+	QueryDesc  *qd;
+	FeedbackMap *map;
+	bool		partial;		/* ExecutorRun with a row limit */
+	uint64		start_us;
+	struct Collecting *next;
+} Collecting;
+
+/* maps: PlannedStmt -> its FeedbackMap */
+typedef struct MapEntry
+{
+	const PlannedStmt *stmt;	/* hash key: must be first */
+	FeedbackMap *map;
+} MapEntry;
+
+static HTAB *maps = NULL;
+static Collecting *collecting = NULL;
+
+static ExecutorStart_hook_type prev_executor_start = NULL;
+static ExecutorRun_hook_type prev_executor_run = NULL;
+static ExecutorEnd_hook_type prev_executor_end = NULL;
+
+/* ---------------------------------------------------------------------
+ * Planning end: remember the keyed relation sets of the plan's nodes
+ * --------------------------------------------------------------------- */
+
+static void
+forget_map(void *arg)
+{
+	FeedbackMap *m = (FeedbackMap *) arg;
+
+	if (maps != NULL)
+		hash_search(maps, &m->stmt, HASH_REMOVE, NULL);
+}
+
+typedef struct MapBuild
+{
+	PilotRootState *rs;
+	List	   *nodes;			/* FeedbackNode * */
+} MapBuild;
+
+/* The relation set a plan node produces (NULL when it is not one we key). */
+static Relids
+plan_relids(MapBuild *b, Plan *plan)
+{
+	Relids		relids = NULL;
+
+	if (plan == NULL)
+		return NULL;
+	switch (nodeTag(plan))
+	{
+		case T_SeqScan:
+		case T_SampleScan:
+		case T_IndexScan:
+		case T_IndexOnlyScan:
+		case T_BitmapHeapScan:
+		case T_TidScan:
+		case T_TidRangeScan:
+			relids = bms_make_singleton((int) ((Scan *) plan)->scanrelid);
+			break;
+		case T_ForeignScan:
+			relids = ((ForeignScan *) plan)->fs_relids;
+			plan_relids(b, plan->lefttree);
+			break;
+		case T_Append:
+			relids = ((Append *) plan)->apprelids;
+			{
+				ListCell   *lc;
+
+				foreach(lc, ((Append *) plan)->appendplans)
+					plan_relids(b, (Plan *) lfirst(lc));
+			}
+			break;
+		case T_NestLoop:
+		case T_MergeJoin:
+		case T_HashJoin:
+			{
+				Relids		l = plan_relids(b, plan->lefttree);
+				Relids		r = plan_relids(b, plan->righttree);
+
+				relids = (l && r) ? bms_union(l, r) : NULL;
+			}
+			break;
+		case T_Hash:
+		case T_Material:
+		case T_Sort:
+		case T_IncrementalSort:
+		case T_Memoize:
+		case T_Gather:
+		case T_GatherMerge:
+		case T_Unique:
+			/* pass-through: the child's set; the child carries the entry */
+			return plan_relids(b, plan->lefttree);
+		default:
+			/* aggregates, subqueries, ...: look below, but no set here */
+			(void) plan_relids(b, plan->lefttree);
+			(void) plan_relids(b, plan->righttree);
+			return NULL;
+	}
+	if (relids != NULL)
+	{
+		PilotEstimate *e = (PilotEstimate *) hash_search(b->rs->estimates, &relids,
+														 HASH_FIND, NULL);
+
+		if (e != NULL && e->key != 0)
+		{
+			FeedbackNode *fn = (FeedbackNode *) palloc(sizeof(FeedbackNode));
+
+			fn->plan_node_id = plan->plan_node_id;
+			fn->nrels = (uint32) bms_num_members(relids);
+			fn->key = e->key;
+			fn->template_key = e->template_key;
+			fn->native_rows = e->native_rows;
+			fn->pilot_rows = e->learned ? e->rows : -1;
+			b->nodes = lappend(b->nodes, fn);
+		}
+	}
+	return relids;
+}
+
+void
+pilot_feedback_remember(PilotQueryState *qs, PlannedStmt *stmt)
+{
+	PilotRootState *top = NULL;
+	MapBuild	b;
+	MemoryContext stmt_cxt;
+	MemoryContext old;
+	FeedbackMap *m;
+	bool		found;
+	int			i;
+	ListCell   *lc;
+
+	if (!pilot_collect_feedback || pilot_feedback_sample_rate <= 0 || stmt == NULL ||
+		stmt->commandType == CMD_UTILITY)
+		return;
+	for (PilotRootState *rs = qs->roots; rs != NULL; rs = rs->next)
+		if (rs->root->parent_root == NULL)
+			top = rs;
+	if (top == NULL)
+		return;
+	b.rs = top;
+	b.nodes = NIL;
+	(void) plan_relids(&b, stmt->planTree);
+	if (b.nodes == NIL)
+		return;
+
+	if (maps == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(PlannedStmt *);
+		ctl.entrysize = sizeof(MapEntry);
+		ctl.hcxt = TopMemoryContext;
+		maps = hash_create("pg_pilot feedback maps", 64, &ctl,
+						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	/* the map lives and dies with the plan */
+	stmt_cxt = GetMemoryChunkContext(stmt);
+	old = MemoryContextSwitchTo(stmt_cxt);
+	m = (FeedbackMap *) palloc0(sizeof(FeedbackMap));
+	m->stmt = stmt;
+	m->n = list_length(b.nodes);
+	m->nodes = (FeedbackNode *) palloc(sizeof(FeedbackNode) * m->n);
+	i = 0;
+	foreach(lc, b.nodes)
+		m->nodes[i++] = *(FeedbackNode *) lfirst(lc);
+	m->cb.func = forget_map;
+	m->cb.arg = m;
+	MemoryContextRegisterResetCallback(stmt_cxt, &m->cb);
+	MemoryContextSwitchTo(old);
+	{
+		MapEntry   *e = (MapEntry *) hash_search(maps, &stmt, HASH_ENTER, &found);
+
+		e->map = m;
+	}
+}
+
+static FeedbackMap *
+map_for(const PlannedStmt *stmt)
+{
+	MapEntry   *e;
+
+	if (maps == NULL || stmt == NULL)
+		return NULL;
+	e = (MapEntry *) hash_search(maps, &stmt, HASH_FIND, NULL);
+	return e ? e->map : NULL;
+}
+
+static const FeedbackNode *
+node_entry(const FeedbackMap *m, int plan_node_id)
+{
+	for (int i = 0; i < m->n; i++)
+		if (m->nodes[i].plan_node_id == plan_node_id)
+			return &m->nodes[i];
+	return NULL;
+}
+
+/* ---------------------------------------------------------------------
+ * Executor
+ * --------------------------------------------------------------------- */
+
+static bool
+sampled(void)
+{
+	if (pilot_feedback_sample_rate >= 1.0)
+		return true;
+	return pg_prng_double(&pg_global_prng_state) < pilot_feedback_sample_rate;
+}
+
+static Collecting *
+collecting_entry(QueryDesc *qd)
+{
+	for (Collecting *c = collecting; c != NULL; c = c->next)
+		if (c->qd == qd)
+			return c;
+	return NULL;
+}
+
+static void
+pilot_executor_start(QueryDesc *qd, int eflags)
+{
+	FeedbackMap *m = NULL;
+
+	if (pilot_collect_feedback && !(eflags & EXEC_FLAG_EXPLAIN_ONLY))
+		m = map_for(qd->plannedstmt);
+	if (m != NULL && sampled())
+		qd->instrument_options |= INSTRUMENT_ROWS;
+	else
+		m = NULL;
+
+	if (prev_executor_start)
+		prev_executor_start(qd, eflags);
+	else
+		standard_ExecutorStart(qd, eflags);
+
+	if (m != NULL)
+	{
+		Collecting *c = (Collecting *) MemoryContextAllocZero(TopMemoryContext, sizeof(Collecting));
+
+		c->qd = qd;
+		c->map = m;
+		c->start_us = pilot::proto::monotonic_us();
+		c->next = collecting;
+		collecting = c;
+	}
+}
+
+static void
+pilot_executor_run(QueryDesc *qd, ScanDirection direction, uint64 count, bool execute_once)
+{
+	Collecting *c = collecting_entry(qd);
+
+	if (c != NULL && (count != 0 || !ScanDirectionIsForward(direction)))
+		c->partial = true;
+	if (prev_executor_run)
+		prev_executor_run(qd, direction, count, execute_once);
+	else
+		standard_ExecutorRun(qd, direction, count, execute_once);
+}
+
+typedef struct Walk
+{
+	const FeedbackMap *map;
+	FeedbackRecord *recs;
+	int			n;
+	int			cap;
+	int			participants;	/* 1 + workers launched, below a Gather */
+	bool		unreliable;		/* below a Limit or a Merge Join input */
+} Walk;
+
+static bool walk_node(PlanState *ps, void *arg);
+
+static bool
+walk_children(PlanState *ps, Walk *w, int participants, bool unreliable)
+{
+	int			saved_p = w->participants;
+	bool		saved_u = w->unreliable;
+	bool		r;
+
+	w->participants = participants;
+	w->unreliable = unreliable;
+	/* PG15 declares the walker as bool (*)() */
+	r = planstate_tree_walker(ps, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)(void)>(walk_node)), w);
+	w->participants = saved_p;
+	w->unreliable = saved_u;
+	return r;
+}
+
+static bool
+walk_node(PlanState *ps, void *arg)
+{
+	Walk	   *w = (Walk *) arg;
+	const FeedbackNode *fn = node_entry(w->map, ps->plan->plan_node_id);
+	Instrumentation *in = ps->instrument;
+	int			participants = w->participants;
+
+	if (fn != NULL && in != NULL && !w->unreliable && w->n < w->cap)
+	{
+		double		ntuples;
+		double		nloops;
+
+		InstrEndLoop(in);
+		ntuples = in->ntuples;
+		nloops = in->nloops;
+		if (ps->worker_instrument != NULL)
+		{
+			for (int i = 0; i < ps->worker_instrument->num_workers; i++)
+			{
+				Instrumentation *wi = &ps->worker_instrument->instrument[i];
+
+				ntuples += wi->ntuples;
+				nloops += wi->nloops;
+			}
+		}
+		/* each participant ran it at most once: the counts are the set's size */
+		if (nloops >= 1 && nloops <= participants)
+		{
+			FeedbackRecord *r = &w->recs[w->n++];
+
+			r->kind = pilot::proto::FB_RELSET;
+			r->key = fn->key;
+			r->template_key = fn->template_key;
+			r->native_rows = fn->native_rows;
+			r->pilot_rows = fn->pilot_rows;
+			r->actual_rows = ntuples;
+			r->nrels = fn->nrels;
+		}
+	}
+
+	switch (nodeTag(ps))
+	{
+		case T_GatherState:
+		case T_GatherMergeState:
+			{
+				int			launched = IsA(ps, GatherState)
+					? ((GatherState *) ps)->nworkers_launched
+					: ((GatherMergeState *) ps)->nworkers_launched;
+				bool		leader = IsA(ps, GatherState)
+					? ((Gather *) ps->plan)->single_copy == false
+					: true;
+
+				participants = launched + (leader ? 1 : 0);
+				if (participants < 1)
+					participants = 1;
+				return walk_children(ps, w, participants, w->unreliable);
+			}
+		case T_LimitState:
+		case T_MergeJoinState:
+			return walk_children(ps, w, participants, true);
+		default:
+			return walk_children(ps, w, participants, w->unreliable);
+	}
+}
+
+static void
+send_feedback(Collecting *c)
+{
+	QueryDesc  *qd = c->qd;
+	Walk		w;
+
+	if (qd->planstate == NULL || c->partial)
+		return;
+	w.map = c->map;
+	w.cap = c->map->n + 1;
+	w.recs = (FeedbackRecord *) palloc0(sizeof(FeedbackRecord) * w.cap);
+	w.n = 0;
+	w.participants = 1;
+	w.unreliable = false;
+	(void) walk_node(qd->planstate, &w);
+	{
+		FeedbackRecord *q = &w.recs[w.n++];
+
+		q->kind = pilot::proto::FB_QUERY;
+		q->key = qd->plannedstmt->queryId;
+		q->native_rows = -1;	/* planning time: not known here */
+		q->pilot_rows = -1;
+		q->actual_rows = (double) (pilot::proto::monotonic_us() - c->start_us) / 1000.0;
+	}
+	pilot_sidecar_push_feedback(w.recs, w.n);
+	pfree(w.recs);
+}
+
+static void
+pilot_executor_end(QueryDesc *qd)
+{
+	Collecting **pp = &collecting;
+
+	while (*pp != NULL && (*pp)->qd != qd)
+		pp = &(*pp)->next;
+	if (*pp != NULL)
+	{
+		Collecting *c = *pp;
+
+		*pp = c->next;
+		send_feedback(c);
+		pfree(c);
+	}
+	if (prev_executor_end)
+		prev_executor_end(qd);
+	else
+		standard_ExecutorEnd(qd);
+}
+
+/* An error ends the queries being collected without ExecutorEnd: forget them
+ * (their QueryDescs are gone; a later one could reuse an address). */
+static void
+forget_collecting(void)
+{
+	while (collecting != NULL)
+	{
+		Collecting *c = collecting;
+
+		collecting = c->next;
+		pfree(c);
+	}
+}
+
+static void
+on_xact(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		forget_collecting();
+}
+
+static void
+on_subxact(SubXactEvent event, SubTransactionId sub, SubTransactionId parent, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		forget_collecting();
+}
+
+void
+pilot_install_executor_hooks(void)
+{
+	RegisterXactCallback(on_xact, NULL);
+	RegisterSubXactCallback(on_subxact, NULL);
+	prev_executor_start = ExecutorStart_hook;
+	ExecutorStart_hook = pilot_executor_start;
+	prev_executor_run = ExecutorRun_hook;
+	ExecutorRun_hook = pilot_executor_run;
+	prev_executor_end = ExecutorEnd_hook;
+	ExecutorEnd_hook = pilot_executor_end;
+}

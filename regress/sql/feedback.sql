@@ -1,0 +1,68 @@
+-- feedback: a query's actual row counts go to pilotd; planning it again uses
+-- them (estimator 'memo'), so every relation set of the new plan is exact.
+-- Hash joins only, so that every node of the first plan runs once and is
+-- observed (inner sides of nested loops report per-loop counts; merge join
+-- inputs may stop early: neither is stored).
+SET enable_nestloop = off;
+SET enable_mergejoin = off;
+SET max_parallel_workers_per_gather = 0;
+SET pg_pilot.estimator = 'memo';
+SET pg_pilot.collect_feedback = on;
+SET pg_pilot.feedback_sample_rate = 1.0;
+\set query 'SELECT count(*) FROM region r, customer c, orders o, lineitem l WHERE r.id = c.region_id AND c.id = o.customer_id AND o.id = l.order_id AND c.segment = 7 AND c.tier = 7 AND c.age_band = 7 AND o.status > 1 AND l.qty > 1'
+
+CREATE TEMP TABLE feedback_truth (relations text, q text, true_rows float8);
+INSERT INTO feedback_truth (relations, q) VALUES
+ ('c',       'SELECT count(*) FROM customer c WHERE c.segment = 7 AND c.tier = 7 AND c.age_band = 7'),
+ ('o',       'SELECT count(*) FROM orders o WHERE o.status > 1'),
+ ('l',       'SELECT count(*) FROM lineitem l WHERE l.qty > 1'),
+ ('r',       'SELECT count(*) FROM region r'),
+ ('c r',     'SELECT count(*) FROM region r, customer c WHERE r.id = c.region_id AND c.segment = 7 AND c.tier = 7 AND c.age_band = 7'),
+ ('c o',     'SELECT count(*) FROM customer c, orders o WHERE c.id = o.customer_id AND c.segment = 7 AND c.tier = 7 AND c.age_band = 7 AND o.status > 1'),
+ ('l o',     'SELECT count(*) FROM orders o, lineitem l WHERE o.id = l.order_id AND o.status > 1 AND l.qty > 1'),
+ ('c o r',   'SELECT count(*) FROM region r, customer c, orders o WHERE r.id = c.region_id AND c.id = o.customer_id AND c.segment = 7 AND c.tier = 7 AND c.age_band = 7 AND o.status > 1'),
+ ('c l o',   'SELECT count(*) FROM customer c, orders o, lineitem l WHERE c.id = o.customer_id AND o.id = l.order_id AND c.segment = 7 AND c.tier = 7 AND c.age_band = 7 AND o.status > 1 AND l.qty > 1'),
+ ('c l o r', 'SELECT count(*) FROM region r, customer c, orders o, lineitem l WHERE r.id = c.region_id AND c.id = o.customer_id AND o.id = l.order_id AND c.segment = 7 AND c.tier = 7 AND c.age_band = 7 AND o.status > 1 AND l.qty > 1');
+SET pg_pilot.collect_feedback = off;   -- computing the truth is not part of the test
+UPDATE feedback_truth SET true_rows = count_of(q);
+SET pg_pilot.collect_feedback = on;
+
+-- waits (at most 5 s) until pilotd's memo answers for the query's whole
+-- relation set; a query's records are pushed and drained as one batch
+CREATE FUNCTION wait_for_memo(q text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN 1..500 LOOP
+    IF EXISTS (SELECT FROM pg_pilot.explain_estimates(q) WHERE nrels = 4 AND source = 'memo') THEN
+      RETURN true;
+    END IF;
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+  RETURN false;
+END $$;
+
+-- first plan: PostgreSQL's estimates (the memo knows nothing of these sets yet)
+SELECT p.relations, p.node, p.plan_rows, t.true_rows, p.plan_rows = t.true_rows AS exact
+FROM plan_nodes(:'query') p LEFT JOIN feedback_truth t USING (relations) ORDER BY p.pos;
+
+-- run it: every node's actual rows go to pilotd
+:query;
+SELECT wait_for_memo(:'query') AS feedback_arrived;
+
+-- plan it again: every relation set carries its observed count (q-error 1)
+SELECT p.relations, p.node, p.plan_rows, t.true_rows, p.plan_rows = t.true_rows AS exact
+FROM plan_nodes(:'query') p LEFT JOIN feedback_truth t USING (relations) ORDER BY p.pos;
+-- a further run observes the same counts: nothing changes
+:query;
+SELECT pg_sleep(0.2);
+SELECT p.relations, p.node, p.plan_rows, t.true_rows, p.plan_rows = t.true_rows AS exact
+FROM plan_nodes(:'query') p LEFT JOIN feedback_truth t USING (relations) ORDER BY p.pos;
+-- and the source of each estimate
+SELECT relations, used_rows, source FROM pg_pilot.explain_estimates(:'query')
+WHERE source = 'memo' ORDER BY nrels, relations;
+
+-- the records were counted as sent, none dropped
+SELECT feedback_sent > 0 AS sent, feedback_dropped = 0 AS none_dropped FROM pg_pilot.stats;
+RESET enable_nestloop;
+RESET enable_mergejoin;
+RESET max_parallel_workers_per_gather;
+RESET pg_pilot.estimator;
