@@ -41,6 +41,13 @@ if [ -f "$SHARED/data/stats5/train.txt" ]; then
   pp_psql -d stats -c "SELECT * FROM pg_pilot.load_cardinalities('$SHARED/data/stats5/train.txt', replace => true)"
   cut -d'|' -f3- "$SHARED/data/stats5/train.txt" >"$WORK/stats_queries.txt"
   bench_workload stats5 stats "$WORK/stats_queries.txt"
+  # feedback overhead: execute the first FB_QUERIES queries, collection on vs off
+  head -n "${FB_QUERIES:-150}" "$WORK/stats_queries.txt" >"$WORK/stats_exec.txt"
+  echo "== stats5: executing $(grep -c . "$WORK/stats_exec.txt") queries x $REPS reps, feedback on vs off (interleaved)"
+  pp_psql -d stats -At -v ON_ERROR_STOP=1 -v label=stats5 -c "SET bench.reps = $REPS" \
+    -c "CREATE TEMP TABLE bench_queries AS SELECT n::int, l AS q FROM regexp_split_to_table(pg_read_file('$WORK/stats_exec.txt'), E'\n') WITH ORDINALITY t(l, n) WHERE l ~ '\S'" \
+    -f "$R/bench/feedback.sql" | tail -1 >"$OUT/feedback_stats5.json" || exit 1
+  FEEDBACK_JSON="$OUT/feedback_stats5.json"
 fi
 if [ -f "$SHARED/data/imdb_tiny/job_test.txt" ]; then
   pp_psql -c "CREATE DATABASE imdb" >/dev/null
@@ -50,11 +57,15 @@ if [ -f "$SHARED/data/imdb_tiny/job_test.txt" ]; then
 fi
 [ ${#results[@]} -gt 0 ] || { echo "no workload found (need ../shared/data)"; exit 1; }
 
-python3 - "$OUT" "${results[@]}" <<'PY'
+python3 - "$OUT" "${FEEDBACK_JSON:-}" "${results[@]}" <<'PY'
 import json, sys
-out, files = sys.argv[1], sys.argv[2:]
+out, fb_file, files = sys.argv[1], sys.argv[2], sys.argv[3:]
 runs = [json.load(open(f)) for f in files]
-json.dump({r["workload"]: r for r in runs}, open(f"{out}/report.json", "w"), indent=2)
+report = {r["workload"]: r for r in runs}
+fb = json.load(open(fb_file)) if fb_file else None
+if fb:
+    report["feedback"] = fb
+json.dump(report, open(f"{out}/report.json", "w"), indent=2)
 lines = ["# pg_pilot benchmark", "",
          "Planning time per query (median of the reps), PostgreSQL alone vs pg_pilot, same run, modes interleaved.",
          "`pilot_noanswer`: pg_pilot asks pilotd for every relation set, pilotd answers nothing (estimator `native`): pure overhead.",
@@ -68,6 +79,13 @@ for r in runs:
         lines.append(f"| {r['workload']} | {r['queries']} | {r['planning']['native']['p50_ms']} | {mode} | "
                      f"{r['planning'][mode]['p50_ms']} | {a['p50_ms']} | {a['p90_ms']} | {a['p99_ms']} | "
                      f"{a['total_ratio']}x | {rt['p50']} / {rt['p99']} |")
+if fb:
+    lines += ["", "Execution time with feedback collection (sample rate 1.0) vs without, same plans, "
+              "interleaved, sum of per-query medians:", "",
+              "| workload | queries | off total ms | on total ms | overhead | records sent / dropped |",
+              "|---|---|---|---|---|---|",
+              f"| {fb['workload']} | {fb['queries']} | {fb['off_total_ms']} | {fb['on_total_ms']} | "
+              f"{(fb['overhead_ratio'] - 1) * 100:+.1f} % | {fb['feedback_sent']} / {fb['feedback_dropped']} |"]
 open(f"{out}/report.md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
