@@ -10,8 +10,9 @@
  * context removes the hash entry: one-shot and cached plans both work.
  *
  * ExecutorStart: for a sampled query (pg_pilot.collect_feedback,
- * pg_pilot.feedback_sample_rate) with a map, turn on row counting
- * (INSTRUMENT_ROWS, no timing).  Not for EXPLAIN without ANALYZE.
+ * pg_pilot.feedback_sample_rate) with a map, turn on row counting (no timing)
+ * for the mapped nodes only — for the whole query if it runs parallel workers,
+ * which count only then.  Not for EXPLAIN without ANALYZE.
  * ExecutorRun: a run with a row limit (cursor fetch) makes counts partial: such
  * queries send nothing.
  * ExecutorEnd: walk the PlanState tree, add parallel workers' counts, and push
@@ -279,6 +280,45 @@ collecting_entry(QueryDesc *qd)
 	return NULL;
 }
 
+/*
+ * Row counting for the mapped scan and join nodes only: counting every node
+ * (INSTRUMENT_ROWS for the whole query) costs more, mostly in nodes we do not
+ * report on (hashes, sorts, aggregates).  A node's instrumented ExecProcNode
+ * wrapper is chosen on its first call, so setting node->instrument right after
+ * ExecutorStart and re-arming the node is enough.
+ */
+typedef struct InstrWalk
+{
+	const FeedbackMap *map;
+	MemoryContext cxt;
+} InstrWalk;
+
+static bool
+instrument_walk(PlanState *ps, void *arg)
+{
+	InstrWalk  *iw = (InstrWalk *) arg;
+
+	if (ps->instrument == NULL && node_entry(iw->map, ps->plan->plan_node_id) != NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(iw->cxt);
+
+		ps->instrument = InstrAlloc(1, INSTRUMENT_ROWS, false);
+		MemoryContextSwitchTo(old);
+		ExecSetExecProcNode(ps, ps->ExecProcNodeReal);
+	}
+	return planstate_tree_walker(ps, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)(void)>(instrument_walk)), arg);
+}
+
+static void
+instrument_mapped_nodes(QueryDesc *qd, const FeedbackMap *m)
+{
+	InstrWalk	iw;
+
+	iw.map = m;
+	iw.cxt = qd->estate->es_query_cxt;
+	(void) instrument_walk(qd->planstate, &iw);
+}
+
 static void
 pilot_executor_start(QueryDesc *qd, int eflags)
 {
@@ -286,16 +326,22 @@ pilot_executor_start(QueryDesc *qd, int eflags)
 
 	if (pilot_collect_feedback && !(eflags & EXEC_FLAG_EXPLAIN_ONLY))
 		m = map_for(qd->plannedstmt);
-	if (m != NULL && sampled())
-		qd->instrument_options |= INSTRUMENT_ROWS;
-	else
+	if (m != NULL && !sampled())
 		m = NULL;
+	/*
+	 * Parallel workers count rows only when the whole query is instrumented;
+	 * otherwise only the nodes we report on are (see instrument_mapped_nodes).
+	 */
+	if (m != NULL && qd->plannedstmt->parallelModeNeeded)
+		qd->instrument_options |= INSTRUMENT_ROWS;
 
 	if (prev_executor_start)
 		prev_executor_start(qd, eflags);
 	else
 		standard_ExecutorStart(qd, eflags);
 
+	if (m != NULL && qd->planstate != NULL)
+		instrument_mapped_nodes(qd, m);
 	if (m != NULL)
 	{
 		Collecting *c = (Collecting *) MemoryContextAllocZero(TopMemoryContext, sizeof(Collecting));
