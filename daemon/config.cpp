@@ -28,6 +28,7 @@ constexpr Range kWorkersRange{1, 256};
 constexpr Range kHeartbeatRange{1, 10000};
 constexpr Range kFeedbackIntervalRange{1, 10000};
 constexpr Range kMemoMaxRange{1, 100000000};
+constexpr Range kJournalMaxRange{1, 1048576};
 constexpr Range kDelayRange{0, 3600000};
 constexpr Range kVersionRange{0, UINT32_MAX};
 constexpr Range kStaleRange{1, 3600000};
@@ -77,6 +78,8 @@ void apply_setting(Config &c, const std::string &key, const std::string &value) 
         c.feedback_interval_ms = parse_uint(key, value, kFeedbackIntervalRange);
     } else if (key == "memo-max-entries") {
         c.memo_max_entries = parse_uint(key, value, kMemoMaxRange);
+    } else if (key == "memo-journal-max-mb") {
+        c.memo_journal_max_mb = parse_uint(key, value, kJournalMaxRange);
     } else if (key == "pid-file") {
         if (value.empty())
             throw ConfigError("invalid value for pid-file: must not be empty");
@@ -127,7 +130,7 @@ void apply_json_file(Config &c, const std::string &path) {
             kind = STRING;
         else if (key == "slots" || key == "workers" || key == "heartbeat-ms" ||
                  key == "feedback-interval-ms" || key == "memo-max-entries" ||
-                 key == "debug-answer-delay-ms" || key == "debug-protocol-version")
+                 key == "memo-journal-max-mb" || key == "debug-answer-delay-ms" || key == "debug-protocol-version")
             kind = NUMBER;
         else
             throw ConfigError("config file " + quoted(path) + ": unknown key " + quoted(it.key()) +
@@ -165,6 +168,7 @@ Invocation parse_command_line(int argc, char **argv) {
     enum {
         O_STATE_DIR = 1000, O_SLOTS, O_WORKERS, O_HEARTBEAT, O_FOREGROUND, O_DAEMON, O_PID_FILE,
         O_LOG_FILE, O_LOG_LEVEL, O_DELAY, O_PROTO, O_STALE, O_FEEDBACK_INTERVAL, O_MEMO_MAX,
+        O_JOURNAL_MAX,
     };
     static const struct option opts[] = {
         {"pgdata", required_argument, nullptr, 'D'},
@@ -175,6 +179,7 @@ Invocation parse_command_line(int argc, char **argv) {
         {"heartbeat-ms", required_argument, nullptr, O_HEARTBEAT},
         {"feedback-interval-ms", required_argument, nullptr, O_FEEDBACK_INTERVAL},
         {"memo-max-entries", required_argument, nullptr, O_MEMO_MAX},
+        {"memo-journal-max-mb", required_argument, nullptr, O_JOURNAL_MAX},
         {"foreground", no_argument, nullptr, O_FOREGROUND},
         {"daemon", no_argument, nullptr, O_DAEMON},
         {"pid-file", required_argument, nullptr, O_PID_FILE},
@@ -219,6 +224,7 @@ Invocation parse_command_line(int argc, char **argv) {
         case O_HEARTBEAT: settings.emplace_back("heartbeat-ms", val); break;
         case O_FEEDBACK_INTERVAL: settings.emplace_back("feedback-interval-ms", val); break;
         case O_MEMO_MAX: settings.emplace_back("memo-max-entries", val); break;
+        case O_JOURNAL_MAX: settings.emplace_back("memo-journal-max-mb", val); break;
         case O_FOREGROUND: settings.emplace_back("daemon", "false"); break;
         case O_DAEMON: settings.emplace_back("daemon", "true"); break;
         case O_PID_FILE: settings.emplace_back("pid-file", val); break;
@@ -276,6 +282,7 @@ std::string config_summary(const Config &c) {
     s << "pgdata=" << c.pgdata << " state-dir=" << c.state_dir << " slots=" << c.slots
       << " workers=" << c.workers << " heartbeat-ms=" << c.heartbeat_ms
       << " feedback-interval-ms=" << c.feedback_interval_ms << " memo-max-entries=" << c.memo_max_entries
+      << " memo-journal-max-mb=" << c.memo_journal_max_mb
       << " mode=" << (c.daemon ? "daemon" : "foreground") << " pid-file=" << c.pid_file
       << " log-file=" << (c.log_file.empty() ? "stderr" : c.log_file)
       << " log-level=" << log_level_key(c.log_level);
@@ -304,8 +311,9 @@ void print_help(const char *argv0) {
         "  -D, --pgdata DIR           the PostgreSQL data directory (required); names the\n"
         "                               shared-memory segment; must be owned by the\n"
         "                               user pilotd runs as (the server's OS user)\n"
-        "      --state-dir DIR        where pilotd keeps its files (oracle.bin, pid file);\n"
-        "                               created with mode 0700 (default: DIR/pg_pilot)\n"
+        "      --state-dir DIR        where pilotd keeps its files (oracle.bin, memo.journal,\n"
+        "                               pid file); created with mode 0700\n"
+        "                               (default: DIR/pg_pilot)\n"
         "      --slots N              request slots, one per backend; must cover\n"
         "                               max_connections plus background workers, 1..65536\n"
         "                               (default: 512)\n"
@@ -318,6 +326,11 @@ void print_help(const char *argv0) {
         "      --memo-max-entries N   relation sets the memo of observed cardinalities\n"
         "                               keeps at most; when full, new ones are not stored,\n"
         "                               1..100000000 (default: 1000000)\n"
+        "      --memo-journal-max-mb N\n"
+        "                             the memo's write-ahead journal (STATE_DIR/\n"
+        "                               memo.journal) is compacted to one record per\n"
+        "                               relation set when it grows past N MB, 1..1048576\n"
+        "                               (default: 64)\n"
         "      --foreground           stay in the foreground (default)\n"
         "      --daemon               detach: double fork, setsid, stdio to /dev/null or\n"
         "                               the log file; returns once the service is ready\n"

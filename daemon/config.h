@@ -24,6 +24,7 @@ struct Config {
     uint32_t heartbeat_ms = 10;
     uint32_t feedback_interval_ms = 5;   /* how often the feedback rings are drained */
     uint32_t memo_max_entries = 1000000; /* relation sets the memo keeps at most */
+    uint32_t memo_journal_max_mb = 64;   /* memo.journal is compacted beyond this */
     bool daemon = false;    /* --daemon; --foreground is the default */
     std::string pid_file;   /* default: STATE_DIR/pilotd.pid */
     std::string log_file;   /* empty: stderr */

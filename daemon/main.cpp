@@ -6,6 +6,7 @@
 #include "config.h"
 #include "estimator.h"
 #include "log.h"
+#include "memo_journal.h"
 #include "memo_store.h"
 #include "oracle_store.h"
 #include "pilot_protocol.h"
@@ -87,6 +88,8 @@ int run_service(const Config &cfg) {
         OracleStore oracle(cfg.state_dir);
         oracle.load();
         MemoStore memo(cfg.memo_max_entries);
+        MemoJournal journal(cfg.state_dir, static_cast<uint64_t>(cfg.memo_journal_max_mb) << 20, memo);
+        journal.recover();
         EstimatorRegistry registry(oracle, memo);
         RequestHandler handler(registry, oracle);
 
@@ -99,9 +102,14 @@ int run_service(const Config &cfg) {
             cfg.debug_protocol_version_set ? cfg.debug_protocol_version : pilot::proto::kProtocolVersion;
         opt.answer_delay_ms = cfg.debug_answer_delay_ms;
         opt.feedback_interval_ms = cfg.feedback_interval_ms;
-        opt.on_feedback = [&memo](const pilot::proto::FeedbackRecord *recs, uint32_t n) {
+        /* journaled and fdatasync()ed first: only then applied and acknowledged */
+        opt.on_feedback = [&memo, &journal](const pilot::proto::FeedbackRecord *recs, uint32_t n) {
+            if (!journal.append(recs, n))
+                return false;
             memo.observe(recs, n);
+            return true;
         };
+        opt.after_drain = [&journal] { journal.maybe_compact(); };
         opt.before_publish = [&oracle, &memo](pilot::proto::SegmentHeader *h) {
             oracle.set_counter(&h->counters.oracle_entries);
             memo.set_counter(&h->counters.memo_entries);
@@ -133,6 +141,11 @@ int run_service(const Config &cfg) {
                  "%llu query records",
                  memo.size(), static_cast<unsigned long long>(memo.rejected()),
                  static_cast<unsigned long long>(memo.query_records()));
+        LOG_INFO("memo journal: %llu records appended, %llu failed appends, %llu compactions, %llu bytes",
+                 static_cast<unsigned long long>(journal.appended()),
+                 static_cast<unsigned long long>(journal.failures()),
+                 static_cast<unsigned long long>(journal.compactions()),
+                 static_cast<unsigned long long>(journal.bytes()));
     } catch (const std::exception &e) {
         LOG_ERROR("%s", e.what());
         daemon_failed(e.what());

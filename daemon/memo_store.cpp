@@ -76,6 +76,34 @@ bool MemoStore::lookup(uint64_t key, Entry *out) const {
     return true;
 }
 
+size_t MemoStore::restore(const std::unordered_map<uint64_t, Entry> &entries) {
+    size_t loaded = 0, rejected = 0;
+    {
+        std::unique_lock<std::shared_mutex> g(mu_);
+        for (const auto &kv : entries) {
+            if (map_.size() >= max_entries_ && map_.find(kv.first) == map_.end()) {
+                rejected++;
+                continue;
+            }
+            map_[kv.first] = kv.second;
+            loaded++;
+        }
+        if (std::atomic<uint64_t> *c = counter_.load())
+            c->store(map_.size(), std::memory_order_relaxed);
+    }
+    if (rejected) {
+        rejected_.fetch_add(rejected, std::memory_order_relaxed);
+        LOG_WARNING("memo journal holds %zu more relation sets than --memo-max-entries (%zu): not loaded", rejected,
+                    max_entries_);
+    }
+    return loaded;
+}
+
+std::vector<std::pair<uint64_t, MemoStore::Entry>> MemoStore::snapshot() const {
+    std::shared_lock<std::shared_mutex> g(mu_);
+    return std::vector<std::pair<uint64_t, Entry>>(map_.begin(), map_.end());
+}
+
 size_t MemoStore::size() const {
     std::shared_lock<std::shared_mutex> g(mu_);
     return map_.size();

@@ -10,7 +10,8 @@
  *
  * Bounded: at most max_entries keys.  When full, observations of NEW keys are
  * not stored (counted in rejected(), logged once); known keys still update.
- * Nothing is persisted: the memo starts empty with every pilotd start.
+ * Durability is MemoJournal's job (memo_journal.h): the drain journals a
+ * batch before observe()s it, and startup restore()s the replayed journal.
  *
  * Thread safety: one std::shared_mutex; lookups take it shared (one lock per
  * estimate batch), the drain takes it exclusively once per batch of records.
@@ -26,6 +27,8 @@
 #include <cstdint>
 #include <shared_mutex>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 namespace pilotd {
 
@@ -46,6 +49,12 @@ class MemoStore {
      * known[i] = true, or known[i] = false.  One shared lock for the batch. */
     void lookup(const pilot::proto::EstimateItem *items, uint32_t n, double *rows, bool *known) const;
     bool lookup(uint64_t key, Entry *out) const;
+
+    /* Startup: loads replayed entries (at most max_entries; the rest are
+     * counted in rejected()).  Returns how many were loaded. */
+    size_t restore(const std::unordered_map<uint64_t, Entry> &entries);
+    /* A consistent copy of every entry (one shared lock). */
+    std::vector<std::pair<uint64_t, Entry>> snapshot() const;
 
     size_t size() const;
     size_t max_entries() const { return max_entries_; }

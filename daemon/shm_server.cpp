@@ -182,15 +182,55 @@ void ShmServer::heartbeat_loop() noexcept {
     }
 }
 
+/* Valid records of several rings, acknowledged together (one fdatasync). */
+struct ShmServer::DrainBatch {
+    static constexpr uint32_t kRecords = 32 * kFeedbackRing; /* kDrainBatch */
+    std::unique_ptr<FeedbackRecord[]> rec{new FeedbackRecord[kRecords]}; /* 192 KB */
+    uint32_t n = 0;
+    uint64_t invalid = 0;
+    struct Ack {
+        FeedbackRing *ring;
+        uint64_t head;
+    };
+    std::vector<Ack> acks; /* rings whose tail moves to head on success */
+};
+
 void ShmServer::feedback_loop() noexcept {
-    FeedbackRecord buf[kFeedbackRing]; /* 6 KB */
+    std::unique_ptr<DrainBatch> b;
+    try {
+        b.reset(new DrainBatch);
+        b->acks.reserve(opt_.nslots);
+    } catch (...) {
+        LOG_ERROR("feedback thread: out of memory; no feedback is collected");
+        return;
+    }
     const uint32_t interval = opt_.feedback_interval_ms ? opt_.feedback_interval_ms : 1;
     do {
-        drain_feedback_once(buf);
+        drain_feedback_once(*b);
+        if (opt_.after_drain)
+            opt_.after_drain();
     } while (sleep_unless_stopping(interval));
 }
 
-void ShmServer::drain_feedback_once(FeedbackRecord *buf) noexcept {
+/* Hands the batch over; on acceptance gives the rings' slots back. */
+bool ShmServer::flush_batch(DrainBatch &b) noexcept {
+    DaemonCounters &ctr = header_->counters;
+    bool ok = b.n == 0 || !opt_.on_feedback || opt_.on_feedback(b.rec.get(), b.n);
+    if (ok) {
+        for (const DrainBatch::Ack &a : b.acks)
+            a.ring->tail.store(a.head, std::memory_order_release);
+        if (b.invalid)
+            ctr.feedback_invalid.fetch_add(b.invalid, std::memory_order_relaxed);
+        if (b.n)
+            ctr.feedback_received.fetch_add(b.n, std::memory_order_relaxed);
+    }
+    b.n = 0;
+    b.invalid = 0;
+    b.acks.clear();
+    return ok;
+}
+
+void ShmServer::drain_feedback_once(DrainBatch &b) noexcept {
     SegmentHeader *h = header_;
     DaemonCounters &ctr = h->counters;
     for (uint32_t i = 0; i < opt_.nslots && !stopping_.load(std::memory_order_relaxed); i++) {
@@ -206,26 +246,21 @@ void ShmServer::drain_feedback_once(FeedbackRecord *buf) noexcept {
             ctr.feedback_invalid.fetch_add(1, std::memory_order_relaxed);
             continue;
         }
-        uint32_t valid = 0, invalid = 0;
+        if (b.n + kFeedbackRing > DrainBatch::kRecords && !flush_batch(b))
+            return; /* not accepted: the rest waits for the next round */
         for (uint64_t k = tail; k != head; k++) {
             /* copy first: the other side may change it while we look */
             FeedbackRecord r;
             memcpy(static_cast<void *>(&r), static_cast<const void *>(&ring.rec[k % kFeedbackRing]), sizeof r);
             if (validate_feedback(r))
-                buf[valid++] = r;
+                b.rec[b.n++] = r;
             else
-                invalid++;
+                b.invalid++;
         }
-        /* everything is copied out: the backend may reuse those records */
-        ring.tail.store(head, std::memory_order_release);
-        if (invalid)
-            ctr.feedback_invalid.fetch_add(invalid, std::memory_order_relaxed);
-        if (valid) {
-            if (opt_.on_feedback)
-                opt_.on_feedback(buf, valid);
-            ctr.feedback_received.fetch_add(valid, std::memory_order_relaxed);
-        }
+        /* the records stay in the ring (tail unchanged) until accepted */
+        b.acks.push_back({&ring, head}); /* reserved: nslots */
     }
+    flush_batch(b);
 }
 
 void ShmServer::worker_loop(uint32_t index) noexcept {

@@ -8,10 +8,15 @@
  *   t = tail (relaxed: pilotd is its only writer), h = head (acquire);
  *   h < t or h - t > kFeedbackRing: garbage indices, the ring is reset
  *     (tail = h) and counted once in counters.feedback_invalid;
- *   else rec[t..h) are copied out of shared memory, validate_feedback()ed
- *     (failures counted in counters.feedback_invalid, valid records in
- *     counters.feedback_received and handed to on_feedback), then tail = h
- *     (release), which gives the slots back to the backend.
+ *   else rec[t..h) are copied out of shared memory and validate_feedback()ed.
+ * The valid records of several rings are collected into one batch (at most
+ * kDrainBatch records) and handed to on_feedback; only when it returns true
+ * (the batch is durable: journaled and fdatasync()ed) are the rings' tails
+ * advanced to their h (release), which gives the slots back to the backends,
+ * and the records counted (counters.feedback_received, invalid ones in
+ * counters.feedback_invalid).  When it returns false nothing of the batch is
+ * acknowledged: the records stay in the rings and are read again next round.
+ * after_drain runs after every round (the journal's compaction check).
  *
  * The segment is created under a temporary name, fully initialised (header,
  * heartbeat, DAEMON_READY) and then renamed to its real name, so a backend
@@ -50,9 +55,12 @@ struct ShmServerOptions {
     uint32_t protocol_version = pilot::proto::kProtocolVersion; /* testing override */
     uint32_t answer_delay_ms = 0;  /* testing: before each MSG_ESTIMATE */
     uint32_t feedback_interval_ms = 5;
-    /* receives the valid feedback records of one ring (copies, at most
-     * kFeedbackRing); called on the feedback thread only; must not throw */
-    std::function<void(const pilot::proto::FeedbackRecord *, uint32_t)> on_feedback;
+    /* receives a batch of valid feedback records (copies, of one or more
+     * rings); returns whether it accepted them (see above); called on the
+     * feedback thread only; must not throw.  Unset: everything is accepted. */
+    std::function<bool(const pilot::proto::FeedbackRecord *, uint32_t)> on_feedback;
+    /* called on the feedback thread after each drain round; must not throw */
+    std::function<void()> after_drain;
     /* called with the initialised header just before the segment is published */
     std::function<void(pilot::proto::SegmentHeader *)> before_publish;
 };
@@ -79,7 +87,9 @@ class ShmServer {
     void create_segment();
     void heartbeat_loop() noexcept;
     void feedback_loop() noexcept;
-    void drain_feedback_once(pilot::proto::FeedbackRecord *buf) noexcept;
+    struct DrainBatch;
+    void drain_feedback_once(DrainBatch &b) noexcept;
+    bool flush_batch(DrainBatch &b) noexcept;
     void worker_loop(uint32_t index) noexcept;
     bool scan_once(uint32_t start, pilot::proto::Request &req, pilot::proto::Response &resp);
     bool spin_for_work(uint32_t seen) noexcept;

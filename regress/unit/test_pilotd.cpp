@@ -922,6 +922,228 @@ TEST_F(PilotdTest, MemoIsBounded) {
     EXPECT_EQ(log.find("memo is full", at + 1), std::string::npos) << "logged more than once:\n" << log;
 }
 
+/* ------------------------------------------------ 3c. the memo journal */
+
+namespace {
+constexpr size_t kJournalHeader = 16, kJournalRecord = 32;
+
+off_t file_size(const std::string &path) {
+    struct stat st;
+    return stat(path.c_str(), &st) == 0 ? st.st_size : -1;
+}
+} // namespace
+
+TEST_F(PilotdTest, MemoSurvivesKill9LatestWins) {
+    start_and_wait();
+    RawSegment raw(segment_);
+    DaemonCounters &ctr = raw.header->counters;
+    auto c = client(21), c2 = client(22);
+    /* 0x6001 observed three times: the last (in ring order) wins */
+    EXPECT_EQ(push(*c, {relset(0x6001, 10), relset(0x6002, 20), relset(0x6001, 11)}), 3u);
+    ASSERT_TRUE(wait_until([&] { return ctr.feedback_received.load() == 3u; }, 10000));
+    EXPECT_EQ(push(*c2, {relset(0x6001, 12.5), relset(0x6003, 0)}), 2u);
+    ASSERT_TRUE(wait_until([&] { return ctr.feedback_received.load() == 5u; }, 10000));
+    ASSERT_TRUE(wait_answer(*c, EST_MEMO, 0x6001, SRC_MEMO, 12.5));
+    c.reset();
+    c2.reset();
+
+    daemon_->kill9(); /* acknowledged = journaled: nothing may be lost */
+    start_and_wait();
+    auto c3 = client(21);
+    std::vector<EstimateAnswer> ans;
+    ASSERT_EQ(estimate(*c3, EST_MEMO, {0x6001, 0x6002, 0x6003, 0x6004}, &ans), Outcome::OK);
+    ASSERT_EQ(ans.size(), 4u);
+    EXPECT_EQ(ans[0].source, static_cast<uint32_t>(SRC_MEMO));
+    EXPECT_EQ(ans[0].rows, 12.5);
+    EXPECT_EQ(ans[1].source, static_cast<uint32_t>(SRC_MEMO));
+    EXPECT_EQ(ans[1].rows, 20);
+    EXPECT_EQ(ans[2].source, static_cast<uint32_t>(SRC_MEMO));
+    EXPECT_EQ(ans[2].rows, 0);
+    EXPECT_EQ(ans[3].source, static_cast<uint32_t>(SRC_NONE));
+    EXPECT_EQ(c3->info().memo_entries, 3u);
+    EXPECT_NE(daemon_->log().find("replayed 5 records into 3 relation sets"), std::string::npos);
+    /* compacted at startup: one record per key */
+    EXPECT_EQ(file_size(statedir_ + "/memo.journal"), static_cast<off_t>(kJournalHeader + 3 * kJournalRecord));
+}
+
+class CorruptJournalTest : public PilotdTest, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(CorruptJournalTest, IntactRecordsAreReplayed) {
+    const std::string journal = statedir_ + "/memo.journal";
+    start_and_wait();
+    {
+        RawSegment raw(segment_);
+        auto c = client(23);
+        std::vector<FeedbackRecord> recs;
+        for (uint64_t i = 0; i < 16; i++)
+            recs.push_back(relset(0x7000 + i, static_cast<double>(100 + i)));
+        EXPECT_EQ(push(*c, recs), 16u);
+        ASSERT_TRUE(wait_until([&] { return raw.header->counters.feedback_received.load() == 16u; }, 10000));
+    }
+    daemon_->kill9();
+    std::string bytes = read_text(journal);
+    ASSERT_EQ(bytes.size(), kJournalHeader + 16 * kJournalRecord);
+    const std::string how = GetParam();
+    size_t lost = 99; /* index of the record that must be gone */
+    if (how == "torn") {
+        bytes.resize(bytes.size() - 5);
+        lost = 15;
+    } else if (how == "flipped") {
+        bytes[kJournalHeader + 5 * kJournalRecord + 3] ^= 0x10;
+        lost = 5;
+    } else {
+        bytes[0] = 'X'; /* wrong magic */
+    }
+    write_text(journal, bytes);
+
+    start_and_wait();
+    ASSERT_TRUE(daemon_->running());
+    auto c = client(23);
+    std::vector<uint64_t> keys;
+    for (uint64_t i = 0; i < 16; i++)
+        keys.push_back(0x7000 + i);
+    std::vector<EstimateAnswer> ans;
+    ASSERT_EQ(estimate(*c, EST_MEMO, keys, &ans), Outcome::OK);
+    ASSERT_EQ(ans.size(), 16u);
+    const std::string log = daemon_->log();
+    if (how == "magic") {
+        for (const auto &a : ans)
+            EXPECT_EQ(a.source, static_cast<uint32_t>(SRC_NONE));
+        int corrupt = 0;
+        for (const auto &n : list_dir(statedir_))
+            if (n.rfind("memo.journal.corrupt.", 0) == 0) {
+                corrupt++;
+                EXPECT_EQ(read_text(statedir_ + "/" + n), bytes) << "the bad file is kept as it was";
+            }
+        EXPECT_EQ(corrupt, 1);
+        EXPECT_NE(log.find("wrong magic or version"), std::string::npos) << log;
+        EXPECT_EQ(file_size(journal), static_cast<off_t>(kJournalHeader)) << "a fresh journal";
+        return;
+    }
+    for (size_t i = 0; i < 16; i++) {
+        if (i == lost) {
+            EXPECT_EQ(ans[i].source, static_cast<uint32_t>(SRC_NONE)) << i;
+        } else {
+            EXPECT_EQ(ans[i].source, static_cast<uint32_t>(SRC_MEMO)) << i;
+            EXPECT_EQ(ans[i].rows, static_cast<double>(100 + i)) << i;
+        }
+    }
+    if (how == "torn")
+        EXPECT_NE(log.find("skipped 0 corrupt records, discarded a torn tail of 27 bytes"), std::string::npos)
+            << log;
+    else
+        EXPECT_NE(log.find("replayed 15 records into 15 relation sets (15 loaded), skipped 1 corrupt records, "
+                           "discarded a torn tail of 0 bytes"),
+                  std::string::npos)
+            << log;
+    /* rewritten by the startup compaction: clean again */
+    EXPECT_EQ(file_size(journal), static_cast<off_t>(kJournalHeader + 15 * kJournalRecord));
+}
+
+INSTANTIATE_TEST_SUITE_P(Corruptions, CorruptJournalTest, ::testing::Values("torn", "flipped", "magic"));
+
+TEST_F(PilotdTest, MemoJournalIsCompacted) {
+    const std::string journal = statedir_ + "/memo.journal";
+    start_and_wait();
+    {
+        RawSegment raw(segment_);
+        auto c = client(24);
+        uint64_t sent = 0;
+        for (int round = 0; round < 10; round++) {
+            std::vector<FeedbackRecord> recs;
+            for (int k = 0; k < 100; k++)
+                recs.push_back(relset(0x8000 + k % 4, static_cast<double>(round * 100 + k)));
+            EXPECT_EQ(push(*c, recs), 100u);
+            sent += 100;
+            ASSERT_TRUE(wait_until([&] { return raw.header->counters.feedback_received.load() == sent; }, 10000));
+        }
+        EXPECT_EQ(file_size(journal), static_cast<off_t>(kJournalHeader + 1000 * kJournalRecord));
+    }
+    daemon_->signal(SIGTERM);
+    ASSERT_EQ(daemon_->wait_exit(10000), 0);
+    start_and_wait();
+    EXPECT_EQ(file_size(journal), static_cast<off_t>(kJournalHeader + 4 * kJournalRecord));
+    auto c = client(24);
+    std::vector<EstimateAnswer> ans;
+    ASSERT_EQ(estimate(*c, EST_MEMO, {0x8000, 0x8001, 0x8002, 0x8003}, &ans), Outcome::OK);
+    ASSERT_EQ(ans.size(), 4u);
+    for (int k = 0; k < 4; k++) {
+        EXPECT_EQ(ans[k].source, static_cast<uint32_t>(SRC_MEMO));
+        EXPECT_EQ(ans[k].rows, 900 + 96 + k) << k; /* the last round's last observation of the key */
+    }
+
+    /* and during operation, past --memo-journal-max-mb */
+    daemon_->kill9();
+    start_and_wait({"--memo-journal-max-mb", "1"});
+    RawSegment raw(segment_);
+    uint64_t sent = raw.header->counters.feedback_received.load();
+    for (int round = 0; round < 300; round++) { /* 300 * 128 * 32 bytes > 1 MB */
+        std::vector<FeedbackRecord> recs;
+        for (uint32_t k = 0; k < kFeedbackRing; k++)
+            recs.push_back(relset(0x8000 + k % 4, static_cast<double>(k)));
+        ASSERT_EQ(push(*c, recs), kFeedbackRing);
+        sent += kFeedbackRing;
+        ASSERT_TRUE(wait_until([&] { return raw.header->counters.feedback_received.load() == sent; }, 10000));
+    }
+    EXPECT_LT(file_size(journal), static_cast<off_t>(1 << 20));
+    EXPECT_NE(daemon_->log().find("memo journal compacted"), std::string::npos);
+    EXPECT_TRUE(wait_answer(*c, EST_MEMO, 0x8003, SRC_MEMO, kFeedbackRing - 1));
+}
+
+TEST_F(PilotdTest, UnwritableJournalMeansFeedbackIsNotAcknowledged) {
+    const std::string journal = statedir_ + "/memo.journal";
+    start_and_wait();
+    RawSegment raw(segment_);
+    DaemonCounters &ctr = raw.header->counters;
+    FeedbackRing &ring = raw.slot(25)->feedback;
+    auto c = client(25);
+    EXPECT_EQ(push(*c, {relset(0x9001, 1)}), 1u);
+    ASSERT_TRUE(wait_answer(*c, EST_MEMO, 0x9001, SRC_MEMO, 1));
+
+    ASSERT_EQ(chmod(journal.c_str(), 0400), 0);
+    ASSERT_EQ(chmod(statedir_.c_str(), 0500), 0);
+    struct Restore {
+        std::string dir, file;
+        ~Restore() {
+            chmod(dir.c_str(), 0700);
+            chmod(file.c_str(), 0600);
+        }
+    } restore{statedir_, journal};
+    if (access(journal.c_str(), W_OK) == 0 || access(statedir_.c_str(), W_OK) == 0)
+        GTEST_SKIP() << "file permissions do not stop this user (root or CAP_DAC_OVERRIDE): an unwritable "
+                        "journal cannot be simulated";
+
+    EXPECT_EQ(push(*c, {relset(0x9002, 2), relset(0x9001, 3)}), 2u);
+    ASSERT_TRUE(wait_until([&] { return daemon_->log().find("feedback is not accepted") != std::string::npos; },
+                           10000))
+        << daemon_->log();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100)); /* several more drain rounds */
+    EXPECT_TRUE(daemon_->running());
+    EXPECT_EQ(ping(*c), Outcome::OK) << "still serving";
+    EXPECT_EQ(ring.head.load() - ring.tail.load(), 2u) << "the records must stay in the ring";
+    EXPECT_EQ(ctr.feedback_received.load(), 1u);
+    EXPECT_EQ(answer_for(*c, EST_MEMO, 0x9002).source, static_cast<uint32_t>(SRC_NONE));
+    EXPECT_EQ(answer_for(*c, EST_MEMO, 0x9001).rows, 1) << "applied before it was durable";
+    /* rate-limited: one message for the many failed rounds */
+    const std::string log = daemon_->log();
+    size_t at = log.find("feedback is not accepted");
+    EXPECT_EQ(log.find("feedback is not accepted", at + 1), std::string::npos) << log;
+
+    chmod(statedir_.c_str(), 0700);
+    chmod(journal.c_str(), 0600);
+    EXPECT_TRUE(wait_answer(*c, EST_MEMO, 0x9002, SRC_MEMO, 2));
+    EXPECT_TRUE(wait_answer(*c, EST_MEMO, 0x9001, SRC_MEMO, 3));
+    EXPECT_EQ(ring.head.load(), ring.tail.load());
+    EXPECT_EQ(ctr.feedback_received.load(), 3u);
+    EXPECT_NE(daemon_->log().find("is writable again"), std::string::npos);
+
+    daemon_->kill9();
+    start_and_wait();
+    auto c2 = client(25);
+    EXPECT_TRUE(wait_answer(*c2, EST_MEMO, 0x9002, SRC_MEMO, 2));
+    EXPECT_TRUE(wait_answer(*c2, EST_MEMO, 0x9001, SRC_MEMO, 3));
+}
+
 /* ------------------------------------------------------ 4. bad requests */
 
 TEST_F(PilotdTest, BadRequestsWrittenByHandAreRefusedAndCounted) {
@@ -1177,11 +1399,11 @@ TEST_F(PilotdTest, HelpMentionsEveryOption) {
     RunResult r = run({"--help"});
     EXPECT_EQ(r.status, 0);
     for (const char *opt : {"--config", "-c,", "--pgdata", "-D,", "--state-dir", "--slots", "--workers",
-                            "--heartbeat-ms", "--feedback-interval-ms", "--memo-max-entries", "--foreground", "--daemon", "--pid-file", "--log-file",
+                            "--heartbeat-ms", "--feedback-interval-ms", "--memo-max-entries", "--memo-journal-max-mb", "--foreground", "--daemon", "--pid-file", "--log-file",
                             "--log-level", "--help", "--version", "status", "--stale-ms",
                             "--debug-answer-delay-ms", "--debug-protocol-version", "Testing",
                             "default: 512", "default: 2", "default: 10", "default: info", "default: 5",
-                            "default: 1000000"})
+                            "default: 1000000", "default: 64"})
         EXPECT_NE(r.output.find(opt), std::string::npos) << "--help does not mention " << opt;
     r = run({"--version"});
     EXPECT_EQ(r.status, 0);
