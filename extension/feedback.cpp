@@ -7,7 +7,8 @@
  * entry (plan_node_id -> key, template, PostgreSQL's and pg_pilot's estimates).
  * The map lives in the PlannedStmt's own memory context, found through a
  * backend-local hash keyed by the PlannedStmt, and a reset callback on that
- * context removes the hash entry: one-shot and cached plans both work.
+ * context removes the hash entry.  Plans the plancache copies (prepared
+ * statements, PL/pgSQL) are not mapped yet: their copies find no map.
  *
  * ExecutorStart: for a sampled query (pg_pilot.collect_feedback,
  * pg_pilot.feedback_sample_rate) with a map, turn on row counting (no timing)
@@ -17,10 +18,14 @@
  * queries send nothing.
  * ExecutorEnd: walk the PlanState tree, add parallel workers' counts, and push
  * one record per mapped node into this backend's ring in pilotd's segment — a
- * memory copy, never a wait; a full ring drops and counts.  Skipped: nodes that
- * ran more than once per participant (inner sides of nested loops: per-loop
- * counts), and nodes below a Limit or an input of a Merge Join (they may stop
- * early).  A query that fails never reaches ExecutorEnd and sends nothing.
+ * memory copy, never a wait; a full ring drops and counts.  Only counts that
+ * are the relation set's size are sent.  Skipped: nodes that ran more than once
+ * per participant; inner sides of nested loops and children of Memoize (rows
+ * per outer row, even when run once); nodes below a Limit, an input of a Merge
+ * Join, or the outer side of a Hash Join whose hash table was empty (they may
+ * stop early); below a Gather, nodes whose rows are not split between the
+ * participants (each would count the whole set).  A query that fails never
+ * reaches ExecutorEnd and sends nothing.
  */
 extern "C" {
 #include "postgres.h"
@@ -28,6 +33,8 @@ extern "C" {
 #include "access/xact.h"
 #include "common/pg_prng.h"
 #include "executor/executor.h"
+#include "executor/hashjoin.h"
+#include "optimizer/optimizer.h"
 #include "executor/instrument.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
@@ -65,6 +72,7 @@ typedef struct Collecting
 	QueryDesc  *qd;
 	FeedbackMap *map;
 	bool		partial;		/* ExecutorRun with a row limit */
+	SubTransactionId subid;		/* subtransaction it started in */
 	uint64		start_us;
 	struct Collecting *next;
 } Collecting;
@@ -348,6 +356,7 @@ pilot_executor_start(QueryDesc *qd, int eflags)
 
 		c->qd = qd;
 		c->map = m;
+		c->subid = GetCurrentSubTransactionId();
 		c->start_us = pilot::proto::monotonic_us();
 		c->next = collecting;
 		collecting = c;
@@ -379,6 +388,24 @@ typedef struct Walk
 
 static bool walk_node(PlanState *ps, void *arg);
 
+/* walks one child (not its siblings) with the given context */
+static bool
+walk_children_one(PlanState *child, Walk *w, int participants, bool unreliable)
+{
+	int			saved_p = w->participants;
+	bool		saved_u = w->unreliable;
+	bool		r;
+
+	if (child == NULL)
+		return false;
+	w->participants = participants;
+	w->unreliable = unreliable;
+	r = walk_node(child, w);
+	w->participants = saved_p;
+	w->unreliable = saved_u;
+	return r;
+}
+
 static bool
 walk_children(PlanState *ps, Walk *w, int participants, bool unreliable)
 {
@@ -395,6 +422,30 @@ walk_children(PlanState *ps, Walk *w, int participants, bool unreliable)
 	return r;
 }
 
+/* Does this node's output split between parallel participants (a partial
+ * scan, or a join/pass-through node over one)? */
+static bool
+is_partial(const Plan *p)
+{
+	if (p == NULL)
+		return false;
+	switch (nodeTag(p))
+	{
+		case T_NestLoop:
+		case T_MergeJoin:
+		case T_HashJoin:
+		case T_Hash:
+		case T_Material:
+		case T_Sort:
+		case T_IncrementalSort:
+		case T_Memoize:
+		case T_Unique:
+			return is_partial(p->lefttree);
+		default:
+			return p->parallel_aware;
+	}
+}
+
 static bool
 walk_node(PlanState *ps, void *arg)
 {
@@ -403,26 +454,13 @@ walk_node(PlanState *ps, void *arg)
 	Instrumentation *in = ps->instrument;
 	int			participants = w->participants;
 
-	if (fn != NULL && in != NULL && !w->unreliable && w->n < w->cap)
+	/* below a Gather, only split outputs sum to the set's size */
+	if (fn != NULL && in != NULL && !w->unreliable && w->n < w->cap &&
+		(participants == 1 || is_partial(ps->plan)))
 	{
-		double		ntuples;
-		double		nloops;
-
+		/* workers' counts are already added into the leader's instrument */
 		InstrEndLoop(in);
-		ntuples = in->ntuples;
-		nloops = in->nloops;
-		if (ps->worker_instrument != NULL)
-		{
-			for (int i = 0; i < ps->worker_instrument->num_workers; i++)
-			{
-				Instrumentation *wi = &ps->worker_instrument->instrument[i];
-
-				ntuples += wi->ntuples;
-				nloops += wi->nloops;
-			}
-		}
-		/* each participant ran it at most once: the counts are the set's size */
-		if (nloops >= 1 && nloops <= participants)
+		if (in->nloops >= 1 && in->nloops <= participants)
 		{
 			FeedbackRecord *r = &w->recs[w->n++];
 
@@ -431,7 +469,7 @@ walk_node(PlanState *ps, void *arg)
 			r->template_key = fn->template_key;
 			r->native_rows = fn->native_rows;
 			r->pilot_rows = fn->pilot_rows;
-			r->actual_rows = ntuples;
+			r->actual_rows = in->ntuples;
 			r->nrels = fn->nrels;
 		}
 	}
@@ -444,9 +482,9 @@ walk_node(PlanState *ps, void *arg)
 				int			launched = IsA(ps, GatherState)
 					? ((GatherState *) ps)->nworkers_launched
 					: ((GatherMergeState *) ps)->nworkers_launched;
-				bool		leader = IsA(ps, GatherState)
-					? ((Gather *) ps->plan)->single_copy == false
-					: true;
+				bool		single_copy = IsA(ps, GatherState) &&
+					((Gather *) ps->plan)->single_copy;
+				bool		leader = !single_copy && parallel_leader_participation;
 
 				participants = launched + (leader ? 1 : 0);
 				if (participants < 1)
@@ -455,7 +493,25 @@ walk_node(PlanState *ps, void *arg)
 			}
 		case T_LimitState:
 		case T_MergeJoinState:
+		case T_MemoizeState:
 			return walk_children(ps, w, participants, true);
+		case T_NestLoopState:
+			{
+				/* outer side: as usual; inner side: rows per outer row */
+				bool		r = walk_node(outerPlanState(ps), w) ||
+					walk_children_one(innerPlanState(ps), w, participants, true);
+
+				return r;
+			}
+		case T_HashJoinState:
+			{
+				HashJoinTable ht = ((HashJoinState *) ps)->hj_HashTable;
+				bool		outer_ok = ht != NULL && ht->totalTuples > 0;
+
+				return walk_children_one(outerPlanState(ps), w, participants,
+										 w->unreliable || !outer_ok) ||
+					walk_children_one(innerPlanState(ps), w, participants, w->unreliable);
+			}
 		default:
 			return walk_children(ps, w, participants, w->unreliable);
 	}
@@ -510,17 +566,25 @@ pilot_executor_end(QueryDesc *qd)
 		standard_ExecutorEnd(qd);
 }
 
-/* An error ends the queries being collected without ExecutorEnd: forget them
- * (their QueryDescs are gone; a later one could reuse an address). */
+/* An error ends the queries being collected without ExecutorEnd: forget those
+ * started in the aborted (sub)transaction (their QueryDescs are gone; a later
+ * one could reuse an address).  InvalidSubTransactionId: all of them. */
 static void
-forget_collecting(void)
+forget_collecting(SubTransactionId from)
 {
-	while (collecting != NULL)
-	{
-		Collecting *c = collecting;
+	Collecting **pp = &collecting;
 
-		collecting = c->next;
-		pfree(c);
+	while (*pp != NULL)
+	{
+		Collecting *c = *pp;
+
+		if (from == InvalidSubTransactionId || c->subid >= from)
+		{
+			*pp = c->next;
+			pfree(c);
+		}
+		else
+			pp = &c->next;
 	}
 }
 
@@ -528,14 +592,14 @@ static void
 on_xact(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		forget_collecting();
+		forget_collecting(InvalidSubTransactionId);
 }
 
 static void
 on_subxact(SubXactEvent event, SubTransactionId sub, SubTransactionId parent, void *arg)
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB)
-		forget_collecting();
+		forget_collecting(sub);
 }
 
 void

@@ -40,6 +40,18 @@ BEGIN
   RETURN false;
 END $$;
 
+-- waits (at most 5 s) until the memo answers for the n-relation set of q
+CREATE FUNCTION wait_for_memo_of(q text, n int) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN 1..500 LOOP
+    IF EXISTS (SELECT FROM pg_pilot.explain_estimates(q) WHERE nrels = n AND source = 'memo') THEN
+      RETURN true;
+    END IF;
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+  RETURN false;
+END $$;
+
 -- first plan: PostgreSQL's estimates (the memo knows nothing of these sets yet)
 SELECT p.relations, p.node, p.plan_rows, t.true_rows, p.plan_rows = t.true_rows AS exact
 FROM plan_nodes(:'query') p LEFT JOIN feedback_truth t USING (relations) ORDER BY p.pos;
@@ -59,6 +71,18 @@ FROM plan_nodes(:'query') p LEFT JOIN feedback_truth t USING (relations) ORDER B
 -- and the source of each estimate
 SELECT relations, used_rows, source FROM pg_pilot.explain_estimates(:'query')
 WHERE source = 'memo' ORDER BY nrels, relations;
+
+-- the inner side of a nested loop returns rows per outer row: even run once,
+-- its count is not the size of its relation set and is not stored
+SET enable_nestloop = on;
+SET enable_hashjoin = off;
+\set nlq 'SELECT count(*) FROM customer c JOIN orders o ON o.customer_id = c.id WHERE c.id BETWEEN 4242 AND 4242'
+EXPLAIN (COSTS OFF) :nlq;
+:nlq;
+SELECT wait_for_memo_of('SELECT count(*) FROM customer c WHERE c.id BETWEEN 4242 AND 4242', 1) AS outer_side_arrived;
+-- the whole orders table: not 5 rows from the memo
+SELECT relations, used_rows, source FROM pg_pilot.explain_estimates('SELECT count(*) FROM orders o');
+RESET enable_hashjoin;
 
 -- the records were counted as sent, none dropped
 SELECT feedback_sent > 0 AS sent, feedback_dropped = 0 AS none_dropped FROM pg_pilot.stats;
