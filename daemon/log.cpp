@@ -1,6 +1,8 @@
 /* log.cpp — see log.h. */
 #include "log.h"
 
+#include "durable_file.h"
+
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
@@ -25,18 +27,6 @@ int open_log_file(const std::string &path) {
     return open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 }
 
-void write_all(int fd, const char *p, size_t n) {
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return;
-        }
-        p += w;
-        n -= static_cast<size_t>(w);
-    }
-}
 } // namespace
 
 const char *log_level_name(LogLevel l) {
@@ -161,7 +151,7 @@ void log_write(LogLevel l, const char *fmt, ...) {
             line[i] = ' ';
     line[len++] = '\n';
     std::lock_guard<std::mutex> g(g_mu);
-    write_all(g_fd, line, len);
+    (void) write_all(g_fd, line, len);
 }
 
 } // namespace pilotd

@@ -1,6 +1,8 @@
 /* memo_journal.cpp — see memo_journal.h. */
 #include "memo_journal.h"
 
+#include "durable_file.h"
+
 #include "log.h"
 #include "oracle_store.h" /* crc32() */
 
@@ -24,9 +26,6 @@ constexpr char kMagic[8] = {'P', 'L', 'T', 'M', 'E', 'M', 'O', 'J'};
 constexpr uint32_t kTag = 0x31524A4Du; /* "MJR1" */
 constexpr uint64_t kFailureLogIntervalUs = 10ull * 1000 * 1000;
 
-std::string errno_text(const char *what, const std::string &path) {
-    return std::string(what) + " \"" + path + "\": " + strerror(errno);
-}
 
 void encode_header(unsigned char *p) {
     memcpy(p, kMagic, 8);
@@ -56,23 +55,6 @@ bool decode_record(const unsigned char *p, uint64_t *key, double *rows, uint64_t
     return *count > 0 && *rows >= 0 && *rows == *rows;
 }
 
-bool write_all(int fd, const unsigned char *p, size_t n) {
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return false;
-        }
-        if (w == 0) {
-            errno = EIO;
-            return false;
-        }
-        p += w;
-        n -= static_cast<size_t>(w);
-    }
-    return true;
-}
 
 bool read_file(const std::string &path, std::vector<unsigned char> *out, bool *missing) {
     *missing = false;
@@ -178,40 +160,16 @@ bool MemoJournal::compact(std::string *error) noexcept {
             encode_record(p, kv.first, kv.second.rows, kv.second.count ? kv.second.count : 1);
             p += kRecordBytes;
         }
-        std::string tmp = path_ + ".tmp." + std::to_string(getpid());
-        int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0) {
-            *error = errno_text("cannot create", tmp);
+        Replaced r = replace_file(dir_, path_, bytes.data(), bytes.size(), error);
+        if (r == Replaced::Failed)
             return false;
-        }
-        if (!write_all(fd, bytes.data(), bytes.size()) || fsync(fd) != 0) {
-            *error = errno_text("cannot write", tmp);
-            close(fd);
-            unlink(tmp.c_str());
-            return false;
-        }
-        if (close(fd) != 0) {
-            *error = errno_text("cannot close", tmp);
-            unlink(tmp.c_str());
-            return false;
-        }
-        if (rename(tmp.c_str(), path_.c_str()) != 0) {
-            *error = errno_text("cannot rename the temp file to", path_);
-            unlink(tmp.c_str());
-            return false;
-        }
-        int dfd = open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0 || fsync(dfd) != 0) {
-            *error = errno_text("cannot fsync the directory", dir_);
-            if (dfd >= 0)
-                close(dfd);
+        if (r == Replaced::NotDurable) {
             /* the new file is in place, its name maybe not durable yet:
              * compaction is retried before the next append */
             size_ = bytes.size();
             needs_compact_ = true;
             return false;
         }
-        close(dfd);
         LOG_DEBUG("memo journal compacted: %llu bytes -> %zu bytes (%zu relation sets)",
                   static_cast<unsigned long long>(size_), bytes.size(), entries.size());
         size_ = bytes.size();

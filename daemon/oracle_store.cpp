@@ -1,6 +1,8 @@
 /* oracle_store.cpp — see oracle_store.h. */
 #include "oracle_store.h"
 
+#include "durable_file.h"
+
 #include "log.h"
 
 #include <cerrno>
@@ -29,23 +31,6 @@ template <typename T> T get(const std::string &s, size_t off) {
     return v;
 }
 
-std::string errno_text(const char *what, const std::string &path) {
-    return std::string(what) + " \"" + path + "\": " + strerror(errno);
-}
-
-bool write_all(int fd, const char *p, size_t n) {
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return false;
-        }
-        p += w;
-        n -= static_cast<size_t>(w);
-    }
-    return true;
-}
 
 bool read_file(const std::string &path, std::string *out, bool *missing, std::string *error) {
     *missing = false;
@@ -219,44 +204,8 @@ void OracleStore::load() noexcept {
 
 bool OracleStore::persist(const OracleMap &m, std::string *error) {
     std::string bytes = oracle_encode(m);
-    std::string tmp = path_ + ".tmp." + std::to_string(getpid());
-    int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        *error = errno_text("cannot create", tmp);
-        return false;
-    }
-    if (!write_all(fd, bytes.data(), bytes.size())) {
-        *error = errno_text("cannot write", tmp);
-        close(fd);
-        unlink(tmp.c_str());
-        return false;
-    }
-    if (fsync(fd) != 0) {
-        *error = errno_text("cannot fsync", tmp);
-        close(fd);
-        unlink(tmp.c_str());
-        return false;
-    }
-    if (close(fd) != 0) {
-        *error = errno_text("cannot close", tmp);
-        unlink(tmp.c_str());
-        return false;
-    }
-    if (rename(tmp.c_str(), path_.c_str()) != 0) {
-        *error = errno_text("cannot rename the temp file to", path_);
-        unlink(tmp.c_str());
-        return false;
-    }
-    int dfd = open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || fsync(dfd) != 0) {
-        /* the new file is in place but its name may not be durable yet */
-        *error = errno_text("cannot fsync the directory", dir_);
-        if (dfd >= 0)
-            close(dfd);
-        return false;
-    }
-    close(dfd);
-    return true;
+    /* a name that is maybe not durable yet counts as a failure: not acknowledged */
+    return replace_file(dir_, path_, bytes.data(), bytes.size(), error) == Replaced::Done;
 }
 
 bool OracleStore::commit(const std::vector<pilot::proto::OracleEntry> &entries, bool replace, uint64_t *new_size,
