@@ -27,19 +27,6 @@ SET pg_pilot.collect_feedback = off;   -- computing the truth is not part of the
 UPDATE feedback_truth SET true_rows = count_of(q);
 SET pg_pilot.collect_feedback = on;
 
--- waits (at most 5 s) until pilotd's memo answers for the query's whole
--- relation set; a query's records are pushed and drained as one batch
-CREATE FUNCTION wait_for_memo(q text) RETURNS boolean LANGUAGE plpgsql AS $$
-BEGIN
-  FOR i IN 1..500 LOOP
-    IF EXISTS (SELECT FROM pg_pilot.explain_estimates(q) WHERE nrels = 4 AND source = 'memo') THEN
-      RETURN true;
-    END IF;
-    PERFORM pg_sleep(0.01);
-  END LOOP;
-  RETURN false;
-END $$;
-
 -- waits (at most 5 s) until the memo answers for the n-relation set of q
 CREATE FUNCTION wait_for_memo_of(q text, n int) RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
@@ -58,7 +45,7 @@ FROM plan_nodes(:'query') p LEFT JOIN feedback_truth t USING (relations) ORDER B
 
 -- run it: every node's actual rows go to pilotd
 :query;
-SELECT wait_for_memo(:'query') AS feedback_arrived;
+SELECT wait_for_memo_of(:'query', 4) AS feedback_arrived;  -- a query's records arrive as one batch
 
 -- plan it again: every relation set carries its observed count (q-error 1)
 SELECT p.relations, p.node, p.plan_rows, t.true_rows, p.plan_rows = t.true_rows AS exact
