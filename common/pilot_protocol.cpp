@@ -4,6 +4,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 
 namespace pilot {
@@ -62,16 +63,111 @@ HeaderCheck validate_header(const SegmentHeader *h, uint64_t mapped_size, uint64
     return HDR_OK;
 }
 
-bool validate_feedback(const FeedbackRecord &r) {
-    if (r.kind == 0 || r.kind > FB_KIND_MAX)
-        return false;
-    if (!std::isfinite(r.actual_rows) || r.actual_rows < 0)
-        return false;
-    if (!std::isfinite(r.native_rows) || !std::isfinite(r.pilot_rows))
-        return false;
-    if (r.kind == FB_RELSET && (r.key == 0 || r.nrels == 0))
-        return false;
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+    unsigned char c = s[0];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    if ((c & 0xE0) == 0xC0) {
+        len = 2;
+        cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+        len = 3;
+        cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min_cp[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+static bool clean_utf8(const char *s, size_t len) {
+    const unsigned char *u = reinterpret_cast<const unsigned char *>(s);
+    for (size_t i = 0; i < len;) {
+        if (u[i] < 0x20 || u[i] == 0x7F)
+            return false;
+        size_t k = utf8_seq(u + i, len - i);
+        if (k == 0)
+            return false;
+        i += k;
+    }
     return true;
+}
+
+size_t copy_clean_utf8(char *dst, size_t cap, const char *src, size_t len) {
+    if (cap == 0)
+        return 0;
+    const unsigned char *u = reinterpret_cast<const unsigned char *>(src);
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        size_t k = (u[i] < 0x20 || u[i] == 0x7F) ? 0 : utf8_seq(u + i, len - i);
+        if (k == 0) {
+            if (o + 1 >= cap)
+                break;
+            dst[o++] = '?';
+            i++;
+            continue;
+        }
+        if (o + k >= cap)
+            break;
+        memcpy(dst + o, u + i, k);
+        o += k;
+        i += k;
+    }
+    dst[o] = '\0';
+    return o;
+}
+
+FeedbackCheck feedback_check(const FeedbackRecord &r) {
+    if (r.kind == 0 || r.kind > FB_KIND_MAX)
+        return FBC_BAD_KIND;
+    if (!std::isfinite(r.actual_rows) || r.actual_rows < 0)
+        return FBC_BAD_ROWS;
+    if (!std::isfinite(r.native_rows) || !std::isfinite(r.pilot_rows))
+        return FBC_BAD_ROWS;
+    const void *nul = memchr(r.relations, '\0', sizeof r.relations);
+    if (nul == nullptr)
+        return FBC_BAD_RELATIONS;
+    size_t len = static_cast<size_t>(static_cast<const char *>(nul) - r.relations);
+    if (!clean_utf8(r.relations, len))
+        return FBC_BAD_RELATIONS;
+    if (r.kind == FB_RELSET && (r.key == 0 || r.nrels == 0 || len == 0))
+        return FBC_NO_KEY;
+    return FBC_OK;
+}
+
+const char *feedback_check_name(uint32_t c) {
+    switch (c) {
+    case FBC_OK: return "ok";
+    case FBC_BAD_KIND: return "unknown record kind";
+    case FBC_BAD_ROWS: return "row count negative or not finite";
+    case FBC_NO_KEY: return "relation set without key, relation count or relation names";
+    case FBC_BAD_RELATIONS: return "relation names not NUL-terminated or not clean UTF-8";
+    default: return "unknown reason";
+    }
+}
+
+const char *store_state_name(uint32_t s) {
+    switch (s) {
+    case STORE_DISABLED: return "disabled";
+    case STORE_OK: return "ok";
+    case STORE_RETRYING: return "retrying";
+    default: return "unknown";
+    }
 }
 
 bool validate_request(const Request &r) {

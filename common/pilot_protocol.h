@@ -40,7 +40,7 @@ namespace pilot {
 namespace proto {
 
 constexpr uint64_t kMagic = 0x314D53544F4C4950ULL; /* "PILOTSM1" little endian */
-constexpr uint32_t kProtocolVersion = 2;
+constexpr uint32_t kProtocolVersion = 3;
 constexpr uint32_t kMaxItems = 256;     /* relation sets (or oracle entries) per message */
 constexpr uint32_t kMaxSlots = 65536;   /* sanity bound for a header read from memory */
 constexpr uint32_t kFeedbackRing = 128;  /* feedback records per slot (a power of two) */
@@ -154,20 +154,40 @@ struct Response {
  */
 enum FeedbackKind : uint32_t {
     FB_RELSET = 1, /* a relation set: key, template, estimates, actual rows */
-    FB_QUERY = 2,  /* a whole query: key = queryId, native_rows = planning ms,
-                    * actual_rows = execution ms */
+    FB_QUERY = 2,  /* a whole query: native_rows = planning ms (< 0 unknown: a
+                    * cached plan), actual_rows = execution ms, nrels = how many
+                    * relation sets of the query were reported */
     FB_KIND_MAX = 2,
 };
 
+constexpr size_t kRelationsLen = 72; /* FeedbackRecord::relations, NUL included */
+
 struct FeedbackRecord {
-    uint64_t key;
-    uint64_t template_key;
-    double native_rows; /* PostgreSQL's estimate; < 0 unknown */
-    double pilot_rows;  /* the estimate pg_pilot supplied; < 0 none */
-    double actual_rows; /* observed (per loop, parallel workers added) */
-    uint32_t kind;      /* FeedbackKind */
+    uint64_t key;          /* FB_RELSET: subplan key; FB_QUERY: 0 */
+    uint64_t template_key; /* FB_RELSET: key without constants; FB_QUERY: 0 */
+    uint64_t query_id;     /* the query's queryId (as in pg_stat_statements); 0 unknown */
+    double native_rows;    /* PostgreSQL's estimate; < 0 unknown */
+    double pilot_rows;     /* the estimate pg_pilot supplied; < 0 none */
+    double actual_rows;    /* observed (per loop, parallel workers added) */
+    uint32_t kind;         /* FeedbackKind */
     uint32_t nrels;
+    /* FB_RELSET: the set's relations for people ("a, b, c": table names in
+     * the order of the set, cut with "..." when longer); NUL-terminated, valid
+     * UTF-8 without control characters.  FB_QUERY: empty. */
+    char relations[kRelationsLen];
 };
+
+/* Why a feedback record is unusable (feedback_check()); FBC_OK when usable. */
+enum FeedbackCheck {
+    FBC_OK = 0,
+    FBC_BAD_KIND,       /* kind out of range */
+    FBC_BAD_ROWS,       /* actual rows negative or not finite, estimates not finite */
+    FBC_NO_KEY,         /* a relation set without key or relations */
+    FBC_BAD_RELATIONS,  /* relations not NUL-terminated, not UTF-8, or control characters */
+    FBC_MAX = FBC_BAD_RELATIONS,
+};
+
+const char *feedback_check_name(uint32_t c);
 
 struct FeedbackRing {
     std::atomic<uint64_t> head;    /* next record the backend writes */
@@ -194,7 +214,27 @@ struct DaemonCounters {
     std::atomic<uint64_t> feedback_received;  /* valid records drained from the rings */
     std::atomic<uint64_t> feedback_invalid;   /* records (or rings) that failed validation */
     std::atomic<uint64_t> memo_entries;       /* relation sets the memo knows */
+    /* feedback store (see daemon/feedback_spool.h, daemon/pg_store.h) */
+    std::atomic<uint64_t> feedback_queued;    /* records in the rings not yet acknowledged (last drain) */
+    std::atomic<uint64_t> spool_appended;     /* records made durable in the spool: acknowledged */
+    std::atomic<uint64_t> spool_pending;      /* records in the spool not yet committed to the store */
+    std::atomic<uint64_t> store_committed;    /* records committed into the store tables */
+    std::atomic<uint64_t> store_replayed;     /* of those, records that waited out a store outage or restart */
+    std::atomic<uint64_t> store_dead_letter;  /* records stored in pg_pilot.feedback_dead_letter */
+    std::atomic<uint64_t> store_failures;     /* failed store transactions (each retried with backoff) */
+    std::atomic<uint32_t> store_state;        /* StoreState */
+    std::atomic<uint32_t> store_error_seq;    /* odd while store_error is being written */
+    char store_error[128];                    /* last store error, NUL-terminated */
 };
+
+enum StoreState : uint32_t {
+    STORE_DISABLED = 0, /* no store configured: feedback feeds the memo only */
+    STORE_OK = 1,       /* the last store transaction committed */
+    STORE_RETRYING = 2, /* the store is unreachable or refused: spooling, retrying */
+    STORE_STATE_MAX = 2,
+};
+
+const char *store_state_name(uint32_t s);
 
 struct alignas(64) SegmentHeader {
     uint64_t magic;
@@ -218,7 +258,7 @@ static_assert(std::atomic<uint32_t>::is_always_lock_free, "futex words must be l
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "64-bit atomics must be lock free");
 static_assert(sizeof(EstimateItem) == 32, "EstimateItem layout");
 static_assert(sizeof(EstimateAnswer) == 16, "EstimateAnswer layout");
-static_assert(sizeof(FeedbackRecord) == 48, "FeedbackRecord layout");
+static_assert(sizeof(FeedbackRecord) == 128, "FeedbackRecord layout");
 static_assert((kFeedbackRing & (kFeedbackRing - 1)) == 0, "ring size must be a power of two");
 
 inline uint64_t segment_size(uint32_t nslots) {
@@ -247,7 +287,13 @@ HeaderCheck validate_header(const SegmentHeader *h, uint64_t mapped_size, uint64
                             uint64_t stale_after_us);
 
 /* pilotd's check of a feedback record copied out of a ring. */
-bool validate_feedback(const FeedbackRecord &r);
+FeedbackCheck feedback_check(const FeedbackRecord &r);
+inline bool validate_feedback(const FeedbackRecord &r) { return feedback_check(r) == FBC_OK; }
+
+/* Copies name into dst (cap bytes, NUL-terminated) as valid UTF-8 without
+ * control characters: invalid bytes become '?'; cut at a character boundary.
+ * Returns the bytes written (without the NUL). */
+size_t copy_clean_utf8(char *dst, size_t cap, const char *src, size_t len);
 
 /* pilotd's check of a request it is about to answer. */
 bool validate_request(const Request &r);

@@ -95,6 +95,7 @@ Outcome SidecarClient::ensure_attached(uint64_t now_us) noexcept {
             return Outcome::OK;
         /* a restarted pilotd lives in a new segment under the same name */
         set_problem(header_check_name(c));
+        note_unacknowledged();
         last_outcome_ = outcome_for(c);
         detach();
         last_attempt_us_ = 0; /* try the new segment at once */
@@ -128,6 +129,9 @@ Outcome SidecarClient::ensure_attached(uint64_t now_us) noexcept {
         }
         m->epoch = m->header->epoch;
         m->nslots = m->header->nslots;
+        if (orphan_count_ > 0 && m->epoch != orphan_epoch_)
+            lost_feedback_ += orphan_count_;
+        orphan_count_ = 0;
         map_ = std::move(m);
         last_problem_[0] = '\0';
         return last_outcome_ = Outcome::OK;
@@ -137,6 +141,24 @@ Outcome SidecarClient::ensure_attached(uint64_t now_us) noexcept {
         set_problem("cannot open segment");
     }
     return last_outcome_ = Outcome::DAEMON_DOWN;
+}
+
+/* Records still in our ring when we leave a segment are not acknowledged
+ * yet.  Whether they ever will be is known at the next attach: a pilotd of
+ * the same epoch still has them (it was only late); a new epoch means the
+ * old pilotd is gone (killed: a clean stop drains the rings first), and they
+ * are counted as lost, so that every record sent is either acknowledged or
+ * counted. */
+void SidecarClient::note_unacknowledged() noexcept {
+    orphan_epoch_ = map_->epoch;
+    orphan_count_ = 0;
+    if (slot_index_ >= map_->nslots)
+        return;
+    const FeedbackRing &ring = slot_at(map_->header, slot_index_)->feedback;
+    uint64_t head = ring.head.load(std::memory_order_acquire);
+    uint64_t tail = ring.tail.load(std::memory_order_acquire);
+    if (head >= tail && head - tail <= kFeedbackRing)
+        orphan_count_ = head - tail;
 }
 
 Outcome SidecarClient::probe() noexcept { return ensure_attached(monotonic_us()); }
@@ -285,6 +307,31 @@ DaemonInfo SidecarClient::info() {
     d.feedback_received = h->counters.feedback_received.load(std::memory_order_relaxed);
     d.feedback_invalid = h->counters.feedback_invalid.load(std::memory_order_relaxed);
     d.memo_entries = h->counters.memo_entries.load(std::memory_order_relaxed);
+    const DaemonCounters &c = h->counters;
+    d.feedback_queued = c.feedback_queued.load(std::memory_order_relaxed);
+    d.spool_appended = c.spool_appended.load(std::memory_order_relaxed);
+    d.spool_pending = c.spool_pending.load(std::memory_order_relaxed);
+    d.store_committed = c.store_committed.load(std::memory_order_relaxed);
+    d.store_replayed = c.store_replayed.load(std::memory_order_relaxed);
+    d.store_dead_letter = c.store_dead_letter.load(std::memory_order_relaxed);
+    d.store_failures = c.store_failures.load(std::memory_order_relaxed);
+    d.store_state = c.store_state.load(std::memory_order_relaxed);
+    /* the error text is written under a sequence counter (odd: being
+     * written); pilotd's bytes are cleaned like any other input */
+    for (int attempt = 0; attempt < 4; attempt++) {
+        uint32_t s1 = c.store_error_seq.load(std::memory_order_acquire);
+        char buf[sizeof c.store_error];
+        memcpy(buf, c.store_error, sizeof buf);
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if ((s1 & 1) == 0 && c.store_error_seq.load(std::memory_order_relaxed) == s1) {
+            const void *nul = memchr(buf, '\0', sizeof buf);
+            size_t len = nul ? static_cast<size_t>(static_cast<const char *>(nul) - buf) : sizeof buf;
+            char clean[sizeof buf];
+            copy_clean_utf8(clean, sizeof clean, buf, len);
+            d.store_error = clean;
+            break;
+        }
+    }
     return d;
 }
 

@@ -43,6 +43,10 @@ struct DaemonInfo {
     uint64_t started_at_unix = 0;
     uint64_t requests = 0, items = 0, answered = 0, bad_requests = 0, oracle_entries = 0;
     uint64_t feedback_received = 0, feedback_invalid = 0, memo_entries = 0;
+    uint64_t feedback_queued = 0, spool_appended = 0, spool_pending = 0, store_committed = 0,
+             store_replayed = 0, store_dead_letter = 0, store_failures = 0;
+    uint32_t store_state = 0;
+    std::string store_error;
 };
 
 class SidecarClient {
@@ -63,6 +67,15 @@ class SidecarClient {
      * how many were accepted (the rest were dropped: ring full, or no pilotd). */
     uint32_t push_feedback(const proto::FeedbackRecord *recs, uint32_t n) noexcept;
 
+    /* Records pushed but never acknowledged because their pilotd was killed
+     * (known when this client attaches to its successor); returns the count
+     * and resets it. */
+    uint64_t take_lost_feedback() noexcept {
+        uint64_t n = lost_feedback_;
+        lost_feedback_ = 0;
+        return n;
+    }
+
     /* Cheap check without sending anything: is pilotd there right now? */
     Outcome probe() noexcept;
 
@@ -79,6 +92,7 @@ class SidecarClient {
     struct Mapping;
     Outcome ensure_attached(uint64_t now_us) noexcept;
     void detach() noexcept;
+    void note_unacknowledged() noexcept;
 
     std::string segment_;
     uint32_t slot_index_;
@@ -92,6 +106,9 @@ class SidecarClient {
     char last_problem_[160] = "not attached yet";
     void set_problem(const char *a, const char *b = "") noexcept;
     uint64_t seq_ = 0;
+    uint64_t lost_feedback_ = 0;
+    uint64_t orphan_epoch_ = 0; /* the segment we left with records unacknowledged */
+    uint64_t orphan_count_ = 0;
 };
 
 } // namespace pilot

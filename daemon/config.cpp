@@ -32,6 +32,11 @@ constexpr Range kJournalMaxRange{1, 1048576};
 constexpr Range kDelayRange{0, 3600000};
 constexpr Range kVersionRange{0, UINT32_MAX};
 constexpr Range kStaleRange{1, 3600000};
+constexpr Range kSpoolMaxRange{1, 1048576};
+constexpr Range kRetentionDaysRange{0, 36500};
+constexpr Range kMaxRowsRange{0, UINT32_MAX};
+constexpr Range kRetentionIntervalRange{1, 86400};
+constexpr Range kBackoffMaxRange{100, 3600000};
 
 std::string quoted(const std::string &s) { return "\"" + s + "\""; }
 
@@ -80,6 +85,18 @@ void apply_setting(Config &c, const std::string &key, const std::string &value) 
         c.memo_max_entries = parse_uint(key, value, kMemoMaxRange);
     } else if (key == "memo-journal-max-mb") {
         c.memo_journal_max_mb = parse_uint(key, value, kJournalMaxRange);
+    } else if (key == "store-dsn") {
+        c.store_dsn = value; /* "none": no store */
+    } else if (key == "spool-max-mb") {
+        c.spool_max_mb = parse_uint(key, value, kSpoolMaxRange);
+    } else if (key == "store-retention-days") {
+        c.store_retention_days = parse_uint(key, value, kRetentionDaysRange);
+    } else if (key == "store-max-rows") {
+        c.store_max_rows = parse_uint(key, value, kMaxRowsRange);
+    } else if (key == "store-retention-interval-s") {
+        c.store_retention_interval_s = parse_uint(key, value, kRetentionIntervalRange);
+    } else if (key == "store-backoff-max-ms") {
+        c.store_backoff_max_ms = parse_uint(key, value, kBackoffMaxRange);
     } else if (key == "pid-file") {
         if (value.empty())
             throw ConfigError("invalid value for pid-file: must not be empty");
@@ -126,11 +143,13 @@ void apply_json_file(Config &c, const std::string &path) {
         if (key == "daemon" || key == "foreground")
             kind = BOOL;
         else if (key == "pgdata" || key == "state-dir" || key == "pid-file" || key == "log-file" ||
-                 key == "log-level")
+                 key == "log-level" || key == "store-dsn")
             kind = STRING;
         else if (key == "slots" || key == "workers" || key == "heartbeat-ms" ||
                  key == "feedback-interval-ms" || key == "memo-max-entries" ||
-                 key == "memo-journal-max-mb" || key == "debug-answer-delay-ms" || key == "debug-protocol-version")
+                 key == "memo-journal-max-mb" || key == "debug-answer-delay-ms" || key == "debug-protocol-version" ||
+                 key == "spool-max-mb" || key == "store-retention-days" || key == "store-max-rows" ||
+                 key == "store-retention-interval-s" || key == "store-backoff-max-ms")
             kind = NUMBER;
         else
             throw ConfigError("config file " + quoted(path) + ": unknown key " + quoted(it.key()) +
@@ -169,6 +188,7 @@ Invocation parse_command_line(int argc, char **argv) {
         O_STATE_DIR = 1000, O_SLOTS, O_WORKERS, O_HEARTBEAT, O_FOREGROUND, O_DAEMON, O_PID_FILE,
         O_LOG_FILE, O_LOG_LEVEL, O_DELAY, O_PROTO, O_STALE, O_FEEDBACK_INTERVAL, O_MEMO_MAX,
         O_JOURNAL_MAX,
+        O_SETTING = 2000, /* the option's name is the setting's key */
     };
     static const struct option opts[] = {
         {"pgdata", required_argument, nullptr, 'D'},
@@ -180,6 +200,12 @@ Invocation parse_command_line(int argc, char **argv) {
         {"feedback-interval-ms", required_argument, nullptr, O_FEEDBACK_INTERVAL},
         {"memo-max-entries", required_argument, nullptr, O_MEMO_MAX},
         {"memo-journal-max-mb", required_argument, nullptr, O_JOURNAL_MAX},
+        {"store-dsn", required_argument, nullptr, O_SETTING},
+        {"spool-max-mb", required_argument, nullptr, O_SETTING},
+        {"store-retention-days", required_argument, nullptr, O_SETTING},
+        {"store-max-rows", required_argument, nullptr, O_SETTING},
+        {"store-retention-interval-s", required_argument, nullptr, O_SETTING},
+        {"store-backoff-max-ms", required_argument, nullptr, O_SETTING},
         {"foreground", no_argument, nullptr, O_FOREGROUND},
         {"daemon", no_argument, nullptr, O_DAEMON},
         {"pid-file", required_argument, nullptr, O_PID_FILE},
@@ -213,9 +239,11 @@ Invocation parse_command_line(int argc, char **argv) {
     optind = 1;
     opterr = 0;
     int ch;
-    while ((ch = getopt_long(nargs, args.data(), ":D:c:hV", opts, nullptr)) != -1) {
+    int longindex = 0;
+    while ((ch = getopt_long(nargs, args.data(), ":D:c:hV", opts, &longindex)) != -1) {
         std::string val = optarg ? optarg : "";
         switch (ch) {
+        case O_SETTING: settings.emplace_back(opts[longindex].name, val); break;
         case 'D': settings.emplace_back("pgdata", val); break;
         case 'c': config_file = val; break;
         case O_STATE_DIR: settings.emplace_back("state-dir", val); break;
@@ -282,7 +310,10 @@ std::string config_summary(const Config &c) {
     s << "pgdata=" << c.pgdata << " state-dir=" << c.state_dir << " slots=" << c.slots
       << " workers=" << c.workers << " heartbeat-ms=" << c.heartbeat_ms
       << " feedback-interval-ms=" << c.feedback_interval_ms << " memo-max-entries=" << c.memo_max_entries
-      << " memo-journal-max-mb=" << c.memo_journal_max_mb
+      << " memo-journal-max-mb=" << c.memo_journal_max_mb << " store-dsn=\"" << c.store_dsn << "\""
+      << " spool-max-mb=" << c.spool_max_mb << " store-retention-days=" << c.store_retention_days
+      << " store-max-rows=" << c.store_max_rows << " store-retention-interval-s=" << c.store_retention_interval_s
+      << " store-backoff-max-ms=" << c.store_backoff_max_ms
       << " mode=" << (c.daemon ? "daemon" : "foreground") << " pid-file=" << c.pid_file
       << " log-file=" << (c.log_file.empty() ? "stderr" : c.log_file)
       << " log-level=" << log_level_key(c.log_level);
@@ -312,7 +343,7 @@ void print_help(const char *argv0) {
         "                               shared-memory segment; must be owned by the\n"
         "                               user pilotd runs as (the server's OS user)\n"
         "      --state-dir DIR        where pilotd keeps its files (oracle.bin, memo.journal,\n"
-        "                               pid file); created with mode 0700\n"
+        "                               spool/, pid file); created with mode 0700\n"
         "                               (default: DIR/pg_pilot)\n"
         "      --slots N              request slots, one per backend; must cover\n"
         "                               max_connections plus background workers, 1..65536\n"
@@ -331,6 +362,32 @@ void print_help(const char *argv0) {
         "                               memo.journal) is compacted to one record per\n"
         "                               relation set when it grows past N MB, 1..1048576\n"
         "                               (default: 64)\n"
+        "\n"
+        "Feedback store (execution feedback is kept in PostgreSQL tables of the\n"
+        "extension: pg_pilot.feedback, pg_pilot.query_log, pg_pilot.feedback_dead_letter):\n"
+        "      --store-dsn DSN        libpq connection string of the database where\n"
+        "                               CREATE EXTENSION pg_pilot ran, for a role that is a\n"
+        "                               member of pilot_store; host and port default to\n"
+        "                               the server of -D (its postmaster.pid); \"none\":\n"
+        "                               no store, feedback only feeds the memo\n"
+        "                               (default: \"dbname=postgres user=pilotd\")\n"
+        "      --spool-max-mb N       feedback waiting for the store is kept in\n"
+        "                               STATE_DIR/spool, at most N MB; beyond it feedback\n"
+        "                               is not accepted (backends drop and count it),\n"
+        "                               1..1048576 (default: 1024)\n"
+        "      --store-retention-days N\n"
+        "                             delete stored feedback older than N days, 0 = keep\n"
+        "                               (default: 30)\n"
+        "      --store-max-rows N     keep at most N rows in pg_pilot.feedback and in\n"
+        "                               pg_pilot.query_log (oldest deleted), 0 = no limit\n"
+        "                               (default: 10000000)\n"
+        "      --store-retention-interval-s N\n"
+        "                             how often retention runs, 1..86400 (default: 60)\n"
+        "      --store-backoff-max-ms N\n"
+        "                             longest wait between attempts while the store\n"
+        "                               fails (100 ms doubling up to N), 100..3600000\n"
+        "                               (default: 30000)\n"
+        "\n"
         "      --foreground           stay in the foreground (default)\n"
         "      --daemon               detach: double fork, setsid, stdio to /dev/null or\n"
         "                               the log file; returns once the service is ready\n"

@@ -25,6 +25,12 @@ struct Config {
     uint32_t feedback_interval_ms = 5;   /* how often the feedback rings are drained */
     uint32_t memo_max_entries = 1000000; /* relation sets the memo keeps at most */
     uint32_t memo_journal_max_mb = 64;   /* memo.journal is compacted beyond this */
+    std::string store_dsn = "dbname=postgres user=pilotd"; /* "none": no store */
+    uint32_t spool_max_mb = 1024;
+    uint32_t store_retention_days = 30;     /* 0: keep */
+    uint32_t store_max_rows = 10000000;     /* 0: no limit */
+    uint32_t store_retention_interval_s = 60;
+    uint32_t store_backoff_max_ms = 30000;
     bool daemon = false;    /* --daemon; --foreground is the default */
     std::string pid_file;   /* default: STATE_DIR/pilotd.pid */
     std::string log_file;   /* empty: stderr */

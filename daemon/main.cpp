@@ -5,16 +5,19 @@
  */
 #include "config.h"
 #include "estimator.h"
+#include "feedback_spool.h"
 #include "log.h"
 #include "memo_journal.h"
 #include "memo_store.h"
 #include "oracle_store.h"
+#include "pg_store.h"
 #include "pilot_protocol.h"
 #include "process_util.h"
 #include "request_handler.h"
 #include "shm_server.h"
 #include "status.h"
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -102,20 +105,54 @@ int run_service(const Config &cfg) {
             cfg.debug_protocol_version_set ? cfg.debug_protocol_version : pilot::proto::kProtocolVersion;
         opt.answer_delay_ms = cfg.debug_answer_delay_ms;
         opt.feedback_interval_ms = cfg.feedback_interval_ms;
-        /* journaled and fdatasync()ed first: only then applied and acknowledged */
-        opt.on_feedback = [&memo, &journal](const pilot::proto::FeedbackRecord *recs, uint32_t n) {
-            if (!journal.append(recs, n))
+        /* The store: feedback is spooled (durable) and acknowledged, and the
+         * store thread commits the spool into PostgreSQL's tables. */
+        const bool store_on = cfg.store_dsn != "none" && !cfg.store_dsn.empty();
+        std::unique_ptr<FeedbackSpool> spool;
+        std::unique_ptr<PgStore> store;
+        if (store_on) {
+            spool.reset(new FeedbackSpool(cfg.state_dir, static_cast<uint64_t>(cfg.spool_max_mb) << 20,
+                                          std::min<uint64_t>(64ull << 20, (static_cast<uint64_t>(cfg.spool_max_mb) << 20) / 8)));
+            spool->recover();
+            PgStoreOptions so;
+            so.dsn = cfg.store_dsn;
+            so.pgdata = cfg.pgdata;
+            so.retention_days = cfg.store_retention_days;
+            so.max_rows = cfg.store_max_rows;
+            so.retention_interval_s = cfg.store_retention_interval_s;
+            so.backoff_max_ms = cfg.store_backoff_max_ms;
+            store.reset(new PgStore(so, *spool));
+        } else {
+            LOG_INFO("no feedback store (store-dsn \"none\"): feedback feeds the memo only");
+        }
+        /* journaled (memo) and spooled (store), each fdatasync()ed, and only
+         * then applied and acknowledged.  Journal first: when the spool then
+         * fails, the retry journals the batch again, which the memo absorbs
+         * (the latest observation wins); the reverse would store it twice. */
+        FeedbackSpool *spool_p = spool.get();
+        opt.on_feedback = [&memo, &journal, spool_p](const FeedbackBatch &b) {
+            if (!journal.append(b.rec, b.n))
                 return false;
-            memo.observe(recs, n);
+            if (spool_p != nullptr) {
+                auto now = std::chrono::system_clock::now().time_since_epoch();
+                if (!spool_p->append(b, static_cast<uint64_t>(
+                                            std::chrono::duration_cast<std::chrono::microseconds>(now).count())))
+                    return false;
+            }
+            memo.observe(b.rec, b.n);
             return true;
         };
         opt.after_drain = [&journal] { journal.maybe_compact(); };
-        opt.before_publish = [&oracle, &memo](pilot::proto::SegmentHeader *h) {
+        opt.before_publish = [&oracle, &memo, spool_p](pilot::proto::SegmentHeader *h) {
             oracle.set_counter(&h->counters.oracle_entries);
             memo.set_counter(&h->counters.memo_entries);
+            if (spool_p != nullptr)
+                spool_p->set_counter(&h->counters.spool_appended);
         };
         ShmServer server(opt, handler);
         server.start();
+        if (store)
+            store->start(&server.header()->counters);
         LOG_INFO("ready: segment /dev/shm/%s (%llu bytes, %u slots of %zu bytes), epoch %016llx, state dir "
                  "\"%s\", %llu oracle entries, %u workers",
                  segment.c_str(), static_cast<unsigned long long>(server.size()), cfg.slots,
@@ -136,7 +173,19 @@ int run_service(const Config &cfg) {
         LOG_INFO("received %s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
         oracle.set_counter(nullptr);
         memo.set_counter(nullptr);
-        server.stop();
+        if (store) {
+            /* before the segment goes: the store thread publishes counters there */
+            store->stop();
+            LOG_INFO("feedback store: %llu records committed this run; spool: %llu appended, %llu refused (full), "
+                     "%llu bytes waiting",
+                     static_cast<unsigned long long>(store->committed()),
+                     static_cast<unsigned long long>(spool->appended()),
+                     static_cast<unsigned long long>(spool->refused()),
+                     static_cast<unsigned long long>(spool->bytes()));
+        }
+        if (spool)
+            spool->set_counter(nullptr);
+        server.stop(); /* drains the rings a last time (into the spool: committed next run) */
         LOG_INFO("memo: %zu relation sets (%llu observations of new ones not stored: memo full), "
                  "%llu query records",
                  memo.size(), static_cast<unsigned long long>(memo.rejected()),

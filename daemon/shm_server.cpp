@@ -182,12 +182,17 @@ void ShmServer::heartbeat_loop() noexcept {
     }
 }
 
-/* Valid records of several rings, acknowledged together (one fdatasync). */
+/* Records of several rings, acknowledged together (one fdatasync). */
 struct ShmServer::DrainBatch {
     static constexpr uint32_t kRecords = 32 * kFeedbackRing; /* kDrainBatch */
-    std::unique_ptr<FeedbackRecord[]> rec{new FeedbackRecord[kRecords]}; /* 192 KB */
+    std::unique_ptr<FeedbackRecord[]> rec{new FeedbackRecord[kRecords]};   /* valid: 512 KB */
+    std::unique_ptr<FeedbackRecord[]> dead{new FeedbackRecord[kRecords]};  /* failed feedback_check() */
+    std::unique_ptr<uint32_t[]> dead_reason{new uint32_t[kRecords]};
     uint32_t n = 0;
-    uint64_t invalid = 0;
+    uint32_t ndead = 0;
+    uint64_t bad_rings = 0;
+    uint64_t seen = 0;  /* records found in the rings this round */
+    uint64_t acked = 0; /* of those, acknowledged */
     struct Ack {
         FeedbackRing *ring;
         uint64_t head;
@@ -206,34 +211,43 @@ void ShmServer::feedback_loop() noexcept {
     }
     const uint32_t interval = opt_.feedback_interval_ms ? opt_.feedback_interval_ms : 1;
     do {
-        drain_feedback_once(*b);
+        drain_feedback_once(*b, false);
         if (opt_.after_drain)
             opt_.after_drain();
     } while (sleep_unless_stopping(interval));
+    /* clean stop: backends no longer push (DAEMON_STOPPING); what is in the
+     * rings is acknowledged now rather than lost with the segment */
+    drain_feedback_once(*b, true);
 }
 
 /* Hands the batch over; on acceptance gives the rings' slots back. */
 bool ShmServer::flush_batch(DrainBatch &b) noexcept {
     DaemonCounters &ctr = header_->counters;
-    bool ok = b.n == 0 || !opt_.on_feedback || opt_.on_feedback(b.rec.get(), b.n);
+    FeedbackBatch fb{b.rec.get(), b.n, b.dead.get(), b.dead_reason.get(), b.ndead};
+    bool ok = (b.n == 0 && b.ndead == 0) || !opt_.on_feedback || opt_.on_feedback(fb);
     if (ok) {
         for (const DrainBatch::Ack &a : b.acks)
             a.ring->tail.store(a.head, std::memory_order_release);
-        if (b.invalid)
-            ctr.feedback_invalid.fetch_add(b.invalid, std::memory_order_relaxed);
+        if (b.ndead + b.bad_rings)
+            ctr.feedback_invalid.fetch_add(b.ndead + b.bad_rings, std::memory_order_relaxed);
         if (b.n)
             ctr.feedback_received.fetch_add(b.n, std::memory_order_relaxed);
+        b.acked += b.n + b.ndead;
     }
     b.n = 0;
-    b.invalid = 0;
+    b.ndead = 0;
+    b.bad_rings = 0;
     b.acks.clear();
     return ok;
 }
 
-void ShmServer::drain_feedback_once(DrainBatch &b) noexcept {
+void ShmServer::drain_feedback_once(DrainBatch &b, bool final) noexcept {
     SegmentHeader *h = header_;
     DaemonCounters &ctr = h->counters;
-    for (uint32_t i = 0; i < opt_.nslots && !stopping_.load(std::memory_order_relaxed); i++) {
+    b.seen = 0;
+    b.acked = 0;
+    bool accepted = true;
+    for (uint32_t i = 0; i < opt_.nslots && (final || !stopping_.load(std::memory_order_relaxed)); i++) {
         FeedbackRing &ring = slot_at(h, i)->feedback;
         const uint64_t tail = ring.tail.load(std::memory_order_relaxed);
         const uint64_t head = ring.head.load(std::memory_order_acquire);
@@ -246,21 +260,33 @@ void ShmServer::drain_feedback_once(DrainBatch &b) noexcept {
             ctr.feedback_invalid.fetch_add(1, std::memory_order_relaxed);
             continue;
         }
-        if (b.n + kFeedbackRing > DrainBatch::kRecords && !flush_batch(b))
-            return; /* not accepted: the rest waits for the next round */
+        b.seen += head - tail;
+        if (!accepted)
+            continue; /* only counting the queue */
+        if ((b.n + kFeedbackRing > DrainBatch::kRecords || b.ndead + kFeedbackRing > DrainBatch::kRecords) &&
+            !flush_batch(b)) {
+            accepted = false; /* not accepted: the rest waits for the next round */
+            continue;
+        }
         for (uint64_t k = tail; k != head; k++) {
             /* copy first: the other side may change it while we look */
             FeedbackRecord r;
             memcpy(static_cast<void *>(&r), static_cast<const void *>(&ring.rec[k % kFeedbackRing]), sizeof r);
-            if (validate_feedback(r))
+            FeedbackCheck c = feedback_check(r);
+            if (c == FBC_OK) {
                 b.rec[b.n++] = r;
-            else
-                b.invalid++;
+            } else {
+                /* kept for the dead-letter table, never silently away */
+                b.dead_reason[b.ndead] = c;
+                b.dead[b.ndead++] = r;
+            }
         }
         /* the records stay in the ring (tail unchanged) until accepted */
         b.acks.push_back({&ring, head}); /* reserved: nslots */
     }
-    flush_batch(b);
+    if (accepted)
+        flush_batch(b);
+    ctr.feedback_queued.store(b.seen - b.acked, std::memory_order_relaxed);
 }
 
 void ShmServer::worker_loop(uint32_t index) noexcept {

@@ -9,12 +9,14 @@
  *   h < t or h - t > kFeedbackRing: garbage indices, the ring is reset
  *     (tail = h) and counted once in counters.feedback_invalid;
  *   else rec[t..h) are copied out of shared memory and validate_feedback()ed.
- * The valid records of several rings are collected into one batch (at most
- * kDrainBatch records) and handed to on_feedback; only when it returns true
+ * The records of several rings are collected into one batch (at most
+ * kDrainBatch records; those failing feedback_check() separately, with the
+ * reason, for the dead-letter table) and handed to on_feedback; only when it returns true
  * (the batch is durable: journaled and fdatasync()ed) are the rings' tails
  * advanced to their h (release), which gives the slots back to the backends,
  * and the records counted (counters.feedback_received, invalid ones in
- * counters.feedback_invalid).  When it returns false nothing of the batch is
+ * counters.feedback_invalid).  counters.feedback_queued is what the round
+ * left unacknowledged.  At a clean stop the rings are drained a last time.  When it returns false nothing of the batch is
  * acknowledged: the records stay in the rings and are read again next round.
  * after_drain runs after every round (the journal's compaction check).
  *
@@ -47,6 +49,15 @@ class mapped_region;
 
 namespace pilotd {
 
+/* One drain round's records, handed to ShmServerOptions::on_feedback. */
+struct FeedbackBatch {
+    const pilot::proto::FeedbackRecord *rec; /* valid records */
+    uint32_t n;
+    const pilot::proto::FeedbackRecord *dead; /* records that failed feedback_check() */
+    const uint32_t *dead_reason;               /* their FeedbackCheck */
+    uint32_t ndead;
+};
+
 struct ShmServerOptions {
     std::string segment;           /* proto::segment_name_for_datadir() */
     uint32_t nslots = 512;
@@ -58,7 +69,7 @@ struct ShmServerOptions {
     /* receives a batch of valid feedback records (copies, of one or more
      * rings); returns whether it accepted them (see above); called on the
      * feedback thread only; must not throw.  Unset: everything is accepted. */
-    std::function<bool(const pilot::proto::FeedbackRecord *, uint32_t)> on_feedback;
+    std::function<bool(const FeedbackBatch &)> on_feedback;
     /* called on the feedback thread after each drain round; must not throw */
     std::function<void()> after_drain;
     /* called with the initialised header just before the segment is published */
@@ -88,7 +99,7 @@ class ShmServer {
     void heartbeat_loop() noexcept;
     void feedback_loop() noexcept;
     struct DrainBatch;
-    void drain_feedback_once(DrainBatch &b) noexcept;
+    void drain_feedback_once(DrainBatch &b, bool final) noexcept;
     bool flush_batch(DrainBatch &b) noexcept;
     void worker_loop(uint32_t index) noexcept;
     bool scan_once(uint32_t start, pilot::proto::Request &req, pilot::proto::Response &resp);

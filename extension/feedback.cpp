@@ -39,7 +39,10 @@ extern "C" {
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/pathnodes.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "utils/hsearch.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 }
 
@@ -56,11 +59,13 @@ typedef struct FeedbackNode
 	uint64		template_key;
 	double		native_rows;
 	double		pilot_rows;
+	char		relations[pilot::proto::kRelationsLen];	/* "a, b, c" */
 } FeedbackNode;
 
 typedef struct FeedbackMap
 {
 	const PlannedStmt *stmt;	/* hash key: must be first */
+	double		planning_ms;
 	int			n;
 	FeedbackNode *nodes;		/* sorted by plan_node_id */
 	MemoryContextCallback cb;
@@ -109,6 +114,47 @@ typedef struct MapBuild
 	PilotRootState *rs;
 	List	   *nodes;			/* FeedbackNode * */
 } MapBuild;
+
+/*
+ * The set's relations for people: table names in the order of the set, cut
+ * with "..." to fit the record; clean UTF-8 (other bytes become '?').
+ */
+static void
+relset_names(PlannerInfo *root, Relids relids, char *dst, size_t cap)
+{
+	StringInfoData buf;
+	int			i = -1;
+	int			len;
+
+	initStringInfo(&buf);
+	while ((i = bms_next_member(relids, i)) >= 0)
+	{
+		const char *name = NULL;
+
+		if (i < root->simple_rel_array_size && root->simple_rte_array[i] != NULL)
+		{
+			RangeTblEntry *rte = root->simple_rte_array[i];
+
+			if (rte->rtekind == RTE_RELATION)
+				name = get_rel_name(rte->relid);
+			if (name == NULL && rte->eref != NULL)
+				name = rte->eref->aliasname;
+		}
+		if (buf.len > 0)
+			appendStringInfoString(&buf, ", ");
+		appendStringInfoString(&buf, name != NULL ? name : "?");
+	}
+	len = buf.len;
+	if ((size_t) len >= cap)
+	{
+		len = pg_mbcliplen(buf.data, buf.len, (int) cap - 4);
+		buf.data[len] = '\0';
+		appendStringInfoString(&buf, "...");
+		len += 3;
+	}
+	pilot::proto::copy_clean_utf8(dst, cap, buf.data, (size_t) len);
+	pfree(buf.data);
+}
 
 /* The relation set a plan node produces (NULL when it is not one we key). */
 static Relids
@@ -183,6 +229,7 @@ plan_relids(MapBuild *b, Plan *plan)
 			fn->template_key = e->template_key;
 			fn->native_rows = e->native_rows;
 			fn->pilot_rows = e->learned ? e->rows : -1;
+			relset_names(b->rs->root, relids, fn->relations, sizeof fn->relations);
 			b->nodes = lappend(b->nodes, fn);
 		}
 	}
@@ -190,7 +237,7 @@ plan_relids(MapBuild *b, Plan *plan)
 }
 
 void
-pilot_feedback_remember(PilotQueryState *qs, PlannedStmt *stmt)
+pilot_feedback_remember(PilotQueryState *qs, PlannedStmt *stmt, double planning_ms)
 {
 	PilotRootState *top = NULL;
 	MapBuild	b;
@@ -231,6 +278,7 @@ pilot_feedback_remember(PilotQueryState *qs, PlannedStmt *stmt)
 	old = MemoryContextSwitchTo(stmt_cxt);
 	m = (FeedbackMap *) palloc0(sizeof(FeedbackMap));
 	m->stmt = stmt;
+	m->planning_ms = planning_ms;
 	m->n = list_length(b.nodes);
 	m->nodes = (FeedbackNode *) palloc(sizeof(FeedbackNode) * m->n);
 	i = 0;
@@ -382,6 +430,7 @@ typedef struct Walk
 	FeedbackRecord *recs;
 	int			n;
 	int			cap;
+	uint64		query_id;
 	int			participants;	/* 1 + workers launched, below a Gather */
 	bool		unreliable;		/* below a Limit or a Merge Join input */
 } Walk;
@@ -471,6 +520,8 @@ walk_node(PlanState *ps, void *arg)
 			r->pilot_rows = fn->pilot_rows;
 			r->actual_rows = in->ntuples;
 			r->nrels = fn->nrels;
+			r->query_id = w->query_id;
+			memcpy(r->relations, fn->relations, sizeof r->relations);
 		}
 	}
 
@@ -529,6 +580,7 @@ send_feedback(Collecting *c)
 	w.cap = c->map->n + 1;
 	w.recs = (FeedbackRecord *) palloc0(sizeof(FeedbackRecord) * w.cap);
 	w.n = 0;
+	w.query_id = qd->plannedstmt->queryId;
 	w.participants = 1;
 	w.unreliable = false;
 	(void) walk_node(qd->planstate, &w);
@@ -536,8 +588,9 @@ send_feedback(Collecting *c)
 		FeedbackRecord *q = &w.recs[w.n++];
 
 		q->kind = pilot::proto::FB_QUERY;
-		q->key = qd->plannedstmt->queryId;
-		q->native_rows = -1;	/* planning time: not known here */
+		q->query_id = qd->plannedstmt->queryId;
+		q->nrels = (uint32) (w.n - 1);	/* relation sets reported */
+		q->native_rows = c->map->planning_ms;
 		q->pilot_rows = -1;
 		q->actual_rows = (double) (pilot::proto::monotonic_us() - c->start_us) / 1000.0;
 	}

@@ -25,6 +25,8 @@
 extern "C" {
 #include "postgres.h"
 
+#include "utils/queryjumble.h"
+
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -125,6 +127,10 @@ _PG_init(void)
 							 NULL, &pilot_feedback_sample_rate, 1.0, 0.0, 1.0, PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("pg_pilot");
+
+	/* query ids (compute_query_id = auto): the feedback store's query log
+	 * joins pg_stat_statements on them */
+	EnableQueryId();
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = pilot_shmem_request;

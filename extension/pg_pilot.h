@@ -117,7 +117,7 @@ extern void pilot_install_planner_hooks(void);
 
 /* ---- execution feedback (feedback.cpp) ---- */
 extern void pilot_install_executor_hooks(void);
-extern void pilot_feedback_remember(PilotQueryState *qs, struct PlannedStmt *stmt);
+extern void pilot_feedback_remember(PilotQueryState *qs, struct PlannedStmt *stmt, double planning_ms);
 
 /* Plans `query` (one statement) in the given mode; returns the state it left
  * (allocated in CurrentMemoryContext).  Raises the query's own errors. */
@@ -176,7 +176,7 @@ extern void pilot_stats_shmem_startup(void);
 extern void pilot_stats_count_request(uint64 latency_us);
 extern void pilot_stats_count_items(int requested, int answered);
 extern void pilot_stats_count_fallback(PilotFallback reason, int n);
-extern void pilot_stats_count_feedback(uint32 sent, uint32 dropped);
+extern void pilot_stats_count_feedback(uint32 sent, uint32 dropped, uint64 lost);
 /* ERROR with a hint unless pg_pilot was loaded by shared_preload_libraries */
 extern void pilot_require_preloaded(void);
 

@@ -39,6 +39,7 @@ typedef struct PilotSharedStats
 	pg_atomic_uint64 fallbacks[PF_NUM_REASONS];
 	pg_atomic_uint64 feedback_sent;		/* records pushed into pilotd's rings */
 	pg_atomic_uint64 feedback_dropped;	/* records dropped: ring full or no pilotd */
+	pg_atomic_uint64 feedback_lost;		/* sent, but pilotd was killed before acknowledging */
 	pg_atomic_uint64 latency[LAT_BUCKETS];
 	pg_atomic_uint64 reset_time;	/* TimestampTz */
 } PilotSharedStats;
@@ -68,6 +69,7 @@ pilot_stats_shmem_startup(void)
 			pg_atomic_init_u64(&stats->fallbacks[i], 0);
 		pg_atomic_init_u64(&stats->feedback_sent, 0);
 		pg_atomic_init_u64(&stats->feedback_dropped, 0);
+		pg_atomic_init_u64(&stats->feedback_lost, 0);
 		for (int i = 0; i < LAT_BUCKETS; i++)
 			pg_atomic_init_u64(&stats->latency[i], 0);
 		pg_atomic_init_u64(&stats->reset_time, (uint64) GetCurrentTimestamp());
@@ -121,10 +123,12 @@ pilot_stats_count_items(int requested, int answered)
 }
 
 void
-pilot_stats_count_feedback(uint32 sent, uint32 dropped)
+pilot_stats_count_feedback(uint32 sent, uint32 dropped, uint64 lost)
 {
 	if (stats == NULL)
 		return;
+	if (lost)
+		pg_atomic_fetch_add_u64(&stats->feedback_lost, lost);
 	if (sent)
 		pg_atomic_fetch_add_u64(&stats->feedback_sent, sent);
 	if (dropped)
@@ -193,6 +197,7 @@ pg_pilot_stats(PG_FUNCTION_ARGS)
 		values[i++] = Int64GetDatum((int64) pg_atomic_read_u64(&stats->fallbacks[r]));
 	values[i++] = Int64GetDatum((int64) pg_atomic_read_u64(&stats->feedback_sent));
 	values[i++] = Int64GetDatum((int64) pg_atomic_read_u64(&stats->feedback_dropped));
+	values[i++] = Int64GetDatum((int64) pg_atomic_read_u64(&stats->feedback_lost));
 	for (int b = 0; b < LAT_BUCKETS; b++)
 	{
 		counts[b] = pg_atomic_read_u64(&stats->latency[b]);
@@ -228,6 +233,7 @@ pg_pilot_reset_stats(PG_FUNCTION_ARGS)
 		pg_atomic_write_u64(&stats->fallbacks[r], 0);
 	pg_atomic_write_u64(&stats->feedback_sent, 0);
 	pg_atomic_write_u64(&stats->feedback_dropped, 0);
+	pg_atomic_write_u64(&stats->feedback_lost, 0);
 	for (int b = 0; b < LAT_BUCKETS; b++)
 		pg_atomic_write_u64(&stats->latency[b], 0);
 	pg_atomic_write_u64(&stats->reset_time, (uint64) GetCurrentTimestamp());

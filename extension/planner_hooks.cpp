@@ -725,6 +725,7 @@ pilot_planner(Query *parse, const char *query_string, int cursorOptions,
 	PlannedStmt *result;
 	bool		own_context = false;
 	MemoryContext caller_cxt = CurrentMemoryContext;
+	const uint64 planning_start_us = pilot::proto::monotonic_us();
 
 	if (pending)
 	{
@@ -763,7 +764,8 @@ pilot_planner(Query *parse, const char *query_string, int cursorOptions,
 		else
 			result = standard_planner(parse, query_string, cursorOptions, boundParams);
 		if (qs != NULL && qs->mode == PM_PLAN && !qs->disabled)
-			pilot_feedback_remember(qs, result);
+			pilot_feedback_remember(qs, result,
+									(double) (pilot::proto::monotonic_us() - planning_start_us) / 1000.0);
 	}
 	PG_FINALLY();
 	{

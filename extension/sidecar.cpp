@@ -178,7 +178,7 @@ pilot_sidecar_push_feedback(const FeedbackRecord *recs, int n)
 	if (c == nullptr || n <= 0)
 		return;
 	accepted = c->push_feedback(recs, static_cast<uint32_t>(n));
-	pilot_stats_count_feedback(accepted, static_cast<uint32_t>(n) - accepted);
+	pilot_stats_count_feedback(accepted, static_cast<uint32_t>(n) - accepted, c->take_lost_feedback());
 }
 
 /* ---------------------------------------------------------------------
@@ -280,6 +280,10 @@ typedef struct PlainInfo
 	uint64		epoch, heartbeat_age_us, started_at_unix;
 	uint64		requests, items, answered, bad_requests, oracle_entries;
 	uint64		feedback_received, feedback_invalid, memo_entries;
+	uint64		feedback_queued, spool_appended, spool_pending, store_committed,
+				store_replayed, store_dead_letter, store_failures;
+	uint32		store_state;
+	char		store_error[128];
 } PlainInfo;
 
 static void
@@ -314,6 +318,15 @@ read_info(PlainInfo *p) noexcept
 		p->feedback_received = d.feedback_received;
 		p->feedback_invalid = d.feedback_invalid;
 		p->memo_entries = d.memo_entries;
+		p->feedback_queued = d.feedback_queued;
+		p->spool_appended = d.spool_appended;
+		p->spool_pending = d.spool_pending;
+		p->store_committed = d.store_committed;
+		p->store_replayed = d.store_replayed;
+		p->store_dead_letter = d.store_dead_letter;
+		p->store_failures = d.store_failures;
+		p->store_state = d.store_state;
+		snprintf(p->store_error, sizeof p->store_error, "%s", d.store_error.c_str());
 	}
 	catch (...)
 	{
@@ -356,5 +369,17 @@ pilot_sidecar_status(Datum *values, bool *nulls, int natts)
 	values[i++] = Int64GetDatum((int64) p.feedback_received);
 	values[i++] = Int64GetDatum((int64) p.feedback_invalid);
 	values[i++] = Int64GetDatum((int64) p.memo_entries);
+	values[i++] = Int64GetDatum((int64) p.feedback_queued);
+	values[i++] = CStringGetTextDatum(pilot::proto::store_state_name(p.store_state));
+	values[i++] = Int64GetDatum((int64) p.spool_appended);
+	values[i++] = Int64GetDatum((int64) p.spool_pending);
+	values[i++] = Int64GetDatum((int64) p.store_committed);
+	values[i++] = Int64GetDatum((int64) p.store_replayed);
+	values[i++] = Int64GetDatum((int64) p.store_dead_letter);
+	values[i++] = Int64GetDatum((int64) p.store_failures);
+	if (p.store_error[0] != '\0')
+		values[i++] = CStringGetTextDatum(p.store_error);
+	else
+		nulls[i++] = true;
 	Assert(i == natts);
 }

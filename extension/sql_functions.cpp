@@ -323,12 +323,12 @@ Datum
 pg_pilot_daemon_status(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	Datum		values[20];
-	bool		nulls[20];
+	Datum		values[32];
+	bool		nulls[32];
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	if (tupdesc->natts > 20)
+	if (tupdesc->natts > 32)
 		elog(ERROR, "pg_pilot.daemon_status: too many columns");
 	pilot_sidecar_status(values, nulls, tupdesc->natts);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));

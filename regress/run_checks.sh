@@ -66,8 +66,9 @@ echo "== cluster"
 # pg_pilot.timeout_ms explicitly.
 pp_cluster_init "$WORK/cluster" "pg_pilot.timeout_ms = 2000" || { echo "initdb failed"; echo "$PASSED passed, $((FAILED + 1)) failed"; exit 1; }
 pp_cluster_start || { echo "postgres did not start"; echo "$PASSED passed, $((FAILED + 1)) failed"; exit 1; }
+pp_store_setup || { echo "feedback store setup failed"; echo "$PASSED passed, $((FAILED + 1)) failed"; exit 1; }
 pp_pilotd_start || { echo "pilotd did not start"; echo "$PASSED passed, $((FAILED + 1)) failed"; exit 1; }
-echo "postgres on port $PGPORT (socket $PGHOST), pilotd pid $PILOTD_PID"
+echo "postgres on port $PGPORT (socket $PGHOST), pilotd pid $PILOTD_PID, feedback store in database $PP_STORE_DB"
 
 echo "== pg_regress"
 PG_REGRESS="$(pg_config --pkglibdir)/pgxs/src/test/regress/pg_regress"

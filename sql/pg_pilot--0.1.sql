@@ -82,7 +82,16 @@ CREATE FUNCTION pg_pilot.daemon_status(
     OUT oracle_entries bigint,
     OUT feedback_received bigint,   -- feedback records pilotd took from the queues
     OUT feedback_invalid bigint,    -- records (or queues) that failed validation
-    OUT memo_entries bigint)        -- relation sets with an observed cardinality
+    OUT memo_entries bigint,        -- relation sets with an observed cardinality
+    OUT feedback_queued bigint,     -- records in the queues not yet acknowledged
+    OUT store_state text,           -- feedback store: disabled, ok or retrying
+    OUT spool_appended bigint,      -- records made durable in the spool (acknowledged), this run
+    OUT spool_pending bigint,       -- records in the spool not yet committed to the store
+    OUT store_committed bigint,     -- records committed into the store tables, this run
+    OUT store_replayed bigint,      -- of those, records that waited out an outage or a restart
+    OUT store_dead_letter bigint,   -- records stored in pg_pilot.feedback_dead_letter
+    OUT store_failures bigint,      -- failed store transactions (retried with backoff)
+    OUT store_error text)           -- the last store error (NULL once it commits again)
 RETURNS record
 AS 'MODULE_PATHNAME', 'pg_pilot_daemon_status'
 LANGUAGE C VOLATILE;
@@ -104,6 +113,7 @@ CREATE FUNCTION pg_pilot.stats(
     OUT fallback_error bigint,            -- internal error turned into a fallback
     OUT feedback_sent bigint,             -- execution feedback records handed to pilotd
     OUT feedback_dropped bigint,          -- records dropped: queue full or pilotd down
+    OUT feedback_lost bigint,             -- records sent but never acknowledged: pilotd was killed
     OUT latency_p50_us float8,            -- round-trip latency percentiles
     OUT latency_p90_us float8,
     OUT latency_p99_us float8,
@@ -122,3 +132,100 @@ LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION pg_pilot.reset_stats() FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA pg_pilot TO PUBLIC;
+
+-- The feedback store ---------------------------------------------------------------
+-- pilotd commits execution feedback here (daemon/pg_store.h), connecting as a
+-- role that is a member of pilot_store:
+--     CREATE ROLE pilotd LOGIN IN ROLE pilot_store;
+-- (and pilotd --store-dsn "dbname=<this database> user=pilotd").  Reading the
+-- tables is for the extension's owner and whoever it grants SELECT to.
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'pilot_store') THEN
+        CREATE ROLE pilot_store NOLOGIN;
+        COMMENT ON ROLE pilot_store IS 'pg_pilot: may write the feedback store (grant it to pilotd''s login role)';
+    END IF;
+END
+$$;
+
+-- One row per relation set whose actual size a query observed.
+CREATE TABLE pg_pilot.feedback (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    observed_at timestamptz NOT NULL,   -- when pilotd received it
+    query_id bigint,                    -- pg_stat_statements' queryid
+    subplan_key bigint NOT NULL,        -- pg_pilot.subplan_key(): key (as a signed 64-bit integer)
+    template_key bigint NOT NULL,       -- the same without constants
+    relations text NOT NULL,            -- "a, b, c"
+    nrels integer NOT NULL,
+    native_rows float8,                 -- PostgreSQL's estimate (NULL: unknown)
+    pilot_rows float8,                  -- the estimate pg_pilot supplied (NULL: none)
+    actual_rows float8 NOT NULL
+);
+CREATE INDEX feedback_observed_at_idx ON pg_pilot.feedback (observed_at);
+CREATE INDEX feedback_subplan_key_idx ON pg_pilot.feedback (subplan_key);
+
+-- One row per query whose execution was observed.
+CREATE TABLE pg_pilot.query_log (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    logged_at timestamptz NOT NULL,
+    query_id bigint,                    -- pg_stat_statements' queryid
+    planning_ms float8,                 -- NULL: a cached plan
+    execution_ms float8 NOT NULL,
+    relation_sets integer NOT NULL      -- rows it added to pg_pilot.feedback
+);
+CREATE INDEX query_log_logged_at_idx ON pg_pilot.query_log (logged_at);
+
+-- Records pilotd could not use, with why: never silently away.
+CREATE TABLE pg_pilot.feedback_dead_letter (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    received_at timestamptz,
+    reason text NOT NULL,
+    record bytea NOT NULL               -- the record's bytes as received
+);
+
+-- Per pilotd spool: the next spool entry to commit (exactly-once replay).
+CREATE TABLE pg_pilot.store_progress (
+    spool_id text PRIMARY KEY,
+    committed_seq bigint NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+
+GRANT SELECT, INSERT, DELETE ON pg_pilot.feedback, pg_pilot.query_log,
+    pg_pilot.feedback_dead_letter TO pilot_store;
+GRANT SELECT, INSERT, UPDATE ON pg_pilot.store_progress TO pilot_store;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA pg_pilot TO pilot_store;
+
+-- The store survives pg_dump of the database.
+SELECT pg_catalog.pg_extension_config_dump('pg_pilot.feedback', '');
+SELECT pg_catalog.pg_extension_config_dump('pg_pilot.query_log', '');
+SELECT pg_catalog.pg_extension_config_dump('pg_pilot.feedback_dead_letter', '');
+SELECT pg_catalog.pg_extension_config_dump('pg_pilot.store_progress', '');
+
+-- The relation sets estimated worst, for a DBA: per subplan key, its latest
+-- observation, ranked by the q-error of the estimate the planner used
+-- (pg_pilot's when it supplied one, else PostgreSQL's).  q-error =
+-- max(estimate, actual) / min(estimate, actual), both at least 1 row.
+CREATE VIEW pg_pilot.worst_estimates AS
+SELECT relations, nrels, key, observations, last_observed,
+       actual_rows, native_rows, pilot_rows,
+       round(native_qerror::numeric, 2) AS native_qerror,
+       round(pilot_qerror::numeric, 2) AS pilot_qerror,
+       round(coalesce(pilot_qerror, native_qerror)::numeric, 2) AS used_qerror,
+       query_id
+FROM (
+    SELECT l.relations, l.nrels,
+           lpad(to_hex(l.subplan_key), 16, '0') AS key,
+           c.observations, l.observed_at AS last_observed,
+           l.actual_rows, l.native_rows, l.pilot_rows, l.query_id,
+           greatest(greatest(l.native_rows, 1), greatest(l.actual_rows, 1)) /
+               least(greatest(l.native_rows, 1), greatest(l.actual_rows, 1)) AS native_qerror,
+           greatest(greatest(l.pilot_rows, 1), greatest(l.actual_rows, 1)) /
+               least(greatest(l.pilot_rows, 1), greatest(l.actual_rows, 1)) AS pilot_qerror
+    FROM (SELECT DISTINCT ON (subplan_key) *
+          FROM pg_pilot.feedback
+          ORDER BY subplan_key, id DESC) l
+    JOIN (SELECT subplan_key, count(*) AS observations
+          FROM pg_pilot.feedback GROUP BY subplan_key) c USING (subplan_key)
+) w
+ORDER BY coalesce(pilot_qerror, native_qerror) DESC NULLS LAST, observations DESC;

@@ -5,6 +5,9 @@
 #   pp_cluster_init DIR [extra postgresql.conf lines...]   initdb + config
 #   pp_cluster_start / pp_cluster_stop / pp_cluster_restart
 #   pp_pilotd_start [pilotd options...] / pp_pilotd_stop / pp_pilotd_kill9
+#   pp_store_setup [DB]     feedback store: DB (default pg_pilot_store) with the
+#                           extension and a login role "pilotd" in pilot_store;
+#                           exports PP_STORE_DSN, which pp_pilotd_start passes on
 #   pp_psql [psql args...]                                  psql -X -q on the cluster
 #
 # Exports PGHOST (socket dir), PGPORT, PGDATA, PGUSER, PP_DIR, PILOTD_PID.
@@ -76,9 +79,22 @@ pp_pilotd_wait() {
   return 1
 }
 
+pp_store_setup() {
+  PP_STORE_DB=${1:-pg_pilot_store}
+  pp_psql -d postgres -c "CREATE DATABASE $PP_STORE_DB" &&
+  pp_psql -d "$PP_STORE_DB" -c "CREATE EXTENSION pg_pilot" &&
+  pp_psql -d postgres -c "CREATE ROLE pilotd LOGIN IN ROLE pilot_store" || return 1
+  # tests wait for the store to drain: retry at least once a second
+  export PP_STORE_DB PP_STORE_DSN="dbname=$PP_STORE_DB user=pilotd"
+}
+
+# psql on the feedback store's database
+pp_store_psql() { pp_psql -d "$PP_STORE_DB" "$@"; }
+
 pp_pilotd_start() {
   "$PILOTD" -D "$PGDATA" --state-dir "$PP_DIR/state" --log-file "$PP_DIR/pilotd.log" \
-    --pid-file "$PP_DIR/pilotd.pid" "$@" </dev/null >>"$PP_DIR/pilotd.log" 2>&1 &
+    --pid-file "$PP_DIR/pilotd.pid" --store-dsn "${PP_STORE_DSN:-none}" --store-backoff-max-ms 1000 \
+    "$@" </dev/null >>"$PP_DIR/pilotd.log" 2>&1 &
   PILOTD_PID=$!
   export PILOTD_PID
   pp_pilotd_wait

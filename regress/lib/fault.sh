@@ -56,3 +56,44 @@ finish() {
   "$PILOTD" status -D "$PGDATA" >/dev/null 2>&1 || pp_pilotd_start >/dev/null
   [ "$PP_FAILS" -eq 0 ]
 }
+
+# --- the feedback store (pp_store_setup) ---------------------------------------
+# Monitoring queries must not produce feedback themselves.
+mon()       { PGOPTIONS="-c pg_pilot.collect_feedback=off" pp_psql -At -c "$1"; }
+store_q()   { PGOPTIONS="-c pg_pilot.collect_feedback=off" pp_psql -d "$PP_STORE_DB" -At -c "$1"; }
+daemon_col() { mon "SELECT $1 FROM pg_pilot.daemon"; }
+
+# Rows in the store (every kind of record becomes exactly one row).
+store_rows() {
+  store_q "SELECT (SELECT count(*) FROM pg_pilot.feedback) + (SELECT count(*) FROM pg_pilot.query_log)
+                + (SELECT count(*) FROM pg_pilot.feedback_dead_letter)"
+}
+
+# Waits (at most $1 s, default 30) until pilotd has acknowledged and committed
+# everything: nothing queued in the rings, nothing pending in the spool.
+store_wait_drained() {
+  local i
+  for i in $(seq 1 $(( ${1:-30} * 10 ))); do
+    [ "$(mon "SELECT feedback_queued = 0 AND spool_pending = 0 AND store_state = 'ok' FROM pg_pilot.daemon" 2>/dev/null)" = t ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# A session running the workload for $1 seconds with feedback collected for
+# every query; fails (exit status) if any query fails.  Prints runs=N.
+feedback_stream() {
+  local secs=$1 body="" sql
+  for sql in "${WORKLOAD[@]}"; do body+="EXECUTE \$q\$$sql\$q\$; runs := runs + 1;"; done
+  pp_psql -At -v ON_ERROR_STOP=1 -c "SET pg_pilot.collect_feedback = on" \
+    -c "SET pg_pilot.feedback_sample_rate = 1.0" -c "
+DO \$\$
+DECLARE runs int := 0; t0 timestamptz := clock_timestamp();
+BEGIN
+  WHILE clock_timestamp() - t0 < interval '$secs seconds' LOOP
+    $body
+    PERFORM pg_sleep(0.002);
+  END LOOP;
+  RAISE NOTICE 'runs=%', runs;
+END \$\$;" 2>&1
+}

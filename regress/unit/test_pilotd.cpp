@@ -375,6 +375,7 @@ FeedbackRecord relset(uint64_t key, double rows, uint32_t nrels = 2) {
     r.actual_rows = rows;
     r.kind = FB_RELSET;
     r.nrels = nrels;
+    snprintf(r.relations, sizeof r.relations, "t%llx, u", static_cast<unsigned long long>(key));
     return r;
 }
 

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Feedback store, crash: 4 sessions stream queries with execution feedback on;
+# pilotd is killed with SIGKILL in the middle and restarted.  Counted at the
+# end, once everything drained into pg_pilot's tables:
+#   stored >= sent - lost   every record pilotd acknowledged is in the store
+#                           (lost: sent, but still in the queue of the killed
+#                           pilotd: never acknowledged, counted by the backends)
+#   stored <= sent          nothing stored twice (exactly-once replay)
+# and no query failed.
+source "$PP_REGRESS/lib/cluster.sh"; source "$PP_REGRESS/lib/fault.sh"
+
+check "the store is drained before the test" store_wait_drained
+mon "SELECT pg_pilot.reset_stats()" >/dev/null
+rows_before=$(store_rows)
+
+outs=()
+for i in 1 2 3 4; do
+  feedback_stream 8 >"$PP_DIR/fstream$i.out" 2>&1 &
+  outs+=($!)
+done
+sleep 3
+acked_before_kill=$(daemon_col spool_appended)
+pp_pilotd_kill9
+echo "# pilotd killed with SIGKILL after acknowledging $acked_before_kill records (and maybe a few more)"
+sleep 1.5
+pp_pilotd_start
+echo "# pilotd restarted"
+failed=0
+for pid in "${outs[@]}"; do wait "$pid" || failed=$((failed + 1)); done
+for i in 1 2 3 4; do echo "# session $i: $(tr '\n' ' ' <"$PP_DIR/fstream$i.out")"; done
+check "no session failed a query" [ "$failed" -eq 0 ]
+runs=$(cat "$PP_DIR"/fstream*.out | grep -o 'runs=[0-9]*' | cut -d= -f2 | awk '{s+=$1} END {print s+0}')
+echo "# queries run: $runs"
+check "the sessions kept running queries (more than 100)" [ "${runs:-0}" -gt 100 ]
+
+check "everything drained into the store after the restart" store_wait_drained 60
+read -r sent dropped lost <<<"$(mon "SELECT feedback_sent, feedback_dropped, feedback_lost FROM pg_pilot.stats" | tr '|' ' ')"
+stored=$(( $(store_rows) - rows_before ))
+echo "# records: sent $sent, dropped (queue full or pilotd down) $dropped, lost with the killed pilotd $lost, stored $stored"
+check "records were sent during the test" [ "$sent" -gt 0 ]
+check "the records pilotd had acknowledged before the kill are stored ($acked_before_kill <= $stored)" \
+  [ "$stored" -ge "$acked_before_kill" ]
+check "every acknowledged record is stored (stored $stored >= sent $sent - lost $lost)" [ "$stored" -ge $((sent - lost)) ]
+check "nothing was stored twice (stored $stored <= sent $sent)" [ "$stored" -le "$sent" ]
+check "no dead letters" [ "$(store_q "SELECT count(*) FROM pg_pilot.feedback_dead_letter")" = 0 ]
+check_no_crash "pilotd SIGKILL with the feedback store"
+finish
