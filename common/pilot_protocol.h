@@ -217,7 +217,10 @@ struct DaemonCounters {
     /* feedback store (see daemon/feedback_spool.h, daemon/pg_store.h) */
     std::atomic<uint64_t> feedback_queued;    /* records in the rings not yet acknowledged (last drain) */
     std::atomic<uint64_t> spool_appended;     /* records made durable in the spool: acknowledged */
-    std::atomic<uint64_t> spool_pending;      /* records in the spool not yet committed to the store */
+    std::atomic<uint64_t> spool_next_seq;     /* the seq the spool's next entry gets */
+    std::atomic<uint64_t> store_watermark;    /* spool entries below it are committed; pending =
+                                               * spool_next_seq - store_watermark (read the
+                                               * watermark first: never under-counts) */
     std::atomic<uint64_t> store_committed;    /* records committed into the store tables */
     std::atomic<uint64_t> store_replayed;     /* of those, records that waited out a store outage or restart */
     std::atomic<uint64_t> store_dead_letter;  /* records stored in pg_pilot.feedback_dead_letter */

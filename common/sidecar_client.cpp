@@ -310,7 +310,11 @@ DaemonInfo SidecarClient::info() {
     const DaemonCounters &c = h->counters;
     d.feedback_queued = c.feedback_queued.load(std::memory_order_relaxed);
     d.spool_appended = c.spool_appended.load(std::memory_order_relaxed);
-    d.spool_pending = c.spool_pending.load(std::memory_order_relaxed);
+    {
+        uint64_t w = c.store_watermark.load(std::memory_order_acquire);
+        uint64_t next = c.spool_next_seq.load(std::memory_order_acquire);
+        d.spool_pending = next > w ? next - w : 0;
+    }
     d.store_committed = c.store_committed.load(std::memory_order_relaxed);
     d.store_replayed = c.store_replayed.load(std::memory_order_relaxed);
     d.store_dead_letter = c.store_dead_letter.load(std::memory_order_relaxed);

@@ -355,8 +355,10 @@ bool FeedbackSpool::append(const FeedbackBatch &b, uint64_t now_unix_us) noexcep
     seg->count += n;
     next_seq_ = seq;
     appended_ += n;
-    if (std::atomic<uint64_t> *c = counter_.load())
+    if (std::atomic<uint64_t> *c = appended_ctr_.load())
         c->store(appended_, std::memory_order_relaxed);
+    if (std::atomic<uint64_t> *c = next_seq_ctr_.load())
+        c->store(next_seq_, std::memory_order_release);
     lock.unlock();
     cv_.notify_all();
     return true;
@@ -418,6 +420,14 @@ void FeedbackSpool::release(uint64_t watermark) noexcept {
             LOG_WARNING("spool: cannot remove committed segment \"%s\": %s", p.c_str(), strerror(errno));
     if (!doomed.empty())
         fsync_dir(dir_);
+}
+
+void FeedbackSpool::set_counters(std::atomic<uint64_t> *appended, std::atomic<uint64_t> *next_seq) {
+    std::lock_guard<std::mutex> g(mu_);
+    appended_ctr_.store(appended);
+    next_seq_ctr_.store(next_seq);
+    if (next_seq != nullptr)
+        next_seq->store(next_seq_, std::memory_order_release);
 }
 
 void FeedbackSpool::wait_for(uint64_t from, uint32_t timeout_ms) {

@@ -93,8 +93,9 @@ class FeedbackSpool {
     /* Wakes wait_for() (shutdown). */
     void wake();
 
-    /* Where appended() is published (the segment's counter); may be null. */
-    void set_counter(std::atomic<uint64_t> *c) { counter_.store(c); }
+    /* Where appended() and next_seq() are published (the segment's
+     * counters); may be null. */
+    void set_counters(std::atomic<uint64_t> *appended, std::atomic<uint64_t> *next_seq);
 
     const std::string &id() const { return id_; }
     std::string dir() const { return dir_; }
@@ -126,7 +127,7 @@ class FeedbackSpool {
     uint64_t last_failure_log_us_ = 0, failures_unlogged_ = 0;
     bool full_logged_ = false;
     bool woken_ = false;
-    std::atomic<std::atomic<uint64_t> *> counter_{nullptr};
+    std::atomic<std::atomic<uint64_t> *> appended_ctr_{nullptr}, next_seq_ctr_{nullptr};
 };
 
 } // namespace pilotd

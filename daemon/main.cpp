@@ -147,7 +147,7 @@ int run_service(const Config &cfg) {
             oracle.set_counter(&h->counters.oracle_entries);
             memo.set_counter(&h->counters.memo_entries);
             if (spool_p != nullptr)
-                spool_p->set_counter(&h->counters.spool_appended);
+                spool_p->set_counters(&h->counters.spool_appended, &h->counters.spool_next_seq);
         };
         ShmServer server(opt, handler);
         server.start();
@@ -177,14 +177,14 @@ int run_service(const Config &cfg) {
             /* before the segment goes: the store thread publishes counters there */
             store->stop();
             LOG_INFO("feedback store: %llu records committed this run; spool: %llu appended, %llu refused (full), "
-                     "%llu bytes waiting",
+                     "%llu waiting for the store",
                      static_cast<unsigned long long>(store->committed()),
                      static_cast<unsigned long long>(spool->appended()),
                      static_cast<unsigned long long>(spool->refused()),
-                     static_cast<unsigned long long>(spool->bytes()));
+                     static_cast<unsigned long long>(store->pending()));
         }
         if (spool)
-            spool->set_counter(nullptr);
+            spool->set_counters(nullptr, nullptr);
         server.stop(); /* drains the rings a last time (into the spool: committed next run) */
         LOG_INFO("memo: %zu relation sets (%llu observations of new ones not stored: memo full), "
                  "%llu query records",

@@ -112,6 +112,9 @@ PgStore::~PgStore() { stop(); }
 void PgStore::start(DaemonCounters *counters) {
     ctr_ = counters;
     replay_mark_ = spool_.next_seq(); /* what a previous run left */
+    watermark_ = spool_.first_seq();  /* until the store says otherwise */
+    if (ctr_)
+        ctr_->store_watermark.store(watermark_, std::memory_order_release);
     if (ctr_)
         ctr_->store_state.store(pilot::proto::STORE_RETRYING, std::memory_order_relaxed);
     thread_ = std::thread([this] { run(); });
@@ -151,8 +154,7 @@ void PgStore::set_error(const std::string &e) noexcept {
 void PgStore::publish() noexcept {
     if (ctr_ == nullptr)
         return;
-    uint64_t next = spool_.next_seq();
-    ctr_->spool_pending.store(next > watermark_ ? next - watermark_ : 0, std::memory_order_relaxed);
+    ctr_->store_watermark.store(watermark_, std::memory_order_release);
     ctr_->store_committed.store(committed_.load(), std::memory_order_relaxed);
     ctr_->store_replayed.store(replayed_, std::memory_order_relaxed);
     ctr_->store_dead_letter.store(dead_, std::memory_order_relaxed);
@@ -188,8 +190,11 @@ bool PgStore::connect(std::string *error) {
         disconnect();
         return false;
     }
+    /* pilotd's own statements must not produce feedback (it would commit
+     * feedback about committing feedback, forever) nor ask pilotd */
     PGresult *r = PQexec(conn_, "SET statement_timeout = '30s'; SET lock_timeout = '10s'; "
-                                "SET synchronous_commit = on; SET search_path = pg_catalog");
+                                "SET synchronous_commit = on; SET search_path = pg_catalog; "
+                                "SET pg_pilot.collect_feedback = off; SET pg_pilot.enabled = off");
     bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok)
         *error = "store session setup failed: " + one_line(PQerrorMessage(conn_));

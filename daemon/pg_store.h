@@ -65,6 +65,11 @@ class PgStore {
     void stop() noexcept;
 
     uint64_t committed() const { return committed_.load(); }
+    /* spool entries not committed yet (after stop(): exact) */
+    uint64_t pending() {
+        uint64_t next = spool_.next_seq();
+        return next > watermark_ ? next - watermark_ : 0;
+    }
 
   private:
     enum class Result { Ok, Retry, DataError };

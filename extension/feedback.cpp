@@ -7,15 +7,18 @@
  * entry (plan_node_id -> key, template, PostgreSQL's and pg_pilot's estimates).
  * The map lives in the PlannedStmt's own memory context, found through a
  * backend-local hash keyed by the PlannedStmt, and a reset callback on that
- * context removes the hash entry.  Plans the plancache copies (prepared
- * statements, PL/pgSQL) are not mapped yet: their copies find no map.
+ * context removes the hash entry.  The plancache (prepared statements,
+ * PL/pgSQL) executes COPIES of the plans it built: a copy is found through a
+ * second, bounded hash keyed by a fingerprint of the plan (node types, ids,
+ * costs, rows, relations and a hash of every qual, constants included), which
+ * copyObject() preserves.
  *
  * ExecutorStart: for a sampled query (pg_pilot.collect_feedback,
  * pg_pilot.feedback_sample_rate) with a map, turn on row counting (no timing)
  * for the mapped nodes only — for the whole query if it runs parallel workers,
  * which count only then.  Not for EXPLAIN without ANALYZE.
- * ExecutorRun: a run with a row limit (cursor fetch) makes counts partial: such
- * queries send nothing.
+ * ExecutorRun: a run that returns its whole row limit (a cursor fetch) may have
+ * stopped early and makes counts partial: such queries send nothing.
  * ExecutorEnd: walk the PlanState tree, add parallel workers' counts, and push
  * one record per mapped node into this backend's ring in pilotd's segment — a
  * memory copy, never a wait; a full ring drops and counts.  Only counts that
@@ -91,6 +94,8 @@ typedef struct MapEntry
 
 static HTAB *maps = NULL;
 static Collecting *collecting = NULL;
+
+static void remember_by_fingerprint(const PlannedStmt *stmt, const FeedbackMap *m);
 
 static ExecutorStart_hook_type prev_executor_start = NULL;
 static ExecutorRun_hook_type prev_executor_run = NULL;
@@ -293,6 +298,267 @@ pilot_feedback_remember(PilotQueryState *qs, PlannedStmt *stmt, double planning_
 
 		e->map = m;
 	}
+	remember_by_fingerprint(stmt, m);
+}
+
+/* ---------------------------------------------------------------------
+ * Plan fingerprints: finding the map of a plancache copy
+ * --------------------------------------------------------------------- */
+
+#define MAX_CACHED_MAPS 1024
+
+typedef struct FingerprintEntry
+{
+	uint64		fingerprint;	/* hash key: must be first */
+	FeedbackMap *map;			/* a copy, in cached_maps_cxt */
+} FingerprintEntry;
+
+static HTAB *maps_by_fingerprint = NULL;
+static MemoryContext cached_maps_cxt = NULL;
+
+static inline void
+fp_mix(uint64 *h, uint64 v)
+{
+	*h ^= v + UINT64CONST(0x9E3779B97F4A7C15) + (*h << 6) + (*h >> 2);
+}
+
+static inline void
+fp_mix_double(uint64 *h, double d)
+{
+	uint64		v;
+
+	memcpy(&v, &d, sizeof v);
+	fp_mix(h, v);
+}
+
+/* What distinguishes one qual from another, constants included. */
+static bool
+fp_expr(Node *node, void *arg)
+{
+	uint64	   *h = (uint64 *) arg;
+
+	if (node == NULL)
+		return false;
+	fp_mix(h, (uint64) nodeTag(node));
+	switch (nodeTag(node))
+	{
+		case T_Const:
+			{
+				Const	   *c = (Const *) node;
+
+				fp_mix(h, c->consttype);
+				fp_mix(h, c->constisnull);
+				if (!c->constisnull)
+				{
+					if (c->constbyval)
+						fp_mix(h, (uint64) c->constvalue);
+					else if (c->constlen > 0)
+						fp_mix(h, pilot::proto::stable_hash64(DatumGetPointer(c->constvalue), c->constlen));
+					else if (c->constlen == -1)
+						fp_mix(h, pilot::proto::stable_hash64(DatumGetPointer(c->constvalue),
+															  VARSIZE_ANY(DatumGetPointer(c->constvalue))));
+					else if (c->constlen == -2)
+						fp_mix(h, pilot::proto::stable_hash64(DatumGetPointer(c->constvalue),
+															  strlen(DatumGetCString(c->constvalue))));
+				}
+				return false;
+			}
+		case T_Var:
+			fp_mix(h, ((Var *) node)->varno);
+			fp_mix(h, (uint64) (int64) ((Var *) node)->varattno);
+			fp_mix(h, ((Var *) node)->varlevelsup);
+			break;
+		case T_Param:
+			fp_mix(h, ((Param *) node)->paramkind);
+			fp_mix(h, (uint64) (int64) ((Param *) node)->paramid);
+			break;
+		case T_OpExpr:
+		case T_DistinctExpr:
+		case T_NullIfExpr:
+			fp_mix(h, ((OpExpr *) node)->opno);
+			break;
+		case T_ScalarArrayOpExpr:
+			fp_mix(h, ((ScalarArrayOpExpr *) node)->opno);
+			fp_mix(h, ((ScalarArrayOpExpr *) node)->useOr);
+			break;
+		case T_FuncExpr:
+			fp_mix(h, ((FuncExpr *) node)->funcid);
+			break;
+		case T_BoolExpr:
+			fp_mix(h, ((BoolExpr *) node)->boolop);
+			break;
+		default:
+			break;
+	}
+	/* PG15 declares the walker as bool (*)() */
+	return expression_tree_walker(node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)(void)>(fp_expr)), arg);
+}
+
+static void fp_plan(Plan *plan, uint64 *h);
+
+static void
+fp_plans(List *plans, uint64 *h)
+{
+	ListCell   *lc;
+
+	foreach(lc, plans)
+		fp_plan((Plan *) lfirst(lc), h);
+}
+
+static void
+fp_plan(Plan *plan, uint64 *h)
+{
+	if (plan == NULL)
+	{
+		fp_mix(h, 0);
+		return;
+	}
+	fp_mix(h, (uint64) nodeTag(plan));
+	fp_mix(h, (uint64) plan->plan_node_id);
+	fp_mix_double(h, plan->startup_cost);
+	fp_mix_double(h, plan->total_cost);
+	fp_mix_double(h, plan->plan_rows);
+	fp_mix(h, (uint64) plan->plan_width);
+	fp_mix(h, plan->parallel_aware);
+	(void) fp_expr((Node *) plan->qual, h);
+	switch (nodeTag(plan))
+	{
+		case T_SeqScan:
+		case T_SampleScan:
+		case T_TidScan:
+		case T_TidRangeScan:
+		case T_BitmapHeapScan:
+		case T_FunctionScan:
+		case T_ValuesScan:
+		case T_CteScan:
+		case T_SubqueryScan:
+		case T_ForeignScan:
+		case T_CustomScan:
+			fp_mix(h, ((Scan *) plan)->scanrelid);
+			if (IsA(plan, BitmapHeapScan))
+				(void) fp_expr((Node *) ((BitmapHeapScan *) plan)->bitmapqualorig, h);
+			if (IsA(plan, SubqueryScan))
+				fp_plan(((SubqueryScan *) plan)->subplan, h);
+			break;
+		case T_IndexScan:
+			fp_mix(h, ((Scan *) plan)->scanrelid);
+			fp_mix(h, ((IndexScan *) plan)->indexid);
+			(void) fp_expr((Node *) ((IndexScan *) plan)->indexqualorig, h);
+			break;
+		case T_IndexOnlyScan:
+			fp_mix(h, ((Scan *) plan)->scanrelid);
+			fp_mix(h, ((IndexOnlyScan *) plan)->indexid);
+			(void) fp_expr((Node *) ((IndexOnlyScan *) plan)->indexqual, h);
+			break;
+		case T_BitmapIndexScan:
+			fp_mix(h, ((BitmapIndexScan *) plan)->indexid);
+			(void) fp_expr((Node *) ((BitmapIndexScan *) plan)->indexqualorig, h);
+			break;
+		case T_NestLoop:
+		case T_MergeJoin:
+		case T_HashJoin:
+			fp_mix(h, ((Join *) plan)->jointype);
+			(void) fp_expr((Node *) ((Join *) plan)->joinqual, h);
+			if (IsA(plan, HashJoin))
+				(void) fp_expr((Node *) ((HashJoin *) plan)->hashclauses, h);
+			if (IsA(plan, MergeJoin))
+				(void) fp_expr((Node *) ((MergeJoin *) plan)->mergeclauses, h);
+			break;
+		case T_Append:
+			fp_plans(((Append *) plan)->appendplans, h);
+			break;
+		case T_MergeAppend:
+			fp_plans(((MergeAppend *) plan)->mergeplans, h);
+			break;
+		case T_BitmapAnd:
+			fp_plans(((BitmapAnd *) plan)->bitmapplans, h);
+			break;
+		case T_BitmapOr:
+			fp_plans(((BitmapOr *) plan)->bitmapplans, h);
+			break;
+		default:
+			break;
+	}
+	fp_plan(plan->lefttree, h);
+	fp_plan(plan->righttree, h);
+}
+
+static uint64
+plan_fingerprint(const PlannedStmt *stmt)
+{
+	uint64		h = UINT64CONST(0xcbf29ce484222325);
+	ListCell   *lc;
+
+	fp_mix(&h, stmt->queryId);
+	fp_mix(&h, (uint64) list_length(stmt->rtable));
+	foreach(lc, stmt->rtable)
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
+
+		fp_mix(&h, rte->rtekind);
+		fp_mix(&h, rte->relid);
+	}
+	fp_plan(stmt->planTree, &h);
+	fp_plans(stmt->subplans, &h);
+	return h;
+}
+
+/* Remembers a copy of m under the plan's fingerprint (bounded: when full,
+ * every cached map is forgotten at once). */
+static void
+remember_by_fingerprint(const PlannedStmt *stmt, const FeedbackMap *m)
+{
+	uint64		fp = plan_fingerprint(stmt);
+	FingerprintEntry *e;
+	FeedbackMap *copy;
+	bool		found;
+
+	if (cached_maps_cxt == NULL)
+		cached_maps_cxt = AllocSetContextCreate(TopMemoryContext, "pg_pilot cached plan maps",
+												ALLOCSET_DEFAULT_SIZES);
+	if (maps_by_fingerprint != NULL &&
+		hash_get_num_entries(maps_by_fingerprint) >= MAX_CACHED_MAPS)
+	{
+		MemoryContextReset(cached_maps_cxt);	/* the hash lives there too */
+		maps_by_fingerprint = NULL;
+	}
+	if (maps_by_fingerprint == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(uint64);
+		ctl.entrysize = sizeof(FingerprintEntry);
+		ctl.hcxt = cached_maps_cxt;
+		maps_by_fingerprint = hash_create("pg_pilot feedback maps by plan fingerprint", 64, &ctl,
+										  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	copy = (FeedbackMap *) MemoryContextAllocZero(cached_maps_cxt, sizeof(FeedbackMap));
+	copy->stmt = NULL;
+	copy->planning_ms = -1;		/* a cached plan's run: no planning */
+	copy->n = m->n;
+	copy->nodes = (FeedbackNode *) MemoryContextAlloc(cached_maps_cxt, sizeof(FeedbackNode) * m->n);
+	memcpy(copy->nodes, m->nodes, sizeof(FeedbackNode) * m->n);
+	e = (FingerprintEntry *) hash_search(maps_by_fingerprint, &fp, HASH_ENTER, &found);
+	if (found && e->map != NULL)
+	{
+		pfree(e->map->nodes);
+		pfree(e->map);
+	}
+	e->map = copy;
+}
+
+static FeedbackMap *
+map_by_fingerprint(const PlannedStmt *stmt)
+{
+	FingerprintEntry *e;
+	uint64		fp;
+
+	if (maps_by_fingerprint == NULL || hash_get_num_entries(maps_by_fingerprint) == 0)
+		return NULL;
+	fp = plan_fingerprint(stmt);
+	e = (FingerprintEntry *) hash_search(maps_by_fingerprint, &fp, HASH_FIND, NULL);
+	return e ? e->map : NULL;
 }
 
 static FeedbackMap *
@@ -380,10 +646,27 @@ pilot_executor_start(QueryDesc *qd, int eflags)
 {
 	FeedbackMap *m = NULL;
 
-	if (pilot_collect_feedback && !(eflags & EXEC_FLAG_EXPLAIN_ONLY))
+	bool		cached = false;
+
+	if (pilot_collect_feedback && !(eflags & EXEC_FLAG_EXPLAIN_ONLY) && sampled())
+	{
 		m = map_for(qd->plannedstmt);
-	if (m != NULL && !sampled())
-		m = NULL;
+		if (m == NULL && qd->plannedstmt != NULL && qd->plannedstmt->commandType != CMD_UTILITY)
+		{
+			FeedbackMap *fm = map_by_fingerprint(qd->plannedstmt);
+
+			/* the cache may forget it while this query starts and runs
+			 * (other statements are planned meanwhile): take a copy along */
+			if (fm != NULL)
+			{
+				m = (FeedbackMap *) palloc(sizeof(FeedbackMap) + sizeof(FeedbackNode) * fm->n);
+				*m = *fm;
+				m->nodes = (FeedbackNode *) (m + 1);
+				memcpy(m->nodes, fm->nodes, sizeof(FeedbackNode) * fm->n);
+				cached = true;
+			}
+		}
+	}
 	/*
 	 * Parallel workers count rows only when the whole query is instrumented;
 	 * otherwise only the nodes we report on are (see instrument_mapped_nodes).
@@ -400,8 +683,20 @@ pilot_executor_start(QueryDesc *qd, int eflags)
 		instrument_mapped_nodes(qd, m);
 	if (m != NULL)
 	{
-		Collecting *c = (Collecting *) MemoryContextAllocZero(TopMemoryContext, sizeof(Collecting));
+		/* the collection owns its copy of a cached map */
+		Size		extra = cached ? sizeof(FeedbackMap) + sizeof(FeedbackNode) * m->n : 0;
+		Collecting *c = (Collecting *) MemoryContextAllocZero(TopMemoryContext,
+															  MAXALIGN(sizeof(Collecting)) + extra);
 
+		if (cached)
+		{
+			FeedbackMap *copy = (FeedbackMap *) ((char *) c + MAXALIGN(sizeof(Collecting)));
+
+			*copy = *m;
+			copy->nodes = (FeedbackNode *) (copy + 1);
+			memcpy(copy->nodes, m->nodes, sizeof(FeedbackNode) * m->n);
+			m = copy;
+		}
 		c->qd = qd;
 		c->map = m;
 		c->subid = GetCurrentSubTransactionId();
@@ -411,17 +706,36 @@ pilot_executor_start(QueryDesc *qd, int eflags)
 	}
 }
 
+/* An aggregate without GROUP BY at the top: it returns its only row after
+ * reading every input row. */
+static bool
+plain_aggregate(const PlannedStmt *stmt)
+{
+	const Plan *p = stmt != NULL ? stmt->planTree : NULL;
+
+	return p != NULL && IsA(p, Agg) && ((const Agg *) p)->aggstrategy == AGG_PLAIN;
+}
+
 static void
 pilot_executor_run(QueryDesc *qd, ScanDirection direction, uint64 count, bool execute_once)
 {
 	Collecting *c = collecting_entry(qd);
+	uint64		before = qd->estate != NULL ? qd->estate->es_processed : 0;
 
-	if (c != NULL && (count != 0 || !ScanDirectionIsForward(direction)))
+	if (c != NULL && !ScanDirectionIsForward(direction))
 		c->partial = true;
 	if (prev_executor_run)
 		prev_executor_run(qd, direction, count, execute_once);
 	else
 		standard_ExecutorRun(qd, direction, count, execute_once);
+	/* a run that returned its whole row limit may have stopped early (a
+	 * cursor fetch); one that returned fewer rows ran the plan to its end
+	 * (PL/pgSQL's SELECT INTO asks for 1 or 2 rows), and so did a plain
+	 * aggregate, which reads all its input before its one row */
+	c = collecting_entry(qd);
+	if (c != NULL && count != 0 && qd->estate != NULL &&
+		qd->estate->es_processed - before >= count && !plain_aggregate(qd->plannedstmt))
+		c->partial = true;
 }
 
 typedef struct Walk

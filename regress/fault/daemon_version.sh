@@ -6,7 +6,7 @@ source "$PP_REGRESS/lib/cluster.sh"; source "$PP_REGRESS/lib/fault.sh"
 want=$(expected_results)
 pp_pilotd_stop
 "$PILOTD" -D "$PGDATA" --state-dir "$PP_DIR/state" --log-file "$PP_DIR/pilotd.log" \
-  --pid-file "$PP_DIR/pilotd.pid" --debug-protocol-version 99 </dev/null >>"$PP_DIR/pilotd.log" 2>&1 &
+  --pid-file "$PP_DIR/pilotd.pid" --store-dsn "${PP_STORE_DSN:-none}" --debug-protocol-version 99 </dev/null >>"$PP_DIR/pilotd.log" 2>&1 &
 for _ in $(seq 1 100); do [ -e "/dev/shm/$(q "SELECT segment FROM pg_pilot.daemon")" ] && break; sleep 0.1; done
 sleep 0.2
 v0=$(stat fallback_version_mismatch); t0=$(stat fallback_timeout)

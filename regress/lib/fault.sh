@@ -70,15 +70,24 @@ store_rows() {
 }
 
 # Waits (at most $1 s, default 30) until pilotd has acknowledged and committed
-# everything: nothing queued in the rings, nothing pending in the spool.
+# everything: nothing queued in the rings, nothing pending in the spool, three
+# times in a row 0.1 s apart (a record pushed just as a drain round ended shows
+# up in the next round, 5 ms later).
 store_wait_drained() {
-  local i
+  local i calm=0
   for i in $(seq 1 $(( ${1:-30} * 10 ))); do
-    [ "$(mon "SELECT feedback_queued = 0 AND spool_pending = 0 AND store_state = 'ok' FROM pg_pilot.daemon" 2>/dev/null)" = t ] && return 0
+    if [ "$(mon "SELECT feedback_queued = 0 AND spool_pending = 0 AND store_state = 'ok' FROM pg_pilot.daemon" 2>/dev/null)" = t ]; then
+      calm=$((calm + 1)); [ "$calm" -ge 3 ] && return 0
+    else
+      calm=0
+    fi
     sleep 0.1
   done
   return 1
 }
+
+# Rows in pg_pilot.feedback
+feedback_rows() { store_q "SELECT count(*) FROM pg_pilot.feedback"; }
 
 # A session running the workload for $1 seconds with feedback collected for
 # every query; fails (exit status) if any query fails.  Prints runs=N.

@@ -71,6 +71,39 @@ SELECT wait_for_memo_of('SELECT count(*) FROM customer c WHERE c.id BETWEEN 4242
 SELECT relations, used_rows, source FROM pg_pilot.explain_estimates('SELECT count(*) FROM orders o');
 RESET enable_hashjoin;
 
+-- plans the plancache copies are observed too: prepared statements ...
+SET enable_nestloop = off;
+SET enable_mergejoin = off;
+PREPARE fb_prepared(int) AS
+  SELECT count(*) FROM customer c, orders o WHERE c.id = o.customer_id AND c.tier = $1 AND o.channel = 2;
+EXECUTE fb_prepared(5);
+SELECT wait_for_memo_of('SELECT count(*) FROM customer c, orders o WHERE c.id = o.customer_id AND c.tier = 5 AND o.channel = 2', 2)
+  AS prepared_statement_observed;
+DEALLOCATE fb_prepared;
+-- ... and PL/pgSQL's static SQL (its cached plan; a PL/pgSQL variable would
+-- be a parameter, which keeps the set unkeyed)
+CREATE FUNCTION fb_plpgsql() RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE n bigint;
+BEGIN
+  SELECT count(*) INTO n FROM customer c, orders o WHERE c.id = o.customer_id AND c.tier = 6 AND o.channel = 3;
+  RETURN n;
+END $$;
+SELECT fb_plpgsql() > 0 AS ran;
+SELECT wait_for_memo_of('SELECT count(*) FROM customer c, orders o WHERE c.id = o.customer_id AND c.tier = 6 AND o.channel = 3', 2)
+  AS plpgsql_observed;
+-- a generic plan (parameters, not constants) has no keyed join: nothing to learn
+SET plan_cache_mode = force_generic_plan;
+PREPARE fb_generic(int) AS
+  SELECT count(*) FROM customer c, orders o WHERE c.id = o.customer_id AND c.tier = $1 AND o.channel = 4;
+EXECUTE fb_generic(7);
+SELECT wait_for_memo_of('SELECT count(*) FROM orders o WHERE o.channel = 4', 1) AS generic_plan_observed;
+SELECT relations, source = 'memo' AS learned
+FROM pg_pilot.explain_estimates('SELECT count(*) FROM customer c, orders o WHERE c.id = o.customer_id AND c.tier = 7 AND o.channel = 4')
+ORDER BY nrels, relations;
+RESET plan_cache_mode;
+DEALLOCATE fb_generic;
+DROP FUNCTION fb_plpgsql();
+
 -- the records were counted as sent, none dropped
 SELECT feedback_sent > 0 AS sent, feedback_dropped = 0 AS none_dropped FROM pg_pilot.stats;
 RESET enable_nestloop;
