@@ -8,10 +8,12 @@
  * The map lives in the PlannedStmt's own memory context, found through a
  * backend-local hash keyed by the PlannedStmt, and a reset callback on that
  * context removes the hash entry.  The plancache (prepared statements,
- * PL/pgSQL) executes COPIES of the plans it built: a copy is found through a
- * second, bounded hash keyed by a fingerprint of the plan (node types, ids,
- * costs, rows, relations and a hash of every qual, constants included), which
- * copyObject() preserves.
+ * PL/pgSQL) executes COPIES of the plans it built, right after building them:
+ * a copy without a map is matched against the last few plans remembered here
+ * (cheap checks first, then a fingerprint of node types, ids, costs, rows,
+ * relations and every qual with its constants, which copyObject() preserves),
+ * and on a match gets its own map in the copy's memory context, so that a
+ * cached plan's later executions find it directly.
  *
  * ExecutorStart: for a sampled query (pg_pilot.collect_feedback,
  * pg_pilot.feedback_sample_rate) with a map, turn on row counting (no timing)
@@ -80,6 +82,7 @@ typedef struct Collecting
 	QueryDesc  *qd;
 	FeedbackMap *map;
 	bool		partial;		/* ExecutorRun with a row limit */
+	double		planning_ms;	/* < 0: not planned for this run (a cached plan) */
 	SubTransactionId subid;		/* subtransaction it started in */
 	uint64		start_us;
 	struct Collecting *next;
@@ -95,7 +98,9 @@ typedef struct MapEntry
 static HTAB *maps = NULL;
 static Collecting *collecting = NULL;
 
-static void remember_by_fingerprint(const PlannedStmt *stmt, const FeedbackMap *m);
+static void remember_recent(const PlannedStmt *stmt, FeedbackMap *m);
+static void register_map(const PlannedStmt *stmt, FeedbackMap *m);
+static void forget_recent(const FeedbackMap *m);
 
 static ExecutorStart_hook_type prev_executor_start = NULL;
 static ExecutorRun_hook_type prev_executor_run = NULL;
@@ -112,6 +117,7 @@ forget_map(void *arg)
 
 	if (maps != NULL)
 		hash_search(maps, &m->stmt, HASH_REMOVE, NULL);
+	forget_recent(m);
 }
 
 typedef struct MapBuild
@@ -249,7 +255,6 @@ pilot_feedback_remember(PilotQueryState *qs, PlannedStmt *stmt, double planning_
 	MemoryContext stmt_cxt;
 	MemoryContext old;
 	FeedbackMap *m;
-	bool		found;
 	int			i;
 	ListCell   *lc;
 
@@ -267,17 +272,6 @@ pilot_feedback_remember(PilotQueryState *qs, PlannedStmt *stmt, double planning_
 	if (b.nodes == NIL)
 		return;
 
-	if (maps == NULL)
-	{
-		HASHCTL		ctl;
-
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(PlannedStmt *);
-		ctl.entrysize = sizeof(MapEntry);
-		ctl.hcxt = TopMemoryContext;
-		maps = hash_create("pg_pilot feedback maps", 64, &ctl,
-						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
 	/* the map lives and dies with the plan */
 	stmt_cxt = GetMemoryChunkContext(stmt);
 	old = MemoryContextSwitchTo(stmt_cxt);
@@ -289,32 +283,45 @@ pilot_feedback_remember(PilotQueryState *qs, PlannedStmt *stmt, double planning_
 	i = 0;
 	foreach(lc, b.nodes)
 		m->nodes[i++] = *(FeedbackNode *) lfirst(lc);
+	MemoryContextSwitchTo(old);
+	register_map(stmt, m);
+	remember_recent(stmt, m);
+}
+
+/* Makes m (allocated in stmt's memory context) stmt's map, until that
+ * context goes. */
+static void
+register_map(const PlannedStmt *stmt, FeedbackMap *m)
+{
+	MapEntry   *e;
+	bool		found;
+
+	if (maps == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(PlannedStmt *);
+		ctl.entrysize = sizeof(MapEntry);
+		ctl.hcxt = TopMemoryContext;
+		maps = hash_create("pg_pilot feedback maps", 64, &ctl,
+						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
 	m->cb.func = forget_map;
 	m->cb.arg = m;
-	MemoryContextRegisterResetCallback(stmt_cxt, &m->cb);
-	MemoryContextSwitchTo(old);
-	{
-		MapEntry   *e = (MapEntry *) hash_search(maps, &stmt, HASH_ENTER, &found);
-
-		e->map = m;
-	}
-	remember_by_fingerprint(stmt, m);
+	MemoryContextRegisterResetCallback(GetMemoryChunkContext((void *) stmt), &m->cb);
+	e = (MapEntry *) hash_search(maps, &stmt, HASH_ENTER, &found);
+	e->map = m;
 }
 
 /* ---------------------------------------------------------------------
  * Plan fingerprints: finding the map of a plancache copy
  * --------------------------------------------------------------------- */
 
-#define MAX_CACHED_MAPS 1024
-
-typedef struct FingerprintEntry
-{
-	uint64		fingerprint;	/* hash key: must be first */
-	FeedbackMap *map;			/* a copy, in cached_maps_cxt */
-} FingerprintEntry;
-
-static HTAB *maps_by_fingerprint = NULL;
-static MemoryContext cached_maps_cxt = NULL;
+/* the last plans remembered (most plancache copies are of the latest) */
+#define RECENT_MAPS 4
+static FeedbackMap *recent_maps[RECENT_MAPS];
+static int	recent_next = 0;
 
 static inline void
 fp_mix(uint64 *h, uint64 v)
@@ -503,62 +510,66 @@ plan_fingerprint(const PlannedStmt *stmt)
 	return h;
 }
 
-/* Remembers a copy of m under the plan's fingerprint (bounded: when full,
- * every cached map is forgotten at once). */
 static void
-remember_by_fingerprint(const PlannedStmt *stmt, const FeedbackMap *m)
+remember_recent(const PlannedStmt *stmt, FeedbackMap *m)
 {
-	uint64		fp = plan_fingerprint(stmt);
-	FingerprintEntry *e;
-	FeedbackMap *copy;
-	bool		found;
-
-	if (cached_maps_cxt == NULL)
-		cached_maps_cxt = AllocSetContextCreate(TopMemoryContext, "pg_pilot cached plan maps",
-												ALLOCSET_DEFAULT_SIZES);
-	if (maps_by_fingerprint != NULL &&
-		hash_get_num_entries(maps_by_fingerprint) >= MAX_CACHED_MAPS)
-	{
-		MemoryContextReset(cached_maps_cxt);	/* the hash lives there too */
-		maps_by_fingerprint = NULL;
-	}
-	if (maps_by_fingerprint == NULL)
-	{
-		HASHCTL		ctl;
-
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(uint64);
-		ctl.entrysize = sizeof(FingerprintEntry);
-		ctl.hcxt = cached_maps_cxt;
-		maps_by_fingerprint = hash_create("pg_pilot feedback maps by plan fingerprint", 64, &ctl,
-										  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
-	copy = (FeedbackMap *) MemoryContextAllocZero(cached_maps_cxt, sizeof(FeedbackMap));
-	copy->stmt = NULL;
-	copy->planning_ms = -1;		/* a cached plan's run: no planning */
-	copy->n = m->n;
-	copy->nodes = (FeedbackNode *) MemoryContextAlloc(cached_maps_cxt, sizeof(FeedbackNode) * m->n);
-	memcpy(copy->nodes, m->nodes, sizeof(FeedbackNode) * m->n);
-	e = (FingerprintEntry *) hash_search(maps_by_fingerprint, &fp, HASH_ENTER, &found);
-	if (found && e->map != NULL)
-	{
-		pfree(e->map->nodes);
-		pfree(e->map);
-	}
-	e->map = copy;
+	(void) stmt;
+	recent_maps[recent_next] = m;
+	recent_next = (recent_next + 1) % RECENT_MAPS;
 }
 
-static FeedbackMap *
-map_by_fingerprint(const PlannedStmt *stmt)
+static void
+forget_recent(const FeedbackMap *m)
 {
-	FingerprintEntry *e;
-	uint64		fp;
+	for (int i = 0; i < RECENT_MAPS; i++)
+		if (recent_maps[i] == m)
+			recent_maps[i] = NULL;
+}
 
-	if (maps_by_fingerprint == NULL || hash_get_num_entries(maps_by_fingerprint) == 0)
+/*
+ * A plan without a map may be the plancache's copy of a plan remembered a
+ * moment ago: find it, and give the copy a map of its own (in the copy's
+ * memory context, found directly from now on).
+ */
+static FeedbackMap *
+adopt_copy(const PlannedStmt *stmt)
+{
+	uint64		fp = 0;
+	const Plan *p = stmt->planTree;
+
+	if (p == NULL)
 		return NULL;
-	fp = plan_fingerprint(stmt);
-	e = (FingerprintEntry *) hash_search(maps_by_fingerprint, &fp, HASH_FIND, NULL);
-	return e ? e->map : NULL;
+	for (int k = 1; k <= RECENT_MAPS; k++)
+	{
+		FeedbackMap *orig = recent_maps[(recent_next - k + RECENT_MAPS) % RECENT_MAPS];
+		const PlannedStmt *o;
+		FeedbackMap *copy;
+
+		if (orig == NULL)
+			continue;
+		o = orig->stmt;
+		/* cheap checks first: most plans run without a map of their own */
+		if (o->queryId != stmt->queryId || o->planTree == NULL ||
+			nodeTag(o->planTree) != nodeTag(p) || o->planTree->total_cost != p->total_cost ||
+			o->planTree->plan_rows != p->plan_rows ||
+			list_length(o->rtable) != list_length(stmt->rtable))
+			continue;
+		if (fp == 0)
+			fp = plan_fingerprint(stmt);
+		if (plan_fingerprint(o) != fp)
+			continue;
+		copy = (FeedbackMap *) MemoryContextAllocZero(GetMemoryChunkContext((void *) stmt),
+													  sizeof(FeedbackMap) + sizeof(FeedbackNode) * orig->n);
+		copy->stmt = stmt;
+		copy->planning_ms = orig->planning_ms;
+		orig->planning_ms = -1;
+		copy->n = orig->n;
+		copy->nodes = (FeedbackNode *) (copy + 1);
+		memcpy(copy->nodes, orig->nodes, sizeof(FeedbackNode) * orig->n);
+		register_map(stmt, copy);
+		return copy;
+	}
+	return NULL;
 }
 
 static FeedbackMap *
@@ -645,27 +656,20 @@ static void
 pilot_executor_start(QueryDesc *qd, int eflags)
 {
 	FeedbackMap *m = NULL;
+	double		planning_ms = -1;
 
-	bool		cached = false;
-
-	if (pilot_collect_feedback && !(eflags & EXEC_FLAG_EXPLAIN_ONLY) && sampled())
+	if (pilot_collect_feedback && !(eflags & EXEC_FLAG_EXPLAIN_ONLY) && qd->plannedstmt != NULL &&
+		qd->plannedstmt->commandType != CMD_UTILITY && sampled())
 	{
 		m = map_for(qd->plannedstmt);
-		if (m == NULL && qd->plannedstmt != NULL && qd->plannedstmt->commandType != CMD_UTILITY)
-		{
-			FeedbackMap *fm = map_by_fingerprint(qd->plannedstmt);
-
-			/* the cache may forget it while this query starts and runs
-			 * (other statements are planned meanwhile): take a copy along */
-			if (fm != NULL)
-			{
-				m = (FeedbackMap *) palloc(sizeof(FeedbackMap) + sizeof(FeedbackNode) * fm->n);
-				*m = *fm;
-				m->nodes = (FeedbackNode *) (m + 1);
-				memcpy(m->nodes, fm->nodes, sizeof(FeedbackNode) * fm->n);
-				cached = true;
-			}
-		}
+		if (m == NULL)
+			m = adopt_copy(qd->plannedstmt);
+	}
+	if (m != NULL)
+	{
+		/* a plan's planning time belongs to its first run only */
+		planning_ms = m->planning_ms;
+		m->planning_ms = -1;
 	}
 	/*
 	 * Parallel workers count rows only when the whole query is instrumented;
@@ -683,22 +687,12 @@ pilot_executor_start(QueryDesc *qd, int eflags)
 		instrument_mapped_nodes(qd, m);
 	if (m != NULL)
 	{
-		/* the collection owns its copy of a cached map */
-		Size		extra = cached ? sizeof(FeedbackMap) + sizeof(FeedbackNode) * m->n : 0;
-		Collecting *c = (Collecting *) MemoryContextAllocZero(TopMemoryContext,
-															  MAXALIGN(sizeof(Collecting)) + extra);
+		/* the map lives as long as the plan, which outlives its execution */
+		Collecting *c = (Collecting *) MemoryContextAllocZero(TopMemoryContext, sizeof(Collecting));
 
-		if (cached)
-		{
-			FeedbackMap *copy = (FeedbackMap *) ((char *) c + MAXALIGN(sizeof(Collecting)));
-
-			*copy = *m;
-			copy->nodes = (FeedbackNode *) (copy + 1);
-			memcpy(copy->nodes, m->nodes, sizeof(FeedbackNode) * m->n);
-			m = copy;
-		}
 		c->qd = qd;
 		c->map = m;
+		c->planning_ms = planning_ms;
 		c->subid = GetCurrentSubTransactionId();
 		c->start_us = pilot::proto::monotonic_us();
 		c->next = collecting;
@@ -904,7 +898,7 @@ send_feedback(Collecting *c)
 		q->kind = pilot::proto::FB_QUERY;
 		q->query_id = qd->plannedstmt->queryId;
 		q->nrels = (uint32) (w.n - 1);	/* relation sets reported */
-		q->native_rows = c->map->planning_ms;
+		q->native_rows = c->planning_ms;
 		q->pilot_rows = -1;
 		q->actual_rows = (double) (pilot::proto::monotonic_us() - c->start_us) / 1000.0;
 	}

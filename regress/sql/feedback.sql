@@ -91,6 +91,10 @@ END $$;
 SELECT fb_plpgsql() > 0 AS ran;
 SELECT wait_for_memo_of('SELECT count(*) FROM customer c, orders o WHERE c.id = o.customer_id AND c.tier = 6 AND o.channel = 3', 2)
   AS plpgsql_observed;
+-- the function's next call reuses the cached plan (the copy found directly)
+SELECT feedback_sent AS sent_before FROM pg_pilot.stats \gset
+SELECT fb_plpgsql() > 0 AS ran_again;
+SELECT feedback_sent - :sent_before AS records_of_the_reused_plan FROM pg_pilot.stats;
 -- a generic plan (parameters, not constants) has no keyed join: nothing to learn
 SET plan_cache_mode = force_generic_plan;
 PREPARE fb_generic(int) AS

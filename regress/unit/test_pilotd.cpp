@@ -16,6 +16,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <boost/interprocess/mapped_region.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
 
@@ -204,6 +206,12 @@ class Pilotd {
     void start(const std::vector<std::string> &extra = {}) {
         ASSERT_LT(pid_, 0) << "already running";
         std::vector<std::string> args = {g_pilotd, "-D", datadir_, "--state-dir", statedir_};
+        /* no PostgreSQL here: the feedback store is tested against a real
+         * server by regress/fault/store_*.sh */
+        if (std::find(extra.begin(), extra.end(), "--store-dsn") == extra.end()) {
+            args.push_back("--store-dsn");
+            args.push_back("none");
+        }
         args.insert(args.end(), extra.begin(), extra.end());
         pid_t pid = fork();
         ASSERT_GE(pid, 0);
@@ -1403,6 +1411,8 @@ TEST_F(PilotdTest, HelpMentionsEveryOption) {
                             "--heartbeat-ms", "--feedback-interval-ms", "--memo-max-entries", "--memo-journal-max-mb", "--foreground", "--daemon", "--pid-file", "--log-file",
                             "--log-level", "--help", "--version", "status", "--stale-ms",
                             "--debug-answer-delay-ms", "--debug-protocol-version", "Testing",
+                            "--store-dsn", "--spool-max-mb", "--store-retention-days", "--store-max-rows",
+                            "--store-retention-interval-s", "--store-backoff-max-ms", "pilot_store",
                             "default: 512", "default: 2", "default: 10", "default: info", "default: 5",
                             "default: 1000000", "default: 64"})
         EXPECT_NE(r.output.find(opt), std::string::npos) << "--help does not mention " << opt;
@@ -1436,6 +1446,10 @@ TEST_F(PilotdTest, BadSettingsExit2NamingTheKey) {
         {"", {"--feedback-interval-ms", "10001"}, "feedback-interval-ms"},
         {"", {"--memo-max-entries", "-3"}, "memo-max-entries"},
         {"", {"--log-level", "verbose"}, "log-level"},
+        {"", {"--store-backoff-max-ms", "5"}, "store-backoff-max-ms"},
+        {"", {"--spool-max-mb", "0"}, "spool-max-mb"},
+        {R"({"store_retention_interval_s": 0})", {}, "store-retention-interval-s"},
+        {R"({"store-dsn": 5})", {}, "store-dsn"},
         {"", {"--no-such-option"}, "--no-such-option"},
         {"", {"extra-argument"}, "extra-argument"},
     };
@@ -1472,7 +1486,9 @@ TEST_F(PilotdTest, ConfigFileAppliesAndCommandLineOverrides) {
     DaemonInfo d = c->info();
     ASSERT_TRUE(d.attached);
     EXPECT_EQ(d.nslots, 48u);
-    EXPECT_NE(daemon_->log().find("DEBUG: worker 0 started"), std::string::npos);
+    /* the segment is published before the worker thread logs its start */
+    EXPECT_TRUE(wait_until([&] { return daemon_->log().find("DEBUG: worker 0 started") != std::string::npos; },
+                           kReadyWaitMs));
     EXPECT_NE(daemon_->log().find("feedback-interval-ms=2 memo-max-entries=99"), std::string::npos)
         << daemon_->log();
 }
