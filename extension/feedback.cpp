@@ -616,15 +616,32 @@ collecting_entry(QueryDesc *qd)
 /*
  * Row counting for the mapped scan and join nodes only: counting every node
  * (INSTRUMENT_ROWS for the whole query) costs more, mostly in nodes we do not
- * report on (hashes, sorts, aggregates).  A node's instrumented ExecProcNode
- * wrapper is chosen on its first call, so setting node->instrument right after
- * ExecutorStart and re-arming the node is enough.
+ * report on (hashes, sorts, aggregates).  And a mapped node does not go
+ * through ExecProcNodeInstr (InstrStartNode/InstrStopNode: timer, buffer and
+ * WAL checks per row) but through count_rows(), which only counts, in the
+ * Instrumentation fields InstrEndLoop() and EXPLAIN read (tuplecount,
+ * running), so rescans (nloops) are accounted as usual.
  */
 typedef struct InstrWalk
 {
 	const FeedbackMap *map;
 	MemoryContext cxt;
 } InstrWalk;
+
+static TupleTableSlot *
+count_rows(PlanState *ps)
+{
+	Instrumentation *in = ps->instrument;
+	TupleTableSlot *slot;
+
+	if (unlikely(!in->running))
+		check_stack_depth();	/* what ExecProcNodeFirst did on the first call */
+	slot = ps->ExecProcNodeReal(ps);
+	in->running = true;
+	if (!TupIsNull(slot))
+		in->tuplecount += 1;
+	return slot;
+}
 
 static bool
 instrument_walk(PlanState *ps, void *arg)
@@ -637,7 +654,8 @@ instrument_walk(PlanState *ps, void *arg)
 
 		ps->instrument = InstrAlloc(1, INSTRUMENT_ROWS, false);
 		MemoryContextSwitchTo(old);
-		ExecSetExecProcNode(ps, ps->ExecProcNodeReal);
+		/* not yet run (ExecProcNode is still ExecProcNodeFirst) */
+		ps->ExecProcNode = count_rows;
 	}
 	return planstate_tree_walker(ps, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)(void)>(instrument_walk)), arg);
 }

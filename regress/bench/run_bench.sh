@@ -20,7 +20,9 @@ REPS=${REPS:-5}
 source "$R/lib/cluster.sh"
 trap pp_teardown EXIT
 echo "== starting a throw-away cluster and pilotd"
-pp_cluster_init "$WORK/cluster" && pp_cluster_start && pp_pilotd_start || exit 1
+# with the feedback store, as in production: feedback on = pilotd also commits
+# every record into pg_pilot's tables
+pp_cluster_init "$WORK/cluster" && pp_cluster_start && pp_store_setup && pp_pilotd_start || exit 1
 echo "postgres $(pp_psql -At -c 'SHOW server_version'), $(nproc) cores, pilotd $("$PILOTD" --version 2>&1 | head -1)"
 
 results=()
