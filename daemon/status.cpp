@@ -4,8 +4,6 @@
 #include "pilot_protocol.h"
 #include "sidecar_client.h"
 
-#include <boost/interprocess/mapped_region.hpp>
-#include <boost/interprocess/shared_memory_object.hpp>
 
 #include <cstdio>
 #include <ctime>
@@ -29,36 +27,6 @@ std::string format_duration(uint64_t s) {
     else
         snprintf(buf, sizeof buf, "%llus", static_cast<unsigned long long>(s));
     return buf;
-}
-
-/* The feedback counters, which DaemonInfo (common/) does not carry yet: read
- * from the segment directly, and only if it is still the pilotd (same epoch)
- * that info() described.  False when they cannot be read. */
-struct FeedbackCounters {
-    uint64_t received = 0, invalid = 0, memo_entries = 0;
-};
-
-bool read_feedback_counters(const std::string &segment, uint64_t epoch, uint64_t stale_us,
-                            FeedbackCounters *out) {
-    namespace bip = boost::interprocess;
-    using namespace pilot::proto;
-    try {
-        bip::shared_memory_object shm(bip::open_only, segment.c_str(), bip::read_only);
-        bip::offset_t size = 0;
-        if (!shm.get_size(size) || size < static_cast<bip::offset_t>(sizeof(SegmentHeader)))
-            return false;
-        bip::mapped_region region(shm, bip::read_only, 0, sizeof(SegmentHeader));
-        const SegmentHeader *h = static_cast<const SegmentHeader *>(region.get_address());
-        if (validate_header(h, static_cast<uint64_t>(size), monotonic_us(), stale_us) != HDR_OK ||
-            h->epoch != epoch)
-            return false;
-        out->received = h->counters.feedback_received.load(std::memory_order_relaxed);
-        out->invalid = h->counters.feedback_invalid.load(std::memory_order_relaxed);
-        out->memo_entries = h->counters.memo_entries.load(std::memory_order_relaxed);
-        return true;
-    } catch (...) {
-        return false;
-    }
 }
 
 } // namespace
@@ -102,14 +70,17 @@ int run_status(const Invocation &inv) {
     printf("answered:         %llu\n", static_cast<unsigned long long>(d.answered));
     printf("bad requests:     %llu\n", static_cast<unsigned long long>(d.bad_requests));
     printf("oracle entries:   %llu\n", static_cast<unsigned long long>(d.oracle_entries));
-    FeedbackCounters fc;
-    if (read_feedback_counters(segment, d.epoch, static_cast<uint64_t>(inv.status_stale_ms) * 1000, &fc)) {
-        printf("feedback:         %llu received, %llu invalid\n", static_cast<unsigned long long>(fc.received),
-               static_cast<unsigned long long>(fc.invalid));
-        printf("memo entries:     %llu\n", static_cast<unsigned long long>(fc.memo_entries));
-    } else {
-        printf("feedback:         (counters unavailable)\n");
-    }
+    printf("feedback:         %llu received, %llu invalid, %llu queued\n",
+           static_cast<unsigned long long>(d.feedback_received), static_cast<unsigned long long>(d.feedback_invalid),
+           static_cast<unsigned long long>(d.feedback_queued));
+    printf("memo entries:     %llu\n", static_cast<unsigned long long>(d.memo_entries));
+    printf("feedback store:   %s; %llu committed (%llu replayed), %llu waiting in the spool, %llu dead letters, "
+           "%llu failed transactions\n",
+           pilot::proto::store_state_name(d.store_state), static_cast<unsigned long long>(d.store_committed),
+           static_cast<unsigned long long>(d.store_replayed), static_cast<unsigned long long>(d.spool_pending),
+           static_cast<unsigned long long>(d.store_dead_letter), static_cast<unsigned long long>(d.store_failures));
+    if (!d.store_error.empty())
+        printf("store error:      %s\n", d.store_error.c_str());
     return 0;
 }
 

@@ -50,6 +50,19 @@ if [ -f "$SHARED/data/stats5/train.txt" ]; then
     -c "CREATE TEMP TABLE bench_queries AS SELECT n::int, l AS q FROM regexp_split_to_table(pg_read_file('$WORK/stats_exec.txt'), E'\n') WITH ORDINALITY t(l, n) WHERE l ~ '\S'" \
     -f "$R/bench/feedback.sql" | tail -1 >"$OUT/feedback_stats5.json" || exit 1
   FEEDBACK_JSON="$OUT/feedback_stats5.json"
+  # the feedback store: what pilotd committed into pg_pilot's tables (waits
+  # until the spool is drained, at most 60 s)
+  for _ in $(seq 1 600); do
+    [ "$(pp_psql -d stats -At -c "SELECT spool_pending = 0 AND feedback_queued = 0 FROM pg_pilot.daemon")" = t ] && break
+    sleep 0.1
+  done
+  pp_psql -d stats -At -c "SELECT json_build_object('store_state', store_state, 'store_committed', store_committed,
+      'spool_pending', spool_pending, 'store_failures', store_failures) FROM pg_pilot.daemon" >"$OUT/store.json"
+  python3 - "$FEEDBACK_JSON" "$OUT/store.json" <<'PY'
+import json, sys
+fb = json.load(open(sys.argv[1])); fb["store"] = json.load(open(sys.argv[2]))
+json.dump(fb, open(sys.argv[1], "w"))
+PY
 fi
 if [ -f "$SHARED/data/imdb_tiny/job_test.txt" ]; then
   pp_psql -c "CREATE DATABASE imdb" >/dev/null
@@ -88,6 +101,11 @@ if fb:
               "|---|---|---|---|---|---|",
               f"| {fb['workload']} | {fb['queries']} | {fb['off_total_ms']} | {fb['on_total_ms']} | "
               f"{(fb['overhead_ratio'] - 1) * 100:+.1f} % | {fb['feedback_sent']} / {fb['feedback_dropped']} |"]
+    st = fb.get("store")
+    if st:
+        lines += ["", f"Feedback store during the run (records of every benchmark step, committed into "
+                  f"pg_pilot.feedback / query_log): state {st['store_state']}, {st['store_committed']} committed, "
+                  f"{st['spool_pending']} pending, {st['store_failures']} failed transactions."]
 open(f"{out}/report.md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY

@@ -27,6 +27,9 @@ check "the store error names the refused permission" grep -q "permission_denied"
 check "the outage's records wait in the spool" [ "${pending:-0}" -gt 0 ]
 check "nothing of the outage reached pg_pilot.feedback" [ "$(feedback_rows)" -eq "$feedback_before" ]
 spooled=$pending
+st=$("$PILOTD" status -D "$PGDATA" 2>&1)
+check "pilotd status shows the store retrying and why" \
+  bash -c 'grep -q "feedback store:   retrying" <<<"$1" && grep -q "store error:.*permission denied" <<<"$1"' _ "$st"
 
 pp_pilotd_kill9
 pp_pilotd_start
