@@ -83,10 +83,13 @@ std::string segment_name(uint64_t first_seq) {
     return buf;
 }
 
-bool pread_all(int fd, void *buf, size_t n, off_t off) {
-    char *p = static_cast<char *>(buf);
+/* pread()/pwrite() until all n bytes are done (EINTR retried); false on an
+ * error or a short file. */
+template <typename Buf, typename Op>
+bool positional_io_all(Op op, int fd, Buf *buf, size_t n, off_t off) {
+    Buf *p = buf;
     while (n > 0) {
-        ssize_t r = pread(fd, p, n, off);
+        ssize_t r = op(fd, p, n, off);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
@@ -98,19 +101,12 @@ bool pread_all(int fd, void *buf, size_t n, off_t off) {
     return true;
 }
 
+bool pread_all(int fd, void *buf, size_t n, off_t off) {
+    return positional_io_all(::pread, fd, static_cast<char *>(buf), n, off);
+}
+
 bool pwrite_all(int fd, const void *buf, size_t n, off_t off) {
-    const char *p = static_cast<const char *>(buf);
-    while (n > 0) {
-        ssize_t r = pwrite(fd, p, n, off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return false;
-        p += r;
-        n -= static_cast<size_t>(r);
-        off += r;
-    }
-    return true;
+    return positional_io_all(::pwrite, fd, static_cast<const char *>(buf), n, off);
 }
 
 bool fsync_dir(const std::string &dir) {
