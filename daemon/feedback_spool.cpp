@@ -241,6 +241,16 @@ void FeedbackSpool::recover() {
             recovered_corrupt_ += corrupt;
         }
         close(fd);
+        /* entries past the next segment's first seq were never acknowledged
+         * (written by a failed append, then the segment rolled over) */
+        if (!newest) {
+            uint64_t next_first = files[i + 1].first;
+            if (next_first >= first && keep > next_first - first) {
+                LOG_WARNING("spool: ignoring %llu unacknowledged entries at the end of \"%s\"",
+                            static_cast<unsigned long long>(keep - (next_first - first)), path.c_str());
+                keep = next_first - first;
+            }
+        }
         segments_.push_back({first, keep, path});
     }
     if (segments_.empty()) {
@@ -306,20 +316,8 @@ bool FeedbackSpool::append(const FeedbackBatch &b, uint64_t now_unix_us) noexcep
     if (n == 0)
         return true;
     std::unique_lock<std::mutex> lock(mu_);
-    uint64_t total = 0;
-    for (const Segment &s : segments_)
-        total += kHeaderBytes + s.count * kEntryBytes;
-    if (total + n * kEntryBytes > max_bytes_) {
-        refused_ += n;
-        if (!full_logged_) {
-            LOG_WARNING("spool is full (%llu bytes, limit %llu; is the store unreachable?): feedback is not "
-                        "acknowledged until it drains, backends drop and count what does not fit",
-                        static_cast<unsigned long long>(total), static_cast<unsigned long long>(max_bytes_));
-            full_logged_ = true;
-        }
+    if (!room_locked(n))
         return false;
-    }
-    full_logged_ = false;
     std::string error;
     Segment *seg = &segments_.back();
     if (kHeaderBytes + seg->count * kEntryBytes >= segment_bytes_) {
@@ -346,7 +344,18 @@ bool FeedbackSpool::append(const FeedbackBatch &b, uint64_t now_unix_us) noexcep
     off_t off = static_cast<off_t>(kHeaderBytes + seg->count * kEntryBytes);
     if (!pwrite_all(fd_, buf.data(), buf.size(), off) || fdatasync(fd_) != 0) {
         note_failure(errno_text("cannot append to", seg->path));
+        /* nothing of it may look acknowledged later: cut it off now, or
+         * after the next append that works */
+        fd_suspect_ = ftruncate(fd_, off) != 0;
         return false;
+    }
+    if (fd_suspect_) {
+        off_t end = off + static_cast<off_t>(buf.size());
+        if (ftruncate(fd_, end) != 0 || fdatasync(fd_) != 0) {
+            note_failure(errno_text("cannot cut the end of", seg->path));
+            return false;
+        }
+        fd_suspect_ = false;
     }
     seg->count += n;
     next_seq_ = seq;
@@ -357,6 +366,46 @@ bool FeedbackSpool::append(const FeedbackBatch &b, uint64_t now_unix_us) noexcep
         c->store(next_seq_, std::memory_order_release);
     lock.unlock();
     cv_.notify_all();
+    return true;
+}
+
+/* With mu_ held.  The limit counts what waits for the store, not the
+ * committed entries still in the newest segment. */
+bool FeedbackSpool::room_locked(uint64_t n) noexcept {
+    uint64_t oldest = segments_.empty() ? next_seq_ : segments_.front().first_seq;
+    uint64_t base = std::max(oldest, released_);
+    uint64_t pending = next_seq_ > base ? next_seq_ - base : 0;
+    uint64_t need = (pending + n) * kEntryBytes + kHeaderBytes;
+    if (need <= max_bytes_) {
+        full_logged_ = false;
+        return true;
+    }
+    refused_ += n;
+    if (!full_logged_) {
+        LOG_WARNING("spool is full (%llu entries wait for the store, limit %llu bytes; is the store "
+                    "unreachable?): feedback is not acknowledged until it drains, backends drop and count "
+                    "what does not fit",
+                    static_cast<unsigned long long>(pending), static_cast<unsigned long long>(max_bytes_));
+        full_logged_ = true;
+    }
+    return false;
+}
+
+bool FeedbackSpool::has_room(uint64_t n) noexcept {
+    std::lock_guard<std::mutex> g(mu_);
+    return room_locked(n);
+}
+
+bool FeedbackSpool::advance_to(uint64_t seq) noexcept {
+    std::lock_guard<std::mutex> g(mu_);
+    if (seq <= next_seq_)
+        return true;
+    std::string error;
+    if (!open_new_segment(seq, &error)) {
+        LOG_ERROR("spool: %s", error.c_str());
+        return false;
+    }
+    LOG_WARNING("spool: numbering continues at %llu", static_cast<unsigned long long>(seq));
     return true;
 }
 
@@ -402,6 +451,7 @@ void FeedbackSpool::release(uint64_t watermark) noexcept {
     std::vector<std::string> doomed;
     {
         std::lock_guard<std::mutex> g(mu_);
+        released_ = std::max(released_, watermark);
         while (segments_.size() > 1 && segments_.front().first_seq + segments_.front().count <= watermark) {
             try {
                 doomed.push_back(segments_.front().path);

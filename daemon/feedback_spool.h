@@ -27,8 +27,14 @@
  * bytes, never skipped silently.  A segment with a bad header is renamed
  * *.corrupt and logged.
  *
- * Bounded: append() refuses when the segments would exceed max_bytes (the
- * rings then fill and the backends drop and count).
+ * Bounded: append() refuses when the entries not yet committed to the store
+ * would exceed max_bytes (the rings then fill and the backends drop and
+ * count).  Committed entries still in the newest segment do not count; the
+ * disk may hold up to one segment more.
+ *
+ * A failed append is cut off (ftruncate) so that nothing unacknowledged looks
+ * valid later; recovery also ignores entries of a segment that overlap the
+ * next one.
  *
  * Threads: append() on the feedback thread, read()/release() on the store
  * thread; one mutex guards the segment list.
@@ -80,6 +86,15 @@ class FeedbackSpool {
      * spool is full (counted, logged rate-limited): nothing is acknowledged. */
     bool append(const FeedbackBatch &b, uint64_t now_unix_us) noexcept;
 
+    /* Would n more entries fit (see the limit above)?  Counted as refused
+     * when not. */
+    bool has_room(uint64_t n) noexcept;
+
+    /* The store has committed up to seq, beyond this spool's newest entry
+     * (the spool lost entries, or was restored): numbering continues at seq
+     * in a new segment, so no new entry is taken for a committed one. */
+    bool advance_to(uint64_t seq) noexcept;
+
     /* Up to max entries with seq >= from (durable ones only), in order.
      * Entries below the oldest segment are gone: reading starts there. */
     void read(uint64_t from, size_t max, std::vector<Entry> *out);
@@ -114,6 +129,7 @@ class FeedbackSpool {
     };
     bool open_new_segment(uint64_t first_seq, std::string *error) noexcept;
     void note_failure(const std::string &what) noexcept;
+    bool room_locked(uint64_t n) noexcept;
 
     std::string dir_, id_;
     uint64_t max_bytes_, segment_bytes_;
@@ -127,6 +143,7 @@ class FeedbackSpool {
     uint64_t last_failure_log_us_ = 0, failures_unlogged_ = 0;
     bool full_logged_ = false;
     bool woken_ = false;
+    uint64_t released_ = 0; /* highest watermark given to release() */
     std::atomic<std::atomic<uint64_t> *> appended_ctr_{nullptr}, next_seq_ctr_{nullptr};
 };
 

@@ -74,7 +74,12 @@ int run_service(const Config &cfg) {
     LOG_INFO("pilotd %s starting (protocol version %u, pid %d, %s)", kPilotdVersion,
              cfg.debug_protocol_version_set ? cfg.debug_protocol_version : pilot::proto::kProtocolVersion,
              static_cast<int>(getpid()), describe_uid(geteuid()).c_str());
-    LOG_INFO("config: %s", config_summary(cfg).c_str());
+    {
+        Config shown = cfg; /* no password in the log */
+        if (shown.store_dsn != "none" && !shown.store_dsn.empty())
+            shown.store_dsn = redacted_dsn(shown.store_dsn);
+        LOG_INFO("config: %s", config_summary(shown).c_str());
+    }
     if (cfg.debug_protocol_version_set && cfg.debug_protocol_version != pilot::proto::kProtocolVersion)
         LOG_WARNING("testing option: advertising protocol version %u instead of %u", cfg.debug_protocol_version,
                     pilot::proto::kProtocolVersion);
@@ -109,19 +114,10 @@ int run_service(const Config &cfg) {
          * store thread commits the spool into PostgreSQL's tables. */
         const bool store_on = cfg.store_dsn != "none" && !cfg.store_dsn.empty();
         std::unique_ptr<FeedbackSpool> spool;
-        std::unique_ptr<PgStore> store;
         if (store_on) {
-            spool.reset(new FeedbackSpool(cfg.state_dir, static_cast<uint64_t>(cfg.spool_max_mb) << 20,
-                                          std::min<uint64_t>(64ull << 20, (static_cast<uint64_t>(cfg.spool_max_mb) << 20) / 8)));
+            const uint64_t max_bytes = static_cast<uint64_t>(cfg.spool_max_mb) << 20;
+            spool.reset(new FeedbackSpool(cfg.state_dir, max_bytes, std::min<uint64_t>(64ull << 20, max_bytes / 8)));
             spool->recover();
-            PgStoreOptions so;
-            so.dsn = cfg.store_dsn;
-            so.pgdata = cfg.pgdata;
-            so.retention_days = cfg.store_retention_days;
-            so.max_rows = cfg.store_max_rows;
-            so.retention_interval_s = cfg.store_retention_interval_s;
-            so.backoff_max_ms = cfg.store_backoff_max_ms;
-            store.reset(new PgStore(so, *spool));
         } else {
             LOG_INFO("no feedback store (store-dsn \"none\"): feedback feeds the memo only");
         }
@@ -131,6 +127,10 @@ int run_service(const Config &cfg) {
          * (the latest observation wins); the reverse would store it twice. */
         FeedbackSpool *spool_p = spool.get();
         opt.on_feedback = [&memo, &journal, spool_p](const FeedbackBatch &b) {
+            /* a full spool refuses before anything is journaled (no fsync
+             * storm while the store is away) */
+            if (spool_p != nullptr && !spool_p->has_room(static_cast<uint64_t>(b.n) + b.ndead))
+                return false;
             if (!journal.append(b.rec, b.n))
                 return false;
             if (spool_p != nullptr) {
@@ -151,8 +151,20 @@ int run_service(const Config &cfg) {
         };
         ShmServer server(opt, handler);
         server.start();
-        if (store)
+        /* declared after the server: destroyed (its thread joined) before the
+         * segment it publishes counters in is unmapped, even on an exception */
+        std::unique_ptr<PgStore> store;
+        if (spool) {
+            PgStoreOptions so;
+            so.dsn = cfg.store_dsn;
+            so.pgdata = cfg.pgdata;
+            so.retention_days = cfg.store_retention_days;
+            so.max_rows = cfg.store_max_rows;
+            so.retention_interval_s = cfg.store_retention_interval_s;
+            so.backoff_max_ms = cfg.store_backoff_max_ms;
+            store.reset(new PgStore(so, *spool));
             store->start(&server.header()->counters);
+        }
         LOG_INFO("ready: segment /dev/shm/%s (%llu bytes, %u slots of %zu bytes), epoch %016llx, state dir "
                  "\"%s\", %llu oracle entries, %u workers",
                  segment.c_str(), static_cast<unsigned long long>(server.size()), cfg.slots,

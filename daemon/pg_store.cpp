@@ -95,6 +95,33 @@ bool postmaster_address(const std::string &pgdata, std::string *port, std::strin
     return !port->empty();
 }
 
+} // namespace
+
+/* The connection string without its password, for logs and status. */
+std::string redacted_dsn(const std::string &dsn) {
+    char *err = nullptr;
+    PQconninfoOption *opts = PQconninfoParse(dsn.c_str(), &err);
+    if (opts == nullptr) {
+        if (err)
+            PQfreemem(err);
+        return "(unparsable connection string)";
+    }
+    std::string out;
+    for (PQconninfoOption *o = opts; o->keyword != nullptr; o++) {
+        if (o->val == nullptr || o->val[0] == '\0')
+            continue;
+        if (!out.empty())
+            out += ' ';
+        out += o->keyword;
+        out += '=';
+        out += strcmp(o->keyword, "password") == 0 ? "********" : o->val;
+    }
+    PQconninfoFree(opts);
+    return out;
+}
+
+namespace {
+
 std::string one_line(const char *msg) {
     std::string s = msg ? msg : "";
     while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
@@ -123,6 +150,14 @@ void PgStore::start(DaemonCounters *counters) {
 void PgStore::stop() noexcept {
     stopping_.store(true);
     spool_.wake();
+    {
+        /* a statement waiting on a hung server: cancel it (the store thread
+         * then fails the transaction and sees stopping_) */
+        std::lock_guard<std::mutex> g(cancel_mu_);
+        char buf[256];
+        if (cancel_ != nullptr && thread_.joinable())
+            PQcancel(cancel_, buf, sizeof buf);
+    }
     if (thread_.joinable())
         thread_.join();
     disconnect();
@@ -180,13 +215,18 @@ bool PgStore::connect(std::string *error) {
     vals.push_back("pilotd");
     keys.push_back("connect_timeout");
     vals.push_back("5");
+    keys.push_back("keepalives_idle"); /* TCP only: a dead server is noticed */
+    vals.push_back("30");
+    keys.push_back("tcp_user_timeout");
+    vals.push_back("60000");
     keys.push_back("dbname");
     vals.push_back(opt_.dsn.c_str());
     keys.push_back(nullptr);
     vals.push_back(nullptr);
     conn_ = PQconnectdbParams(keys.data(), vals.data(), 1);
     if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) {
-        *error = "cannot connect to the store (" + opt_.dsn + "): " + one_line(conn_ ? PQerrorMessage(conn_) : "out of memory");
+        *error = "cannot connect to the store (" + redacted_dsn(opt_.dsn) + "): " +
+                 one_line(conn_ ? PQerrorMessage(conn_) : "out of memory");
         disconnect();
         return false;
     }
@@ -203,11 +243,21 @@ bool PgStore::connect(std::string *error) {
         disconnect();
         return false;
     }
+    {
+        std::lock_guard<std::mutex> g(cancel_mu_);
+        cancel_ = PQgetCancel(conn_);
+    }
     LOG_INFO("store: connected to database \"%s\" as \"%s\"", PQdb(conn_), PQuser(conn_));
     return read_watermark(error) == Result::Ok;
 }
 
 void PgStore::disconnect() noexcept {
+    {
+        std::lock_guard<std::mutex> g(cancel_mu_);
+        if (cancel_ != nullptr)
+            PQfreeCancel(cancel_);
+        cancel_ = nullptr;
+    }
     if (conn_ != nullptr)
         PQfinish(conn_);
     conn_ = nullptr;
@@ -230,15 +280,31 @@ PgStore::Result PgStore::read_watermark(std::string *error) {
     }
     uint64_t first = spool_.first_seq(), next = spool_.next_seq();
     uint64_t w = first;
-    if (PQntuples(r) == 1) {
+    db_has_row_ = PQntuples(r) == 1;
+    db_watermark_ = 0;
+    if (db_has_row_) {
         long long v = strtoll(PQgetvalue(r, 0, 0), nullptr, 10);
-        w = v > 0 ? static_cast<uint64_t>(v) : 0;
-        if (w > next)
+        db_watermark_ = v > 0 ? static_cast<uint64_t>(v) : 0;
+        w = db_watermark_;
+        if (w > next) {
+            /* the spool lost its newest entries (a damaged segment, a
+             * restored state directory): continue numbering above the
+             * store's watermark, so that new entries are not taken for
+             * committed ones */
             LOG_WARNING("store: the watermark of spool %s in the store (%llu) is ahead of the spool (%llu); "
-                        "was the state directory restored from a backup?",
+                        "the spool continues at %llu",
                         spool_.id().c_str(), static_cast<unsigned long long>(w),
-                        static_cast<unsigned long long>(next));
+                        static_cast<unsigned long long>(next), static_cast<unsigned long long>(w));
+            if (!spool_.advance_to(w)) {
+                PQclear(r);
+                *error = "store: cannot advance the spool to the store's watermark";
+                disconnect();
+                return Result::Retry;
+            }
+        }
         if (w < first) {
+            /* the store was restored from a backup: what it lacks is gone
+             * from the spool; the next commit moves its watermark up */
             LOG_WARNING("store: spool entries %llu..%llu are no longer in the spool (store restored from a "
                         "backup?); continuing at %llu",
                         static_cast<unsigned long long>(w), static_cast<unsigned long long>(first),
@@ -258,7 +324,14 @@ PgStore::Result PgStore::read_watermark(std::string *error) {
 PgStore::Result PgStore::commit(const std::vector<FeedbackSpool::Entry> &entries, size_t begin, size_t end,
                                 const std::string *reject_reason, std::string *error) {
     auto fail = [&](PGresult *r, const char *what) {
-        const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+        if (r == nullptr) {
+            /* no result at all (out of memory, connection lost): the outcome
+             * is unknown; reconnect and ask PostgreSQL where it stands */
+            *error = std::string("store: ") + what + ": " + one_line(PQerrorMessage(conn_));
+            disconnect();
+            return Result::Retry;
+        }
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         Result res = (state && (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0)) ? Result::DataError
                                                                                               : Result::Retry;
         *error = std::string("store: ") + what + ": " + one_line(PQerrorMessage(conn_));
@@ -274,27 +347,38 @@ PgStore::Result PgStore::commit(const std::vector<FeedbackSpool::Entry> &entries
         PQclear(rb);
         return res;
     };
-    auto exec = [&](const char *sql) {
+    /* true when it worked; else *err is the failed result (maybe NULL) */
+    auto exec = [&](const char *sql, PGresult **err) {
         PGresult *r = PQexec(conn_, sql);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK)
-            return r;
-        PQclear(r);
-        return static_cast<PGresult *>(nullptr);
+        if (r != nullptr && PQresultStatus(r) == PGRES_COMMAND_OK) {
+            PQclear(r);
+            return true;
+        }
+        *err = r;
+        return false;
     };
-    auto copy = [&](const char *sql, const std::string &data) -> PGresult * {
+    auto copy = [&](const char *sql, const std::string &data, PGresult **err) {
         PGresult *r = PQexec(conn_, sql);
-        if (PQresultStatus(r) != PGRES_COPY_IN)
-            return r;
+        if (r == nullptr || PQresultStatus(r) != PGRES_COPY_IN) {
+            *err = r;
+            return false;
+        }
         PQclear(r);
-        if (PQputCopyData(conn_, data.data(), static_cast<int>(data.size())) != 1 || PQputCopyEnd(conn_, nullptr) != 1)
-            return PQgetResult(conn_);
+        if (PQputCopyData(conn_, data.data(), static_cast<int>(data.size())) != 1 ||
+            PQputCopyEnd(conn_, nullptr) != 1) {
+            *err = PQgetResult(conn_);
+            return false;
+        }
         r = PQgetResult(conn_);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK)
-            return r;
+        bool ok = r != nullptr && PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok) {
+            *err = r;
+            return false;
+        }
         PQclear(r);
         while ((r = PQgetResult(conn_)) != nullptr)
             PQclear(r);
-        return nullptr;
+        return true;
     };
 
     std::string fb, ql, dl;
@@ -342,8 +426,8 @@ PgStore::Result PgStore::commit(const std::vector<FeedbackSpool::Entry> &entries
         }
     }
 
-    PGresult *r = exec("BEGIN");
-    if (r)
+    PGresult *r = nullptr;
+    if (!exec("BEGIN", &r))
         return fail(r, "BEGIN");
     /* lock the watermark and check nobody moved it */
     {
@@ -353,22 +437,28 @@ PgStore::Result PgStore::commit(const std::vector<FeedbackSpool::Entry> &entries
                          nullptr, params, nullptr, nullptr, 0);
         if (PQresultStatus(r) != PGRES_TUPLES_OK)
             return fail(r, "reading the watermark");
-        bool moved = PQntuples(r) == 1 && strtoull(PQgetvalue(r, 0, 0), nullptr, 10) != watermark_;
+        /* compared with what was read from PostgreSQL (watermark_ may be
+         * above it: see read_watermark) */
+        bool has_row = PQntuples(r) == 1;
+        bool moved = has_row != db_has_row_ ||
+                     (has_row && strtoull(PQgetvalue(r, 0, 0), nullptr, 10) != db_watermark_);
         PQclear(r);
         if (moved) {
             *error = "store: the watermark moved under us; re-reading it";
             PGresult *rb = PQexec(conn_, "ROLLBACK");
             PQclear(rb);
-            return read_watermark(error) == Result::Ok ? Result::Retry : Result::Retry;
+            if (read_watermark(error) == Result::Ok)
+                *error = "store: the watermark moved under us; re-read it";
+            return Result::Retry;
         }
     }
-    if (!fb.empty() && (r = copy("COPY pg_pilot.feedback (observed_at, query_id, subplan_key, template_key, "
-                                 "relations, nrels, native_rows, pilot_rows, actual_rows) FROM STDIN", fb)))
+    if (!fb.empty() && !copy("COPY pg_pilot.feedback (observed_at, query_id, subplan_key, template_key, "
+                             "relations, nrels, native_rows, pilot_rows, actual_rows) FROM STDIN", fb, &r))
         return fail(r, "COPY into pg_pilot.feedback");
-    if (!ql.empty() && (r = copy("COPY pg_pilot.query_log (logged_at, query_id, planning_ms, execution_ms, "
-                                 "relation_sets) FROM STDIN", ql)))
+    if (!ql.empty() && !copy("COPY pg_pilot.query_log (logged_at, query_id, planning_ms, execution_ms, "
+                             "relation_sets) FROM STDIN", ql, &r))
         return fail(r, "COPY into pg_pilot.query_log");
-    if (!dl.empty() && (r = copy("COPY pg_pilot.feedback_dead_letter (received_at, reason, record) FROM STDIN", dl)))
+    if (!dl.empty() && !copy("COPY pg_pilot.feedback_dead_letter (received_at, reason, record) FROM STDIN", dl, &r))
         return fail(r, "COPY into pg_pilot.feedback_dead_letter");
     {
         std::string next = std::to_string(entries[end - 1].seq + 1);
@@ -382,8 +472,7 @@ PgStore::Result PgStore::commit(const std::vector<FeedbackSpool::Entry> &entries
             return fail(r, "moving the watermark");
         PQclear(r);
     }
-    r = exec("COMMIT");
-    if (r)
+    if (!exec("COMMIT", &r))
         return fail(r, "COMMIT");
     uint64_t n = end - begin;
     uint64_t nd = 0, nreplayed = 0;
@@ -394,6 +483,8 @@ PgStore::Result PgStore::commit(const std::vector<FeedbackSpool::Entry> &entries
             nreplayed++;
     }
     watermark_ = entries[end - 1].seq + 1;
+    db_watermark_ = watermark_;
+    db_has_row_ = true;
     committed_.fetch_add(n);
     dead_ += nd;
     replayed_ += nreplayed;
@@ -483,8 +574,10 @@ void PgStore::run() noexcept {
                 }
             }
         } catch (const std::exception &e) {
+            /* maybe inside a transaction: start over from PostgreSQL's watermark */
             error = std::string("store: ") + e.what();
             res = Result::Retry;
+            disconnect();
         }
         if (res == Result::Ok) {
             if (failing_) {

@@ -32,12 +32,14 @@
 #include "pilot_protocol.h"
 
 #include <atomic>
+#include <mutex>
 #include <cstdint>
 #include <string>
 #include <thread>
 #include <vector>
 
 struct pg_conn;
+struct pg_cancel;
 
 namespace pilotd {
 
@@ -51,6 +53,9 @@ struct PgStoreOptions {
     uint64_t max_rows = 10000000;
     uint32_t retention_interval_s = 60;
 };
+
+/* dsn without its password (for logs, status and errors) */
+std::string redacted_dsn(const std::string &dsn);
 
 class PgStore {
   public:
@@ -91,6 +96,10 @@ class PgStore {
     std::thread thread_;
     std::atomic<bool> stopping_{false};
     uint64_t watermark_ = 0;   /* next seq to commit; valid while connected */
+    uint64_t db_watermark_ = 0; /* what store_progress said (or was set to by us) */
+    bool db_has_row_ = false;   /* store_progress has a row for this spool */
+    std::mutex cancel_mu_;
+    pg_cancel *cancel_ = nullptr; /* for stop(): PQcancel is thread-safe */
     uint64_t replay_mark_ = 0; /* entries below it waited out a restart or an outage */
     bool failing_ = false;
     std::atomic<uint64_t> committed_{0};

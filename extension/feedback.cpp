@@ -643,18 +643,37 @@ count_rows(PlanState *ps)
 	return slot;
 }
 
+/* The executor's (static) ExecProcNodeFirst, which every node has until its
+ * first call: learnt from what ExecSetExecProcNode() installs. */
+static ExecProcNodeMtd
+exec_proc_node_first(void)
+{
+	static ExecProcNodeMtd first = NULL;
+
+	if (first == NULL)
+	{
+		PlanState	probe;
+
+		memset(&probe, 0, sizeof(probe));
+		ExecSetExecProcNode(&probe, count_rows);
+		first = probe.ExecProcNode;
+	}
+	return first;
+}
+
 static bool
 instrument_walk(PlanState *ps, void *arg)
 {
 	InstrWalk  *iw = (InstrWalk *) arg;
 
-	if (ps->instrument == NULL && node_entry(iw->map, ps->plan->plan_node_id) != NULL)
+	/* only a node not yet run, whose ExecProcNode nobody else wrapped */
+	if (ps->instrument == NULL && ps->ExecProcNode == exec_proc_node_first() &&
+		node_entry(iw->map, ps->plan->plan_node_id) != NULL)
 	{
 		MemoryContext old = MemoryContextSwitchTo(iw->cxt);
 
 		ps->instrument = InstrAlloc(1, INSTRUMENT_ROWS, false);
 		MemoryContextSwitchTo(old);
-		/* not yet run (ExecProcNode is still ExecProcNodeFirst) */
 		ps->ExecProcNode = count_rows;
 	}
 	return planstate_tree_walker(ps, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)(void)>(instrument_walk)), arg);
@@ -677,8 +696,9 @@ pilot_executor_start(QueryDesc *qd, int eflags)
 	double		planning_ms = -1;
 
 	if (pilot_collect_feedback && !(eflags & EXEC_FLAG_EXPLAIN_ONLY) && qd->plannedstmt != NULL &&
-		qd->plannedstmt->commandType != CMD_UTILITY && sampled())
+		qd->plannedstmt->commandType != CMD_UTILITY)
 	{
+		/* a plancache copy is adopted on its first run, sampled or not */
 		m = map_for(qd->plannedstmt);
 		if (m == NULL)
 			m = adopt_copy(qd->plannedstmt);
@@ -688,6 +708,8 @@ pilot_executor_start(QueryDesc *qd, int eflags)
 		/* a plan's planning time belongs to its first run only */
 		planning_ms = m->planning_ms;
 		m->planning_ms = -1;
+		if (!sampled())
+			m = NULL;
 	}
 	/*
 	 * Parallel workers count rows only when the whole query is instrumented;

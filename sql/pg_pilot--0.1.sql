@@ -140,11 +140,19 @@ GRANT USAGE ON SCHEMA pg_pilot TO PUBLIC;
 -- (and pilotd --store-dsn "dbname=<this database> user=pilotd").  Reading the
 -- tables is for the extension's owner and whoever it grants SELECT to.
 
+-- The role is cluster-wide: a second database with the extension, or a
+-- re-created extension, finds it there.  A role of that name that can log in
+-- or has more rights was not made by this script: say so.
 DO $$
+DECLARE r pg_catalog.pg_roles;
 BEGIN
-    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'pilot_store') THEN
+    SELECT * INTO r FROM pg_catalog.pg_roles WHERE rolname = 'pilot_store';
+    IF NOT FOUND THEN
         CREATE ROLE pilot_store NOLOGIN;
         COMMENT ON ROLE pilot_store IS 'pg_pilot: may write the feedback store (grant it to pilotd''s login role)';
+    ELSIF r.rolcanlogin OR r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolbypassrls THEN
+        RAISE WARNING 'role "pilot_store" already exists and has more than NOLOGIN: it is given write access to pg_pilot''s feedback store'
+            USING HINT = 'Check who created it: ALTER ROLE pilot_store NOLOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS.';
     END IF;
 END
 $$;
@@ -201,6 +209,9 @@ SELECT pg_catalog.pg_extension_config_dump('pg_pilot.feedback', '');
 SELECT pg_catalog.pg_extension_config_dump('pg_pilot.query_log', '');
 SELECT pg_catalog.pg_extension_config_dump('pg_pilot.feedback_dead_letter', '');
 SELECT pg_catalog.pg_extension_config_dump('pg_pilot.store_progress', '');
+SELECT pg_catalog.pg_extension_config_dump('pg_pilot.feedback_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('pg_pilot.query_log_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('pg_pilot.feedback_dead_letter_id_seq', '');
 
 -- The relation sets estimated worst, for a DBA: per subplan key, its latest
 -- observation, ranked by the q-error of the estimate the planner used

@@ -212,6 +212,43 @@ TEST_F(SpoolTest, FullSpoolRefusesAndAcknowledgesNothing) {
     EXPECT_EQ(s.next_seq(), 3u);
 }
 
+TEST_F(SpoolTest, CommittedEntriesFreeRoomEvenInTheNewestSegment) {
+    const uint64_t max = FeedbackSpool::kHeaderBytes + 3 * FeedbackSpool::kEntryBytes;
+    FeedbackSpool s(dir_, max, 1 << 20);
+    s.recover();
+    ASSERT_TRUE(append(s, {rec(1, 1), rec(2, 2), rec(3, 3)}));
+    EXPECT_FALSE(s.has_room(1));
+    s.release(3); /* all committed; the segment itself stays */
+    EXPECT_TRUE(s.has_room(3));
+    ASSERT_TRUE(append(s, {rec(4, 4), rec(5, 5)}));
+    EXPECT_EQ(s.next_seq(), 5u);
+}
+
+TEST_F(SpoolTest, AdvanceToContinuesNumberingAboveTheStoresWatermark) {
+    {
+        FeedbackSpool s(dir_, 1 << 20, 1 << 20);
+        s.recover();
+        ASSERT_TRUE(append(s, {rec(1, 1)}));
+        ASSERT_TRUE(s.advance_to(100));
+        EXPECT_EQ(s.next_seq(), 100u);
+        ASSERT_TRUE(s.advance_to(50)); /* never backwards */
+        EXPECT_EQ(s.next_seq(), 100u);
+        ASSERT_TRUE(append(s, {rec(2, 2)}));
+    }
+    FeedbackSpool s(dir_, 1 << 20, 1 << 20);
+    s.recover();
+    EXPECT_EQ(s.next_seq(), 101u);
+    std::vector<FeedbackSpool::Entry> e;
+    s.read(100, 10, &e);
+    ASSERT_EQ(e.size(), 1u);
+    EXPECT_EQ(e[0].seq, 100u);
+    EXPECT_EQ(e[0].rec.key, 2u);
+    s.read(0, 10, &e); /* the old entry, then the jump */
+    ASSERT_EQ(e.size(), 2u);
+    EXPECT_EQ(e[0].seq, 0u);
+    EXPECT_EQ(e[1].seq, 100u);
+}
+
 TEST_F(SpoolTest, DamagedIdentityIsAnErrorNotANewSpool) {
     {
         FeedbackSpool s(dir_, 1 << 20, 1 << 20);
