@@ -30,7 +30,9 @@ check: install
 demo: install
 	@demo/run_demo.sh
 
+# DATA= TRAIN= TEST= OUT= SCALE= REPS=: see regress/bench/run_bench.sh
 bench: install
+	@scripts/deps.sh bench
 	@regress/bench/run_bench.sh
 
 clean:

@@ -13,6 +13,10 @@ PKGS=(
   libgtest-dev                 # C++ unit tests
   g++ make python3
 )
+# `make bench` also drives queries from Python and draws the report's plots
+if [ "${1:-}" = "bench" ]; then
+  PKGS+=(python3-psycopg2 python3-matplotlib)
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
