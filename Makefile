@@ -30,10 +30,15 @@ check: install
 demo: install
 	@demo/run_demo.sh
 
-# DATA= TRAIN= TEST= OUT= SCALE= REPS=: see regress/bench/run_bench.sh
+# The benchmark's settings (see regress/bench/run_bench.sh).  DATA is also a
+# PGXS variable: none of them may reach the sub-makes of the build.
+BENCH_VARS := DATA TRAIN TEST HOLDOUT OUT SCALE REPS WL_REPS FB_REPS TIMEOUT CLIENTS MAX_SUBPLANS \
+              QUICK TRAIN_QUERIES TEST_QUERIES BENCH_SECONDS
+MAKEOVERRIDES := $(filter-out $(addsuffix =%,$(BENCH_VARS)),$(MAKEOVERRIDES))
+
 bench: install
 	@scripts/deps.sh bench
-	@regress/bench/run_bench.sh
+	@$(foreach v,$(BENCH_VARS),$(v)="$($(v))") regress/bench/run_bench.sh
 
 clean:
 	$(MAKE) -C daemon clean

@@ -2,20 +2,25 @@
 # run_bench.sh — `make bench`: measured claims, ratios against native PostgreSQL
 # in the same run.
 #
-#   make bench [DATA=load.sql TRAIN=train.txt TEST=test.txt] [OUT=dir] [SCALE=s]
-#              [REPS=n] [TIMEOUT=30s] [CLIENTS=8] [QUICK=1]
+#   make bench [DATA=load.sql TRAIN=train.txt {TEST=test.txt | HOLDOUT=n}] [OUT=dir]
+#              [SCALE=s] [WL_REPS=5] [TIMEOUT=10s] [CLIENTS=8] [MAX_SUBPLANS=256]
+#              [REPS=5] [QUICK=1]
 #
 # 1. The workload benchmark (regress/bench/workload_bench.py): DATA is a SQL
 #    file run with psql from its own folder into a fresh database; TRAIN and
-#    TEST hold one query per line (optionally "N||query").  Without DATA: the
+#    TEST hold one query per line (optionally "N||query"); HOLDOUT=n instead
+#    of TEST tests on the last n lines of TRAIN and trains on the others.
+#    MAX_SUBPLANS caps the sub-plans per test query whose truth is computed
+#    (the smallest sets first).  Without DATA: the
 #    correlated web shop of demo/data.sql at scale SCALE (default 0.25) and
-#    random join queries from regress/bench/workload_gen.py (TRAIN_QUERIES=300,
-#    TEST_QUERIES=40).  Native vs the learned chain vs the oracle: q-error of
-#    every sub-plan, end-to-end time, planning time, feedback overhead, and
-#    pgbench with CLIENTS sessions.
+#    random join queries from regress/bench/workload_gen.py (TRAIN_QUERIES=200,
+#    TEST_QUERIES=50).  Native vs the learned chain vs the oracle: q-error of
+#    every sub-plan, end-to-end time (WL_REPS repetitions, each query within
+#    TIMEOUT), planning time, feedback overhead, and pgbench with CLIENTS
+#    sessions.
 # 2. Planning overhead on STATS (659 queries) and JOB (113 queries, up to 17
-#    tables), and feedback overhead on STATS, from ../shared/data (skipped
-#    when absent, or with QUICK=1).
+#    tables, REPS repetitions), and feedback overhead on STATS (FB_REPS=9),
+#    from ../shared/data (skipped when absent, or with QUICK=1).
 # Writes OUT/report.md, OUT/report.json and the plots (default OUT: bench-out/).
 set -uo pipefail
 SELF_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -32,12 +37,12 @@ for v in DATA TRAIN TEST; do
     printf -v "$v" '%s' "$(cd "$(dirname "${!v}")" && pwd)/$(basename "${!v}")"
   fi
 done
-if [ -n "${DATA:-}" ] && { [ -z "${TRAIN:-}" ] || [ -z "${TEST:-}" ]; }; then
-  echo "bench: DATA needs TRAIN and TEST (query files)"; exit 2
+if [ -n "${DATA:-}" ] && { [ -z "${TRAIN:-}" ] || { [ -z "${TEST:-}" ] && [ -z "${HOLDOUT:-}" ]; }; }; then
+  echo "bench: DATA needs TRAIN and TEST (query files), or TRAIN and HOLDOUT=n"; exit 2
 fi
 pp_rerun_as_owner bench regress/bench/run_bench.sh OUT="$OUT" REPS="${REPS:-5}" DATA="${DATA:-}" \
   TRAIN="${TRAIN:-}" TEST="${TEST:-}" SCALE="${SCALE:-}" TIMEOUT="${TIMEOUT:-}" CLIENTS="${CLIENTS:-}" \
-  QUICK="${QUICK:-}" BENCH_SECONDS="${BENCH_SECONDS:-}" FB_REPS="${FB_REPS:-}" TRAIN_QUERIES="${TRAIN_QUERIES:-}" TEST_QUERIES="${TEST_QUERIES:-}"
+  QUICK="${QUICK:-}" HOLDOUT="${HOLDOUT:-}" MAX_SUBPLANS="${MAX_SUBPLANS:-}" WL_REPS="${WL_REPS:-}" BENCH_SECONDS="${BENCH_SECONDS:-}" FB_REPS="${FB_REPS:-}" TRAIN_QUERIES="${TRAIN_QUERIES:-}" TEST_QUERIES="${TEST_QUERIES:-}"
 WORK=${PP_WORK:-$(mktemp -d /tmp/pg_pilot_bench.XXXXXX)}
 R=$WORK/regress; [ -d "$R" ] || R=$ROOT/regress
 SHARED=${PP_SHARED:-$ROOT/../shared}
@@ -60,6 +65,12 @@ if [ -n "${DATA:-}" ]; then
     || { tail -20 "$WORK/data_load.log"; echo "bench: loading DATA failed"; exit 1; }
   pp_psql -d "$WL_DB" -c "ANALYZE" >/dev/null
   WL_TRAIN=$TRAIN; WL_TEST=$TEST
+  if [ -z "${TEST:-}" ]; then   # HOLDOUT: the last n lines are the test set
+    WL_TRAIN=$WORK/train.txt; WL_TEST=$WORK/test.txt
+    grep -v '^\s*$' "$TRAIN" | head -n "-$HOLDOUT" >"$WL_TRAIN"
+    grep -v '^\s*$' "$TRAIN" | tail -n "$HOLDOUT" >"$WL_TEST"
+    WL_LABEL="$WL_LABEL (last $HOLDOUT queries held out)"
+  fi
 else
   WL_DB=shop; WL_LABEL="shop (scale ${SCALE:-0.25})"
   SHOP_SQL=$ROOT/demo/data.sql; [ -f "$WORK/demo/data.sql" ] && SHOP_SQL=$WORK/demo/data.sql
@@ -67,14 +78,14 @@ else
   echo "== generating the web shop at scale ${SCALE:-0.25} (demo/data.sql)"
   pp_psql -d "$WL_DB" -v scale="${SCALE:-0.25}" -f "$SHOP_SQL" || exit 1
   WL_TRAIN=$WORK/train.txt; WL_TEST=$WORK/test.txt
-  python3 "$R/bench/workload_gen.py" -d "$WL_DB" -n "${TRAIN_QUERIES:-300}" --seed 1 >"$WL_TRAIN" || exit 1
-  python3 "$R/bench/workload_gen.py" -d "$WL_DB" -n "${TEST_QUERIES:-40}" --seed 2 >"$WL_TEST" || exit 1
+  python3 "$R/bench/workload_gen.py" -d "$WL_DB" -n "${TRAIN_QUERIES:-200}" --seed 1 >"$WL_TRAIN" || exit 1
+  python3 "$R/bench/workload_gen.py" -d "$WL_DB" -n "${TEST_QUERIES:-50}" --seed 2 >"$WL_TEST" || exit 1
   cp "$WL_TRAIN" "$WL_TEST" "$OUT/"
 fi
 pp_psql -d "$WL_DB" -c "CREATE EXTENSION IF NOT EXISTS pg_pilot" >/dev/null
 python3 "$R/bench/workload_bench.py" --db "$WL_DB" --train "$WL_TRAIN" --test "$WL_TEST" --out "$OUT" \
-  --label "$WL_LABEL" --reps "${REPS:-5}" --timeout "${TIMEOUT:-30s}" --clients "${CLIENTS:-8}" \
-  --seconds "${BENCH_SECONDS:-15}" || exit 1
+  --label "$WL_LABEL" --reps "${WL_REPS:-5}" --timeout "${TIMEOUT:-10s}" --clients "${CLIENTS:-8}" \
+  --seconds "${BENCH_SECONDS:-15}" --max-subplans "${MAX_SUBPLANS:-256}" --feedback-reps "${FB_REPS:-9}" || exit 1
 echo "   workload benchmark: $(( $(date +%s) - T_WL )) s"
 
 # --- 2. planning and feedback overhead on STATS and JOB ---------------------------
