@@ -134,6 +134,7 @@ class Bench:
         self.sql("SET enable_nestloop = off")
         self.sql("SET enable_mergejoin = off")
         self.sql("SET work_mem = '256MB'")
+        self.sql("SET statement_timeout = %s", (self.a.truth_timeout or self.a.timeout,))
         subs, unreadable = {}, 0
         capped = 0
         for n, q in enumerate(tests):
@@ -167,6 +168,7 @@ class Bench:
                     f.write(f"{rows}||{s}\n")
         for setting in ("pg_pilot.enabled", "enable_nestloop", "enable_mergejoin", "work_mem"):
             self.sql(f"RESET {setting}")
+        self.sql("SET statement_timeout = %s", (self.a.timeout,))
         r = self.sql("SELECT lines, loaded, failed FROM pg_pilot.load_cardinalities(%s, replace => true)", (oracle,))
         log(f"   truth: {len(subs)} sub-plans of {len(tests) - unreadable} test queries "
             f"({unreadable} in a form subplans.py cannot read, {capped} capped at {self.a.max_subplans} "
@@ -383,6 +385,9 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--feedback-reps", type=int, default=5)
     ap.add_argument("--timeout", default="10s")
+    ap.add_argument("--truth-timeout", default=None,
+                    help="per sub-plan count (default: --timeout); a sub-plan that takes longer is left "
+                         "out of the q-error")
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--max-subplans", type=int, default=256,
                     help="sub-plans per test query whose truth is computed (smallest sets first)")
