@@ -500,12 +500,4 @@ uint64_t FeedbackSpool::first_seq() {
     return segments_.empty() ? next_seq_ : segments_.front().first_seq;
 }
 
-uint64_t FeedbackSpool::bytes() {
-    std::lock_guard<std::mutex> g(mu_);
-    uint64_t total = 0;
-    for (const Segment &s : segments_)
-        total += kHeaderBytes + s.count * kEntryBytes;
-    return total;
-}
-
 } // namespace pilotd

@@ -116,7 +116,6 @@ class FeedbackSpool {
     std::string dir() const { return dir_; }
     uint64_t next_seq();      /* the seq the next entry gets */
     uint64_t first_seq();     /* the oldest entry still in the spool */
-    uint64_t bytes();
     uint64_t appended() const { return appended_; }
     uint64_t refused() const { return refused_; }
     uint64_t recovered_corrupt() const { return recovered_corrupt_; }
