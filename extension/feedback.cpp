@@ -56,6 +56,13 @@ extern "C" {
 
 using pilot::proto::FeedbackRecord;
 
+/* PG15 declares tree walkers as bool (*)(): one cast for all of ours */
+template <typename Walker>
+static inline bool (*pg_walker(Walker fn))()
+{
+	return reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)(void)>(fn));
+}
+
 typedef struct FeedbackNode
 {
 	int			plan_node_id;
@@ -397,8 +404,7 @@ fp_expr(Node *node, void *arg)
 		default:
 			break;
 	}
-	/* PG15 declares the walker as bool (*)() */
-	return expression_tree_walker(node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)(void)>(fp_expr)), arg);
+	return expression_tree_walker(node, pg_walker(fp_expr), arg);
 }
 
 static void fp_plan(Plan *plan, uint64 *h);
@@ -676,7 +682,7 @@ instrument_walk(PlanState *ps, void *arg)
 		MemoryContextSwitchTo(old);
 		ps->ExecProcNode = count_rows;
 	}
-	return planstate_tree_walker(ps, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)(void)>(instrument_walk)), arg);
+	return planstate_tree_walker(ps, pg_walker(instrument_walk), arg);
 }
 
 static void
@@ -812,8 +818,7 @@ walk_children(PlanState *ps, Walk *w, int participants, bool unreliable)
 
 	w->participants = participants;
 	w->unreliable = unreliable;
-	/* PG15 declares the walker as bool (*)() */
-	r = planstate_tree_walker(ps, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)(void)>(walk_node)), w);
+	r = planstate_tree_walker(ps, pg_walker(walk_node), w);
 	w->participants = saved_p;
 	w->unreliable = saved_u;
 	return r;
