@@ -28,24 +28,9 @@ END \$\$;" \
       FROM pg_pilot.explain_estimates(\$q\$$q4\$q\$)" 2>&1
 }
 
-outs=()
-for i in 1 2 3 4; do
-  stream >"$PP_DIR/stream$i.out" 2>&1 &
-  outs+=($!)
-done
-sleep 2
-pp_pilotd_kill9
-echo "# pilotd killed with SIGKILL"
-sleep 2
-pp_pilotd_start
-echo "# pilotd restarted"
-failed=0
-for pid in "${outs[@]}"; do wait "$pid" || failed=$((failed + 1)); done
-for i in 1 2 3 4; do echo "# session $i: $(tr '\n' ' ' <"$PP_DIR/stream$i.out")"; done
-check "no session failed a query during kill -9 and restart" [ "$failed" -eq 0 ]
-runs=$(cat "$PP_DIR"/stream*.out | grep -o 'runs=[0-9]*' | cut -d= -f2 | awk '{s+=$1} END {print s+0}')
-echo "# queries run across the sessions: $runs"
-check "the sessions kept running queries (more than 100)" [ "${runs:-0}" -gt 100 ]
+kill9_during_sessions 4 stream 2 2 stream
+check "no session failed a query during kill -9 and restart" [ "$SESSIONS_FAILED" -eq 0 ]
+check "the sessions kept running queries (more than 100)" [ "$SESSION_RUNS" -gt 100 ]
 check "every session re-attached: all 10 estimates from the oracle again" \
   [ "$(grep -c 'oracle_sources=10/10' "$PP_DIR"/stream*.out | awk -F: '{s+=$2} END {print s}')" -eq 4 ]
 check "acknowledged oracle entries survived kill -9 ($entries_before)" \

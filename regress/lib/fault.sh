@@ -106,3 +106,30 @@ BEGIN
   RAISE NOTICE 'runs=%', runs;
 END \$\$;" 2>&1
 }
+
+# --- pilotd killed under concurrent sessions ------------------------------------
+# kill9_during_sessions N PREFIX KILL_AT PAUSE CMD [ARGS...]
+# Runs CMD in N background sessions (output in $PP_DIR/PREFIX<i>.out), kills
+# pilotd with SIGKILL after KILL_AT seconds (calling before_kill9 first, when the
+# test defines it), restarts it PAUSE seconds later and waits for the sessions.
+# Sets SESSIONS_FAILED and SESSION_RUNS (the sum of their "runs=N" notices).
+kill9_during_sessions() {
+  local n=$1 prefix=$2 kill_at=$3 pause=$4 i pid pids=()
+  shift 4
+  for i in $(seq 1 "$n"); do
+    "$@" >"$PP_DIR/$prefix$i.out" 2>&1 &
+    pids+=($!)
+  done
+  sleep "$kill_at"
+  if declare -F before_kill9 >/dev/null; then before_kill9; fi
+  pp_pilotd_kill9
+  echo "# pilotd killed with SIGKILL"
+  sleep "$pause"
+  pp_pilotd_start
+  echo "# pilotd restarted"
+  SESSIONS_FAILED=0
+  for pid in "${pids[@]}"; do wait "$pid" || SESSIONS_FAILED=$((SESSIONS_FAILED + 1)); done
+  for i in $(seq 1 "$n"); do echo "# session $i: $(tr '\n' ' ' <"$PP_DIR/$prefix$i.out")"; done
+  SESSION_RUNS=$(cat "$PP_DIR/$prefix"*.out | grep -o 'runs=[0-9]*' | cut -d= -f2 | awk '{s+=$1} END {print s+0}')
+  echo "# queries run across the sessions: $SESSION_RUNS"
+}
