@@ -16,6 +16,7 @@ const char *estimator_name(uint32_t id) {
     case EST_NATIVE: return "native";
     case EST_ORACLE: return "oracle";
     case EST_MEMO: return "memo";
+    case EST_LEARNED: return "learned";
     default: return "invalid";
     }
 }
@@ -25,6 +26,18 @@ const char *source_name(uint32_t src) {
     case SRC_NONE: return "none";
     case SRC_ORACLE: return "oracle";
     case SRC_MEMO: return "memo";
+    case SRC_MODEL: return "model";
+    default: return "invalid";
+    }
+}
+
+const char *model_state_name(uint32_t s) {
+    switch (s) {
+    case MODEL_TRAINING: return "training";
+    case MODEL_VALIDATED: return "validated";
+    case MODEL_SERVING: return "serving";
+    case MODEL_RETIRED: return "retired";
+    case MODEL_REJECTED: return "rejected";
     default: return "invalid";
     }
 }
@@ -108,6 +121,19 @@ static bool clean_utf8(const char *s, size_t len) {
     return true;
 }
 
+bool key_text_clean(const char *s, size_t len) {
+    const unsigned char *u = reinterpret_cast<const unsigned char *>(s);
+    for (size_t i = 0; i < len;) {
+        if ((u[i] < 0x20 && u[i] != '\n') || u[i] == 0x7F)
+            return false;
+        size_t k = utf8_seq(u + i, len - i);
+        if (k == 0)
+            return false;
+        i += k;
+    }
+    return true;
+}
+
 size_t copy_clean_utf8(char *dst, size_t cap, const char *src, size_t len) {
     if (cap == 0)
         return 0;
@@ -170,6 +196,11 @@ const char *store_state_name(uint32_t s) {
     }
 }
 
+/* item.text_off + item.text_len <= used, without overflow */
+static bool text_in_bounds(const EstimateItem &it, uint32_t used) {
+    return it.text_off <= used && it.text_len <= used - it.text_off;
+}
+
 bool validate_request(const Request &r) {
     if (r.type == 0 || r.type > MSG_TYPE_MAX)
         return false;
@@ -178,10 +209,14 @@ bool validate_request(const Request &r) {
     if (r.type == MSG_ESTIMATE) {
         if (r.estimator > EST_MAX)
             return false;
+        if (r.text_used > kMaxText)
+            return false;
         for (uint32_t i = 0; i < r.count; i++)
-            if (r.items[i].key == 0)
+            if (r.items[i].key == 0 || !text_in_bounds(r.items[i], r.text_used))
                 return false;
     }
+    if (r.type == MSG_MODEL_PIN && r.session > UINT32_MAX)
+        return false; /* versions are 32-bit */
     if (r.type == MSG_ORACLE_ADD) {
         for (uint32_t i = 0; i < r.count; i++) {
             double v = r.entries[i].rows;
@@ -189,6 +224,41 @@ bool validate_request(const Request &r) {
                 return false;
         }
     }
+    return true;
+}
+
+uint32_t drop_unclean_texts(Request &r) {
+    if (r.type != MSG_ESTIMATE || r.text_used > kMaxText)
+        return 0;
+    uint32_t n = r.count <= kMaxItems ? r.count : kMaxItems;
+    uint32_t dropped = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        EstimateItem &it = r.items[i];
+        if (it.text_len == 0 || !text_in_bounds(it, r.text_used))
+            continue; /* nothing to check, or validate_request() refuses it */
+        if (!key_text_clean(r.text + it.text_off, it.text_len)) {
+            it.text_len = 0;
+            dropped++;
+        }
+    }
+    return dropped;
+}
+
+/* Makes a fixed-size string field NUL-terminated clean UTF-8 in place. */
+template <size_t N> static void clean_field(char (&f)[N]) {
+    const void *nul = memchr(f, '\0', N);
+    size_t len = nul ? static_cast<size_t>(static_cast<const char *>(nul) - f) : N;
+    char tmp[N] = {};
+    copy_clean_utf8(tmp, N, f, len);
+    memcpy(f, tmp, N);
+}
+
+bool clean_model_info(ModelInfo &m) {
+    if (m.state == 0 || m.state > MODEL_STATE_MAX)
+        return false;
+    clean_field(m.checksum);
+    clean_field(m.database);
+    clean_field(m.note);
     return true;
 }
 

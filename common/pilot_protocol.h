@@ -6,7 +6,8 @@
  * Layout of the segment (created by pilotd, mode 0600, named after the cluster's
  * data directory, see segment_name_for_datadir()):
  *
- *   SegmentHeader                         (magic, version, sizes, epoch, heartbeat)
+ *   SegmentHeader                         (magic, version, sizes, epoch, heartbeat,
+ *                                          counters, the model table)
  *   Slot[nslots]                          (one per backend: MyBackendId - 1):
  *       request/response                  (estimates, oracle loads)
  *       FeedbackRing                      (execution feedback, backend -> pilotd)
@@ -40,10 +41,12 @@ namespace pilot {
 namespace proto {
 
 constexpr uint64_t kMagic = 0x314D53544F4C4950ULL; /* "PILOTSM1" little endian */
-constexpr uint32_t kProtocolVersion = 3;
+constexpr uint32_t kProtocolVersion = 4;
 constexpr uint32_t kMaxItems = 256;     /* relation sets (or oracle entries) per message */
 constexpr uint32_t kMaxSlots = 65536;   /* sanity bound for a header read from memory */
 constexpr uint32_t kFeedbackRing = 128;  /* feedback records per slot (a power of two) */
+constexpr uint32_t kMaxText = 65536;     /* bytes of key text per estimate request */
+constexpr uint32_t kMaxModels = 16;      /* rows of the model table */
 
 enum SlotState : uint32_t {
     SLOT_FREE = 0,
@@ -66,7 +69,10 @@ enum MsgType : uint32_t {
     MSG_ORACLE_ADD = 4,    /* entries[] staged in the session */
     MSG_ORACLE_COMMIT = 5, /* staged entries become visible and durable, then ST_OK */
     MSG_ORACLE_CLEAR = 6,  /* drop every oracle entry (durably) */
-    MSG_TYPE_MAX = 6,
+    MSG_MODEL_PIN = 7,     /* Request::session = the model version to serve (0 = unpin:
+                            * pilotd chooses again); ST_OK, or ST_FAILED when that
+                            * version cannot be pinned */
+    MSG_TYPE_MAX = 7,
 };
 
 constexpr uint32_t ORACLE_REPLACE = 1u;
@@ -82,11 +88,12 @@ enum Status : uint32_t {
 
 /* Which estimator a backend asks for (the pg_pilot.estimator parameter). */
 enum EstimatorId : uint32_t {
-    EST_AUTO = 0,   /* pilotd's chain: oracle, memo (then, later, a learned model) */
+    EST_AUTO = 0,   /* pilotd's chain: oracle, memo, learned model */
     EST_NATIVE = 1, /* answers nothing: PostgreSQL's own estimates, full round trip */
     EST_ORACLE = 2, /* only cardinalities loaded with pg_pilot.load_cardinalities() */
     EST_MEMO = 3,   /* only cardinalities observed by execution feedback */
-    EST_MAX = 3,
+    EST_LEARNED = 4, /* only the learned model */
+    EST_MAX = 4,
 };
 
 /* Where an answered estimate came from; SRC_NONE means "don't know". */
@@ -94,11 +101,25 @@ enum Source : uint32_t {
     SRC_NONE = 0,
     SRC_ORACLE = 1,
     SRC_MEMO = 2,
-    SRC_MAX = 2,
+    SRC_MODEL = 3,
+    SRC_MAX = 3,
 };
 
 const char *estimator_name(uint32_t id);
 const char *source_name(uint32_t src);
+
+/* Life cycle of a learned model version (ModelInfo::state). */
+enum ModelState : uint32_t {
+    MODEL_TRAINING = 1,
+    MODEL_VALIDATED = 2,
+    MODEL_SERVING = 3,
+    MODEL_RETIRED = 4,
+    MODEL_REJECTED = 5,
+    MODEL_STATE_MAX = 5,
+};
+
+/* "training", "validated", "serving", "retired", "rejected"; "invalid" otherwise */
+const char *model_state_name(uint32_t s);
 
 /* One relation set to estimate: its subplan key (see subplan_key.h). */
 struct EstimateItem {
@@ -107,6 +128,8 @@ struct EstimateItem {
     double native_rows;   /* PostgreSQL's estimate, for logging/learning; < 0: not known yet
                            * (join sets asked before the planner built them) */
     uint32_t nrels;       /* number of base relations in the set */
+    uint32_t text_len;    /* bytes of the set's canonical key text in Request::text; 0 = none */
+    uint32_t text_off;    /* where it starts in Request::text */
     uint32_t reserved;
 };
 
@@ -121,17 +144,29 @@ struct OracleEntry {
     double rows;
 };
 
+/*
+ * Key texts (MSG_ESTIMATE only): item i's canonical key text (SubplanKey::text,
+ * see subplan_key.h) is text[text_off, text_off + text_len), not NUL-terminated;
+ * text_used bytes of text are in use.  Backends send texts only when they may
+ * be worth it (a model is serving, or feedback is collected for training); an
+ * item whose text did not fit has text_len 0 and is still estimated by its key.
+ * pilotd copies only text[0, text_used) and uses a text only when it is valid
+ * UTF-8 without control characters other than '\n' (key_text_clean()).
+ */
 struct Request {
     uint64_t seq;       /* copied into Response::seq */
-    uint64_t session;   /* oracle load session id (seq of its BEGIN) */
+    uint64_t session;   /* oracle load session id (seq of its BEGIN); MSG_MODEL_PIN: version */
     uint32_t type;      /* MsgType */
     uint32_t estimator; /* EstimatorId */
     uint32_t count;     /* items/entries used, <= kMaxItems */
     uint32_t flags;
+    uint32_t dboid;     /* the asking backend's database (MyDatabaseId) */
+    uint32_t text_used; /* bytes of text in use, <= kMaxText */
     union {
         EstimateItem items[kMaxItems];
         OracleEntry entries[kMaxItems];
     };
+    char text[kMaxText]; /* key texts of items (see above); must stay last */
 };
 
 struct Response {
@@ -230,6 +265,40 @@ struct DaemonCounters {
     char store_error[128];                    /* last store error, NUL-terminated */
 };
 
+/*
+ * The model table: pilotd publishes the model versions it knows; backends read
+ * it for pg_pilot.models.  Written by pilotd only, under a sequence counter
+ * (odd while being written); a reader copies the table, then checks that seq
+ * was even and unchanged, else tries again.  Every field is validated by the
+ * reader (count <= kMaxModels, state in range, strings NUL-terminated and
+ * cleaned with copy_clean_utf8()).
+ */
+struct ModelInfo {
+    uint32_t version;
+    uint32_t state;  /* ModelState */
+    uint32_t dboid;  /* database the model was trained for */
+    uint32_t pinned; /* non-zero: pinned with MSG_MODEL_PIN */
+    uint64_t created_unix;
+    uint64_t train_records;
+    uint64_t validation_records;
+    uint64_t size_bytes;
+    double model_qerror[3];  /* p50 p90 p99 on held-out records */
+    double native_qerror[3]; /* PostgreSQL's, on the same records */
+    uint64_t served;         /* estimates answered */
+    uint64_t declined;
+    uint64_t batches;        /* planning batches it ran inference for */
+    double inference_us[2];  /* p50, p99 of one batch's inference (featurize + forward), < 0: none */
+    char checksum[24]; /* hex, NUL-terminated */
+    char database[64];
+    char note[160];    /* why rejected/retired etc. */
+};
+
+struct ModelTable {
+    std::atomic<uint32_t> seq; /* odd while pilotd writes the table */
+    uint32_t count;            /* models in use, <= kMaxModels */
+    ModelInfo models[kMaxModels];
+};
+
 enum StoreState : uint32_t {
     STORE_DISABLED = 0, /* no store configured: feedback feeds the memo only */
     STORE_OK = 1,       /* the last store transaction committed */
@@ -255,11 +324,17 @@ struct alignas(64) SegmentHeader {
     std::atomic<uint32_t> sleeping_workers; /* ring the doorbell only if > 0 */
     uint64_t started_at_unix;
     DaemonCounters counters;
+    ModelTable models;
+    /* non-zero while some model version is serving: backends then send key
+     * texts with their estimate requests */
+    std::atomic<uint32_t> model_serving;
 };
 
 static_assert(std::atomic<uint32_t>::is_always_lock_free, "futex words must be lock free");
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "64-bit atomics must be lock free");
-static_assert(sizeof(EstimateItem) == 32, "EstimateItem layout");
+static_assert(sizeof(EstimateItem) == 40, "EstimateItem layout");
+static_assert(sizeof(ModelInfo) == 384, "ModelInfo layout");
+static_assert(offsetof(Request, text) + kMaxText == sizeof(Request), "Request::text must be last");
 static_assert(sizeof(EstimateAnswer) == 16, "EstimateAnswer layout");
 static_assert(sizeof(FeedbackRecord) == 128, "FeedbackRecord layout");
 static_assert((kFeedbackRing & (kFeedbackRing - 1)) == 0, "ring size must be a power of two");
@@ -298,8 +373,23 @@ inline bool validate_feedback(const FeedbackRecord &r) { return feedback_check(r
  * Returns the bytes written (without the NUL). */
 size_t copy_clean_utf8(char *dst, size_t cap, const char *src, size_t len);
 
-/* pilotd's check of a request it is about to answer. */
+/* Is s[0, len) usable as key text: valid UTF-8, no NUL and no control
+ * character except '\n' (the canonical text is one item per line). */
+bool key_text_clean(const char *s, size_t len);
+
+/* pilotd's check of a request it is about to answer.  MSG_ESTIMATE: also
+ * text_used <= kMaxText and every item's text within text[0, text_used). */
 bool validate_request(const Request &r);
+
+/* pilotd, on its private copy of a request that passed the bounds checks of
+ * validate_request(): the texts that are not key_text_clean() are dropped
+ * (text_len = 0; the item is still estimated by its key).  Returns how many. */
+uint32_t drop_unclean_texts(Request &r);
+
+/* A model table row copied out of the segment, checked and cleaned: false
+ * when the state is out of range; strings are NUL-terminated clean UTF-8
+ * afterwards. */
+bool clean_model_info(ModelInfo &m);
 
 /* A backend's check of a response to request `req`; on success every answer is
  * usable (finite, non-negative rows, known source). */

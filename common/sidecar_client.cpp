@@ -163,6 +163,42 @@ void SidecarClient::note_unacknowledged() noexcept {
 
 Outcome SidecarClient::probe() noexcept { return ensure_attached(monotonic_us()); }
 
+bool SidecarClient::model_serving() noexcept {
+    if (ensure_attached(monotonic_us()) != Outcome::OK)
+        return false;
+    return map_->header->model_serving.load(std::memory_order_acquire) != 0;
+}
+
+int SidecarClient::read_models(ModelInfo *out, uint32_t cap) noexcept {
+    if (ensure_attached(monotonic_us()) != Outcome::OK)
+        return -1;
+    const ModelTable &t = map_->header->models;
+    ModelInfo copy[kMaxModels]; /* ~6 KB */
+    for (int attempt = 0; attempt < 1000; attempt++) {
+        uint32_t s1 = t.seq.load(std::memory_order_acquire);
+        if (s1 & 1) {
+            if (attempt > 10)
+                usleep(100);
+            continue;
+        }
+        uint32_t count = t.count;
+        memcpy(static_cast<void *>(copy), t.models, sizeof copy);
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (t.seq.load(std::memory_order_relaxed) != s1)
+            continue;
+        if (count > kMaxModels)
+            return -1; /* garbage */
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < count && n < cap; i++) {
+            ModelInfo m = copy[i];
+            if (clean_model_info(m))
+                out[n++] = m;
+        }
+        return static_cast<int>(n);
+    }
+    return -1;
+}
+
 uint32_t SidecarClient::push_feedback(const FeedbackRecord *recs, uint32_t n) noexcept {
     if (n == 0 || ensure_attached(monotonic_us()) != Outcome::OK || slot_index_ >= map_->nslots)
         return 0;
@@ -186,7 +222,7 @@ uint32_t SidecarClient::push_feedback(const FeedbackRecord *recs, uint32_t n) no
 }
 
 Outcome SidecarClient::call(Request &req, Response &resp, int64_t timeout_us) noexcept {
-    if (req.count > kMaxItems)
+    if (req.count > kMaxItems || (req.type == MSG_ESTIMATE && req.text_used > kMaxText))
         return Outcome::INVALID; /* caller error: split batches of kMaxItems */
     uint64_t start = monotonic_us();
     Outcome o = ensure_attached(start);
@@ -212,10 +248,16 @@ Outcome SidecarClient::call(Request &req, Response &resp, int64_t timeout_us) no
     dst.estimator = req.estimator;
     dst.count = n;
     dst.flags = req.flags;
+    dst.dboid = req.dboid;
     if (req.type == MSG_ORACLE_ADD)
         memcpy(dst.entries, req.entries, n * sizeof(OracleEntry));
     else
         memcpy(dst.items, req.items, n * sizeof(EstimateItem));
+    /* only the used part of the text area: usually a few KB of 64 */
+    uint32_t tu = req.type == MSG_ESTIMATE ? req.text_used : 0;
+    dst.text_used = tu;
+    if (tu > 0)
+        memcpy(dst.text, req.text, tu);
     slot->owner_pid.store(static_cast<uint32_t>(getpid()), std::memory_order_relaxed);
     slot->state.store(SLOT_PENDING, std::memory_order_release);
 
@@ -335,6 +377,14 @@ DaemonInfo SidecarClient::info() {
             d.store_error = clean;
             break;
         }
+    }
+    {
+        ModelInfo models[kMaxModels];
+        int n = read_models(models, kMaxModels);
+        d.models = n < 0 ? UINT32_MAX : static_cast<uint32_t>(n);
+        for (int i = 0; i < n; i++)
+            if (models[i].state == MODEL_SERVING)
+                d.serving_version = models[i].version;
     }
     return d;
 }

@@ -47,6 +47,8 @@ struct DaemonInfo {
              store_replayed = 0, store_dead_letter = 0, store_failures = 0;
     uint32_t store_state = 0;
     std::string store_error;
+    uint32_t models = 0;          /* rows of the model table (-1u: unreadable) */
+    uint32_t serving_version = 0; /* the version serving, 0 none */
 };
 
 class SidecarClient {
@@ -60,7 +62,9 @@ class SidecarClient {
     SidecarClient(const SidecarClient &) = delete;
     SidecarClient &operator=(const SidecarClient &) = delete;
 
-    /* Sends req (seq is assigned here) and waits at most timeout_us for the answer. */
+    /* Sends req (seq is assigned here) and waits at most timeout_us for the answer.
+     * MSG_ESTIMATE: req.text[0, req.text_used) is sent too (text_used must be
+     * <= kMaxText); other types send no text. */
     Outcome call(proto::Request &req, proto::Response &resp, int64_t timeout_us) noexcept;
 
     /* Appends feedback records to this backend's ring; never waits.  Returns
@@ -78,6 +82,16 @@ class SidecarClient {
 
     /* Cheap check without sending anything: is pilotd there right now? */
     Outcome probe() noexcept;
+
+    /* Is some model version serving (SegmentHeader::model_serving)?  False
+     * when pilotd is not there. */
+    bool model_serving() noexcept;
+
+    /* Copies the model table (consistent: retried while pilotd rewrites it)
+     * into out[0, cap), each row checked with clean_model_info() (bad rows are
+     * left out).  Returns the rows copied, or -1 when pilotd is not there or
+     * the table never read consistently. */
+    int read_models(proto::ModelInfo *out, uint32_t cap) noexcept;
 
     /* The segment's state, for status output.  May throw std::bad_alloc (it
      * builds strings): not for the planner path. */

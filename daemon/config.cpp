@@ -37,6 +37,11 @@ constexpr Range kRetentionDaysRange{0, 36500};
 constexpr Range kMaxRowsRange{0, UINT32_MAX};
 constexpr Range kRetentionIntervalRange{1, 86400};
 constexpr Range kBackoffMaxRange{100, 3600000};
+constexpr Range kTrainEveryRange{0, UINT32_MAX};
+constexpr Range kTrainSecondsRange{1, 86400};
+constexpr Range kTrainEpochsRange{1, 10000};
+constexpr Range kSampleRowsRange{0, 10000};
+constexpr Range kModelPollRange{100, 600000};
 
 std::string quoted(const std::string &s) { return "\"" + s + "\""; }
 
@@ -97,6 +102,18 @@ void apply_setting(Config &c, const std::string &key, const std::string &value) 
         c.store_retention_interval_s = parse_uint(key, value, kRetentionIntervalRange);
     } else if (key == "store-backoff-max-ms") {
         c.store_backoff_max_ms = parse_uint(key, value, kBackoffMaxRange);
+    } else if (key == "model-dsn") {
+        c.model_dsn = value;
+    } else if (key == "train-every") {
+        c.train_every = parse_uint(key, value, kTrainEveryRange);
+    } else if (key == "train-seconds") {
+        c.train_seconds = parse_uint(key, value, kTrainSecondsRange);
+    } else if (key == "train-epochs") {
+        c.train_epochs = parse_uint(key, value, kTrainEpochsRange);
+    } else if (key == "model-sample-rows") {
+        c.model_sample_rows = parse_uint(key, value, kSampleRowsRange);
+    } else if (key == "model-poll-ms") {
+        c.model_poll_ms = parse_uint(key, value, kModelPollRange);
     } else if (key == "pid-file") {
         if (value.empty())
             throw ConfigError("invalid value for pid-file: must not be empty");
@@ -143,13 +160,15 @@ void apply_json_file(Config &c, const std::string &path) {
         if (key == "daemon" || key == "foreground")
             kind = BOOL;
         else if (key == "pgdata" || key == "state-dir" || key == "pid-file" || key == "log-file" ||
-                 key == "log-level" || key == "store-dsn")
+                 key == "log-level" || key == "store-dsn" || key == "model-dsn")
             kind = STRING;
         else if (key == "slots" || key == "workers" || key == "heartbeat-ms" ||
                  key == "feedback-interval-ms" || key == "memo-max-entries" ||
                  key == "memo-journal-max-mb" || key == "debug-answer-delay-ms" || key == "debug-protocol-version" ||
                  key == "spool-max-mb" || key == "store-retention-days" || key == "store-max-rows" ||
-                 key == "store-retention-interval-s" || key == "store-backoff-max-ms")
+                 key == "store-retention-interval-s" || key == "store-backoff-max-ms" || key == "train-every" ||
+                 key == "train-seconds" || key == "train-epochs" || key == "model-sample-rows" ||
+                 key == "model-poll-ms")
             kind = NUMBER;
         else
             throw ConfigError("config file " + quoted(path) + ": unknown key " + quoted(it.key()) +
@@ -206,6 +225,12 @@ Invocation parse_command_line(int argc, char **argv) {
         {"store-max-rows", required_argument, nullptr, O_SETTING},
         {"store-retention-interval-s", required_argument, nullptr, O_SETTING},
         {"store-backoff-max-ms", required_argument, nullptr, O_SETTING},
+        {"model-dsn", required_argument, nullptr, O_SETTING},
+        {"train-every", required_argument, nullptr, O_SETTING},
+        {"train-seconds", required_argument, nullptr, O_SETTING},
+        {"train-epochs", required_argument, nullptr, O_SETTING},
+        {"model-sample-rows", required_argument, nullptr, O_SETTING},
+        {"model-poll-ms", required_argument, nullptr, O_SETTING},
         {"foreground", no_argument, nullptr, O_FOREGROUND},
         {"daemon", no_argument, nullptr, O_DAEMON},
         {"pid-file", required_argument, nullptr, O_PID_FILE},
@@ -224,6 +249,15 @@ Invocation parse_command_line(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "status") == 0) {
         inv.command = Command::Status;
         first = 2;
+    } else if (argc > 1 && strcmp(argv[1], "train") == 0) {
+        inv.command = Command::Train;
+        first = 2;
+    } else if (argc > 1 && strcmp(argv[1], "collect") == 0) {
+        /* its own options (collect.h): no service settings */
+        inv.command = Command::Collect;
+        for (int i = 2; i < argc; i++)
+            inv.collect_args.emplace_back(argv[i]);
+        return inv;
     }
     std::vector<char *> args;
     args.push_back(argv[0]);
@@ -274,7 +308,7 @@ Invocation parse_command_line(int argc, char **argv) {
     }
     if (optind < nargs)
         throw ConfigError(std::string("unexpected argument ") + quoted(args[optind]) +
-                          " (the only subcommand is \"status\", and it comes first)");
+                          " (subcommands are \"status\", \"train\" and \"collect\", and come first)");
     if (stale_given && inv.command != Command::Status)
         throw ConfigError("--stale-ms is an option of \"pilotd status\"");
 
@@ -313,7 +347,10 @@ std::string config_summary(const Config &c) {
       << " memo-journal-max-mb=" << c.memo_journal_max_mb << " store-dsn=\"" << c.store_dsn << "\""
       << " spool-max-mb=" << c.spool_max_mb << " store-retention-days=" << c.store_retention_days
       << " store-max-rows=" << c.store_max_rows << " store-retention-interval-s=" << c.store_retention_interval_s
-      << " store-backoff-max-ms=" << c.store_backoff_max_ms
+      << " store-backoff-max-ms=" << c.store_backoff_max_ms << " model-dsn=\"" << c.model_dsn << "\""
+      << " train-every=" << c.train_every << " train-seconds=" << c.train_seconds
+      << " train-epochs=" << c.train_epochs << " model-sample-rows=" << c.model_sample_rows
+      << " model-poll-ms=" << c.model_poll_ms
       << " mode=" << (c.daemon ? "daemon" : "foreground") << " pid-file=" << c.pid_file
       << " log-file=" << (c.log_file.empty() ? "stderr" : c.log_file)
       << " log-level=" << log_level_key(c.log_level);
@@ -333,6 +370,13 @@ void print_help(const char *argv0) {
         "  %s -D DIR [options]    run the service\n"
         "  %s status -D DIR       show the running pilotd's state; exit 0 if it is\n"
         "                               up and ready, 3 if not (like pg_ctl status)\n"
+        "  %s train -D DIR [--model-dsn DSN] [options]\n"
+        "                             train a learned-model version now from the\n"
+        "                               feedback store (the running pilotd decides\n"
+        "                               whether it serves: see pg_pilot.models)\n"
+        "  %s collect --workload FILE --dsn DSN [--timeout-ms N] [--repeat K]\n"
+        "                             run a workload's queries with feedback collection\n"
+        "                               on, to gather training labels\n"
         "  %s --help | --version\n"
         "\n"
         "Options (each is also a key of the same name in the JSON config file, e.g.\n"
@@ -388,6 +432,23 @@ void print_help(const char *argv0) {
         "                               fails (100 ms doubling up to N), 100..3600000\n"
         "                               (default: 30000)\n"
         "\n"
+        "Learned model (STATE_DIR/models: versions N.model, registry.json; the text of\n"
+        "every relation set asked about is kept in STATE_DIR/keys.catalog to train on):\n"
+        "      --model-dsn DSN        libpq connection string of the database the model\n"
+        "                               learns (its tables are sampled; the role needs\n"
+        "                               SELECT on them and pg_monitor); empty: pilotd\n"
+        "                               trains nothing by itself (default: empty)\n"
+        "      --train-every N        train a new version in the background after N new\n"
+        "                               feedback records, 0 = only `pilotd train`\n"
+        "                               (default: 50000)\n"
+        "      --train-seconds N      time budget of one training, 1..86400 (default: 300)\n"
+        "      --train-epochs N       passes over the training records, 1..10000\n"
+        "                               (default: 100)\n"
+        "      --model-sample-rows N  rows sampled per table for the sample bitmaps,\n"
+        "                               0..10000 (default: 256)\n"
+        "      --model-poll-ms N      how often the models directory is checked for new\n"
+        "                               versions, 100..600000 (default: 2000)\n"
+        "\n"
         "      --foreground           stay in the foreground (default)\n"
         "      --daemon               detach: double fork, setsid, stdio to /dev/null or\n"
         "                               the log file; returns once the service is ready\n"
@@ -414,7 +475,7 @@ void print_help(const char *argv0) {
         "SIGHUP reopens the log file.\n"
         "Exit status: 0 ok, 1 runtime error, 2 usage or configuration error,\n"
         "3 (status) pilotd not running or not ready.\n",
-        kPilotdVersion, argv0, argv0, argv0, pilot::proto::kProtocolVersion);
+        kPilotdVersion, argv0, argv0, argv0, argv0, argv0, pilot::proto::kProtocolVersion);
 }
 
 } // namespace pilotd

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace pilotd {
 
@@ -31,6 +32,13 @@ struct Config {
     uint32_t store_max_rows = 10000000;     /* 0: no limit */
     uint32_t store_retention_interval_s = 60;
     uint32_t store_backoff_max_ms = 30000;
+    /* the learned model (models/, model_registry.h, trainer.h) */
+    std::string model_dsn;              /* the database the model is for; empty: no training here */
+    uint32_t train_every = 50000;       /* train again after N new feedback records; 0: only `pilotd train` */
+    uint32_t train_seconds = 300;       /* time budget of one training */
+    uint32_t train_epochs = 100;
+    uint32_t model_sample_rows = 256;   /* sample rows per table (sample bitmaps) */
+    uint32_t model_poll_ms = 2000;      /* how often the models directory is looked at */
     bool daemon = false;    /* --daemon; --foreground is the default */
     std::string pid_file;   /* default: STATE_DIR/pilotd.pid */
     std::string log_file;   /* empty: stderr */
@@ -46,12 +54,13 @@ struct ConfigError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
-enum class Command { Run, Status, Help, Version };
+enum class Command { Run, Status, Train, Collect, Help, Version };
 
 struct Invocation {
     Command command = Command::Run;
     Config config;
     uint32_t status_stale_ms = 1000; /* `pilotd status --stale-ms` */
+    std::vector<std::string> collect_args; /* `pilotd collect ...`: parsed by collect.h */
 };
 
 /* Parses argv (and the config file it names).  Throws ConfigError. */

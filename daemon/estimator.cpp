@@ -30,7 +30,19 @@ uint32_t sanitize_answers(EstimateAnswer *out, uint32_t n) {
     return answered;
 }
 
-void OracleEstimator::estimate(const EstimateItem *items, uint32_t n, EstimateAnswer *out) {
+std::string_view EstimateBatch::item_text(uint32_t i) const {
+    if (i >= n || text == nullptr)
+        return {};
+    const EstimateItem &it = items[i];
+    /* bounds were validated; checked again, cheaply, for any other caller */
+    if (it.text_len == 0 || it.text_off > text_used || it.text_len > text_used - it.text_off)
+        return {};
+    return std::string_view(text + it.text_off, it.text_len);
+}
+
+void OracleEstimator::estimate(const EstimateBatch &batch, EstimateAnswer *out) {
+    const EstimateItem *items = batch.items;
+    const uint32_t n = batch.n;
     OracleSnapshot snap = store_.snapshot(); /* one consistent table per batch */
     if (snap->empty())
         return;
@@ -43,7 +55,9 @@ void OracleEstimator::estimate(const EstimateItem *items, uint32_t n, EstimateAn
     }
 }
 
-void MemoEstimator::estimate(const EstimateItem *items, uint32_t n, EstimateAnswer *out) {
+void MemoEstimator::estimate(const EstimateBatch &batch, EstimateAnswer *out) {
+    const EstimateItem *items = batch.items;
+    uint32_t n = batch.n;
     double rows[kMaxItems];
     bool known[kMaxItems];
     if (n > kMaxItems)
@@ -57,13 +71,15 @@ void MemoEstimator::estimate(const EstimateItem *items, uint32_t n, EstimateAnsw
     }
 }
 
-void ChainEstimator::estimate(const EstimateItem *items, uint32_t n, EstimateAnswer *out) {
+void ChainEstimator::estimate(const EstimateBatch &batch, EstimateAnswer *out) {
     EstimateAnswer stage[kMaxItems];
-    if (n > kMaxItems)
-        n = kMaxItems;
+    EstimateBatch b = batch;
+    if (b.n > kMaxItems)
+        b.n = kMaxItems;
+    const uint32_t n = b.n;
     for (Estimator *e : chain_) {
         clear_answers(stage, n);
-        e->estimate(items, n, stage);
+        e->estimate(b, stage);
         sanitize_answers(stage, n);
         bool all = true;
         for (uint32_t i = 0; i < n; i++) {
@@ -81,11 +97,12 @@ EstimatorRegistry::EstimatorRegistry(const OracleStore &oracle, const MemoStore 
     Estimator *oracle_est = add(std::make_unique<OracleEstimator>(oracle));
     Estimator *memo_est = add(std::make_unique<MemoEstimator>(memo));
     /* EST_AUTO's chain: injected cardinalities first, then what execution
-     * observed; later issues append the learned model here */
-    Estimator *chain =
-        add(std::make_unique<ChainEstimator>("auto", std::vector<Estimator *>{oracle_est, memo_est}));
+     * observed; the learned model is appended with append_to_auto() */
+    auto chain = std::make_unique<ChainEstimator>("auto", std::vector<Estimator *>{oracle_est, memo_est});
+    auto_chain_ = chain.get();
+    add(std::move(chain));
 
-    by_id_[EST_AUTO] = chain;
+    by_id_[EST_AUTO] = auto_chain_;
     by_id_[EST_NATIVE] = native;
     by_id_[EST_ORACLE] = oracle_est;
     by_id_[EST_MEMO] = memo_est;
@@ -94,6 +111,19 @@ EstimatorRegistry::EstimatorRegistry(const OracleStore &oracle, const MemoStore 
 Estimator *EstimatorRegistry::add(std::unique_ptr<Estimator> e) {
     owned_.push_back(std::move(e));
     return owned_.back().get();
+}
+
+Estimator *EstimatorRegistry::serve(uint32_t id, std::unique_ptr<Estimator> e) {
+    if (id >= by_id_.size() || !e)
+        return nullptr;
+    Estimator *p = add(std::move(e));
+    by_id_[id] = p;
+    return p;
+}
+
+void EstimatorRegistry::append_to_auto(Estimator *e) {
+    if (e != nullptr)
+        auto_chain_->append(e);
 }
 
 Estimator *EstimatorRegistry::find(uint32_t id) const { return id < by_id_.size() ? by_id_[id] : nullptr; }

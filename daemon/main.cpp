@@ -1,14 +1,18 @@
 /*
  * main.cpp — pilotd's command line: run the service, `pilotd status`,
- * --help, --version.  Exit status: 0 ok, 1 runtime error, 2 usage or
+ * `pilotd train`, `pilotd collect`, --help, --version.  Exit status: 0 ok, 1 runtime error, 2 usage or
  * configuration error, 3 (status) not running.
  */
+#include "collect.h"
 #include "config.h"
 #include "estimator.h"
 #include "feedback_spool.h"
+#include "key_catalog.h"
 #include "log.h"
 #include "memo_journal.h"
 #include "memo_store.h"
+#include "model_registry.h"
+#include "mscn.h"
 #include "oracle_store.h"
 #include "pg_store.h"
 #include "pilot_protocol.h"
@@ -16,7 +20,9 @@
 #include "request_handler.h"
 #include "shm_server.h"
 #include "status.h"
+#include "trainer.h"
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -37,6 +43,47 @@ constexpr int kExitUsage = 2;
 int fail_early(const std::string &msg) {
     fprintf(stderr, "pilotd: %s\n", msg.c_str());
     return kExitFailure;
+}
+
+constexpr uint64_t kKeyCatalogMaxBytes = 256ull << 20;
+
+std::string models_dir(const Config &cfg) { return cfg.state_dir + "/models"; }
+std::string catalog_path(const Config &cfg) { return cfg.state_dir + "/keys.catalog"; }
+
+TrainRequest train_request(const Config &cfg) {
+    TrainRequest r;
+    r.model_dsn = cfg.model_dsn;
+    r.store_dsn = cfg.store_dsn;
+    r.catalog_path = catalog_path(cfg);
+    r.models_dir = models_dir(cfg);
+    r.sample_rows = cfg.model_sample_rows;
+    r.epochs = cfg.train_epochs;
+    r.max_seconds = cfg.train_seconds;
+    return r;
+}
+
+/* `pilotd train`: one version, now, in this process. */
+int run_train(const Config &cfg) {
+    if (cfg.model_dsn.empty())
+        throw ConfigError("pilotd train needs the database to model: --model-dsn DSN (or \"model-dsn\" in the "
+                          "config file)");
+    if (cfg.store_dsn.empty() || cfg.store_dsn == "none")
+        throw ConfigError("pilotd train reads the feedback store: --store-dsn must name it (not \"none\")");
+    TrainRequest r = train_request(cfg);
+    /* compared with the version serving now, if the registry names one */
+    ModelRegistry current(r.models_dir, nullptr, /*read_only=*/true);
+    current.open();
+    r.compare_with = current.serving();
+    r.progress = [](const std::string &line) { fprintf(stderr, "pilotd train: %s\n", line.c_str()); };
+    TrainResult res = train_model(r);
+    if (!res.ok) {
+        fprintf(stderr, "pilotd train: failed: %s\n", res.error.c_str());
+        return kExitFailure;
+    }
+    fprintf(stderr, "pilotd train: version %u written to %s; the running pilotd decides within %u ms whether "
+                    "it serves (see pg_pilot.models)\n",
+            res.version, res.path.c_str(), cfg.model_poll_ms);
+    return kExitOk;
 }
 
 int run_service(const Config &cfg) {
@@ -78,6 +125,8 @@ int run_service(const Config &cfg) {
         Config shown = cfg; /* no password in the log */
         if (shown.store_dsn != "none" && !shown.store_dsn.empty())
             shown.store_dsn = redacted_dsn(shown.store_dsn);
+        if (!shown.model_dsn.empty())
+            shown.model_dsn = redacted_dsn(shown.model_dsn);
         LOG_INFO("config: %s", config_summary(shown).c_str());
     }
     if (cfg.debug_protocol_version_set && cfg.debug_protocol_version != pilot::proto::kProtocolVersion)
@@ -100,6 +149,24 @@ int run_service(const Config &cfg) {
         journal.recover();
         EstimatorRegistry registry(oracle, memo);
         RequestHandler handler(registry, oracle);
+
+        /* the learned model: versions in STATE_DIR/models, the serving one
+         * answers EST_LEARNED and last in EST_AUTO's chain (after oracle and
+         * memo); key texts of asked relation sets are cataloged to train on */
+        KeyCatalog catalog(catalog_path(cfg), kKeyCatalogMaxBytes);
+        if (!catalog.open(&error))
+            throw std::runtime_error("key catalog: " + error);
+        catalog.start();
+        handler.set_key_text_sink(&catalog);
+        std::atomic<ShmServer *> server_p{nullptr}; /* set while the segment exists */
+        ModelRegistry models(models_dir(cfg), [&server_p](const std::vector<pilot::proto::ModelInfo> &m, bool any) {
+            if (ShmServer *srv = server_p.load())
+                srv->publish_models(m, any);
+        });
+        models.open();
+        Estimator *learned = registry.serve(pilot::proto::EST_LEARNED, std::make_unique<LearnedEstimator>(models));
+        registry.append_to_auto(learned);
+        handler.set_model_control(&models);
 
         ShmServerOptions opt;
         opt.segment = segment;
@@ -151,6 +218,29 @@ int run_service(const Config &cfg) {
         };
         ShmServer server(opt, handler);
         server.start();
+        server_p = &server;
+        /* on every way out (also an exception): no publishing into a segment that is gone */
+        struct StopModels {
+            ModelRegistry &m;
+            std::atomic<ShmServer *> &p;
+            ~StopModels() {
+                m.stop();
+                p = nullptr;
+            }
+        } stop_models{models, server_p};
+        models.rescan(); /* publishes the model table */
+        models.start(cfg.model_poll_ms);
+        std::unique_ptr<AutoTrainer> trainer;
+        if (!cfg.model_dsn.empty() && cfg.train_every > 0 && store_on) {
+            pilotd::ShmServer *srv = &server;
+            trainer.reset(new AutoTrainer(
+                train_request(cfg), cfg.train_every,
+                [srv] { return srv->header()->counters.feedback_received.load(std::memory_order_relaxed); },
+                [&models] { return models.serving(); }, [&models] { models.rescan(); }));
+            trainer->start();
+        } else if (!cfg.model_dsn.empty() && cfg.train_every > 0) {
+            LOG_WARNING("models: no background training without a feedback store (store-dsn \"none\")");
+        }
         /* declared after the server: destroyed (its thread joined) before the
          * segment it publishes counters in is unmapped, even on an exception */
         std::unique_ptr<PgStore> store;
@@ -183,6 +273,15 @@ int run_service(const Config &cfg) {
             break;
         }
         LOG_INFO("received %s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        /* before the segment goes: these publish into it */
+        if (trainer)
+            trainer->stop();
+        models.stop();
+        server_p = nullptr;
+        catalog.stop();
+        LOG_INFO("key catalog: %llu relation sets described, %llu not written",
+                 static_cast<unsigned long long>(catalog.entries()),
+                 static_cast<unsigned long long>(catalog.dropped()));
         oracle.set_counter(nullptr);
         memo.set_counter(nullptr);
         if (store) {
@@ -237,6 +336,18 @@ int main(int argc, char **argv) {
             return kExitOk;
         case Command::Status:
             return run_status(inv);
+        case Command::Collect: {
+            CollectOptions co;
+            std::string why;
+            if (!parse_collect_args(inv.collect_args, &co, &why)) {
+                fprintf(stderr, "pilotd collect: %s\n", why.c_str());
+                return kExitUsage;
+            }
+            return run_collect(co);
+        }
+        case Command::Train:
+            finish_config(inv.config);
+            return run_train(inv.config);
         case Command::Run:
             finish_config(inv.config);
             break;

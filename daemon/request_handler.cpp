@@ -21,6 +21,7 @@ const char *msg_name(uint32_t t) {
     case MSG_ORACLE_ADD: return "ORACLE_ADD";
     case MSG_ORACLE_COMMIT: return "ORACLE_COMMIT";
     case MSG_ORACLE_CLEAR: return "ORACLE_CLEAR";
+    case MSG_MODEL_PIN: return "MODEL_PIN";
     default: return "invalid";
     }
 }
@@ -49,6 +50,9 @@ HandleResult RequestHandler::handle(uint32_t slot, uint32_t client_pid, const Re
         case MSG_ESTIMATE:
             estimate(req, resp, r);
             break;
+        case MSG_MODEL_PIN:
+            model_pin(slot, client_pid, req, resp);
+            break;
         default:
             oracle(slot, client_pid, req, resp);
             break;
@@ -71,12 +75,48 @@ void RequestHandler::estimate(const Request &req, Response &resp, HandleResult &
         resp.status = ST_UNKNOWN_ESTIMATOR;
         return;
     }
-    uint32_t n = req.count; /* validated: <= kMaxItems */
+    uint32_t n = req.count; /* validated: <= kMaxItems, texts within text_used */
+    EstimateBatch batch{req.items, n, req.dboid, req.text, req.text_used};
     clear_answers(resp.answers, n);
-    e->estimate(req.items, n, resp.answers);
+    e->estimate(batch, resp.answers);
     r.items = n;
     r.answered = sanitize_answers(resp.answers, n);
     resp.count = n;
+    if (sink_ != nullptr && req.text_used > 0) {
+        for (uint32_t i = 0; i < n; i++) {
+            if (req.items[i].text_len > 0) {
+                r.key_texts = true; /* the sink sees it once the answer is out */
+                break;
+            }
+        }
+    }
+}
+
+void RequestHandler::note_key_texts(const Request &req) noexcept {
+    if (sink_ == nullptr || req.type != MSG_ESTIMATE || req.count > kMaxItems || req.text_used > kMaxText)
+        return;
+    EstimateBatch batch{req.items, req.count, req.dboid, req.text, req.text_used};
+    sink_->note(batch);
+}
+
+void RequestHandler::model_pin(uint32_t slot, uint32_t client_pid, const Request &req, Response &resp) {
+    const uint32_t version = static_cast<uint32_t>(req.session); /* validated: <= UINT32_MAX */
+    std::string why;
+    if (model_control_ == nullptr) {
+        why = "no learned model in this pilotd";
+    } else if (model_control_->pin(version, &why)) {
+        if (version == 0)
+            LOG_INFO("model unpinned by pid %u (slot %u)", client_pid, slot);
+        else
+            LOG_INFO("model version %u pinned by pid %u (slot %u)", version, client_pid, slot);
+        return;
+    }
+    resp.status = ST_FAILED;
+    if (version == 0)
+        LOG_WARNING("pid %u (slot %u): cannot unpin the model: %s", client_pid, slot, why.c_str());
+    else
+        LOG_WARNING("pid %u (slot %u): cannot pin model version %u: %s", client_pid, slot, version,
+                    why.c_str());
 }
 
 void RequestHandler::oracle(uint32_t slot, uint32_t client_pid, const Request &req, Response &resp) {
@@ -172,8 +212,10 @@ void RequestHandler::log_bad_request(uint32_t slot, uint32_t client_pid, const R
     }
     if (suppressed)
         LOG_WARNING("%llu more bad requests were not logged", static_cast<unsigned long long>(suppressed));
-    LOG_WARNING("bad request in slot %u from pid %u: type %u (%s), estimator %u, count %u (max %u)", slot,
-                client_pid, req.type, msg_name(req.type), req.estimator, req.count, kMaxItems);
+    LOG_WARNING("bad request in slot %u from pid %u: type %u (%s), estimator %u, count %u (max %u), "
+                "text %u bytes (max %u)",
+                slot, client_pid, req.type, msg_name(req.type), req.estimator, req.count, kMaxItems,
+                req.text_used, kMaxText);
 }
 
 } // namespace pilotd

@@ -1,7 +1,12 @@
 /*
  * request_handler.h — answers one request already copied out of shared memory:
- * PING, ESTIMATE (through the estimator registry) and the oracle load sessions
- * (BEGIN / ADD / COMMIT / CLEAR).  Knows nothing about the segment.
+ * PING, ESTIMATE (through the estimator registry), the oracle load sessions
+ * (BEGIN / ADD / COMMIT / CLEAR) and MODEL_PIN (through the ModelControl, if
+ * one is set: else ST_FAILED).  Knows nothing about the segment.
+ *
+ * An ESTIMATE that carried key texts is handed to the KeyTextSink (if set)
+ * after it was answered: the caller calls note_key_texts() once the response
+ * is published (HandleResult::key_texts), so the backend never waits on it.
  *
  * Oracle load sessions are per slot: the session id is the seq of the BEGIN
  * request, ADD and COMMIT carry it in Request::session, and a new BEGIN on a
@@ -26,6 +31,7 @@ struct HandleResult {
     bool bad_request = false; /* failed validate_request() */
     uint32_t items = 0;       /* relation sets estimated */
     uint32_t answered = 0;    /* of which answered (source != SRC_NONE) */
+    bool key_texts = false;   /* an answered estimate with key texts: call note_key_texts() */
 };
 
 class RequestHandler {
@@ -37,6 +43,14 @@ class RequestHandler {
      * Never throws. */
     HandleResult handle(uint32_t slot, uint32_t client_pid, const pilot::proto::Request &req,
                         pilot::proto::Response &resp) noexcept;
+
+    /* Hands an estimate request that handle() answered with key_texts set to
+     * the KeyTextSink (if any).  Never throws. */
+    void note_key_texts(const pilot::proto::Request &req) noexcept;
+
+    /* Set before the server starts (nullptr: none, the default). */
+    void set_key_text_sink(KeyTextSink *sink) { sink_ = sink; }
+    void set_model_control(ModelControl *control) { model_control_ = control; }
 
     /* Upper bound on the entries one load session may stage. */
     static constexpr size_t kMaxStagedEntries = 50u * 1000u * 1000u;
@@ -51,10 +65,14 @@ class RequestHandler {
     void estimate(const pilot::proto::Request &req, pilot::proto::Response &resp, HandleResult &r);
     void oracle(uint32_t slot, uint32_t client_pid, const pilot::proto::Request &req,
                 pilot::proto::Response &resp);
+    void model_pin(uint32_t slot, uint32_t client_pid, const pilot::proto::Request &req,
+                   pilot::proto::Response &resp);
     void log_bad_request(uint32_t slot, uint32_t client_pid, const pilot::proto::Request &req);
 
     EstimatorRegistry &registry_;
     OracleStore &oracle_;
+    KeyTextSink *sink_ = nullptr;
+    ModelControl *model_control_ = nullptr;
     std::mutex sessions_mu_;
     std::unordered_map<uint32_t, Session> sessions_; /* by slot index */
 

@@ -384,11 +384,18 @@ void ShmServer::serve_slot(uint32_t i, Request &req, Response &resp) {
     req.estimator = src.estimator;
     req.count = src.count;
     req.flags = src.flags;
+    req.dboid = src.dboid;
+    req.text_used = src.text_used; /* as written: validate_request() checks it */
     uint32_t n = req.count <= kMaxItems ? req.count : kMaxItems;
     if (req.type == MSG_ORACLE_ADD)
         memcpy(req.entries, src.entries, n * sizeof(OracleEntry));
     else
         memcpy(req.items, src.items, n * sizeof(EstimateItem));
+    /* only the used part of the 64 KB text area, and only for estimates */
+    if (req.type == MSG_ESTIMATE && req.text_used > 0 && req.text_used <= kMaxText) {
+        memcpy(req.text, src.text, req.text_used);
+        drop_unclean_texts(req);
+    }
     uint32_t client_pid = slot->owner_pid.load(std::memory_order_relaxed);
 
     if (opt_.answer_delay_ms > 0 && req.type == MSG_ESTIMATE && !sleep_unless_stopping(opt_.answer_delay_ms))
@@ -413,6 +420,41 @@ void ShmServer::serve_slot(uint32_t i, Request &req, Response &resp) {
     memcpy(dst.answers, resp.answers, rc * sizeof(EstimateAnswer));
     slot->state.store(SLOT_DONE, std::memory_order_release);
     futex_wake(&slot->state, 1);
+    /* the backend has its answer: now the key texts (our private copy) */
+    if (r.key_texts)
+        handler_.note_key_texts(req);
+}
+
+void ShmServer::publish_models(const std::vector<ModelInfo> &models, bool any_serving) noexcept {
+    try {
+        std::lock_guard<std::mutex> g(publish_mu_);
+        SegmentHeader *h = header_;
+        if (h == nullptr)
+            return;
+        ModelTable &t = h->models;
+        uint32_t n = models.size() < kMaxModels ? static_cast<uint32_t>(models.size()) : kMaxModels;
+        uint32_t s = t.seq.load(std::memory_order_relaxed);
+        if (s & 1)
+            s++; /* never left odd, but be safe */
+        t.seq.store(s + 1, std::memory_order_relaxed); /* odd: being written */
+        std::atomic_thread_fence(std::memory_order_release);
+        t.count = n;
+        for (uint32_t i = 0; i < kMaxModels; i++) {
+            ModelInfo &dst = t.models[i];
+            if (i < n) {
+                dst = models[i];
+                dst.checksum[sizeof dst.checksum - 1] = '\0';
+                dst.database[sizeof dst.database - 1] = '\0';
+                dst.note[sizeof dst.note - 1] = '\0';
+            } else {
+                memset(static_cast<void *>(&dst), 0, sizeof dst);
+            }
+        }
+        t.seq.store(s + 2, std::memory_order_release);
+        h->model_serving.store(any_serving ? 1u : 0u, std::memory_order_release);
+    } catch (...) {
+        LOG_ERROR("cannot publish the model table");
+    }
 }
 
 void ShmServer::stop() noexcept {
@@ -438,12 +480,16 @@ void ShmServer::stop() noexcept {
         feedback_.join();
     if (heartbeat_.joinable())
         heartbeat_.join();
-    try {
-        region_.reset();
-        shm_.reset();
-    } catch (...) {
+    {
+        /* publish_models() from another thread sees either the mapping or nullptr */
+        std::lock_guard<std::mutex> g(publish_mu_);
+        header_ = nullptr;
+        try {
+            region_.reset();
+            shm_.reset();
+        } catch (...) {
+        }
     }
-    header_ = nullptr;
     if (published_) {
         published_ = false;
         if (bip::shared_memory_object::remove(opt_.segment.c_str()))

@@ -20,6 +20,15 @@
  * acknowledged: the records stay in the rings and are read again next round.
  * after_drain runs after every round (the journal's compaction check).
  *
+ * Requests are copied out of their slot before anything is read: the fixed
+ * fields, at most kMaxItems items, and of the text area only the used part
+ * (text_used bytes, at most kMaxText); texts that are not clean UTF-8 are
+ * dropped (drop_unclean_texts()) and the rest is validate_request()ed by the
+ * handler.
+ *
+ * The model table (SegmentHeader::models) is written by publish_models()
+ * under its sequence counter; backends read it for pg_pilot.models.
+ *
  * The segment is created under a temporary name, fully initialised (header,
  * heartbeat, DAEMON_READY) and then renamed to its real name, so a backend
  * never maps a half-initialised segment.
@@ -90,6 +99,11 @@ class ShmServer {
      * Idempotent; never throws. */
     void stop() noexcept;
 
+    /* Writes the model table (at most kMaxModels rows; strings are cut and
+     * NUL-terminated) under its sequence counter, and model_serving.  Any
+     * thread, after start(); a no-op before start() or after stop(). */
+    void publish_models(const std::vector<pilot::proto::ModelInfo> &models, bool any_serving) noexcept;
+
     pilot::proto::SegmentHeader *header() const { return header_; }
     uint64_t epoch() const { return epoch_; }
     uint64_t size() const { return size_; }
@@ -124,6 +138,7 @@ class ShmServer {
     std::thread feedback_;
     std::vector<std::thread> workers_;
     std::atomic<uint32_t> heartbeat_late_logged_{0};
+    std::mutex publish_mu_; /* one writer of the model table at a time */
 };
 
 } // namespace pilotd

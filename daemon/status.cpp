@@ -81,6 +81,12 @@ int run_status(const Invocation &inv) {
            static_cast<unsigned long long>(d.store_dead_letter), static_cast<unsigned long long>(d.store_failures));
     if (!d.store_error.empty())
         printf("store error:      %s\n", d.store_error.c_str());
+    if (d.models != UINT32_MAX) {
+        if (d.serving_version != 0)
+            printf("models:           %u, serving v%u\n", d.models, d.serving_version);
+        else
+            printf("models:           %u, none serving\n", d.models);
+    }
     return 0;
 }
 

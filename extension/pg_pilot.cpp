@@ -55,6 +55,7 @@ static const struct config_enum_entry estimator_options[] = {
 	{"oracle", pilot::proto::EST_ORACLE, false},
 	{"native", pilot::proto::EST_NATIVE, false},
 	{"memo", pilot::proto::EST_MEMO, false},
+	{"learned", pilot::proto::EST_LEARNED, false},
 	{NULL, 0, false}
 };
 
@@ -100,7 +101,9 @@ _PG_init(void)
 							NULL, NULL, NULL);
 	DefineCustomEnumVariable("pg_pilot.estimator",
 							 "Which pilotd estimator answers this session's queries.",
-							 "auto: pilotd's chain; oracle: only loaded cardinalities; "
+							 "auto: pilotd's chain (oracle, memo, learned model); "
+							 "oracle: only loaded cardinalities; memo: only observed ones; "
+							 "learned: only the learned model; "
 							 "native: none (PostgreSQL's estimates, same round trips).",
 							 &pilot_estimator, pilot::proto::EST_AUTO, estimator_options,
 							 PGC_USERSET, 0, NULL, NULL, NULL);

@@ -55,6 +55,8 @@ typedef struct PilotEstimate
 	double		native_rows;	/* PostgreSQL's estimate when first seen */
 	uint64		key;			/* 0 when unkeyable */
 	uint64		template_key;
+	char	   *key_text;		/* canonical key text to send with the ask, or NULL
+								 * (only while a text is wanted; freed once asked) */
 	bool		recorded;		/* already added to the explain record */
 } PilotEstimate;
 
@@ -148,6 +150,8 @@ typedef struct PilotAsk
 	uint64		template_key;
 	double		native_rows;
 	uint32		nrels;
+	const char *text;			/* canonical key text (not copied), or NULL */
+	uint32		text_len;
 	/* out */
 	bool		learned;
 	double		rows;
@@ -156,8 +160,23 @@ typedef struct PilotAsk
 } PilotAsk;
 
 /* Asks pilotd for n relation sets, waiting at most timeout_us in total.
- * Never raises an error; fills every ask's out fields. */
+ * Never raises an error; fills every ask's out fields.  Key texts are packed
+ * into the request while they fit (64 KiB per round trip). */
 extern void pilot_sidecar_estimate(PilotAsk *asks, int n, int64 timeout_us);
+
+/* Are key texts worth computing and sending with this session's asks?  Only
+ * for pg_pilot.estimator auto or learned, and only while a model is serving
+ * or execution feedback is collected (pilotd catalogs texts for training).
+ * Never raises an error. */
+extern bool pilot_sidecar_wants_text(void);
+
+/* The model table (pg_pilot.models): fills values/nulls (natts columns) per
+ * row through emit; no rows when pilotd is not there. */
+typedef void (*PilotModelRowFn) (void *arg, Datum *values, bool *nulls);
+extern void pilot_sidecar_models(PilotModelRowFn emit, void *arg, int natts);
+
+/* MSG_MODEL_PIN (0 = unpin); raises a clear ERROR when it fails. */
+extern void pilot_sidecar_pin_model(uint32 version);
 
 /* Oracle loading; these raise clear ERRORs (admin functions, not planning). */
 extern uint64 pilot_sidecar_oracle_load(const uint64 *keys, const double *rows, int n,

@@ -68,6 +68,8 @@ static PilotQueryState *pending_result = NULL;
  * Per-planning state
  * --------------------------------------------------------------------- */
 
+static bool sidecar_usable(PilotQueryState *qs, PilotFallback *reason);
+
 static PilotRootState *
 root_state(PilotQueryState *qs, PlannerInfo *root)
 {
@@ -111,6 +113,7 @@ estimate_entry(PilotRootState *rs, Relids relids, double native_rows)
 		e->native_rows = native_rows;
 		e->key = 0;
 		e->template_key = 0;
+		e->key_text = NULL;
 		e->recorded = false;
 	}
 	return e;
@@ -196,6 +199,37 @@ key_entry(PilotQueryState *qs, PilotRootState *rs, PilotEstimate *e, bool want_t
 	return true;
 }
 
+/*
+ * Keys e for an ask.  With want_text (pilot_sidecar_wants_text()), e also
+ * keeps its canonical key text (in qs->cxt) until ask_sidecar() sent it.
+ */
+static bool
+key_for_ask(PilotQueryState *qs, PilotRootState *rs, PilotEstimate *e, bool want_text)
+{
+	RelsetKey	k;
+
+	if (!key_entry(qs, rs, e, want_text, &k))
+		return false;
+	if (k.template_text != NULL)
+		pfree(k.template_text);
+	if (k.text != NULL)
+	{
+		if (e->key_text != NULL)
+			pfree(e->key_text);
+		e->key_text = k.text;
+	}
+	return true;
+}
+
+/* Key texts are computed only when they will be sent. */
+static bool
+want_key_text(PilotQueryState *qs)
+{
+	PilotFallback reason;
+
+	return sidecar_usable(qs, &reason) && pilot_sidecar_wants_text();
+}
+
 static double
 used_rows(const PilotEstimate *e)
 {
@@ -278,7 +312,14 @@ ask_sidecar(PilotQueryState *qs, PilotEstimate **entries, int n)
 	if (!sidecar_usable(qs, &reason))
 	{
 		for (int i = 0; i < n; i++)
+		{
 			entries[i]->reason = reason;
+			if (entries[i]->key_text != NULL)
+			{
+				pfree(entries[i]->key_text);
+				entries[i]->key_text = NULL;
+			}
+		}
 		return;
 	}
 	asks = (PilotAsk *) palloc0(sizeof(PilotAsk) * n);
@@ -288,6 +329,17 @@ ask_sidecar(PilotQueryState *qs, PilotEstimate **entries, int n)
 		asks[i].template_key = entries[i]->template_key;
 		asks[i].native_rows = entries[i]->native_rows;
 		asks[i].nrels = (uint32) bms_num_members(entries[i]->relids);
+		if (entries[i]->key_text != NULL)
+		{
+			size_t		len = strlen(entries[i]->key_text);
+
+			/* longer than a request's whole text area: asked by key only */
+			if (len <= pilot::proto::kMaxText)
+			{
+				asks[i].text = entries[i]->key_text;
+				asks[i].text_len = (uint32) len;
+			}
+		}
 	}
 	start = pilot::proto::monotonic_us();
 	pilot_sidecar_estimate(asks, n, (int64) (budget - qs->waited_us));
@@ -298,6 +350,11 @@ ask_sidecar(PilotQueryState *qs, PilotEstimate **entries, int n)
 		entries[i]->rows = asks[i].rows;
 		entries[i]->source = asks[i].source;
 		entries[i]->reason = asks[i].learned ? PF_NONE : asks[i].reason;
+		if (entries[i]->key_text != NULL)
+		{
+			pfree(entries[i]->key_text);	/* sent: no longer needed */
+			entries[i]->key_text = NULL;
+		}
 		/* the sidecar is unusable for the rest of this planning: stop asking */
 		if (asks[i].reason == PF_DAEMON_DOWN || asks[i].reason == PF_VERSION_MISMATCH ||
 			asks[i].reason == PF_NO_SLOT)
@@ -388,12 +445,12 @@ fetch_base_estimates(PilotQueryState *qs, PilotRootState *rs)
 													root->simple_rel_array_size);
 	int			nkeyed = 0;
 	int			nall = 0;
+	bool		want_text = want_key_text(qs);
 
 	for (int i = 1; i < root->simple_rel_array_size; i++)
 	{
 		RelOptInfo *rel = root->simple_rel_array[i];
 		PilotEstimate *e;
-		RelsetKey	k;
 
 		if (rel == NULL || rel->reloptkind != RELOPT_BASEREL || IS_DUMMY_REL(rel))
 			continue;
@@ -401,7 +458,7 @@ fetch_base_estimates(PilotQueryState *qs, PilotRootState *rs)
 		if (e->resolved)
 			continue;
 		all[nall++] = e;
-		if (key_entry(qs, rs, e, false, &k))
+		if (key_for_ask(qs, rs, e, want_text))
 			keyed[nkeyed++] = e;
 	}
 	ask_sidecar(qs, keyed, nkeyed);
@@ -508,12 +565,14 @@ prefetch_join_estimates(PilotQueryState *qs, PilotRootState *rs)
 	CsgEnum		en;
 	PilotEstimate **keyed;
 	int			nkeyed = 0;
+	bool		want_text;
 
 	PilotFallback reason;
 
 	if (!sidecar_usable(qs, &reason) || cat == NULL ||
 		!relset_join_graph(cat, adjacency, &en.present))
 		return;
+	want_text = want_key_text(qs);
 	en.adjacency = adjacency;
 	en.count = 0;
 	en.overflow = false;
@@ -530,7 +589,6 @@ prefetch_join_estimates(PilotQueryState *qs, PilotRootState *rs)
 	{
 		Relids		relids = NULL;
 		PilotEstimate *e;
-		RelsetKey	k;
 
 		for (int x = 0; x < 64; x++)
 			if (en.sets[i] & (UINT64CONST(1) << x))
@@ -538,7 +596,7 @@ prefetch_join_estimates(PilotQueryState *qs, PilotRootState *rs)
 		e = estimate_entry(rs, relids, -1);	/* native rows not known before it is built */
 		if (e->resolved || e->finished)
 			continue;
-		if (key_entry(qs, rs, e, false, &k))
+		if (key_for_ask(qs, rs, e, want_text))
 			keyed[nkeyed++] = e;
 		else
 			e->resolved = true;	/* unkeyable: reason set, nothing to ask */
@@ -572,13 +630,12 @@ join_rel_work(PilotQueryState *qs, PlannerInfo *root, RelOptInfo *joinrel, doubl
 		e->native_rows = joinrel->rows;	/* first sight: PostgreSQL's own estimate */
 		if (!e->resolved)
 		{
-			RelsetKey	k;
 			PilotFallback reason;
 
 			/* no key computed for an answer that cannot be asked for */
 			if (!sidecar_usable(qs, &reason))
 				e->reason = reason;
-			else if (key_entry(qs, rs, e, false, &k))
+			else if (key_for_ask(qs, rs, e, pilot_sidecar_wants_text()))
 				ask_sidecar(qs, &e, 1);
 		}
 		finish_entry(qs, rs, e);

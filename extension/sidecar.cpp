@@ -101,15 +101,28 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 	request_buf.count = static_cast<uint32_t>(n);
 	request_buf.flags = 0;
 	request_buf.session = 0;
+	request_buf.dboid = static_cast<uint32_t>(MyDatabaseId);
+	request_buf.text_used = 0;
 	for (int i = 0; i < n; i++)
 	{
 		EstimateItem &it = request_buf.items[i];
+		uint32_t	len = asks[i].text != nullptr ? asks[i].text_len : 0;
 
 		it.key = asks[i].key;
 		it.template_key = asks[i].template_key;
 		it.native_rows = asks[i].native_rows;
 		it.nrels = asks[i].nrels;
+		it.text_len = 0;
+		it.text_off = 0;
 		it.reserved = 0;
+		/* texts while they fit; the others are still asked, by key */
+		if (len > 0 && len <= kMaxText - request_buf.text_used)
+		{
+			memcpy(request_buf.text + request_buf.text_used, asks[i].text, len);
+			it.text_off = request_buf.text_used;
+			it.text_len = len;
+			request_buf.text_used += len;
+		}
 	}
 	start = monotonic_us();
 	o = c->call(request_buf, response_buf, timeout_us);
@@ -136,6 +149,11 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 	else
 	{
 		PilotFallback f = fallback_for(o);
+
+		/* an estimator this pilotd does not serve (e.g. learned, before any
+		 * model): it knows none of the relation sets */
+		if (o == Outcome::REFUSED && response_buf.status == ST_UNKNOWN_ESTIMATOR)
+			f = PF_UNKNOWN;
 
 		for (int i = 0; i < n; i++)
 			asks[i].reason = f;
@@ -167,6 +185,19 @@ pilot_sidecar_estimate(PilotAsk *asks, int n, int64 timeout_us)
 		}
 		estimate_chunk(asks + off, m, (int64) (deadline - now));
 	}
+}
+
+bool
+pilot_sidecar_wants_text(void)
+{
+	SidecarClient *c;
+
+	if (pilot_estimator != EST_AUTO && pilot_estimator != EST_LEARNED)
+		return false;
+	if (pilot_collect_feedback)
+		return true;
+	c = get_client();
+	return c != nullptr && c->model_serving();
 }
 
 void
@@ -201,6 +232,8 @@ admin_call(uint32_t type, uint64_t session, uint32_t flags) noexcept
 	request_buf.session = session;
 	request_buf.flags = flags;
 	request_buf.estimator = 0;
+	request_buf.dboid = static_cast<uint32_t>(MyDatabaseId);
+	request_buf.text_used = 0;
 	if (type != MSG_ORACLE_ADD)
 		request_buf.count = 0;
 	Outcome		o = c->call(request_buf, response_buf, ADMIN_TIMEOUT_US);
@@ -265,6 +298,117 @@ pilot_sidecar_oracle_clear(void)
 
 	admin_check(o, "clearing the oracle");
 	return response_buf.oracle_entries;
+}
+
+void
+pilot_sidecar_pin_model(uint32 version)
+{
+	Outcome		o = admin_call(MSG_MODEL_PIN, version, 0);
+
+	if (o == Outcome::REFUSED && response_buf.status == ST_FAILED)
+	{
+		if (version == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("pg_pilot: pilotd cannot unpin its model"),
+					 errhint("see pg_pilot.models for the versions pilotd knows")));
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pg_pilot: pilotd cannot pin model version %u", version),
+				 errhint("see pg_pilot.models for the versions pilotd knows")));
+	}
+	admin_check(o, version == 0 ? "unpinning the model" : "pinning the model version");
+}
+
+/* ---------------------------------------------------------------------
+ * The model table (pg_pilot.models)
+ * --------------------------------------------------------------------- */
+
+static ModelInfo model_buf[kMaxModels];
+
+static int
+read_models_plain(void) noexcept
+{
+	SidecarClient *c = get_client();
+
+	if (c == nullptr)
+		return -1;
+	return c->read_models(model_buf, kMaxModels);
+}
+
+static Datum
+u64_datum(uint64_t v)
+{
+	return Int64GetDatum(v > (uint64_t) PG_INT64_MAX ? PG_INT64_MAX : (int64) v);
+}
+
+void
+pilot_sidecar_models(PilotModelRowFn emit, void *arg, int natts)
+{
+	int			n = read_models_plain();
+	Datum		values[22];
+	bool		nulls[22];
+
+	if (natts != 22)
+		elog(ERROR, "pg_pilot.models: expected 22 columns, got %d", natts);
+	for (int r = 0; r < n; r++)
+	{
+		const ModelInfo &m = model_buf[r];	/* checked by clean_model_info() */
+		int			i = 0;
+
+		for (int k = 0; k < natts; k++)
+			nulls[k] = false;
+		values[i++] = Int32GetDatum(m.version > (uint32) PG_INT32_MAX ? PG_INT32_MAX : (int32) m.version);
+		values[i++] = CStringGetTextDatum(model_state_name(m.state));
+		if (m.database[0] != '\0')
+			values[i++] = CStringGetTextDatum(m.database);
+		else
+			nulls[i++] = true;
+		values[i++] = ObjectIdGetDatum((Oid) m.dboid);
+		values[i++] = BoolGetDatum(m.pinned != 0);
+		if (m.created_unix != 0)
+			values[i++] = TimestampTzGetDatum(time_t_to_timestamptz((pg_time_t) m.created_unix));
+		else
+			nulls[i++] = true;
+		values[i++] = u64_datum(m.train_records);
+		values[i++] = u64_datum(m.validation_records);
+		for (int q = 0; q < 3; q++)
+		{
+			/* a q-error is >= 1; anything else means "not measured" */
+			if (std::isfinite(m.model_qerror[q]) && m.model_qerror[q] >= 1.0)
+				values[i++] = Float8GetDatum(m.model_qerror[q]);
+			else
+				nulls[i++] = true;
+		}
+		for (int q = 0; q < 3; q++)
+		{
+			if (std::isfinite(m.native_qerror[q]) && m.native_qerror[q] >= 1.0)
+				values[i++] = Float8GetDatum(m.native_qerror[q]);
+			else
+				nulls[i++] = true;
+		}
+		values[i++] = u64_datum(m.served);
+		values[i++] = u64_datum(m.declined);
+		values[i++] = u64_datum(m.batches);
+		for (int q = 0; q < 2; q++)
+		{
+			if (std::isfinite(m.inference_us[q]) && m.inference_us[q] >= 0)
+				values[i++] = Float8GetDatum(m.inference_us[q]);
+			else
+				nulls[i++] = true;
+		}
+		values[i++] = u64_datum(m.size_bytes);
+		if (m.checksum[0] != '\0')
+			values[i++] = CStringGetTextDatum(m.checksum);
+		else
+			nulls[i++] = true;
+		if (m.note[0] != '\0')
+			values[i++] = CStringGetTextDatum(m.note);
+		else
+			nulls[i++] = true;
+		Assert(i == natts);
+		emit(arg, values, nulls);
+	}
 }
 
 /* ---------------------------------------------------------------------

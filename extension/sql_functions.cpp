@@ -6,6 +6,8 @@
  *   pg_pilot.explain_estimates(query)           per relation set: native, pilot, used
  *   pg_pilot.subplan_key(query)                 the key of a query's whole relation set
  *   pg_pilot.daemon_status()                    what the segment says about pilotd
+ *   pg_pilot.models()                           pilotd's model table (0.2)
+ *   pg_pilot.pin_model(version), unpin_model()  MSG_MODEL_PIN (0.2)
  *
  * These are administrative or diagnostic calls made on purpose, so a user's
  * mistake (missing file, bad line, pilotd not running) is a clear ERROR or
@@ -31,6 +33,9 @@ PG_FUNCTION_INFO_V1(pg_pilot_clear_cardinalities);
 PG_FUNCTION_INFO_V1(pg_pilot_explain_estimates);
 PG_FUNCTION_INFO_V1(pg_pilot_subplan_key);
 PG_FUNCTION_INFO_V1(pg_pilot_daemon_status);
+PG_FUNCTION_INFO_V1(pg_pilot_models);
+PG_FUNCTION_INFO_V1(pg_pilot_pin_model);
+PG_FUNCTION_INFO_V1(pg_pilot_unpin_model);
 }
 
 #include "pg_pilot.h"
@@ -332,4 +337,52 @@ pg_pilot_daemon_status(PG_FUNCTION_ARGS)
 		elog(ERROR, "pg_pilot.daemon_status: too many columns");
 	pilot_sidecar_status(values, nulls, tupdesc->natts);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+static void
+emit_model_row(void *arg, Datum *values, bool *nulls)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) arg;
+
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/* pilotd's model table; no rows (and no error) when pilotd is not there. */
+Datum
+pg_pilot_models(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	pilot_require_preloaded();
+	InitMaterializedSRF(fcinfo, 0);
+	pilot_sidecar_models(emit_model_row, rsinfo, rsinfo->setDesc->natts);
+	return (Datum) 0;
+}
+
+Datum
+pg_pilot_pin_model(PG_FUNCTION_ARGS)
+{
+	int32		version;
+
+	pilot_require_preloaded();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pg_pilot: the model version must not be NULL")));
+	version = PG_GETARG_INT32(0);
+	if (version <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pg_pilot: model versions are positive, got %d", version),
+				 errhint("pg_pilot.unpin_model() lets pilotd choose the model again.")));
+	pilot_sidecar_pin_model((uint32) version);
+	PG_RETURN_VOID();
+}
+
+Datum
+pg_pilot_unpin_model(PG_FUNCTION_ARGS)
+{
+	pilot_require_preloaded();
+	pilot_sidecar_pin_model(0);
+	PG_RETURN_VOID();
 }

@@ -9,7 +9,8 @@ PKGS=(
   postgresql-contrib           # pg_stat_statements, loaded together with pg_pilot in tests
   libpq-dev                    # pilotd talks to PostgreSQL (feedback store)
   libboost-dev                 # Boost.Interprocess: the shared-memory segment
-  nlohmann-json3-dev           # pilotd's JSON config
+  nlohmann-json3-dev           # pilotd's JSON config, the model file's metadata
+  libtorch-dev                 # the learned model's network (pilotd's libpilot_mscn.so only)
   libgtest-dev                 # C++ unit tests
   g++ make python3
 )

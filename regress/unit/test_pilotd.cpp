@@ -1203,6 +1203,40 @@ TEST_F(PilotdTest, BadRequestsWrittenByHandAreRefusedAndCounted) {
              r.entries[0].key = 9;
              r.entries[0].rows = -1;
          }},
+        {"estimate text beyond text_used",
+         [](Request &r) {
+             r.type = MSG_ESTIMATE;
+             r.count = 2;
+             r.items[0].key = 5;
+             r.items[1].key = 6;
+             memcpy(r.text, "pgpk1\nR t1 a", 12);
+             r.text_used = 12;
+             r.items[0].text_off = 0;
+             r.items[0].text_len = 12;
+             r.items[1].text_off = 8;
+             r.items[1].text_len = 5; /* 8 + 5 > 12 */
+         }},
+        {"estimate text_off + text_len overflows",
+         [](Request &r) {
+             r.type = MSG_ESTIMATE;
+             r.count = 1;
+             r.items[0].key = 5;
+             r.text_used = 16;
+             r.items[0].text_off = 0xfffffff0u;
+             r.items[0].text_len = 0x20u; /* wraps to 0x10 in 32 bits */
+         }},
+        {"estimate text_used > kMaxText",
+         [](Request &r) {
+             r.type = MSG_ESTIMATE;
+             r.count = 1;
+             r.items[0].key = 5;
+             r.text_used = kMaxText + 1;
+         }},
+        {"model pin version beyond 32 bits",
+         [](Request &r) {
+             r.type = MSG_MODEL_PIN;
+             r.session = (1ull << 32) + 3;
+         }},
     };
     uint64_t seq = 4242;
     for (const Case &tc : cases) {
@@ -1226,6 +1260,179 @@ TEST_F(PilotdTest, BadRequestsWrittenByHandAreRefusedAndCounted) {
     EXPECT_EQ(d.bad_requests, cases.size());
     EXPECT_EQ(d.requests, cases.size() + 1);
     EXPECT_NE(daemon_->log().find("bad request in slot 7"), std::string::npos);
+}
+
+/* ------------------------------------- 4b. protocol 4: texts and models */
+
+TEST(Protocol4, TextBoundsAndCleaning) {
+    std::unique_ptr<Request> r(new Request());
+    r->type = MSG_ESTIMATE;
+    r->count = 3;
+    for (uint32_t i = 0; i < 3; i++)
+        r->items[i].key = 100 + i;
+    const char good[] = "pgpk1\nR t1 public.a\nC (t1.x = '\xc3\xa9'::text)";
+    const uint32_t glen = sizeof good - 1;
+    memcpy(r->text, good, glen);
+    memcpy(r->text + glen, "bad\x01\xff", 5);
+    r->text_used = glen + 5;
+    r->items[0].text_off = 0;
+    r->items[0].text_len = glen;
+    r->items[1].text_off = glen;
+    r->items[1].text_len = 5;
+    r->items[2].text_off = r->text_used; /* empty, at the very end: fine */
+    r->items[2].text_len = 0;
+    EXPECT_TRUE(validate_request(*r));
+    EXPECT_TRUE(key_text_clean(good, glen));
+    EXPECT_FALSE(key_text_clean(r->text + glen, 5));
+    EXPECT_EQ(drop_unclean_texts(*r), 1u);
+    EXPECT_EQ(r->items[0].text_len, glen);
+    EXPECT_EQ(r->items[1].text_len, 0u);
+    EXPECT_TRUE(validate_request(*r));
+
+    r->items[2].text_off = r->text_used + 1; /* past the end, even when empty */
+    EXPECT_FALSE(validate_request(*r));
+    r->items[2].text_off = 0;
+    r->items[2].text_len = UINT32_MAX;
+    EXPECT_FALSE(validate_request(*r));
+    r->items[2].text_len = 0;
+    r->text_used = kMaxText + 1;
+    EXPECT_FALSE(validate_request(*r));
+    /* other message types ignore the text fields */
+    r->type = MSG_PING;
+    EXPECT_TRUE(validate_request(*r));
+
+    EXPECT_STREQ(estimator_name(EST_LEARNED), "learned");
+    EXPECT_STREQ(source_name(SRC_MODEL), "model");
+    EXPECT_STREQ(model_state_name(MODEL_SERVING), "serving");
+    EXPECT_STREQ(model_state_name(0), "invalid");
+    EXPECT_STREQ(model_state_name(MODEL_STATE_MAX + 1), "invalid");
+}
+
+TEST_F(PilotdTest, EstimateWithKeyTextsIsAnswered) {
+    start_and_wait();
+    auto c = client(9);
+    EXPECT_EQ(oracle_load(*c, true, make_entries(700, 4, 50.0)), 4u);
+
+    Msg m;
+    m.req->type = MSG_ESTIMATE;
+    m.req->estimator = EST_AUTO;
+    m.req->dboid = 16384;
+    m.req->count = 4;
+    uint32_t off = 0;
+    for (uint32_t i = 0; i < 4; i++) {
+        m.req->items[i].key = 700 + i;
+        m.req->items[i].template_key = 9000 + i;
+        m.req->items[i].native_rows = 10;
+        m.req->items[i].nrels = 1;
+        char t[64];
+        int len = snprintf(t, sizeof t, "pgpk1\nR t1 public.t%u\nC (t1.x = '%u'::integer)", i, i);
+        if (i == 2)
+            len = snprintf(t, sizeof t, "not \x01 clean \xff"); /* dropped by pilotd, still answered */
+        memcpy(m.req->text + off, t, static_cast<size_t>(len));
+        m.req->items[i].text_off = off;
+        m.req->items[i].text_len = static_cast<uint32_t>(len);
+        off += static_cast<uint32_t>(len);
+    }
+    m.req->items[3].text_len = 0; /* one without text */
+    m.req->text_used = off;
+    ASSERT_EQ(c->call(*m.req, *m.resp, kCallTimeoutUs), Outcome::OK);
+    ASSERT_EQ(m.resp->count, 4u);
+    for (uint32_t i = 0; i < 4; i++) {
+        EXPECT_EQ(m.resp->answers[i].source, static_cast<uint32_t>(SRC_ORACLE)) << i;
+        EXPECT_EQ(m.resp->answers[i].rows, 50.0 + 1.5 * i) << i;
+    }
+
+    /* a full text area is fine */
+    m.req->text_used = kMaxText;
+    m.req->items[0].text_off = kMaxText - 10;
+    m.req->items[0].text_len = 10;
+    memset(m.req->text + kMaxText - 10, 'x', 10);
+    ASSERT_EQ(c->call(*m.req, *m.resp, kCallTimeoutUs), Outcome::OK);
+    EXPECT_EQ(m.resp->count, 4u);
+
+    /* learned: served, but no model version exists: every answer "don't know" */
+    m.req->estimator = EST_LEARNED;
+    ASSERT_EQ(c->call(*m.req, *m.resp, kCallTimeoutUs), Outcome::OK);
+    ASSERT_EQ(m.resp->count, 4u);
+    for (uint32_t i = 0; i < 4; i++)
+        EXPECT_EQ(m.resp->answers[i].source, static_cast<uint32_t>(SRC_NONE)) << i;
+
+    DaemonInfo d = c->info();
+    EXPECT_EQ(d.bad_requests, 0u);
+    EXPECT_EQ(d.models, 0u);
+    EXPECT_EQ(d.serving_version, 0u);
+    EXPECT_FALSE(c->model_serving());
+}
+
+TEST_F(PilotdTest, ModelPinWithoutModelFails) {
+    start_and_wait();
+    auto c = client(4);
+    {
+        Msg m;
+        m.req->type = MSG_MODEL_PIN;
+        m.req->session = 42;
+        EXPECT_EQ(c->call(*m.req, *m.resp, kCallTimeoutUs), Outcome::REFUSED);
+        EXPECT_EQ(m.resp->status, static_cast<uint32_t>(ST_FAILED));
+    }
+    {
+        /* unpinning is always possible: pilotd chooses again (here: nothing) */
+        Msg m;
+        m.req->type = MSG_MODEL_PIN;
+        m.req->session = 0;
+        EXPECT_EQ(c->call(*m.req, *m.resp, kCallTimeoutUs), Outcome::OK);
+        EXPECT_EQ(m.resp->status, static_cast<uint32_t>(ST_OK));
+    }
+    EXPECT_TRUE(daemon_->running());
+    EXPECT_NE(daemon_->log().find("cannot pin model version 42"), std::string::npos);
+}
+
+/* The model table is read consistently and every field is checked: garbage
+ * written into it (here by hand, as a broken pilotd would) never reaches SQL
+ * unchecked. */
+TEST_F(PilotdTest, ModelTableIsValidatedByTheReader) {
+    start_and_wait();
+    RawSegment raw(segment_);
+    ModelTable &t = raw.header->models;
+    auto c = client(2);
+    ModelInfo out[kMaxModels];
+
+    EXPECT_EQ(c->read_models(out, kMaxModels), 0);
+
+    uint32_t s = t.seq.load();
+    t.seq.store(s + 1);
+    t.count = 3;
+    memset(static_cast<void *>(t.models), 0, sizeof t.models);
+    t.models[0].version = 7;
+    t.models[0].state = MODEL_SERVING;
+    memset(t.models[0].checksum, 'a', sizeof t.models[0].checksum); /* no NUL */
+    snprintf(t.models[0].database, sizeof t.models[0].database, "db\x01\xff");
+    snprintf(t.models[0].note, sizeof t.models[0].note, "fine");
+    t.models[1].version = 8;
+    t.models[1].state = 99; /* out of range: left out */
+    t.models[2].version = 9;
+    t.models[2].state = MODEL_REJECTED;
+    t.seq.store(s + 2);
+    raw.header->model_serving.store(1);
+
+    int n = c->read_models(out, kMaxModels);
+    ASSERT_EQ(n, 2);
+    EXPECT_EQ(out[0].version, 7u);
+    EXPECT_EQ(strlen(out[0].checksum), sizeof out[0].checksum - 1);
+    EXPECT_STREQ(out[0].database, "db??");
+    EXPECT_STREQ(out[0].note, "fine");
+    EXPECT_EQ(out[1].version, 9u);
+    EXPECT_TRUE(c->model_serving());
+    DaemonInfo d = c->info();
+    EXPECT_EQ(d.models, 2u);
+    EXPECT_EQ(d.serving_version, 7u);
+
+    t.count = kMaxModels + 1; /* garbage count */
+    EXPECT_EQ(c->read_models(out, kMaxModels), -1);
+    t.count = 0;
+    t.seq.store(s + 3); /* left odd: a writer that died */
+    EXPECT_EQ(c->read_models(out, kMaxModels), -1);
+    t.seq.store(s + 4);
+    raw.header->model_serving.store(0);
 }
 
 /* ------------------------------------------- 5. kill -9 and re-attach */

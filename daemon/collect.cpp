@@ -1,0 +1,388 @@
+/* collect.cpp — see collect.h. */
+#include "collect.h"
+
+#include "pg_store.h" /* redacted_dsn */
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdint>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+namespace pilotd {
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr uint32_t kLoggedFailures = 5;  /* failed queries printed in full */
+constexpr int kReconnectWaitS = 30;      /* a restarting server (crash recovery) */
+
+std::string one_line(const char *msg, size_t max = 300) {
+    std::string s = msg ? msg : "";
+    while (!s.empty() && isspace(static_cast<unsigned char>(s.back())))
+        s.pop_back();
+    for (char &c : s)
+        if (c == '\n' || c == '\r' || c == '\t')
+            c = ' ';
+    if (s.rfind("ERROR:  ", 0) == 0)
+        s.erase(0, 8);
+    if (s.size() > max)
+        s = s.substr(0, max) + "...";
+    return s;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+bool parse_u32(const std::string &s, uint32_t *out) {
+    if (s.empty() || !isdigit(static_cast<unsigned char>(s[0])))
+        return false;
+    char *end = nullptr;
+    errno = 0;
+    unsigned long long v = strtoull(s.c_str(), &end, 10);
+    if (errno != 0 || *end != '\0' || v > UINT32_MAX)
+        return false;
+    *out = static_cast<uint32_t>(v);
+    return true;
+}
+
+/* "NUMBER||SQL" -> SQL; anything else as is */
+std::string strip_label(const std::string &line) {
+    size_t bar = line.find("||");
+    if (bar == std::string::npos || bar == 0)
+        return line;
+    size_t i = 0;
+    while (i < bar && isspace(static_cast<unsigned char>(line[i])))
+        i++;
+    if (i < bar && (line[i] == '-' || line[i] == '+'))
+        i++;
+    bool digits = false;
+    for (; i < bar; i++) {
+        unsigned char c = static_cast<unsigned char>(line[i]);
+        if (isdigit(c))
+            digits = true;
+        else if (c != '.' && c != 'e' && c != 'E' && c != '-' && c != '+' && !isspace(c))
+            return line; /* "||" inside the SQL (string concatenation) */
+    }
+    return digits ? line.substr(bar + 2) : line;
+}
+
+void trim(std::string *s) {
+    size_t b = 0, e = s->size();
+    while (b < e && isspace(static_cast<unsigned char>((*s)[b])))
+        b++;
+    while (e > b && isspace(static_cast<unsigned char>((*s)[e - 1])))
+        e--;
+    *s = s->substr(b, e - b);
+}
+
+class Collector {
+  public:
+    explicit Collector(const CollectOptions &o) : o_(o) {}
+    ~Collector() {
+        if (conn_ != nullptr)
+            PQfinish(conn_);
+    }
+
+    /* false with *error: the run cannot go on */
+    bool connect(std::string *error) {
+        if (conn_ != nullptr)
+            PQfinish(conn_);
+        const char *keys[] = {"application_name", "connect_timeout", "dbname", nullptr};
+        const char *vals[] = {"pilotd collect", "10", o_.dsn.c_str(), nullptr};
+        conn_ = PQconnectdbParams(keys, vals, 1);
+        if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) {
+            *error = "cannot connect (" + redacted_dsn(o_.dsn) +
+                     "): " + one_line(conn_ ? PQerrorMessage(conn_) : "out of memory");
+            return false;
+        }
+        /* the workload's NOTICEs and WARNINGs would drown the progress lines */
+        PQsetNoticeProcessor(conn_, [](void *, const char *) {}, nullptr);
+        /* a placeholder pg_pilot.* setting is accepted silently when the
+         * library is not loaded: ask pg_settings, which lists real ones only */
+        PGresult *r = PQexec(conn_, "SELECT 1 FROM pg_catalog.pg_settings WHERE name = 'pg_pilot.collect_feedback'");
+        bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+        bool loaded = ok && PQntuples(r) == 1;
+        if (!ok)
+            *error = "cannot read pg_settings: " + one_line(PQerrorMessage(conn_));
+        PQclear(r);
+        if (!ok)
+            return false;
+        if (!loaded) {
+            *error = "pg_pilot is not loaded by this server (" + redacted_dsn(o_.dsn) +
+                     "): add pg_pilot to shared_preload_libraries in postgresql.conf and restart "
+                     "PostgreSQL; without it the queries produce no feedback";
+            return false;
+        }
+        const std::string setup = "SET pg_pilot.collect_feedback = on; SET pg_pilot.feedback_sample_rate = 1.0; "
+                                  "SET pg_pilot.enabled = on; SET statement_timeout = " +
+                                  std::to_string(o_.timeout_ms);
+        r = PQexec(conn_, setup.c_str());
+        ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok)
+            *error = "pg_pilot settings rejected (pg_pilot must be in shared_preload_libraries): " +
+                     one_line(PQerrorMessage(conn_));
+        PQclear(r);
+        return ok;
+    }
+
+    /* Warns when the database has the extension and pilotd is not attached
+     * (the feedback would be dropped).  Silent if it cannot tell. */
+    void check_daemon() {
+        PGresult *r = PQexec(conn_, "SELECT attached FROM pg_pilot.daemon");
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 'f')
+            fprintf(stderr, "collect: WARNING: pilotd is not attached to this server (pg_pilot.daemon): "
+                            "the feedback of these queries will be dropped\n");
+        PQclear(r);
+        if (PQtransactionStatus(conn_) != PQTRANS_IDLE)
+            PQclear(PQexec(conn_, "ROLLBACK"));
+    }
+
+    enum class Outcome { Ok, Timeout, Failed, Lost };
+
+    /* Runs one statement, discarding its rows. */
+    Outcome run(const std::string &sql, std::string *message) {
+        if (!PQsendQuery(conn_, sql.c_str())) {
+            *message = one_line(PQerrorMessage(conn_));
+            return PQstatus(conn_) == CONNECTION_BAD ? Outcome::Lost : Outcome::Failed;
+        }
+        PQsetSingleRowMode(conn_); /* may fail harmlessly (then results come whole) */
+        Outcome out = Outcome::Ok;
+        bool first_error = true;
+        while (PGresult *r = PQgetResult(conn_)) {
+            switch (PQresultStatus(r)) {
+            case PGRES_COPY_OUT: {
+                char *buf = nullptr;
+                while (PQgetCopyData(conn_, &buf, 0) > 0)
+                    PQfreemem(buf);
+                break;
+            }
+            case PGRES_COPY_IN:
+                PQputCopyEnd(conn_, "pilotd collect does not feed COPY FROM STDIN");
+                break;
+            case PGRES_FATAL_ERROR:
+            case PGRES_BAD_RESPONSE:
+            case PGRES_NONFATAL_ERROR:
+                if (first_error) {
+                    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+                    out = state != nullptr && strcmp(state, "57014") == 0 ? Outcome::Timeout : Outcome::Failed;
+                    /* the primary message only (not LINE/HINT/CONTEXT), with the SQLSTATE */
+                    const char *primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+                    *message = one_line(primary ? primary : PQresultErrorMessage(r));
+                    if (state != nullptr)
+                        *message = "[" + std::string(state) + "] " + *message;
+                    first_error = false;
+                }
+                break;
+            default:
+                break;
+            }
+            PQclear(r);
+        }
+        if (PQstatus(conn_) == CONNECTION_BAD) {
+            if (message->empty())
+                *message = one_line(PQerrorMessage(conn_));
+            return Outcome::Lost;
+        }
+        /* every query starts outside a transaction */
+        if (PQtransactionStatus(conn_) != PQTRANS_IDLE)
+            PQclear(PQexec(conn_, "ROLLBACK"));
+        return out;
+    }
+
+    /* One reconnect: retried for a while if the server is restarting. */
+    bool reconnect(std::string *error) {
+        const auto t0 = std::chrono::steady_clock::now();
+        for (;;) {
+            if (connect(error))
+                return true;
+            if (error->find("pg_pilot") != std::string::npos || seconds_since(t0) > kReconnectWaitS)
+                return false;
+            std::this_thread::sleep_for(std::chrono::seconds(1));
+        }
+    }
+
+  private:
+    const CollectOptions &o_;
+    PGconn *conn_ = nullptr;
+};
+
+} // namespace
+
+bool read_workload(const std::string &path, std::vector<WorkloadQuery> *out, std::string *error) {
+    std::ifstream file;
+    std::istream *in = &std::cin;
+    if (path != "-") {
+        file.open(path);
+        if (!file) {
+            *error = "cannot open the workload file \"" + path + "\": " + strerror(errno);
+            return false;
+        }
+        in = &file;
+    }
+    out->clear();
+    std::string line;
+    uint32_t n = 0;
+    while (std::getline(*in, line)) {
+        n++;
+        trim(&line);
+        if (line.empty() || line.rfind("--", 0) == 0 || line[0] == '#')
+            continue;
+        std::string sql = strip_label(line);
+        trim(&sql);
+        while (!sql.empty() && sql.back() == ';') {
+            sql.pop_back();
+            trim(&sql);
+        }
+        if (sql.empty())
+            continue;
+        out->push_back({n, std::move(sql)});
+    }
+    if (in->bad()) {
+        *error = "cannot read the workload file \"" + path + "\"";
+        return false;
+    }
+    return true;
+}
+
+bool parse_collect_args(const std::vector<std::string> &args, CollectOptions *o, std::string *error) {
+    for (size_t i = 0; i < args.size(); i++) {
+        std::string key = args[i], value;
+        bool inline_value = false;
+        size_t eq = key.find('=');
+        if (key.rfind("--", 0) == 0 && eq != std::string::npos) {
+            value = key.substr(eq + 1);
+            key = key.substr(0, eq);
+            inline_value = true;
+        }
+        if (key != "--workload" && key != "--dsn" && key != "--timeout-ms" && key != "--repeat") {
+            *error = "collect: unknown argument \"" + args[i] + "\"";
+            return false;
+        }
+        if (!inline_value) {
+            if (i + 1 >= args.size()) {
+                *error = "collect: " + key + " needs a value";
+                return false;
+            }
+            value = args[++i];
+        }
+        if (key == "--workload") {
+            o->workload = value;
+        } else if (key == "--dsn") {
+            o->dsn = value;
+        } else if (key == "--timeout-ms") {
+            if (!parse_u32(value, &o->timeout_ms) || o->timeout_ms > INT32_MAX) {
+                *error = "collect: --timeout-ms wants milliseconds (0 = no timeout), not \"" + value + "\"";
+                return false;
+            }
+        } else if (!parse_u32(value, &o->repeat) || o->repeat == 0) {
+            *error = "collect: --repeat wants a positive count, not \"" + value + "\"";
+            return false;
+        }
+    }
+    if (o->workload.empty() || o->dsn.empty()) {
+        *error = "collect: --workload FILE and --dsn DSN are required";
+        return false;
+    }
+    return true;
+}
+
+int run_collect(const CollectOptions &o) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<WorkloadQuery> queries;
+    std::string error;
+    if (!read_workload(o.workload, &queries, &error)) {
+        fprintf(stderr, "collect: %s\n", error.c_str());
+        return kExitFailure;
+    }
+    const uint32_t repeat = std::max<uint32_t>(o.repeat, 1);
+    const uint64_t total = static_cast<uint64_t>(queries.size()) * repeat;
+    if (total == 0) {
+        fprintf(stderr, "collect: no queries in \"%s\"\n", o.workload.c_str());
+        fprintf(stderr, "collect: 0 queries, 0 ok, 0 timed out, 0 failed in %.1f s\n", seconds_since(t0));
+        return kExitOk;
+    }
+
+    Collector c(o);
+    if (!c.connect(&error)) {
+        fprintf(stderr, "collect: %s\n", error.c_str());
+        return kExitFailure;
+    }
+    c.check_daemon();
+    fprintf(stderr, "collect: %zu queries from \"%s\"%s, statement_timeout %u ms, on %s\n", queries.size(),
+            o.workload.c_str(), repeat > 1 ? (" x" + std::to_string(repeat)).c_str() : "", o.timeout_ms,
+            redacted_dsn(o.dsn).c_str());
+
+    uint64_t done = 0, ok = 0, timed_out = 0, failed = 0;
+    bool lost_last = false;
+    int next_decile = 1;
+    auto last_progress = t0;
+    auto summary = [&](const char *prefix) {
+        fprintf(stderr, "collect: %s%llu queries, %llu ok, %llu timed out, %llu failed in %.1f s\n", prefix,
+                static_cast<unsigned long long>(done), static_cast<unsigned long long>(ok),
+                static_cast<unsigned long long>(timed_out), static_cast<unsigned long long>(failed),
+                seconds_since(t0));
+    };
+
+    for (uint32_t pass = 0; pass < repeat; pass++) {
+        for (const WorkloadQuery &q : queries) {
+            std::string msg;
+            Collector::Outcome res = c.run(q.sql, &msg);
+            done++;
+            switch (res) {
+            case Collector::Outcome::Ok: ok++; break;
+            case Collector::Outcome::Timeout: timed_out++; break;
+            case Collector::Outcome::Failed:
+            case Collector::Outcome::Lost:
+                failed++;
+                if (failed <= kLoggedFailures || res == Collector::Outcome::Lost)
+                    fprintf(stderr, "collect: line %u failed: %s\n", q.line, msg.c_str());
+                if (failed == kLoggedFailures)
+                    fprintf(stderr, "collect: (further failures are counted, not printed)\n");
+                break;
+            }
+            if (res == Collector::Outcome::Lost) {
+                if (lost_last) {
+                    fprintf(stderr, "collect: the connection was lost twice in a row; giving up\n");
+                    summary("stopped after ");
+                    return kExitFailure;
+                }
+                fprintf(stderr, "collect: connection lost at line %u; reconnecting\n", q.line);
+                if (!c.reconnect(&error)) {
+                    fprintf(stderr, "collect: %s\n", error.c_str());
+                    summary("stopped after ");
+                    return kExitFailure;
+                }
+                lost_last = true;
+            } else {
+                lost_last = false;
+            }
+            /* progress: at every 10%, and every 50 queries when 10 s passed since the last line */
+            bool decile = done * 10 >= static_cast<uint64_t>(next_decile) * total;
+            while (done * 10 >= static_cast<uint64_t>(next_decile) * total)
+                next_decile++;
+            if (done < total && (decile || (done % 50 == 0 && seconds_since(last_progress) >= 10))) {
+                fprintf(stderr, "collect: %llu/%llu (%.0f%%), %llu ok, %llu timed out, %llu failed, %.1f s\n",
+                        static_cast<unsigned long long>(done), static_cast<unsigned long long>(total),
+                        100.0 * static_cast<double>(done) / static_cast<double>(total),
+                        static_cast<unsigned long long>(ok), static_cast<unsigned long long>(timed_out),
+                        static_cast<unsigned long long>(failed), seconds_since(t0));
+                last_progress = std::chrono::steady_clock::now();
+            }
+        }
+    }
+    summary("");
+    return kExitOk;
+}
+
+} // namespace pilotd

@@ -1,0 +1,575 @@
+/* model_registry.cpp — see model_registry.h. */
+#include "model_registry.h"
+
+#include "durable_file.h"
+#include "log.h"
+#include "mscn.h"
+#include "pilot_protocol.h"
+#include "schema_snapshot.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <csignal>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace pilotd {
+
+namespace pm = pilot::model;
+namespace pp = pilot::proto;
+
+namespace {
+
+bool read_whole(const std::string &path, std::string *out, std::string *why) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        *why = errno_text("cannot open", path);
+        return false;
+    }
+    out->clear();
+    char buf[1 << 16];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            *why = errno_text("cannot read", path);
+            ::close(fd);
+            return false;
+        }
+        if (n == 0)
+            break;
+        out->append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    return true;
+}
+
+void copy_str(char *dst, size_t cap, const std::string &src) {
+    pp::copy_clean_utf8(dst, cap, src.c_str(), src.size());
+}
+
+std::string q3(const pm::QErrors &q) {
+    char b[80];
+    snprintf(b, sizeof b, "%.2f/%.2f/%.2f", q.p50, q.p90, q.p99);
+    return b;
+}
+
+} // namespace
+
+void LatencyHistogram::add(double us) noexcept {
+    int b = us <= 1 ? 0 : static_cast<int>(std::log(us) / std::log(1.2)) + 1;
+    b_[std::min(kBuckets - 1, std::max(0, b))].fetch_add(1, std::memory_order_relaxed);
+}
+
+uint64_t LatencyHistogram::count() const noexcept {
+    uint64_t n = 0;
+    for (const auto &x : b_)
+        n += x.load(std::memory_order_relaxed);
+    return n;
+}
+
+double LatencyHistogram::percentile(double p) const noexcept {
+    uint64_t n = count();
+    if (n == 0)
+        return -1;
+    uint64_t want = static_cast<uint64_t>(std::ceil(p * static_cast<double>(n))), seen = 0;
+    for (int b = 0; b < kBuckets; b++) {
+        seen += b_[b].load(std::memory_order_relaxed);
+        if (seen >= std::max<uint64_t>(1, want))
+            return b == 0 ? 1.0 : std::pow(1.2, b);
+    }
+    return std::pow(1.2, kBuckets - 1);
+}
+
+LoadedModel::~LoadedModel() = default;
+
+void LoadedModel::estimate(const std::vector<std::string> &texts, const std::vector<double> &natives,
+                           std::vector<double> *rows, std::vector<bool> *ok) const noexcept {
+    try {
+        rows->assign(texts.size(), 0);
+        ok->assign(texts.size(), false);
+        std::vector<pm::Features> feats(texts.size());
+        std::vector<const pm::Features *> x;
+        std::vector<size_t> at;
+        for (size_t i = 0; i < texts.size(); i++) {
+            std::string why;
+            if (pm::featurize(schema, texts[i], natives[i], &feats[i], &why)) {
+                x.push_back(&feats[i]);
+                at.push_back(i);
+            }
+        }
+        std::vector<float> pred;
+        std::string why;
+        if (x.empty() || !net->predict(x, &pred, &why))
+            return;
+        for (size_t k = 0; k < at.size(); k++) {
+            double r = pm::label_to_rows(schema, pred[k]);
+            if (std::isfinite(r) && r >= 0) {
+                (*rows)[at[k]] = r;
+                (*ok)[at[k]] = true;
+            }
+        }
+    } catch (...) {
+        ok->assign(texts.size(), false);
+    }
+}
+
+std::shared_ptr<LoadedModel> load_model_file(const std::string &path, std::string *why) noexcept {
+    try {
+        std::string bytes;
+        if (!read_whole(path, &bytes, why))
+            return nullptr;
+        auto m = std::make_shared<LoadedModel>();
+        std::string weights;
+        if (!pm::decode_model(bytes, &m->meta, &m->schema, &weights, why))
+            return nullptr;
+        m->net = pm::Mscn::load(weights, pm::dims_of(m->schema), m->meta.hidden, why);
+        if (!m->net)
+            return nullptr;
+        m->checksum = pm::model_checksum(bytes);
+        m->size_bytes = bytes.size();
+        return m;
+    } catch (...) {
+        *why = "cannot load the model (out of memory?)";
+        return nullptr;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+
+void ModelRegistry::open() noexcept {
+    std::lock_guard<std::mutex> g(mu_);
+    try {
+        if (::mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST)
+            LOG_WARNING("models: %s", errno_text("cannot create", dir_).c_str());
+        std::string bytes, why;
+        std::string path = dir_ + "/registry.json";
+        struct stat st;
+        if (::stat(path.c_str(), &st) == 0) {
+            if (!read_whole(path, &bytes, &why)) {
+                LOG_WARNING("models: %s", why.c_str());
+            } else {
+                auto j = nlohmann::json::parse(bytes, nullptr, false);
+                if (j.is_discarded() || !j.is_object()) {
+                    LOG_WARNING("models: %s is not valid JSON; starting with no model states", path.c_str());
+                } else {
+                    pinned_ = j.value("pinned", 0u);
+                    serving_version_ = j.value("serving", 0u);
+                    if (j.contains("versions") && j["versions"].is_object())
+                        for (auto &[k, v] : j["versions"].items()) {
+                            uint32_t n = static_cast<uint32_t>(strtoul(k.c_str(), nullptr, 10));
+                            uint32_t s = v.value("state", 0u);
+                            if (n == 0 || s < pp::MODEL_VALIDATED || s > pp::MODEL_STATE_MAX)
+                                continue;
+                            Version &ver = versions_[n];
+                            ver.state = s;
+                            ver.note = v.value("note", std::string());
+                        }
+                }
+            }
+        }
+        /* states from registry.json are re-checked against the files */
+        std::map<uint32_t, Version> remembered;
+        remembered.swap(versions_);
+        scan_locked();
+        for (auto &[n, ver] : versions_) {
+            auto it = remembered.find(n);
+            if (it != remembered.end() && ver.state != pp::MODEL_REJECTED) {
+                ver.state = it->second.state == pp::MODEL_SERVING ? pp::MODEL_VALIDATED : it->second.state;
+                if (ver.note.empty())
+                    ver.note = it->second.note;
+            }
+        }
+        decide_locked();
+    } catch (const std::exception &e) {
+        LOG_ERROR("models: cannot open the model registry: %s", e.what());
+    }
+}
+
+void ModelRegistry::start(uint32_t poll_ms) {
+    poller_ = std::thread([this, poll_ms] {
+        std::unique_lock<std::mutex> g(poll_mu_);
+        while (!stopping_) {
+            cv_.wait_for(g, std::chrono::milliseconds(poll_ms), [&] { return stopping_; });
+            if (stopping_)
+                break;
+            g.unlock();
+            rescan();
+            g.lock();
+        }
+    });
+}
+
+void ModelRegistry::stop() noexcept {
+    {
+        std::lock_guard<std::mutex> g(poll_mu_);
+        stopping_ = true;
+    }
+    cv_.notify_all();
+    if (poller_.joinable())
+        poller_.join();
+}
+
+void ModelRegistry::rescan() noexcept {
+    std::lock_guard<std::mutex> g(mu_);
+    try {
+        scan_locked();
+        decide_locked();
+    } catch (const std::exception &e) {
+        LOG_WARNING("models: rescan failed: %s", e.what());
+    }
+}
+
+std::shared_ptr<const LoadedModel> ModelRegistry::serving() const {
+    std::lock_guard<std::mutex> g(serving_mu_);
+    return serving_;
+}
+
+void ModelRegistry::scan_locked() {
+    DIR *d = opendir(dir_.c_str());
+    if (!d)
+        return;
+    std::map<uint32_t, bool> files, markers;
+    while (struct dirent *e = readdir(d)) {
+        char *end = nullptr;
+        unsigned long v = strtoul(e->d_name, &end, 10);
+        if (end == e->d_name || v == 0 || v > 0xffffffffUL)
+            continue;
+        if (strcmp(end, ".model") == 0)
+            files[static_cast<uint32_t>(v)] = true;
+        else if (strcmp(end, ".training") == 0)
+            markers[static_cast<uint32_t>(v)] = true;
+    }
+    closedir(d);
+
+    /* markers of a trainer that is gone are stale */
+    training_.clear();
+    for (auto &[n, _] : markers) {
+        std::string path = dir_ + "/" + std::to_string(n) + ".training", pid_text, why;
+        if (files.count(n))
+            continue;
+        if (read_whole(path, &pid_text, &why)) {
+            long pid = strtol(pid_text.c_str(), nullptr, 10);
+            if (pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM))
+                training_[n] = true;
+        }
+    }
+    /* versions whose file is gone */
+    for (auto it = versions_.begin(); it != versions_.end();) {
+        if (!files.count(it->first) && it->second.meta_known) {
+            LOG_WARNING("models: version %u: its file is gone", it->first);
+            it = versions_.erase(it);
+        } else if (!files.count(it->first)) {
+            it = versions_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    for (auto &[n, _] : files) {
+        Version &ver = versions_[n];
+        if (ver.meta_known || ver.state == pp::MODEL_REJECTED)
+            continue;
+        std::string why;
+        auto m = load_model_file(dir_ + "/" + std::to_string(n) + ".model", &why);
+        if (!m) {
+            ver.state = pp::MODEL_REJECTED;
+            ver.note = why;
+            LOG_WARNING("models: version %u rejected: %s%s", n, why.c_str(),
+                        serving_version_ ? (" (version " + std::to_string(serving_version_) + " keeps serving)").c_str()
+                                         : " (PostgreSQL's estimates stay in use)");
+            continue;
+        }
+        ver.meta = m->meta;
+        ver.meta_known = true;
+        ver.checksum = m->checksum;
+        ver.size_bytes = m->size_bytes;
+        ver.loaded = m;
+        LOG_INFO("models: version %u found: %llu training records, held-out q-error p50/p90/p99 model %s, "
+                 "PostgreSQL %s",
+                 n, static_cast<unsigned long long>(m->meta.train_records), q3(m->meta.model_q).c_str(),
+                 q3(m->meta.native_q).c_str());
+    }
+}
+
+void ModelRegistry::verify_locked(uint32_t v, Version &ver) {
+    if (ver.verified || !ver.loaded)
+        return;
+    std::vector<std::string> tables;
+    for (const auto &t : ver.loaded->schema.tables)
+        tables.push_back(t.name);
+    DatabaseIdentity id;
+    std::string why;
+    if (ver.meta.dsn.find("password=") != std::string::npos) {
+        ver.note = "cannot verify its database: the training connection string had a password";
+        return;
+    }
+    if (!database_identity(ver.meta.dsn, tables, &id, &why)) {
+        ver.note = "cannot verify its database yet: " + why.substr(0, 120);
+        return;
+    }
+    if (id.system_identifier != ver.meta.system_identifier || id.dboid != ver.meta.dboid) {
+        ver.state = pp::MODEL_REJECTED;
+        ver.note = "bound to database " + ver.meta.database + " of cluster " + ver.meta.system_identifier +
+                   ", not this one";
+    } else if (id.fingerprint != ver.meta.fingerprint) {
+        ver.state = pp::MODEL_REJECTED;
+        ver.note = "the tables of database " + ver.meta.database + " changed since training (schema fingerprint " +
+                   ver.meta.fingerprint + ", now " + id.fingerprint + ")";
+    } else {
+        ver.verified = true;
+        if (ver.note.rfind("cannot verify", 0) == 0)
+            ver.note.clear();
+        return;
+    }
+    LOG_WARNING("models: version %u rejected: %s", v, ver.note.c_str());
+    if (serving_version_ == v)
+        serve_locked(0, "its database changed");
+}
+
+void ModelRegistry::serve_locked(uint32_t v, const char *why) {
+    if (v == serving_version_ && (v == 0 || serving_))
+        return;
+    uint32_t old = serving_version_ == v ? 0 : serving_version_; /* v again: after a restart */
+    if (old && versions_.count(old) && versions_[old].state == pp::MODEL_SERVING)
+        versions_[old].state = pp::MODEL_RETIRED;
+    std::shared_ptr<const LoadedModel> next;
+    if (v) {
+        Version &ver = versions_[v];
+        ver.state = pp::MODEL_SERVING;
+        next = ver.loaded;
+    }
+    {
+        std::lock_guard<std::mutex> g(serving_mu_);
+        serving_ = next;
+    }
+    serving_version_ = v;
+    if (v)
+        LOG_INFO("models: version %u serves now (%s)%s", v, why,
+                 old ? (", version " + std::to_string(old) + " retired").c_str() : "");
+    else if (old)
+        LOG_INFO("models: version %u stopped serving (%s); PostgreSQL's estimates are used", old, why);
+}
+
+void ModelRegistry::decide_locked() {
+    for (auto &[n, ver] : versions_)
+        if (ver.state != pp::MODEL_REJECTED)
+            verify_locked(n, ver);
+
+    if (pinned_) {
+        auto it = versions_.find(pinned_);
+        if (it != versions_.end() && it->second.state != pp::MODEL_REJECTED && it->second.verified &&
+            it->second.loaded) {
+            serve_locked(pinned_, "pinned");
+            save_locked();
+            publish_locked();
+            return;
+        }
+    }
+    /* quality gate for versions not yet judged */
+    for (auto &[n, ver] : versions_) {
+        if (ver.state != pp::MODEL_VALIDATED || !ver.verified || !ver.note.empty())
+            continue;
+        const pm::ModelMeta &m = ver.meta;
+        if (!(m.model_q.mean_log < m.native_q.mean_log)) {
+            ver.state = pp::MODEL_REJECTED;
+            ver.note = "not better than PostgreSQL on held-out feedback (q-error p50/p90/p99 " + q3(m.model_q) +
+                       " vs " + q3(m.native_q) + ")";
+        } else if (m.compared_version && !(m.model_q.mean_log < m.compared_q.mean_log)) {
+            ver.state = pp::MODEL_REJECTED;
+            ver.note = "not better than version " + std::to_string(m.compared_version) +
+                       " on held-out feedback (q-error p50/p90/p99 " + q3(m.model_q) + " vs " + q3(m.compared_q) + ")";
+        } else {
+            ver.note = "beats PostgreSQL (" + q3(m.model_q) + " vs " + q3(m.native_q) + ")" +
+                       (m.compared_version ? " and version " + std::to_string(m.compared_version) : std::string());
+        }
+        if (ver.state == pp::MODEL_REJECTED) {
+            LOG_INFO("models: version %u rejected: %s", n, ver.note.c_str());
+            ver.loaded.reset();
+        }
+    }
+    /* the newest version that passed serves; the current one stays otherwise */
+    uint32_t best = 0;
+    for (auto &[n, ver] : versions_)
+        if ((ver.state == pp::MODEL_VALIDATED || ver.state == pp::MODEL_SERVING) && ver.verified && ver.loaded &&
+            ver.note.rfind("beats", 0) == 0)
+            best = n;
+    if (best == 0 && serving_version_ && versions_.count(serving_version_) &&
+        versions_[serving_version_].state == pp::MODEL_SERVING && versions_[serving_version_].loaded)
+        best = serving_version_;
+    if (best != serving_version_ || (best && !serving_))
+        serve_locked(best, "newest version that beats PostgreSQL and its predecessor");
+    /* retired and rejected versions need no network in memory */
+    for (auto &[n, ver] : versions_)
+        if (n != serving_version_ && (ver.state == pp::MODEL_RETIRED || ver.state == pp::MODEL_REJECTED))
+            ver.loaded.reset();
+    save_locked();
+    publish_locked();
+}
+
+bool ModelRegistry::pin(uint32_t version, std::string *why) noexcept {
+    std::lock_guard<std::mutex> g(mu_);
+    try {
+        if (version == 0) {
+            pinned_ = 0;
+            LOG_INFO("models: unpinned");
+            /* the registry chooses again among versions that passed */
+            for (auto &[n, ver] : versions_)
+                if (ver.state == pp::MODEL_RETIRED && ver.note.rfind("beats", 0) == 0 && !ver.loaded) {
+                    std::string w;
+                    ver.loaded = load_model_file(dir_ + "/" + std::to_string(n) + ".model", &w);
+                }
+            decide_locked();
+            return true;
+        }
+        auto it = versions_.find(version);
+        if (it == versions_.end() || !it->second.meta_known) {
+            *why = "no intact model version " + std::to_string(version);
+            return false;
+        }
+        Version &ver = it->second;
+        if (!ver.loaded) {
+            std::string w;
+            ver.loaded = load_model_file(dir_ + "/" + std::to_string(version) + ".model", &w);
+            if (!ver.loaded) {
+                *why = w;
+                return false;
+            }
+        }
+        if (!ver.verified)
+            verify_locked(version, ver);
+        if (!ver.verified) {
+            *why = ver.note;
+            return false;
+        }
+        if (ver.state == pp::MODEL_REJECTED && ver.note.rfind("not better", 0) != 0) {
+            *why = ver.note; /* incompatible: never served */
+            return false;
+        }
+        pinned_ = version;
+        LOG_INFO("models: version %u pinned", version);
+        if (ver.state == pp::MODEL_REJECTED)
+            ver.state = pp::MODEL_VALIDATED;
+        serve_locked(0, "pin");
+        serve_locked(version, "pinned");
+        save_locked();
+        publish_locked();
+        return true;
+    } catch (...) {
+        *why = "out of memory";
+        return false;
+    }
+}
+
+void ModelRegistry::save_locked() {
+    nlohmann::json j = {{"pinned", pinned_}, {"serving", serving_version_}, {"versions", nlohmann::json::object()}};
+    for (auto &[n, ver] : versions_)
+        j["versions"][std::to_string(n)] = {{"state", ver.state}, {"note", ver.note}};
+    std::string text = j.dump(2) + "\n", error;
+    if (read_only_ || text == last_saved_)
+        return;
+    last_saved_ = text;
+    if (replace_file(dir_, dir_ + "/registry.json", text.data(), text.size(), &error) == Replaced::Failed)
+        LOG_WARNING("models: cannot save the registry: %s", error.c_str());
+}
+
+void ModelRegistry::publish_locked() {
+    if (!publish_)
+        return;
+    std::vector<pp::ModelInfo> out;
+    /* the newest versions first: training ones, then the files */
+    for (auto it = training_.rbegin(); it != training_.rend() && out.size() < pp::kMaxModels; ++it) {
+        pp::ModelInfo mi{};
+        mi.version = it->first;
+        mi.state = pp::MODEL_TRAINING;
+        out.push_back(mi);
+    }
+    for (auto it = versions_.rbegin(); it != versions_.rend() && out.size() < pp::kMaxModels; ++it) {
+        const Version &ver = it->second;
+        pp::ModelInfo mi{};
+        mi.version = it->first;
+        mi.state = ver.state;
+        mi.pinned = it->first == pinned_ ? 1 : 0;
+        if (ver.meta_known) {
+            const pm::ModelMeta &m = ver.meta;
+            mi.dboid = m.dboid;
+            mi.created_unix = m.created_unix;
+            mi.train_records = m.train_records;
+            mi.validation_records = m.validation_records;
+            mi.size_bytes = ver.size_bytes;
+            mi.model_qerror[0] = m.model_q.p50;
+            mi.model_qerror[1] = m.model_q.p90;
+            mi.model_qerror[2] = m.model_q.p99;
+            mi.native_qerror[0] = m.native_q.p50;
+            mi.native_qerror[1] = m.native_q.p90;
+            mi.native_qerror[2] = m.native_q.p99;
+            copy_str(mi.database, sizeof mi.database, m.database);
+        }
+        mi.inference_us[0] = mi.inference_us[1] = -1;
+        if (ver.loaded) {
+            mi.served = ver.loaded->served.load(std::memory_order_relaxed);
+            mi.declined = ver.loaded->declined.load(std::memory_order_relaxed);
+            mi.batches = ver.loaded->inference.count();
+            mi.inference_us[0] = ver.loaded->inference.percentile(0.5);
+            mi.inference_us[1] = ver.loaded->inference.percentile(0.99);
+        }
+        copy_str(mi.checksum, sizeof mi.checksum, ver.checksum);
+        copy_str(mi.note, sizeof mi.note, ver.note);
+        out.push_back(mi);
+    }
+    publish_(out, serving_version_ != 0);
+}
+
+/* ------------------------------------------------------------------ */
+
+void LearnedEstimator::estimate(const EstimateBatch &batch, pp::EstimateAnswer *out) {
+    std::shared_ptr<const LoadedModel> m = registry_.serving();
+    if (!m)
+        return;
+    if (batch.dboid != m->meta.dboid) {
+        m->declined.fetch_add(batch.n, std::memory_order_relaxed);
+        return; /* bound to another database */
+    }
+    try {
+        std::vector<std::string> texts;
+        std::vector<double> natives;
+        std::vector<uint32_t> at;
+        for (uint32_t i = 0; i < batch.n; i++) {
+            if (out[i].source != pp::SRC_NONE)
+                continue; /* answered earlier in the chain */
+            std::string_view t = batch.item_text(i);
+            if (t.empty() || pp::stable_hash64(t.data(), t.size()) != batch.items[i].key)
+                continue;
+            texts.emplace_back(t);
+            double nat = batch.items[i].native_rows;
+            natives.push_back(std::isfinite(nat) ? nat : -1);
+            at.push_back(i);
+        }
+        if (texts.empty())
+            return;
+        std::vector<double> rows;
+        std::vector<bool> ok;
+        const uint64_t t0 = pp::monotonic_us();
+        m->estimate(texts, natives, &rows, &ok);
+        m->inference.add(static_cast<double>(pp::monotonic_us() - t0));
+        uint64_t served = 0;
+        for (size_t k = 0; k < at.size(); k++)
+            if (ok[k]) {
+                out[at[k]].rows = rows[k];
+                out[at[k]].source = pp::SRC_MODEL;
+                served++;
+            }
+        m->served.fetch_add(served, std::memory_order_relaxed);
+        m->declined.fetch_add(at.size() - served, std::memory_order_relaxed);
+    } catch (...) {
+        /* unanswered: PostgreSQL's estimates */
+    }
+}
+
+} // namespace pilotd

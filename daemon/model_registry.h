@@ -1,0 +1,151 @@
+/*
+ * model_registry.h — the learned model's versions and which one serves.
+ *
+ * Versions are files STATE_DIR/models/N.model (written by the trainer; see
+ * trainer.h) plus N.training markers while one is being trained.  Their
+ * lifecycle, persisted in STATE_DIR/models/registry.json (this class is its
+ * only writer):
+ *
+ *   training -> validated -> serving -> retired
+ *            \-> rejected   (damaged or incompatible file, bound to a database
+ *                            that changed, or not better than PostgreSQL and
+ *                            the serving version on held-out feedback)
+ *
+ * A new version serves only if, on its held-out records, its mean log q-error
+ * beats PostgreSQL's and (when it was compared with one) the serving
+ * version's.  A DBA can pin any intact, compatible version
+ * (pg_pilot.pin_model(N)); unpinning lets the registry choose again.  The
+ * swap is one shared_ptr exchange: a request in flight keeps the version it
+ * started with, no request is dropped.  Every model is bound to its database
+ * (system identifier, database oid and a fingerprint of its tables): it is
+ * verified at load, and answers only requests from that database.
+ */
+#ifndef PILOTD_MODEL_REGISTRY_H
+#define PILOTD_MODEL_REGISTRY_H
+
+#include "estimator.h"
+#include "model_file.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace pilot {
+namespace model {
+class Mscn;
+}
+} // namespace pilot
+
+namespace pilotd {
+
+/* Lock-free histogram of durations (buckets 1.2x wide, 1 us .. ~10 s). */
+class LatencyHistogram {
+  public:
+    static constexpr int kBuckets = 96;
+    void add(double us) noexcept;
+    /* p-th percentile in microseconds (bucket upper bound); < 0 when empty */
+    double percentile(double p) const noexcept;
+    uint64_t count() const noexcept;
+
+  private:
+    std::atomic<uint64_t> b_[kBuckets] = {};
+};
+
+/* A decoded, checked model version, ready to answer. */
+struct LoadedModel {
+    pilot::model::ModelMeta meta;
+    pilot::model::Schema schema;
+    std::unique_ptr<pilot::model::Mscn> net;
+    std::string checksum;
+    uint64_t size_bytes = 0;
+    mutable std::atomic<uint64_t> served{0}, declined{0};
+    mutable LatencyHistogram inference; /* per planning batch */
+
+    ~LoadedModel();
+    /* rows[i] valid where ok[i]; one forward pass.  Never throws. */
+    void estimate(const std::vector<std::string> &texts, const std::vector<double> &natives,
+                  std::vector<double> *rows, std::vector<bool> *ok) const noexcept;
+};
+
+/* Reads and checks a model file; nullptr and *why when it cannot serve. */
+std::shared_ptr<LoadedModel> load_model_file(const std::string &path, std::string *why) noexcept;
+
+class ModelRegistry final : public ModelControl {
+  public:
+    using Publish = std::function<void(const std::vector<pilot::proto::ModelInfo> &, bool any_serving)>;
+
+    /* read_only: never writes registry.json (`pilotd train` reads what serves) */
+    ModelRegistry(std::string dir, Publish publish, bool read_only = false)
+        : dir_(std::move(dir)), publish_(std::move(publish)), read_only_(read_only) {}
+    ~ModelRegistry() override { stop(); }
+
+    /* Loads registry.json and the versions, picks the serving one. */
+    void open() noexcept;
+    /* Polls the directory every poll_ms for new versions. */
+    void start(uint32_t poll_ms);
+    void stop() noexcept;
+    /* Looks at the directory now (after training in this process). */
+    void rescan() noexcept;
+
+    bool pin(uint32_t version, std::string *why) noexcept override;
+
+    /* The serving version (nullptr: none).  Cheap; safe from any thread. */
+    std::shared_ptr<const LoadedModel> serving() const;
+
+  private:
+    struct Version {
+        uint32_t state = pilot::proto::MODEL_VALIDATED;
+        std::string note;
+        pilot::model::ModelMeta meta;
+        bool meta_known = false;
+        std::string checksum;
+        uint64_t size_bytes = 0;
+        bool verified = false; /* bound database checked */
+        std::shared_ptr<LoadedModel> loaded;
+    };
+
+    void scan_locked();
+    void decide_locked();
+    void verify_locked(uint32_t v, Version &ver);
+    void save_locked();
+    void publish_locked();
+    void serve_locked(uint32_t v, const char *why);
+
+    const std::string dir_;
+    Publish publish_;
+    const bool read_only_;
+    std::string last_saved_;
+    mutable std::mutex mu_;
+    std::map<uint32_t, Version> versions_;
+    std::map<uint32_t, bool> training_; /* N.training markers seen */
+    uint32_t pinned_ = 0;
+    uint32_t serving_version_ = 0;
+    std::shared_ptr<const LoadedModel> serving_;
+    mutable std::mutex serving_mu_;
+
+    std::thread poller_;
+    std::condition_variable cv_;
+    std::mutex poll_mu_;
+    bool stopping_ = false;
+};
+
+/* Estimator over the registry's serving version (SRC_MODEL). */
+class LearnedEstimator final : public Estimator {
+  public:
+    explicit LearnedEstimator(const ModelRegistry &registry) : registry_(registry) {}
+    const char *name() const override { return "learned"; }
+    void estimate(const EstimateBatch &batch, pilot::proto::EstimateAnswer *out) override;
+
+  private:
+    const ModelRegistry &registry_;
+};
+
+} // namespace pilotd
+
+#endif

@@ -1,0 +1,370 @@
+/* trainer.cpp — see trainer.h. */
+#include "trainer.h"
+
+#include "durable_file.h"
+#include "key_catalog.h"
+#include "log.h"
+#include "model_registry.h"
+#include "mscn.h"
+#include "pg_store.h" /* redacted_dsn */
+#include "schema_snapshot.h"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <dirent.h>
+#include <fcntl.h>
+#include <set>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace pilotd {
+
+namespace pm = pilot::model;
+
+namespace {
+
+struct Record {
+    uint64_t key, template_key;
+    uint32_t nrels;
+    double native, actual;
+    const std::string *text;
+};
+
+void say(const TrainRequest &r, const std::string &line) {
+    if (r.progress)
+        r.progress(line);
+}
+
+/* The newest observation of every relation set in the store. */
+bool read_feedback(const TrainRequest &r, std::vector<Record> *out, std::string *error) {
+    PGconn *c = PQconnectdb(r.store_dsn.c_str());
+    if (PQstatus(c) != CONNECTION_OK) {
+        *error = "cannot connect to the feedback store (" + redacted_dsn(r.store_dsn) + "): " +
+                 std::string(PQerrorMessage(c)).substr(0, 200);
+        PQfinish(c);
+        return false;
+    }
+    std::string limit = std::to_string(r.max_records);
+    std::string sql =
+        "SELECT subplan_key, template_key, nrels, coalesce(native_rows, -1), actual_rows "
+        "FROM (SELECT DISTINCT ON (subplan_key) * FROM pg_pilot.feedback "
+        "      ORDER BY subplan_key, id DESC) f ORDER BY id DESC LIMIT " + limit;
+    PQclear(PQexec(c, "SET pg_pilot.enabled = off"));
+    PGresult *res = PQexec(c, sql.c_str());
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        *error = "cannot read pg_pilot.feedback: " + std::string(PQerrorMessage(c)).substr(0, 200);
+        PQclear(res);
+        PQfinish(c);
+        return false;
+    }
+    for (int i = 0; i < PQntuples(res); i++) {
+        Record rec;
+        rec.key = static_cast<uint64_t>(strtoll(PQgetvalue(res, i, 0), nullptr, 10));
+        rec.template_key = static_cast<uint64_t>(strtoll(PQgetvalue(res, i, 1), nullptr, 10));
+        rec.nrels = static_cast<uint32_t>(atoi(PQgetvalue(res, i, 2)));
+        rec.native = strtod(PQgetvalue(res, i, 3), nullptr);
+        rec.actual = strtod(PQgetvalue(res, i, 4), nullptr);
+        rec.text = nullptr;
+        if (std::isfinite(rec.actual) && rec.actual >= 0)
+            out->push_back(rec);
+    }
+    PQclear(res);
+    PQfinish(c);
+    return true;
+}
+
+bool held_out(uint64_t template_key, double share) {
+    /* a fixed mix of the template hash: the same templates every time */
+    uint64_t h = template_key * 0x9E3779B97F4A7C15ULL;
+    return static_cast<double>((h >> 11) % 10000) < share * 10000.0;
+}
+
+std::string fmt_q(const pm::QErrors &q) {
+    char b[96];
+    snprintf(b, sizeof b, "%.2f / %.2f / %.2f", q.p50, q.p90, q.p99);
+    return b;
+}
+
+} // namespace
+
+bool claim_version(const std::string &dir, uint32_t *version, std::string *error) {
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+        *error = errno_text("cannot create", dir);
+        return false;
+    }
+    for (int attempt = 0; attempt < 100; attempt++) {
+        uint32_t top = 0;
+        DIR *d = opendir(dir.c_str());
+        if (!d) {
+            *error = errno_text("cannot read", dir);
+            return false;
+        }
+        while (struct dirent *e = readdir(d)) {
+            char *end = nullptr;
+            unsigned long v = strtoul(e->d_name, &end, 10);
+            if (end != e->d_name && (strcmp(end, ".model") == 0 || strcmp(end, ".training") == 0 ||
+                                     strcmp(end, ".model.tmp") == 0))
+                top = std::max<uint32_t>(top, static_cast<uint32_t>(v));
+        }
+        closedir(d);
+        std::string marker = dir + "/" + std::to_string(top + 1) + ".training";
+        int fd = ::open(marker.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            std::string pid = std::to_string(getpid()) + "\n";
+            (void)write_all(fd, pid.data(), pid.size());
+            ::close(fd);
+            *version = top + 1;
+            return true;
+        }
+        if (errno != EEXIST) {
+            *error = errno_text("cannot create", marker);
+            return false;
+        }
+    }
+    *error = "cannot claim a model version number in " + dir;
+    return false;
+}
+
+TrainResult train_model(const TrainRequest &r) noexcept {
+    TrainResult out;
+    uint32_t version = 0;
+    std::string marker;
+    try {
+        const auto t0 = std::chrono::steady_clock::now();
+        if (!claim_version(r.models_dir, &version, &out.error))
+            return out;
+        out.version = version;
+        marker = r.models_dir + "/" + std::to_string(version) + ".training";
+        say(r, "training model version " + std::to_string(version) + " for " + redacted_dsn(r.model_dsn));
+
+        DatabaseIdentity id;
+        if (!database_identity(r.model_dsn, {}, &id, &out.error))
+            throw std::runtime_error(out.error);
+
+        std::unordered_map<uint64_t, KeyCatalog::Entry> catalog;
+        if (!KeyCatalog::load(r.catalog_path, &catalog, &out.error))
+            throw std::runtime_error(out.error);
+        std::vector<Record> all;
+        if (!read_feedback(r, &all, &out.error))
+            throw std::runtime_error(out.error);
+        std::vector<Record> recs;
+        uint64_t no_text = 0;
+        for (Record &rec : all) {
+            auto it = catalog.find(rec.key);
+            if (it == catalog.end() || it->second.dboid != id.dboid) {
+                no_text++;
+                continue;
+            }
+            rec.text = &it->second.text;
+            recs.push_back(rec);
+        }
+        say(r, std::to_string(all.size()) + " relation sets in the feedback store, " + std::to_string(recs.size()) +
+                   " of database " + id.database + " with a known description (" + std::to_string(no_text) +
+                   " without)");
+        if (recs.size() < 20)
+            throw std::runtime_error("too little feedback to train on: " + std::to_string(recs.size()) +
+                                     " relation sets of database " + id.database +
+                                     " (run queries with pg_pilot.collect_feedback = on, or `pilotd collect`)");
+
+        /* tables and joins the feedback mentions */
+        std::set<std::string> tables, joins;
+        double max_rows = 1;
+        std::vector<pm::KeyInfo> parsed(recs.size());
+        std::vector<bool> readable(recs.size(), false);
+        for (size_t i = 0; i < recs.size(); i++) {
+            std::string why;
+            if (!pm::parse_key(*recs[i].text, &parsed[i], &why))
+                continue;
+            readable[i] = true;
+            for (const auto &rel : parsed[i].rels)
+                tables.insert(rel.table);
+            for (const auto &j : parsed[i].joins)
+                joins.insert(pm::join_name(parsed[i].rels[j.rel_a].table, j.col_a, parsed[i].rels[j.rel_b].table,
+                                           j.col_b));
+            max_rows = std::max(max_rows, recs[i].actual);
+            max_rows = std::max(max_rows, recs[i].native);
+        }
+        say(r, "sampling " + std::to_string(tables.size()) + " tables (" + std::to_string(r.sample_rows) +
+                   " rows each)");
+        pm::Schema schema;
+        if (!snapshot_schema(r.model_dsn, std::vector<std::string>(tables.begin(), tables.end()), r.sample_rows,
+                             &schema, &id, &out.error))
+            throw std::runtime_error(out.error);
+        schema.joins.assign(joins.begin(), joins.end());
+        schema.max_log_rows = std::log(max_rows) + 1.0;
+        schema.index();
+
+        /* featurize; join sets are featurized without PostgreSQL's estimate,
+         * as at planning time (they are asked before PostgreSQL sizes them) */
+        std::vector<pm::Features> feats(recs.size());
+        std::vector<const pm::Features *> tx, vx;
+        std::vector<float> ty;
+        std::vector<double> v_actual, v_native;
+        std::vector<size_t> v_index;
+        uint64_t declined = 0;
+        for (size_t i = 0; i < recs.size(); i++) {
+            std::string why;
+            double native = recs[i].nrels == 1 ? recs[i].native : -1;
+            if (!readable[i] || !pm::featurize(schema, *recs[i].text, native, &feats[i], &why)) {
+                declined++;
+                continue;
+            }
+            if (held_out(recs[i].template_key, r.validation_share)) {
+                vx.push_back(&feats[i]);
+                v_actual.push_back(recs[i].actual);
+                v_native.push_back(recs[i].native);
+                v_index.push_back(i);
+            } else {
+                tx.push_back(&feats[i]);
+                ty.push_back(pm::rows_to_label(schema, recs[i].actual));
+            }
+        }
+        if (tx.size() < 10 || vx.empty())
+            throw std::runtime_error("too few describable relation sets: " + std::to_string(tx.size()) +
+                                     " to train on, " + std::to_string(vx.size()) + " to validate with (" +
+                                     std::to_string(declined) + " declined by the featurizer)");
+        say(r, std::to_string(tx.size()) + " relation sets to train on, " + std::to_string(vx.size()) +
+                   " held out (whole query templates), " + std::to_string(declined) + " the featurizer declines");
+
+        pm::Dims dims = pm::dims_of(schema);
+        auto net = pm::Mscn::create(dims, r.hidden, r.seed);
+        pm::TrainOptions o;
+        o.epochs = r.epochs;
+        o.max_seconds = r.max_seconds;
+        o.seed = r.seed;
+        o.cancel = r.cancel;
+        uint32_t report_every = std::max<uint32_t>(1, r.epochs / 10);
+        o.progress = [&](uint32_t epoch, double loss) {
+            if (epoch % report_every == 0 || epoch == r.epochs) {
+                char b[96];
+                snprintf(b, sizeof b, "epoch %u/%u: loss %.5f", epoch, r.epochs, loss);
+                say(r, b);
+            }
+        };
+        net->train(tx, ty, o);
+
+        std::vector<float> pred;
+        std::string why;
+        if (!net->predict(vx, &pred, &why))
+            throw std::runtime_error(why);
+        std::vector<double> v_model(pred.size());
+        for (size_t i = 0; i < pred.size(); i++)
+            v_model[i] = pm::label_to_rows(schema, pred[i]);
+
+        pm::ModelMeta &m = out.meta;
+        m.version = version;
+        m.created_unix = static_cast<uint64_t>(time(nullptr));
+        m.hidden = r.hidden;
+        m.system_identifier = id.system_identifier;
+        m.database = id.database;
+        m.dboid = id.dboid;
+        m.fingerprint = id.fingerprint;
+        m.dsn = redacted_dsn(r.model_dsn);
+        m.train_records = tx.size();
+        m.validation_records = vx.size();
+        m.declined_records = declined;
+        m.model_q = pm::summarize_qerrors(v_model, v_actual);
+        /* PostgreSQL's estimate where the record has one (it always should) */
+        std::vector<double> nat, nat_truth;
+        for (size_t i = 0; i < v_native.size(); i++)
+            if (v_native[i] >= 0) {
+                nat.push_back(v_native[i]);
+                nat_truth.push_back(v_actual[i]);
+            }
+        m.native_q = pm::summarize_qerrors(nat, nat_truth);
+        if (r.compare_with) {
+            /* the serving version on the same records (what it cannot describe
+             * it leaves to PostgreSQL, as when serving) */
+            std::vector<std::string> texts;
+            std::vector<double> natives;
+            for (size_t k = 0; k < v_index.size(); k++) {
+                texts.push_back(*recs[v_index[k]].text);
+                natives.push_back(recs[v_index[k]].nrels == 1 ? recs[v_index[k]].native : -1);
+            }
+            std::vector<double> rows;
+            std::vector<bool> ok;
+            r.compare_with->estimate(texts, natives, &rows, &ok);
+            for (size_t k = 0; k < rows.size(); k++)
+                if (!ok[k])
+                    rows[k] = v_native[k] >= 0 ? v_native[k] : 1;
+            m.compared_version = r.compare_with->meta.version;
+            m.compared_q = pm::summarize_qerrors(rows, v_actual);
+        }
+        m.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        say(r, "held-out q-error p50 / p90 / p99: model " + fmt_q(m.model_q) + ", PostgreSQL " + fmt_q(m.native_q) +
+                   (m.compared_version ? ", serving version " + std::to_string(m.compared_version) + " " +
+                                             fmt_q(m.compared_q)
+                                       : std::string()));
+
+        std::string bytes = pm::encode_model(m, schema, net->save());
+        out.path = r.models_dir + "/" + std::to_string(version) + ".model";
+        if (replace_file(r.models_dir, out.path, bytes.data(), bytes.size(), &out.error) == Replaced::Failed)
+            throw std::runtime_error(out.error);
+        out.size_bytes = bytes.size();
+        ::unlink(marker.c_str());
+        say(r, "wrote " + out.path + " (" + std::to_string(bytes.size() / 1024) + " KiB, " +
+                   std::to_string(net->parameters()) + " parameters) in " +
+                   std::to_string(static_cast<int>(m.train_seconds)) + " s");
+        out.ok = true;
+        out.error.clear();
+        return out;
+    } catch (const std::exception &e) {
+        out.error = e.what();
+    } catch (...) {
+        out.error = "training failed";
+    }
+    if (!marker.empty())
+        ::unlink(marker.c_str());
+    out.ok = false;
+    return out;
+}
+
+void AutoTrainer::start() { thread_ = std::thread([this] { run(); }); }
+
+void AutoTrainer::stop() noexcept {
+    stop_.store(true);
+    cv_.notify_all();
+    if (thread_.joinable())
+        thread_.join();
+}
+
+void AutoTrainer::run() noexcept {
+    /* the lowest priority for this thread only (Linux: nice is per thread) */
+    if (setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19) != 0)
+        LOG_WARNING("models: cannot lower the training thread's priority: %s", strerror(errno));
+    uint64_t last = received_();
+    LOG_INFO("models: a new version is trained after every %llu feedback records (model database %s)",
+             static_cast<unsigned long long>(every_), redacted_dsn(base_.model_dsn).c_str());
+    for (;;) {
+        {
+            std::unique_lock<std::mutex> g(mu_);
+            cv_.wait_for(g, std::chrono::seconds(5), [&] { return stop_.load(); });
+        }
+        if (stop_.load())
+            return;
+        uint64_t now = received_();
+        if (now - last < every_)
+            continue;
+        last = now;
+        TrainRequest r = base_;
+        r.cancel = &stop_;
+        r.compare_with = serving_();
+        r.progress = [](const std::string &line) { LOG_INFO("models: %s", line.c_str()); };
+        TrainResult res = train_model(r);
+        if (stop_.load())
+            return;
+        if (!res.ok)
+            LOG_WARNING("models: background training failed: %s", res.error.c_str());
+        done_();
+    }
+}
+
+} // namespace pilotd

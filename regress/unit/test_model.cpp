@@ -1,0 +1,198 @@
+/* Unit tests of the learned model (models/mscn.h, models/model_file.h):
+ * training learns, a saved model gives the same outputs after loading, and
+ * damaged or mismatched files are rejected. */
+#include "featurize.h"
+#include "model_file.h"
+#include "mscn.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <unistd.h>
+#include <random>
+#include <string>
+
+using namespace pilot::model;
+
+namespace {
+
+/* The network's runtime library, as pilotd finds it: the build's, else the
+ * installed one (PILOTD_MODEL_LIB wins when set). */
+const bool kRuntimeChosen = [] {
+    if (!getenv("PILOTD_MODEL_LIB"))
+        setenv("PILOTD_MODEL_LIB",
+               access(PILOTD_MODEL_LIB_PATH, R_OK) == 0 ? PILOTD_MODEL_LIB_PATH
+                                                       : "/usr/local/lib/pg_pilot/libpilot_mscn.so",
+               0);
+    return true;
+}();
+
+Schema MakeSchema() {
+    Schema s;
+    TableInfo t;
+    t.name = "public.t";
+    t.reltuples = 100000;
+    t.columns = {{"a", "integer", ValueKind::Numeric, 0, 100}, {"b", "text", ValueKind::Text, 0, 0}};
+    t.sample_rows = 16;
+    t.num = {{}, {}};
+    t.text = {{}, {}};
+    t.null.assign(2, std::vector<uint8_t>(16, 0));
+    for (int i = 0; i < 16; i++) {
+        t.num[0].push_back(i * 100.0 / 15);
+        t.text[1].push_back(i % 2 ? "odd" : "even");
+    }
+    s.tables = {t};
+    s.sample_size = 16;
+    s.max_log_rows = std::log(1e5) + 1;
+    s.index();
+    return s;
+}
+
+/* "a < x" over a uniform column of 100000 rows: rows = 1000 * x */
+std::string Key(int x) {
+    return "pgpk1\nR t1 public.t\nC (t1.a pg_catalog.<(integer,integer) '" + std::to_string(x) + "'::integer)\n";
+}
+
+struct Data {
+    std::vector<Features> f;
+    std::vector<float> y;
+    std::vector<const Features *> x() const {
+        std::vector<const Features *> out;
+        for (const auto &v : f)
+            out.push_back(&v);
+        return out;
+    }
+};
+
+Data MakeData(const Schema &s, int n, unsigned seed) {
+    Data d;
+    std::mt19937 rng(seed);
+    for (int i = 0; i < n; i++) {
+        int x = 1 + static_cast<int>(rng() % 99);
+        Features f;
+        std::string why;
+        EXPECT_TRUE(featurize(s, Key(x), -1, &f, &why)) << why;
+        d.f.push_back(f);
+        d.y.push_back(rows_to_label(s, 1000.0 * x));
+    }
+    return d;
+}
+
+double MeanAbs(const std::vector<float> &a, const std::vector<float> &b) {
+    double sum = 0;
+    for (size_t i = 0; i < a.size(); i++)
+        sum += std::fabs(a[i] - b[i]);
+    return sum / a.size();
+}
+
+} // namespace
+
+TEST(Mscn, RuntimeLoads) {
+    std::string why;
+    ASSERT_TRUE(Mscn::runtime_available(&why)) << why;
+}
+
+TEST(Mscn, TrainingLearnsASelectivity) {
+    Schema s = MakeSchema();
+    Data train = MakeData(s, 400, 1), test = MakeData(s, 100, 2);
+    auto net = Mscn::create(dims_of(s), 32, 7);
+    std::vector<float> before, after;
+    std::string why;
+    ASSERT_TRUE(net->predict(test.x(), &before, &why)) << why;
+    TrainOptions o;
+    o.epochs = 60;
+    net->train(train.x(), train.y, o);
+    ASSERT_TRUE(net->predict(test.x(), &after, &why)) << why;
+    double err_before = MeanAbs(before, test.y), err_after = MeanAbs(after, test.y);
+    /* in rows: the mean q-error on unseen constants is small */
+    EXPECT_LT(err_after, err_before / 3) << err_before << " -> " << err_after;
+    EXPECT_LT(std::exp(err_after * s.max_log_rows), 1.6);
+}
+
+TEST(Mscn, SaveAndLoadGiveTheSameOutputs) {
+    Schema s = MakeSchema();
+    Data train = MakeData(s, 100, 3), test = MakeData(s, 50, 4);
+    auto net = Mscn::create(dims_of(s), 16, 9);
+    TrainOptions o;
+    o.epochs = 5;
+    net->train(train.x(), train.y, o);
+    ModelMeta meta;
+    meta.version = 3;
+    meta.hidden = 16;
+    meta.database = "db";
+    meta.dboid = 16384;
+    meta.model_q.p50 = 1.5;
+    std::string file = encode_model(meta, s, net->save());
+
+    ModelMeta meta2;
+    Schema s2;
+    std::string weights, why;
+    ASSERT_TRUE(decode_model(file, &meta2, &s2, &weights, &why)) << why;
+    EXPECT_EQ(meta2.version, 3u);
+    EXPECT_EQ(meta2.dboid, 16384u);
+    EXPECT_EQ(meta2.model_q.p50, 1.5);
+    EXPECT_EQ(s2.tables.size(), 1u);
+    EXPECT_EQ(s2.tables[0].text[1][1], "odd");
+    auto net2 = Mscn::load(weights, dims_of(s2), meta2.hidden, &why);
+    ASSERT_TRUE(net2) << why;
+    std::vector<float> a, b;
+    ASSERT_TRUE(net->predict(test.x(), &a, &why));
+    /* features computed with the loaded schema, too */
+    std::vector<Features> f2(test.f.size());
+    std::vector<const Features *> x2;
+    for (int i = 0; i < 50; i++) {
+        ASSERT_TRUE(featurize(s2, Key(1 + (i * 7) % 99), -1, &f2[i], &why));
+    }
+    for (auto &f : f2)
+        x2.push_back(&f);
+    ASSERT_TRUE(net2->predict(test.x(), &b, &why));
+    EXPECT_EQ(a, b); /* bit for bit */
+    std::vector<float> c, d;
+    ASSERT_TRUE(net->predict(x2, &c, &why));
+    ASSERT_TRUE(net2->predict(x2, &d, &why));
+    EXPECT_EQ(c, d);
+    EXPECT_EQ(model_checksum(file).size(), 16u);
+}
+
+TEST(Mscn, DamagedFilesAreRejected) {
+    Schema s = MakeSchema();
+    auto net = Mscn::create(dims_of(s), 16, 1);
+    ModelMeta meta;
+    meta.hidden = 16;
+    std::string file = encode_model(meta, s, net->save());
+    ModelMeta m;
+    Schema s2;
+    std::string w, why;
+    /* any flipped byte: the checksum */
+    for (size_t at : {size_t(0), size_t(9), file.size() / 2, file.size() - 9, file.size() - 1}) {
+        std::string bad = file;
+        bad[at] = static_cast<char>(bad[at] ^ 1);
+        EXPECT_FALSE(decode_model(bad, &m, &s2, &w, &why)) << at;
+        EXPECT_FALSE(why.empty());
+    }
+    /* truncated, empty, not a model */
+    EXPECT_FALSE(decode_model(file.substr(0, file.size() - 100), &m, &s2, &w, &why));
+    EXPECT_FALSE(decode_model("", &m, &s2, &w, &why));
+    EXPECT_FALSE(decode_model(std::string(4096, 'x'), &m, &s2, &w, &why));
+    EXPECT_NE(why.find("not a pg_pilot model"), std::string::npos) << why;
+    /* intact weights of another shape */
+    Dims other = dims_of(s);
+    other.pred += 1;
+    EXPECT_EQ(Mscn::load(net->save(), other, 16, &why), nullptr);
+    EXPECT_NE(why.find("weights"), std::string::npos) << why;
+    EXPECT_EQ(Mscn::load(net->save(), dims_of(s), 32, &why), nullptr);
+    EXPECT_EQ(Mscn::load("garbage", dims_of(s), 16, &why), nullptr);
+}
+
+TEST(Mscn, MismatchedFeaturesAreRefusedNotCrashed) {
+    Schema s = MakeSchema();
+    auto net = Mscn::create(dims_of(s), 8, 1);
+    Features f;
+    f.ntables = 1;
+    f.tables.assign(3, 0.0f); /* wrong width */
+    std::vector<float> out;
+    std::string why;
+    EXPECT_FALSE(net->predict({&f}, &out, &why));
+    EXPECT_NE(why.find("dimensions"), std::string::npos);
+}
