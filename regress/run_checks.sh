@@ -16,7 +16,7 @@ set -uo pipefail
 SELF_DIR=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib/as_owner.sh
 source "$SELF_DIR/lib/as_owner.sh"
-pp_rerun_as_owner check regress/run_checks.sh
+pp_rerun_as_owner check regress/run_checks.sh "PP_ONLY=${PP_ONLY:-}"
 
 WORK=${PP_WORK:-$(mktemp -d /tmp/pg_pilot_check.XXXXXX)}
 R="$WORK/regress"
@@ -42,12 +42,15 @@ count() { # count PASSED FAILED NAME
 }
 
 cleanup() { pp_teardown; }
+# PP_ONLY=REGEX (development): run only the suites whose name matches
+only() { [ -z "${PP_ONLY:-}" ] || [[ $1 =~ $PP_ONLY ]]; }
 trap cleanup EXIT
 
 echo "== unit tests"
 for t in "$R"/unit/build/test_*; do
   [ -x "$t" ] || continue
   name=$(basename "$t")
+  only "$name" || continue
   out="$WORK/$name.out"
   (cd "$WORK" && PILOTD="$PILOTD" "$t" >"$out" 2>&1)
   rc=$?
@@ -71,6 +74,7 @@ pp_pilotd_start || { echo "pilotd did not start"; echo "$PASSED passed, $((FAILE
 echo "postgres on port $PGPORT (socket $PGHOST), pilotd pid $PILOTD_PID, feedback store in database $PP_STORE_DB"
 
 echo "== pg_regress"
+if only pg_regress; then
 PG_REGRESS="$(pg_config --pkglibdir)/pgxs/src/test/regress/pg_regress"
 export PG_PILOT_TMPDIR="$WORK/tmp"
 mkdir -p "$PG_PILOT_TMPDIR"
@@ -84,11 +88,13 @@ f=$(grep -cE '\.\.\. FAILED|failed \(ignored\)' "$out")
 if ! grep -qE '\.\.\. ok|\.\.\. FAILED' "$out"; then f=$((f + 1)); fi
 [ "$f" -gt 0 ] && [ -f "$WORK/regress-out/regression.diffs" ] && head -300 "$WORK/regress-out/regression.diffs"
 count "$p" "$f" "pg_regress"
+fi
 
 echo "== fault and integration tests"
 for t in "$R"/fault/*.sh "$R"/integration/*.sh; do
   [ -f "$t" ] || continue
   name=$(basename "$t" .sh)
+  only "$name" || continue
   out="$WORK/fault_$name.out"
   bash "$t" >"$out" 2>&1
   rc=$?

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# The learned model end to end on real data (STATS, Stack Exchange):
+#   1. `pilotd collect` runs the first 500 queries of train.txt with feedback on;
+#   2. `pilotd train` trains version 1 from the feedback store; the running
+#      pilotd validates it and serves it (pg_pilot.models);
+#   3. on the 159 held-out queries (never run), the learned estimate of every
+#      whole query beats PostgreSQL's (geometric mean q-error against the true
+#      counts in train.txt), and explain shows the source "model";
+#   4. bound to its database: a copy of the database gets no model estimates;
+#   5. a damaged model file is rejected with a log line, version 1 keeps serving;
+#   6. hot swaps (a second training, pin / unpin) under 4 sessions planning the
+#      held-out queries: zero failed queries;
+#   7. the pinned version survives kill -9 and a restart of pilotd.
+source "$PP_REGRESS/lib/cluster.sh"; source "$PP_REGRESS/lib/fault.sh"
+DATA="${PP_SHARED:-}/data/stats5"
+if [ ! -f "$DATA/train.txt" ]; then echo "ok - skipped: no shared/data/stats5 (# SKIP)"; exit 0; fi
+DB=stats5_model
+OTHER=stats5_model_copy
+export PGDATABASE=$DB
+pp_psql -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "DROP DATABASE IF EXISTS $OTHER" -c "CREATE DATABASE $DB" >/dev/null
+(cd "$DATA" && pp_psql -f load.sql >/dev/null) || { not_ok "load stats5"; exit 1; }
+pp_psql -c "CREATE EXTENSION pg_pilot" -c "ANALYZE" >/dev/null
+
+head -n 500 "$DATA/train.txt" >"$PP_DIR/model_train.txt"
+tail -n +501 "$DATA/train.txt" >"$PP_DIR/model_test.txt"
+MODEL_DSN="dbname=$DB host=$PGHOST port=$PGPORT"
+STATE="$PP_DIR/state"
+models() { mon "SELECT $1 FROM pg_pilot.models $2"; }
+# wait_model VERSION STATE [SECONDS]: until pg_pilot.models shows it
+wait_model() {
+  local i
+  for i in $(seq 1 $(( ${3:-30} * 5 ))); do
+    [ "$(models "state" "WHERE version = $1")" = "$2" ] && return 0
+    sleep 0.2
+  done
+  return 1
+}
+train() { # train LOG: one version, the number printed
+  "$PILOTD" train -D "$PGDATA" --state-dir "$STATE" --store-dsn "$PP_STORE_DSN" --model-dsn "$MODEL_DSN" \
+    --train-seconds 120 --train-epochs 60 >"$PP_DIR/$1" 2>&1
+  local rc=$?
+  sed 's/^/# /' "$PP_DIR/$1" >&2
+  [ $rc -eq 0 ] && grep -o 'version [0-9]* written' "$PP_DIR/$1" | grep -o '[0-9]*'
+}
+
+# 1 ------------------------------------------------------------------------
+"$PILOTD" collect --workload "$PP_DIR/model_train.txt" --dsn "$MODEL_DSN" --timeout-ms 30000 >"$PP_DIR/collect.log" 2>&1
+rc=$?
+tail -1 "$PP_DIR/collect.log" | sed 's/^/# /'
+check "pilotd collect ran the 500 training queries" [ $rc -eq 0 ]
+check "the feedback store drained" store_wait_drained 60
+echo "# feedback rows: $(feedback_rows), key catalog: $(wc -c <"$STATE/keys.catalog") bytes"
+
+# 2 ------------------------------------------------------------------------
+v1=$(train train1.log)
+check "pilotd train wrote version 1" [ "$v1" = 1 ]
+check "version 1 serves (validated against PostgreSQL on held-out feedback)" wait_model 1 serving
+mon "SELECT version, state, train_records, validation_records, model_qerror_p50, model_qerror_p90, native_qerror_p50,
+            native_qerror_p90, size_bytes, note FROM pg_pilot.models" | sed 's/^/# models: /'
+
+# 3 ------------------------------------------------------------------------
+cmp=$(pp_psql -At -v ON_ERROR_STOP=1 -f "$PP_REGRESS/lib/workload_check.sql" -c "
+SET pg_pilot.collect_feedback = off;
+CREATE TEMP TABLE w AS
+  SELECT n, greatest(split_part(l, '||', 1)::float8, 1) AS true_rows, split_part(l, '||', 2) AS q
+  FROM regexp_split_to_table(pg_read_file('$PP_DIR/model_test.txt'), E'\n') WITH ORDINALITY t(l, n)
+  WHERE l LIKE '%||%';
+SET pg_pilot.estimator = 'native';
+ALTER TABLE w ADD native float8; UPDATE w SET native = pg_temp.top_rows(q);
+SET pg_pilot.estimator = 'learned';
+ALTER TABLE w ADD learned float8; UPDATE w SET learned = pg_temp.top_rows(q);
+SELECT count(*),
+       round(exp(avg(ln(greatest(native / true_rows, true_rows / native))))::numeric, 2),
+       round(exp(avg(ln(greatest(learned / true_rows, true_rows / learned))))::numeric, 2),
+       round(percentile_cont(0.9) WITHIN GROUP (ORDER BY greatest(native / true_rows, true_rows / native))::numeric, 1),
+       round(percentile_cont(0.9) WITHIN GROUP (ORDER BY greatest(learned / true_rows, true_rows / learned))::numeric, 1)
+FROM w;")
+IFS='|' read -r nq gm_native gm_learned p90_native p90_learned <<<"$cmp"
+echo "# held-out whole queries: $nq; geometric mean q-error native $gm_native, learned $gm_learned; p90 native $p90_native, learned $p90_learned"
+check "159 held-out queries planned" [ "$nq" = 159 ]
+check "learned beats PostgreSQL on held-out queries (geometric mean q-error)" \
+  awk -v a="$gm_learned" -v b="$gm_native" 'BEGIN { exit !(a < b) }'
+q1=$(sed -n 1p "$PP_DIR/model_test.txt" | cut -d'|' -f3-)
+src=$(pp_psql -At -c "SET pg_pilot.estimator = 'learned'" -c "SELECT string_agg(DISTINCT split_part(source, ' ', 1), ',') FROM pg_pilot.explain_estimates(\$q\$$q1\$q\$)")
+echo "# sources of a held-out query under estimator learned: $src"
+check "explain_estimates shows the source 'model'" grep -q model <<<"$src"
+src=$(pp_psql -At -c "SET pg_pilot.estimator = 'auto'" -c "SELECT string_agg(DISTINCT split_part(source, ' ', 1), ',') FROM pg_pilot.explain_estimates(\$q\$$q1\$q\$)")
+check "the auto chain reaches the model after oracle and memo ($src)" grep -q model <<<"$src"
+
+# 4 ------------------------------------------------------------------------
+pp_psql -d postgres -c "CREATE DATABASE $OTHER TEMPLATE $DB" >/dev/null
+src=$(pp_psql -d "$OTHER" -At -c "SET pg_pilot.estimator = 'learned'" -c "SELECT string_agg(DISTINCT split_part(source, ' ', 1), ',') FROM pg_pilot.explain_estimates(\$q\$$q1\$q\$)")
+echo "# the same query in database $OTHER (same tables, same data): sources $src"
+check "a model is not served for another database (native there)" [ "$src" = native ]
+
+# 5 ------------------------------------------------------------------------
+python3 - "$STATE/models/1.model" "$STATE/models/2.model" <<'EOF'
+import sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+b[len(b) // 2] ^= 0x40
+open(sys.argv[2], 'wb').write(b)
+EOF
+check "a damaged model file is rejected" wait_model 2 rejected
+echo "# version 2: $(models note 'WHERE version = 2')"
+check "the rejection says why (checksum)" grep -q checksum <<<"$(models note 'WHERE version = 2')"
+check "pilotd logged the rejection" grep -q "version 2 rejected: checksum" "$PP_DIR/pilotd.log"
+check "version 1 keeps serving" [ "$(models state 'WHERE version = 1')" = serving ]
+
+# 6 ------------------------------------------------------------------------
+cut -d'|' -f3- "$PP_DIR/model_test.txt" | sed 's/^/EXPLAIN /' >"$PP_DIR/model_explain.sql"
+stream() { # 20 s of planning the held-out queries with the learned model
+  local end=$((SECONDS + 20)) runs=0
+  while [ $SECONDS -lt $end ]; do
+    pp_psql -q -v ON_ERROR_STOP=1 -c "SET pg_pilot.estimator = 'learned'" -f "$PP_DIR/model_explain.sql" >/dev/null || return 1
+    runs=$((runs + 159))
+  done
+  echo "runs=$runs"
+}
+pids=()
+for i in 1 2 3 4; do stream >"$PP_DIR/swap$i.out" 2>&1 & pids+=($!); done
+v3=$(train train3.log)
+check "a second training during the stream wrote version 3" [ "$v3" = 3 ]
+sleep 3
+echo "# version 3: $(models "state || ': ' || note" 'WHERE version = 3')"
+swaps=0
+for i in 1 2 3; do
+  pp_psql -c "SELECT pg_pilot.pin_model(3)" >/dev/null && swaps=$((swaps + 1)); sleep 0.5
+  pp_psql -c "SELECT pg_pilot.pin_model(1)" >/dev/null && swaps=$((swaps + 1)); sleep 0.5
+done
+failed=0
+for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
+runs=$(cat "$PP_DIR"/swap*.out | grep -o 'runs=[0-9]*' | cut -d= -f2 | awk '{s+=$1} END {print s+0}')
+echo "# $swaps pinned swaps during the stream; $runs queries planned by 4 sessions"
+check "zero failed queries across the hot swaps" [ "$failed" = 0 ]
+check "queries were planned during the swaps" [ "$runs" -gt 0 ]
+check "every pin was accepted" [ "$swaps" = 6 ]
+check "version 1 is pinned and serving" [ "$(models "state || ' ' || pinned" 'WHERE version = 1')" = "serving true" ]
+err=$(pp_psql -c "SELECT pg_pilot.pin_model(2)" 2>&1)
+check "a damaged version cannot be pinned" grep -q "cannot pin model version 2" <<<"$err"
+
+# 7 ------------------------------------------------------------------------
+pp_pilotd_kill9; pp_pilotd_start
+check "after kill -9 and restart, pinned version 1 serves again" wait_model 1 serving
+pp_psql -c "SELECT pg_pilot.unpin_model()" >/dev/null
+check "after unpin, a version serves ($(models "version || ' ' || state" "WHERE state = 'serving'"))" \
+  [ -n "$(models version "WHERE state = 'serving'")" ]
+
+pp_psql -d postgres -c "DROP DATABASE $OTHER" -c "DROP DATABASE $DB" >/dev/null
+check_no_crash "model stats5"
+finish
