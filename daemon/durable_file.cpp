@@ -27,6 +27,33 @@ bool write_all(int fd, const void *data, size_t n) noexcept {
     return true;
 }
 
+bool read_file(const std::string &path, std::string *out, std::string *error, bool missing_ok) {
+    out->clear();
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (missing_ok && errno == ENOENT)
+            return true;
+        *error = errno_text("cannot open", path);
+        return false;
+    }
+    char buf[1 << 16];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            *error = errno_text("cannot read", path);
+            ::close(fd);
+            return false;
+        }
+        if (n == 0)
+            break;
+        out->append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    return true;
+}
+
 std::string errno_text(const char *what, const std::string &path) {
     return std::string(what) + " \"" + path + "\": " + strerror(errno);
 }

@@ -15,6 +15,10 @@ namespace pilotd {
 /* write() until all n bytes are written (EINTR retried); false with errno set. */
 bool write_all(int fd, const void *data, size_t n) noexcept;
 
+/* Reads a whole file into *out.  A missing file is an error unless
+ * missing_ok (then *out is empty).  False with *error otherwise. */
+bool read_file(const std::string &path, std::string *out, std::string *error, bool missing_ok = false);
+
 /* "what \"path\": strerror(errno)" */
 std::string errno_text(const char *what, const std::string &path);
 

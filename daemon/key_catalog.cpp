@@ -51,40 +51,11 @@ size_t scan(const std::string &bytes, F f) {
     return at;
 }
 
-bool read_file(const std::string &path, std::string *out, std::string *error) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT) {
-            out->clear();
-            return true;
-        }
-        *error = errno_text("cannot open", path);
-        return false;
-    }
-    out->clear();
-    char buf[1 << 16];
-    for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            *error = errno_text("cannot read", path);
-            ::close(fd);
-            return false;
-        }
-        if (n == 0)
-            break;
-        out->append(buf, static_cast<size_t>(n));
-    }
-    ::close(fd);
-    return true;
-}
-
 } // namespace
 
 bool KeyCatalog::load(const std::string &path, std::unordered_map<uint64_t, Entry> *out, std::string *error) {
     std::string bytes;
-    if (!read_file(path, &bytes, error))
+    if (!read_file(path, &bytes, error, /*missing_ok=*/true))
         return false;
     scan(bytes, [&](uint64_t key, uint32_t dboid, const char *text, size_t len) {
         Entry &e = (*out)[key];
@@ -96,7 +67,7 @@ bool KeyCatalog::load(const std::string &path, std::unordered_map<uint64_t, Entr
 
 bool KeyCatalog::open(std::string *error) {
     std::string bytes;
-    if (!read_file(path_, &bytes, error))
+    if (!read_file(path_, &bytes, error, /*missing_ok=*/true))
         return false;
     size_t valid = scan(bytes, [&](uint64_t key, uint32_t, const char *, size_t) { known_.insert(key); });
     fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);

@@ -26,31 +26,6 @@ namespace pp = pilot::proto;
 
 namespace {
 
-bool read_whole(const std::string &path, std::string *out, std::string *why) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        *why = errno_text("cannot open", path);
-        return false;
-    }
-    out->clear();
-    char buf[1 << 16];
-    for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            *why = errno_text("cannot read", path);
-            ::close(fd);
-            return false;
-        }
-        if (n == 0)
-            break;
-        out->append(buf, static_cast<size_t>(n));
-    }
-    ::close(fd);
-    return true;
-}
-
 void copy_str(char *dst, size_t cap, const std::string &src) {
     pp::copy_clean_utf8(dst, cap, src.c_str(), src.size());
 }
@@ -59,6 +34,26 @@ std::string q3(const pm::QErrors &q) {
     char b[80];
     snprintf(b, sizeof b, "%.2f/%.2f/%.2f", q.p50, q.p90, q.p99);
     return b;
+}
+
+/* A model is bound to the table sizes it learned from: a table that grew or
+ * shrank more than kMaxSizeChange times (pg_class.reltuples) makes it stale. */
+constexpr double kMaxSizeChange = 10.0;
+
+std::string statistics_changed(const pm::Schema &schema, const DatabaseIdentity &now) {
+    for (const pm::TableInfo &t : schema.tables)
+        for (const auto &[name, rows] : now.reltuples) {
+            if (name != t.name || rows < 0 || t.reltuples <= 0)
+                continue;
+            double a = std::max(1.0, rows), b = std::max(1.0, t.reltuples);
+            if (std::max(a / b, b / a) > kMaxSizeChange) {
+                char msg[256];
+                snprintf(msg, sizeof msg, "table %s has %.0f rows, the model learned it with %.0f", name.c_str(),
+                         rows, t.reltuples);
+                return msg;
+            }
+        }
+    return "";
 }
 
 } // namespace
@@ -124,7 +119,7 @@ void LoadedModel::estimate(const std::vector<std::string> &texts, const std::vec
 std::shared_ptr<LoadedModel> load_model_file(const std::string &path, std::string *why) noexcept {
     try {
         std::string bytes;
-        if (!read_whole(path, &bytes, why))
+        if (!read_file(path, &bytes, why))
             return nullptr;
         auto m = std::make_shared<LoadedModel>();
         std::string weights;
@@ -153,7 +148,7 @@ void ModelRegistry::open() noexcept {
         std::string path = dir_ + "/registry.json";
         struct stat st;
         if (::stat(path.c_str(), &st) == 0) {
-            if (!read_whole(path, &bytes, &why)) {
+            if (!read_file(path, &bytes, &why)) {
                 LOG_WARNING("models: %s", why.c_str());
             } else {
                 auto j = nlohmann::json::parse(bytes, nullptr, false);
@@ -255,7 +250,7 @@ void ModelRegistry::scan_locked() {
         std::string path = dir_ + "/" + std::to_string(n) + ".training", pid_text, why;
         if (files.count(n))
             continue;
-        if (read_whole(path, &pid_text, &why)) {
+        if (read_file(path, &pid_text, &why)) {
             long pid = strtol(pid_text.c_str(), nullptr, 10);
             if (pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM))
                 training_[n] = true;
@@ -322,6 +317,10 @@ void ModelRegistry::verify_locked(uint32_t v, Version &ver) {
         ver.state = pp::MODEL_REJECTED;
         ver.note = "the tables of database " + ver.meta.database + " changed since training (schema fingerprint " +
                    ver.meta.fingerprint + ", now " + id.fingerprint + ")";
+    } else if (std::string changed = statistics_changed(ver.loaded->schema, id); !changed.empty()) {
+        ver.state = pp::MODEL_REJECTED;
+        ver.note = "the statistics of database " + ver.meta.database + " changed since training: " + changed +
+                   "; train a new version";
     } else {
         ver.verified = true;
         if (ver.note.rfind("cannot verify", 0) == 0)

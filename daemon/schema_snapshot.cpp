@@ -280,6 +280,8 @@ bool read_identity(Session &db, const std::vector<TableRef> &tables, DatabaseIde
     d.database = PQgetvalue(r.get(), 0, 1);
     d.dboid = static_cast<uint32_t>(strtoul(PQgetvalue(r.get(), 0, 2), nullptr, 10));
     d.fingerprint = fingerprint_of(tables);
+    for (const TableRef &t : tables)
+        d.reltuples.emplace_back(t.name, t.reltuples);
     *id = std::move(d);
     return true;
 }

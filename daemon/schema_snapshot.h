@@ -76,6 +76,9 @@ struct DatabaseIdentity {
      * order.  Changes when a table or column is added, dropped, renamed,
      * reordered or retyped; not when data changes. */
     std::string fingerprint;
+    /* pg_class.reltuples of each table asked for, by canonical name (-1:
+     * never analyzed): the statistics a model is bound to */
+    std::vector<std::pair<std::string, double>> reltuples;
 };
 
 /* The snapshot described above.  sample_rows = 0: no samples (sample_size 0).

@@ -164,10 +164,10 @@ typedef struct PilotAsk
  * into the request while they fit (64 KiB per round trip). */
 extern void pilot_sidecar_estimate(PilotAsk *asks, int n, int64 timeout_us);
 
-/* Are key texts worth computing and sending with this session's asks?  Only
- * for pg_pilot.estimator auto or learned, and only while a model is serving
- * or execution feedback is collected (pilotd catalogs texts for training).
- * Never raises an error. */
+/* Are key texts worth computing and sending with this session's asks?  While
+ * execution feedback is collected (pilotd catalogs the texts to train on), or
+ * for pg_pilot.estimator auto or learned while a model is serving.  Never
+ * raises an error. */
 extern bool pilot_sidecar_wants_text(void);
 
 /* The model table (pg_pilot.models): fills values/nulls (natts columns) per

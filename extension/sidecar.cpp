@@ -192,10 +192,12 @@ pilot_sidecar_wants_text(void)
 {
 	SidecarClient *c;
 
-	if (pilot_estimator != EST_AUTO && pilot_estimator != EST_LEARNED)
-		return false;
+	/* collected feedback is what the model trains on: pilotd needs the
+	 * texts of the relation sets it will observe, whatever the estimator */
 	if (pilot_collect_feedback)
 		return true;
+	if (pilot_estimator != EST_AUTO && pilot_estimator != EST_LEARNED)
+		return false;
 	c = get_client();
 	return c != nullptr && c->model_serving();
 }

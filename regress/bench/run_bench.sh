@@ -4,7 +4,7 @@
 #
 #   make bench [DATA=load.sql TRAIN=train.txt {TEST=test.txt | HOLDOUT=n}] [OUT=dir]
 #              [SCALE=s] [WL_REPS=5] [TIMEOUT=10s] [CLIENTS=8] [MAX_SUBPLANS=256]
-#              [REPS=5] [QUICK=1]
+#              [REPS=5] [QUICK=1] [TRAIN_SECONDS=300 TRAIN_EPOCHS=100]
 #
 # 1. The workload benchmark (regress/bench/workload_bench.py): DATA is a SQL
 #    file run with psql from its own folder into a fresh database; TRAIN and
@@ -14,10 +14,13 @@
 #    (the smallest sets first).  Without DATA: the
 #    correlated web shop of demo/data.sql at scale SCALE (default 0.25) and
 #    random join queries from regress/bench/workload_gen.py (TRAIN_QUERIES=200,
-#    TEST_QUERIES=50).  Native vs the learned chain vs the oracle: q-error of
-#    every sub-plan, end-to-end time (WL_REPS repetitions, each query within
-#    TIMEOUT), planning time, feedback overhead, and pgbench with CLIENTS
-#    sessions.
+#    TEST_QUERIES=50).  The train queries run with execution feedback, then
+#    `pilotd train` trains the learned model from it (TRAIN_SECONDS,
+#    TRAIN_EPOCHS).  Native vs the memo vs the learned model vs the oracle:
+#    q-error of every sub-plan; native vs learned vs oracle: end-to-end time
+#    (WL_REPS repetitions, each query within TIMEOUT), planning time, the
+#    model's inference time per planning batch and size, feedback overhead,
+#    and pgbench with CLIENTS sessions.
 # 2. Planning overhead on STATS (659 queries) and JOB (113 queries, up to 17
 #    tables, REPS repetitions), and feedback overhead on STATS (FB_REPS=9),
 #    from ../shared/data (skipped when absent, or with QUICK=1).
@@ -42,7 +45,7 @@ if [ -n "${DATA:-}" ] && { [ -z "${TRAIN:-}" ] || { [ -z "${TEST:-}" ] && [ -z "
 fi
 pp_rerun_as_owner bench regress/bench/run_bench.sh OUT="$OUT" REPS="${REPS:-5}" DATA="${DATA:-}" \
   TRAIN="${TRAIN:-}" TEST="${TEST:-}" SCALE="${SCALE:-}" TIMEOUT="${TIMEOUT:-}" CLIENTS="${CLIENTS:-}" \
-  QUICK="${QUICK:-}" HOLDOUT="${HOLDOUT:-}" MAX_SUBPLANS="${MAX_SUBPLANS:-}" WL_REPS="${WL_REPS:-}" BENCH_SECONDS="${BENCH_SECONDS:-}" FB_REPS="${FB_REPS:-}" TRAIN_QUERIES="${TRAIN_QUERIES:-}" TEST_QUERIES="${TEST_QUERIES:-}"
+  QUICK="${QUICK:-}" HOLDOUT="${HOLDOUT:-}" TRAIN_SECONDS="${TRAIN_SECONDS:-}" TRAIN_EPOCHS="${TRAIN_EPOCHS:-}" MAX_SUBPLANS="${MAX_SUBPLANS:-}" WL_REPS="${WL_REPS:-}" BENCH_SECONDS="${BENCH_SECONDS:-}" FB_REPS="${FB_REPS:-}" TRAIN_QUERIES="${TRAIN_QUERIES:-}" TEST_QUERIES="${TEST_QUERIES:-}"
 WORK=${PP_WORK:-$(mktemp -d /tmp/pg_pilot_bench.XXXXXX)}
 R=$WORK/regress; [ -d "$R" ] || R=$ROOT/regress
 SHARED=${PP_SHARED:-$ROOT/../shared}
@@ -85,7 +88,10 @@ fi
 pp_psql -d "$WL_DB" -c "CREATE EXTENSION IF NOT EXISTS pg_pilot" >/dev/null
 python3 "$R/bench/workload_bench.py" --db "$WL_DB" --train "$WL_TRAIN" --test "$WL_TEST" --out "$OUT" \
   --label "$WL_LABEL" --reps "${WL_REPS:-5}" --timeout "${TIMEOUT:-10s}" --clients "${CLIENTS:-8}" \
-  --seconds "${BENCH_SECONDS:-15}" --max-subplans "${MAX_SUBPLANS:-256}" --feedback-reps "${FB_REPS:-9}" || exit 1
+  --seconds "${BENCH_SECONDS:-15}" --max-subplans "${MAX_SUBPLANS:-256}" --feedback-reps "${FB_REPS:-9}" \
+  --pilotd "$PILOTD" --pgdata "$PGDATA" --state-dir "$PP_DIR/state" --store-dsn "$PP_STORE_DSN" \
+  --model-dsn "dbname=$WL_DB host=$PGHOST port=$PGPORT" --train-seconds "${TRAIN_SECONDS:-300}" \
+  --train-epochs "${TRAIN_EPOCHS:-100}" || exit 1
 echo "   workload benchmark: $(( $(date +%s) - T_WL )) s"
 
 # --- 2. planning and feedback overhead on STATS and JOB ---------------------------
@@ -152,13 +158,29 @@ q, e, pl, c = wl["qerror"], wl["e2e"], wl["planning"], wl.get("concurrency")
 L = ["# pg_pilot benchmark", "",
      f"Workload **{wl['workload']}**: {wl['train']['queries']} train queries (run once with execution feedback), "
      f"{wl['e2e']['native'] and len(wl['e2e']['native']['per_query_ms'])} test queries never seen in training. "
-     "Modes: `native` = PostgreSQL alone; `learned` = pg_pilot's learned chain (today: the memo of execution "
-     "feedback, so only sub-plans already observed are known); `oracle` = true cardinalities computed by the "
-     "harness. Same run, modes interleaved.", "",
-     f"## q-error of every sub-plan of the test queries ({q['native']['n']} sub-plans)", "",
+     "Modes: `native` = PostgreSQL alone; `memo` = execution feedback of the train queries (only sub-plans "
+     "already observed are known); `learned` = the learned model trained by `pilotd train` on that feedback "
+     "(estimator `learned`: what it declines stays PostgreSQL's); `oracle` = true cardinalities computed by the "
+     "harness. Same run, modes interleaved.", ""]
+md = wl.get("model") or {}
+if md.get("version"):
+    vq = md["validation_qerror"]
+    L += [f"Model: version {md['version']} **{md['state']}** ({md.get('note')}); {md['train_records']} training / "
+          f"{md['validation_records']} validation relation sets; trained in {md['train_seconds']} s; "
+          f"{md['size_bytes'] / 1024:.0f} KiB. Validation q-error p50/p90/p99 model {vq['model']}, "
+          f"PostgreSQL {vq['native']}.", ""]
+else:
+    L += [f"Model: not trained ({md}).", ""]
+inf = wl.get("inference")
+if inf:
+    L += [f"Inference per planning batch (featurization + one forward pass, measured by pilotd over "
+          f"{inf['batches']} batches): p50 {inf['p50_us']:.0f} us, p99 {inf['p99_us']:.0f} us; "
+          f"{inf['served']} estimates given, {inf['declined']} declined.", ""]
+L += [f"## q-error of every sub-plan of the test queries ({q['native']['n']} sub-plans)", "",
      "| mode | p50 | p90 | p99 | max |", "|---|---|---|---|---|"]
-for m in ("native", "learned", "oracle"):
-    L.append(f"| {m} | {q[m]['p50']} | {q[m]['p90']} | {q[m]['p99']} | {q[m]['max']} |")
+for m in ("native", "memo", "learned", "oracle"):
+    if m in q:
+        L.append(f"| {m} | {q[m]['p50']} | {q[m]['p90']} | {q[m]['p99']} | {q[m]['max']} |")
 L += ["", f"Where the learned estimates came from: {wl.get('learned_sources')}", "",
       "## End-to-end time of the test queries (sum of per-query medians)", "",
       "| mode | total ms | speedup over native | timeouts |", "|---|---|---|---|"]

@@ -13,10 +13,13 @@ preloaded, pilotd running, CREATE EXTENSION pg_pilot done in DB):
              what the learned side learns from;
   2. truth   the true count of every connected sub-plan of the test queries
              (demo/subplans.py), feedback off, loaded as the oracle;
+  2b. model `pilotd train` trains a learned-model version from the feedback
+             of step 1 (the feedback store) and pilotd validates it on
+             held-out feedback; its state, validation q-errors and size;
   3. qerror  every relation set the planner sizes for a test query, under
-             each estimator (native: pilotd answers nothing; learned: the
-             learned chain, today the memo of execution feedback; oracle),
-             against the truth, matched by subplan key;
+             each estimator (native: pilotd answers nothing; memo: execution
+             feedback of the train queries; learned: the learned model;
+             oracle), against the truth, matched by subplan key;
   4. e2e     every test query under the three modes, interleaved (the order
              rotates), --reps times, each within --timeout (a timeout counts
              as the timeout), feedback off; planning time from EXPLAIN;
@@ -41,8 +44,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "demo"))
 import subplans  # noqa: E402  (demo/subplans.py)
 
-MODES = ("native", "learned", "oracle")
-ESTIMATOR = {"native": "native", "learned": "memo", "oracle": "oracle"}
+MODES = ("native", "learned", "oracle")          # end to end
+QMODES = ("native", "memo", "learned", "oracle")  # q-error
+ESTIMATOR = {"native": "native", "memo": "memo", "learned": "learned", "oracle": "oracle"}
 
 
 def log(msg):
@@ -107,7 +111,7 @@ class Bench:
     def train(self, queries):
         self.sql("SET pg_pilot.collect_feedback = on")
         self.sql("SET pg_pilot.feedback_sample_rate = 1.0")
-        self.set_mode("learned")
+        self.set_mode("memo")
         timeouts = 0
         for i, q in enumerate(queries, 1):
             _, out = self.timed(q)
@@ -124,6 +128,51 @@ class Bench:
             if r and r[0][0]:
                 return
             time.sleep(0.1)
+
+    # 2b -----------------------------------------------------------------
+    def model(self):
+        """Trains a model version with `pilotd train` and waits for pilotd's verdict."""
+        a = self.a
+        cmd = [a.pilotd, "train", "-D", a.pgdata, "--state-dir", a.state_dir, "--store-dsn", a.store_dsn,
+               "--model-dsn", a.model_dsn, "--train-seconds", str(a.train_seconds),
+               "--train-epochs", str(a.train_epochs)]
+        t0 = time.time()
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        secs = time.time() - t0
+        for line in p.stdout.splitlines():
+            log("   " + line)
+        out = {"train_seconds": round(secs, 1), "trained": p.returncode == 0}
+        if p.returncode != 0:
+            return {"model": out}
+        version = int(p.stdout.split(" written")[0].rsplit("version ", 1)[1])
+        row = None
+        for _ in range(300):
+            r = self.sql("SELECT state, train_records, validation_records, model_qerror_p50, model_qerror_p90, "
+                         "model_qerror_p99, native_qerror_p50, native_qerror_p90, native_qerror_p99, size_bytes, "
+                         "note FROM pg_pilot.models WHERE version = %s", (version,))
+            if r and r[0][0] in ("serving", "rejected"):
+                row = r[0]
+                break
+            time.sleep(0.1)
+        if row is None:
+            out["state"] = "undecided"
+            return {"model": out}
+        out.update({"version": version, "state": row[0], "train_records": row[1], "validation_records": row[2],
+                    "validation_qerror": {"model": [round(x, 2) for x in row[3:6]],
+                                          "native": [round(x, 2) for x in row[6:9]]},
+                    "size_bytes": row[9], "note": row[10]})
+        log(f"   model: version {version} {row[0]}: {row[10]}")
+        return {"model": out}
+
+    def inference(self):
+        """Per planning batch inference time of the serving version (pilotd measures it)."""
+        r = self.sql("SELECT version, batches, inference_us_p50, inference_us_p99, served, declined, size_bytes "
+                     "FROM pg_pilot.models WHERE state = 'serving'")
+        if not r:
+            return None
+        v = r[0]
+        return {"version": v[0], "batches": v[1], "p50_us": v[2], "p99_us": v[3], "served": v[4],
+                "declined": v[5], "size_bytes": v[6]}
 
     # 2 ------------------------------------------------------------------
     def truth(self, tests):
@@ -180,10 +229,10 @@ class Bench:
     # 3 ------------------------------------------------------------------
     def qerror(self, tests):
         self.sql("SET pg_pilot.collect_feedback = off")
-        values = {m: [] for m in MODES}
-        by_nrels = {m: {} for m in MODES}
+        values = {m: [] for m in QMODES}
+        by_nrels = {m: {} for m in QMODES}
         sources = {}
-        for m in MODES:
+        for m in QMODES:
             # pg_pilot on in every mode (explain_estimates reports through it);
             # estimator native: pilotd answers nothing, PostgreSQL's own rows
             self.sql("SET pg_pilot.enabled = on")
@@ -205,7 +254,7 @@ class Bench:
                         src = (source or "?").split(" ")[0]
                         sources[src] = sources.get(src, 0) + 1
         out = {"qerror": {}, "qerror_by_nrels": {}, "learned_sources": sources}
-        for m in MODES:
+        for m in QMODES:
             v = values[m]
             out["qerror"][m] = {"n": len(v), "p50": round(pct(v, .5), 2) if v else None,
                                 "p90": round(pct(v, .9), 2) if v else None,
@@ -216,7 +265,7 @@ class Bench:
                                          for k, x in sorted(by_nrels[m].items())}
         self.qerror_values = values
         log("   qerror: " + ", ".join(f"{m} p50/p90/p99 {out['qerror'][m]['p50']}/{out['qerror'][m]['p90']}/"
-                                      f"{out['qerror'][m]['p99']}" for m in MODES))
+                                      f"{out['qerror'][m]['p99']}" for m in QMODES))
         return out
 
     # 4 ------------------------------------------------------------------
@@ -304,7 +353,7 @@ class Bench:
             files += ["-f", p]
         res = {}
         for mode, opts in (("native", "-c pg_pilot.enabled=off"),
-                           ("pilot", "-c pg_pilot.estimator=memo -c pg_pilot.collect_feedback=off")):
+                           ("pilot", "-c pg_pilot.estimator=learned -c pg_pilot.collect_feedback=off")):
             self.sql("SELECT pg_pilot.reset_stats()")
             env = dict(os.environ, PGOPTIONS=opts)
             p = subprocess.run(["pgbench", "-n", "-c", str(self.a.clients), "-j", "2", "-T", str(self.a.seconds),
@@ -336,7 +385,7 @@ class Bench:
             return []
         made = []
         fig, ax = plt.subplots(figsize=(7, 4))
-        for m in MODES:
+        for m in QMODES:
             v = sorted(self.qerror_values[m])
             if v:
                 ax.plot(v, [i / len(v) for i in range(1, len(v) + 1)], label=f"{m} (p90 {pct(v, .9):.1f})")
@@ -392,6 +441,13 @@ def main():
     ap.add_argument("--max-subplans", type=int, default=256,
                     help="sub-plans per test query whose truth is computed (smallest sets first)")
     ap.add_argument("--seconds", type=int, default=15)
+    ap.add_argument("--pilotd", default="pilotd")
+    ap.add_argument("--pgdata", required=True)
+    ap.add_argument("--state-dir", required=True)
+    ap.add_argument("--store-dsn", required=True)
+    ap.add_argument("--model-dsn", required=True)
+    ap.add_argument("--train-seconds", type=int, default=300)
+    ap.add_argument("--train-epochs", type=int, default=100)
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     b = Bench(a)
@@ -400,9 +456,11 @@ def main():
     log(f"== {a.label}: {len(train)} train queries, {len(tests)} test queries, database {a.db}")
     b.sql("SET statement_timeout = %s", (a.timeout,))
     report = {"workload": a.label, "train": b.train(train)}
+    report.update(b.model())
     report["truth"] = b.truth(tests)
     report.update(b.qerror(tests))
     report.update(b.e2e(tests))
+    report["inference"] = b.inference()
     report["feedback"] = b.feedback_overhead(tests, a.feedback_reps)
     report["concurrency"] = b.concurrency(tests)
     report["sidecar"]["concurrent_clients"] = a.clients

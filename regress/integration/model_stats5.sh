@@ -10,7 +10,11 @@
 #   5. a damaged model file is rejected with a log line, version 1 keeps serving;
 #   6. hot swaps (a second training, pin / unpin) under 4 sessions planning the
 #      held-out queries: zero failed queries;
-#   7. the pinned version survives kill -9 and a restart of pilotd.
+#   7. the pinned version survives kill -9 and a restart of pilotd;
+#   8. pilotd --model-dsn --train-every N trains a version by itself once N new
+#      feedback records arrived, in a background thread, while serving;
+#   9. bound to the statistics it learned: after a table shrinks 20 times,
+#      pilotd rejects the versions when it loads them, and PostgreSQL plans.
 source "$PP_REGRESS/lib/cluster.sh"; source "$PP_REGRESS/lib/fault.sh"
 DATA="${PP_SHARED:-}/data/stats5"
 if [ ! -f "$DATA/train.txt" ]; then echo "ok - skipped: no shared/data/stats5 (# SKIP)"; exit 0; fi
@@ -144,6 +148,34 @@ check "after kill -9 and restart, pinned version 1 serves again" wait_model 1 se
 pp_psql -c "SELECT pg_pilot.unpin_model()" >/dev/null
 check "after unpin, a version serves ($(models "version || ' ' || state" "WHERE state = 'serving'"))" \
   [ -n "$(models version "WHERE state = 'serving'")" ]
+
+# 8 ------------------------------------------------------------------------
+pp_pilotd_stop
+pp_pilotd_start --model-dsn "$MODEL_DSN" --train-every 300 --train-epochs 10
+head -n 100 "$PP_DIR/model_train.txt" >"$PP_DIR/model_more.txt"
+"$PILOTD" collect --workload "$PP_DIR/model_more.txt" --dsn "$MODEL_DSN" >/dev/null 2>&1
+decided=""
+for _ in $(seq 1 600); do
+  decided=$(models "version || ' ' || state" "WHERE version > 3 AND state IN ('serving', 'rejected', 'validated')")
+  [ -n "$decided" ] && break
+  sleep 0.2
+done
+grep "models: " "$PP_DIR/pilotd.log" | grep -E "trained after|training model version [4-9]" | sed 's/^/# /'
+check "the background trainer made a version after 300 new records ($decided)" [ -n "$decided" ]
+src=$(pp_psql -At -c "SET pg_pilot.estimator = 'learned'" -c "SELECT string_agg(DISTINCT split_part(source, ' ', 1), ',') FROM pg_pilot.explain_estimates(\$q\$$q1\$q\$)")
+check "a model still serves after background training ($src)" grep -q model <<<"$src"
+pp_pilotd_stop
+pp_pilotd_start
+
+# 9 ------------------------------------------------------------------------
+pp_psql -c "DELETE FROM badges WHERE id % 20 <> 0" -c "ANALYZE badges" >/dev/null
+pp_pilotd_stop; pp_pilotd_start
+sleep 1
+note=$(models note "WHERE version = 1")
+echo "# version 1 after badges shrank: $(models state 'WHERE version = 1'): $note"
+check "a version whose tables changed size is rejected at load" grep -q "statistics of database $DB changed" <<<"$note"
+src=$(pp_psql -At -c "SET pg_pilot.estimator = 'learned'" -c "SELECT string_agg(DISTINCT split_part(source, ' ', 1), ',') FROM pg_pilot.explain_estimates(\$q\$$q1\$q\$)")
+check "no stale model answers: PostgreSQL's estimates ($src)" [ "$src" = native ]
 
 pp_psql -d postgres -c "DROP DATABASE $OTHER" -c "DROP DATABASE $DB" >/dev/null
 check_no_crash "model stats5"
