@@ -105,6 +105,8 @@ void LoadedModel::estimate(const std::vector<std::string> &texts, const std::vec
         if (x.empty() || !net->predict(x, &pred, &why))
             return;
         for (size_t k = 0; k < at.size(); k++) {
+            if (pm::unsure(schema, *x[k], pred[k], meta.decline_below))
+                continue; /* close to the estimate it corrects: PostgreSQL's stands */
             double r = pm::label_to_rows(schema, pred[k]);
             if (std::isfinite(r) && r >= 0) {
                 (*rows)[at[k]] = r;

@@ -19,6 +19,8 @@
 #include <ctime>
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits>
+#include <map>
 #include <set>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -205,7 +207,10 @@ TrainResult train_model(const TrainRequest &r) noexcept {
         /* featurize; join sets are featurized without PostgreSQL's estimate,
          * as at planning time (they are asked before PostgreSQL sizes them) */
         std::vector<pm::Features> feats(recs.size());
-        std::vector<const pm::Features *> tx, vx;
+        std::vector<const pm::Features *> tx, vx, dx;
+        std::vector<float> dy;
+        std::vector<const pm::Features *> cx;
+        std::vector<double> c_actual, c_native;
         std::vector<float> ty;
         std::vector<double> v_actual, v_native;
         std::vector<size_t> v_index;
@@ -217,7 +222,17 @@ TrainResult train_model(const TrainRequest &r) noexcept {
                 declined++;
                 continue;
             }
-            if (held_out(recs[i].template_key, r.validation_share)) {
+            const bool validation = held_out(recs[i].template_key, r.validation_share);
+            if (!validation && held_out(recs[i].template_key ^ 0x5bd1e9955bd1e995ULL, 0.1)) {
+                /* another ~10 % of the templates: early stopping, not training */
+                dx.push_back(&feats[i]);
+                dy.push_back(pm::rows_to_label(schema, recs[i].actual));
+            } else if (!validation && held_out(recs[i].template_key ^ 0x2545f4914f6cdd1dULL, 0.15)) {
+                /* and ~15 % more: when to decline (calibration) */
+                cx.push_back(&feats[i]);
+                c_actual.push_back(recs[i].actual);
+                c_native.push_back(recs[i].native);
+            } else if (validation) {
                 vx.push_back(&feats[i]);
                 v_actual.push_back(recs[i].actual);
                 v_native.push_back(recs[i].native);
@@ -231,8 +246,10 @@ TrainResult train_model(const TrainRequest &r) noexcept {
             throw std::runtime_error("too few describable relation sets: " + std::to_string(tx.size()) +
                                      " to train on, " + std::to_string(vx.size()) + " to validate with (" +
                                      std::to_string(declined) + " declined by the featurizer)");
-        say(r, std::to_string(tx.size()) + " relation sets to train on, " + std::to_string(vx.size()) +
-                   " held out (whole query templates), " + std::to_string(declined) + " the featurizer declines");
+        say(r, std::to_string(tx.size()) + " relation sets to train on, " + std::to_string(dx.size()) +
+                   " for early stopping, " + std::to_string(cx.size()) + " to calibrate when to decline, " +
+                   std::to_string(vx.size()) + " held out for validation (whole query templates), " +
+                   std::to_string(declined) + " the featurizer declines");
 
         pm::Dims dims = pm::dims_of(schema);
         auto net = pm::Mscn::create(dims, r.hidden, r.seed);
@@ -241,6 +258,12 @@ TrainResult train_model(const TrainRequest &r) noexcept {
         o.max_seconds = r.max_seconds;
         o.seed = r.seed;
         o.cancel = r.cancel;
+        uint32_t best_epoch = 0;
+        if (!dx.empty()) {
+            o.dev_x = &dx;
+            o.dev_y = &dy;
+            o.best_epoch = &best_epoch;
+        }
         uint32_t report_every = std::max<uint32_t>(1, r.epochs / 10);
         o.progress = [&](uint32_t epoch, double loss) {
             if (epoch % report_every == 0 || epoch == r.epochs) {
@@ -250,14 +273,68 @@ TrainResult train_model(const TrainRequest &r) noexcept {
             }
         };
         net->train(tx, ty, o);
+        if (best_epoch)
+            say(r, "kept the weights of epoch " + std::to_string(best_epoch) + " (best on " +
+                       std::to_string(dx.size()) + " early-stopping records)");
 
         std::vector<float> pred;
         std::string why;
         if (!net->predict(vx, &pred, &why))
             throw std::runtime_error(why);
+        /* When to decline, for records with PostgreSQL's estimate as input and
+         * for the others apart: the threshold with the smallest
+         * ln p50 + ln p90 + ln p99 of the q-error on the calibration records, a declined record getting PostgreSQL's estimate (as when
+         * serving).  Where the model is no better than PostgreSQL, it
+         * declines; where it fixes large errors, it answers. */
+        pm::DeclineBelow decline_below;
+        if (!cx.empty()) {
+            std::vector<float> dpred;
+            if (!net->predict(cx, &dpred, &why))
+                throw std::runtime_error(why);
+            for (int group = 0; group < 2; group++) {
+                double best = std::numeric_limits<double>::infinity(), chosen = 0;
+                for (double tau : {0.0, 0.35, 0.7, 1.1, 1.6, 2.3, 3.0, 4.6, 6.9, 1e9}) {
+                    pm::DeclineBelow d;
+                    (group == 0 ? d.native : d.independent) = tau;
+                    std::vector<double> est, truth;
+                    for (size_t k = 0; k < cx.size(); k++) {
+                        bool has_native = cx[k]->global[0] > 0.5f;
+                        if (has_native != (group == 0) || c_native[k] < 0)
+                            continue;
+                        est.push_back(pm::unsure(schema, *cx[k], dpred[k], d) ? c_native[k]
+                                                                               : pm::label_to_rows(schema, dpred[k]));
+                        truth.push_back(c_actual[k]);
+                    }
+                    if (est.empty())
+                        break;
+                    pm::QErrors q = pm::summarize_qerrors(est, truth);
+                    double score = std::log(q.p50) + std::log(q.p90) + std::log(q.p99);
+                    if (score < best - 1e-9) {
+                        best = score;
+                        chosen = tau;
+                    }
+                }
+                (group == 0 ? decline_below.native : decline_below.independent) = chosen;
+            }
+        }
         std::vector<double> v_model(pred.size());
-        for (size_t i = 0; i < pred.size(); i++)
-            v_model[i] = pm::label_to_rows(schema, pred[i]);
+        uint64_t v_declined = 0;
+        for (size_t i = 0; i < pred.size(); i++) {
+            if (pm::unsure(schema, *vx[i], pred[i], decline_below) && v_native[i] >= 0) {
+                v_model[i] = v_native[i];
+                v_declined++;
+            } else {
+                v_model[i] = pm::label_to_rows(schema, pred[i]);
+            }
+        }
+        auto factor = [](double tau) { return tau > 100 ? std::string("any") : std::to_string(std::exp(tau)).substr(0, 5); };
+        char dmsg[240];
+        snprintf(dmsg, sizeof dmsg,
+                 "declines corrections of PostgreSQL's estimate below a factor %s and of the independence "
+                 "estimate below a factor %s: %llu of %zu held-out records keep PostgreSQL's estimate",
+                 factor(decline_below.native).c_str(), factor(decline_below.independent).c_str(),
+                 static_cast<unsigned long long>(v_declined), vx.size());
+        say(r, dmsg);
 
         pm::ModelMeta &m = out.meta;
         m.version = version;
@@ -270,6 +347,7 @@ TrainResult train_model(const TrainRequest &r) noexcept {
         m.dsn = redacted_dsn(r.model_dsn);
         m.train_records = tx.size();
         m.validation_records = vx.size();
+        m.decline_below = decline_below;
         m.declined_records = declined;
         m.model_q = pm::summarize_qerrors(v_model, v_actual);
         /* PostgreSQL's estimate where the record has one (it always should) */
@@ -297,6 +375,23 @@ TrainResult train_model(const TrainRequest &r) noexcept {
                     rows[k] = v_native[k] >= 0 ? v_native[k] : 1;
             m.compared_version = r.compare_with->meta.version;
             m.compared_q = pm::summarize_qerrors(rows, v_actual);
+        }
+        /* the same by number of relations: where the model helps and where not */
+        {
+            std::map<uint32_t, std::vector<size_t>> by_nrels;
+            for (size_t k = 0; k < v_index.size(); k++)
+                by_nrels[recs[v_index[k]].nrels].push_back(k);
+            for (const auto &[nrels, ks] : by_nrels) {
+                std::vector<double> me, pg, truth;
+                for (size_t k : ks) {
+                    me.push_back(v_model[k]);
+                    pg.push_back(v_native[k] >= 0 ? v_native[k] : 1);
+                    truth.push_back(v_actual[k]);
+                }
+                say(r, "  " + std::to_string(nrels) + " relation(s), " + std::to_string(ks.size()) +
+                           " held out: q-error p50 / p90 model " + fmt_q(pm::summarize_qerrors(me, truth)) +
+                           ", PostgreSQL " + fmt_q(pm::summarize_qerrors(pg, truth)));
+            }
         }
         m.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         say(r, "held-out q-error p50 / p90 / p99: model " + fmt_q(m.model_q) + ", PostgreSQL " + fmt_q(m.native_q) +

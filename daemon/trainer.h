@@ -9,7 +9,8 @@
  *   3. snapshot that database's tables (columns, ranges, samples), collect
  *      the join vocabulary, featurize;
  *   4. hold out ~15 % of the query templates (whole templates, so validation
- *      queries are never seen in training), train the network, and measure
+ *      queries are never seen in training) and ~10 % more for early stopping
+ *      (the weights of the best epoch on them are kept), train, and measure
  *      q-error p50/p90/p99 of the model and of PostgreSQL's own estimates on
  *      the held-out records (and of the serving version, when given);
  *   5. write N.model atomically and drop the marker.

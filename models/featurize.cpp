@@ -558,11 +558,28 @@ bool like_match(const char *s, const char *p, bool ci) {
     return *p == '\0';
 }
 
+enum Op : uint8_t { OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE, OP_ANY, OP_LIKE, OP_NOT_LIKE, OP_IS_NULL, OP_NOT_NULL };
+
+Op op_code(const std::string &op) {
+    if (op == "=") return OP_EQ;
+    if (op == "<>") return OP_NE;
+    if (op == "<") return OP_LT;
+    if (op == "<=") return OP_LE;
+    if (op == ">") return OP_GT;
+    if (op == ">=") return OP_GE;
+    if (op == "ANY") return OP_ANY;
+    if (op == "LIKE") return OP_LIKE;
+    if (op == "NOT LIKE") return OP_NOT_LIKE;
+    if (op == "IS NULL") return OP_IS_NULL;
+    return OP_NOT_NULL;
+}
+
 /* A predicate bound to a schema column, ready to evaluate on the sample. */
 struct BoundPred {
     int rel, table, column;
     int kind;                      /* PredKind of the raw predicate */
     std::string op;
+    Op code = OP_EQ;               /* op, for the sample loop */
     double num = 0;                /* Numeric comparisons */
     std::string text;              /* Text comparisons, LIKE pattern */
     std::vector<double> nums;      /* IN (Numeric) */
@@ -574,9 +591,9 @@ bool matches(const TableInfo &t, const BoundPred &b, uint32_t row) {
     const ColumnInfo &col = t.columns[b.column];
     bool is_null = b.column < static_cast<int>(t.null.size()) && row < t.null[b.column].size() &&
                    t.null[b.column][row];
-    if (b.op == "IS NULL")
+    if (b.code == OP_IS_NULL)
         return is_null;
-    if (b.op == "IS NOT NULL")
+    if (b.code == OP_NOT_NULL)
         return !is_null;
     if (is_null)
         return false;
@@ -584,30 +601,32 @@ bool matches(const TableInfo &t, const BoundPred &b, uint32_t row) {
         if (b.column >= static_cast<int>(t.num.size()) || row >= t.num[b.column].size())
             return false;
         double x = t.num[b.column][row];
-        if (b.op == "=") return x == b.num;
-        if (b.op == "<>") return x != b.num;
-        if (b.op == "<") return x < b.num;
-        if (b.op == "<=") return x <= b.num;
-        if (b.op == ">") return x > b.num;
-        if (b.op == ">=") return x >= b.num;
-        if (b.op == "ANY")
-            return std::find(b.nums.begin(), b.nums.end(), x) != b.nums.end();
-        return false;
+        switch (b.code) {
+        case OP_EQ: return x == b.num;
+        case OP_NE: return x != b.num;
+        case OP_LT: return x < b.num;
+        case OP_LE: return x <= b.num;
+        case OP_GT: return x > b.num;
+        case OP_GE: return x >= b.num;
+        case OP_ANY: return std::find(b.nums.begin(), b.nums.end(), x) != b.nums.end();
+        default: return false;
+        }
     }
     if (b.column >= static_cast<int>(t.text.size()) || row >= t.text[b.column].size())
         return false;
     const std::string &x = t.text[b.column][row];
-    if (b.op == "=") return x == b.text;
-    if (b.op == "<>") return x != b.text;
-    if (b.op == "<") return x < b.text;
-    if (b.op == "<=") return x <= b.text;
-    if (b.op == ">") return x > b.text;
-    if (b.op == ">=") return x >= b.text;
-    if (b.op == "ANY")
-        return std::find(b.texts.begin(), b.texts.end(), x) != b.texts.end();
-    if (b.op == "LIKE") return like_match(x.c_str(), b.text.c_str(), b.ci);
-    if (b.op == "NOT LIKE") return !like_match(x.c_str(), b.text.c_str(), b.ci);
-    return false;
+    switch (b.code) {
+    case OP_EQ: return x == b.text;
+    case OP_NE: return x != b.text;
+    case OP_LT: return x < b.text;
+    case OP_LE: return x <= b.text;
+    case OP_GT: return x > b.text;
+    case OP_GE: return x >= b.text;
+    case OP_ANY: return std::find(b.texts.begin(), b.texts.end(), x) != b.texts.end();
+    case OP_LIKE: return like_match(x.c_str(), b.text.c_str(), b.ci);
+    case OP_NOT_LIKE: return !like_match(x.c_str(), b.text.c_str(), b.ci);
+    default: return false;
+    }
 }
 
 float normalize(const ColumnInfo &c, double v) {
@@ -649,6 +668,7 @@ bool featurize_impl(const Schema &s, const std::string &key_text, double native_
             return decline(why, "column " + k.rels[p.rel].table + "." + p.column + " unknown to the model");
         const ColumnInfo &col = s.tables[b.table].columns[b.column];
         b.op = p.op;
+        b.code = op_code(p.op);
         b.ci = p.case_insensitive;
         if (p.op == "IS NULL") b.kind = PK_IS_NULL;
         else if (p.op == "IS NOT NULL") b.kind = PK_NOT_NULL;
@@ -703,7 +723,9 @@ bool featurize_impl(const Schema &s, const std::string &key_text, double native_
         join_ix.push_back(ix);
     }
 
-    /* table set: one-hot, sample bitmap, qualifying fraction, size */
+    /* table set: one-hot, sample bitmap, qualifying fraction, size; and the
+     * rows each relation keeps by its sample, for the independence estimate */
+    std::vector<double> rel_rows(k.rels.size());
     out->ntables = static_cast<uint32_t>(k.rels.size());
     out->tables.assign(static_cast<size_t>(out->ntables) * d.table, 0.0f);
     for (size_t r = 0; r < k.rels.size(); r++) {
@@ -712,10 +734,14 @@ bool featurize_impl(const Schema &s, const std::string &key_text, double native_
         row[table_of[r]] = 1.0f;
         uint32_t n = std::min(t.sample_rows, s.sample_size);
         uint32_t hits = 0;
+        std::vector<const BoundPred *> mine;
+        for (const BoundPred &b : bound)
+            if (b.rel == static_cast<int>(r))
+                mine.push_back(&b);
         for (uint32_t i = 0; i < n; i++) {
             bool ok = true;
-            for (const BoundPred &b : bound)
-                if (b.rel == static_cast<int>(r) && !matches(t, b, i)) {
+            for (const BoundPred *b : mine)
+                if (!matches(t, *b, i)) {
                     ok = false;
                     break;
                 }
@@ -725,6 +751,9 @@ bool featurize_impl(const Schema &s, const std::string &key_text, double native_
             }
         }
         row[T + s.sample_size] = n ? static_cast<float>(hits) / static_cast<float>(n) : 0.0f;
+        /* no sample row qualifies: half a row's worth, not zero */
+        double sel = n == 0 ? 1.0 : hits > 0 ? static_cast<double>(hits) / n : 0.5 / n;
+        rel_rows[r] = std::max(1.0, t.reltuples) * sel;
         row[T + s.sample_size + 1] =
             std::log(std::max(1.0, t.reltuples) + 1.0) / kLogTuplesScale;
     }
@@ -794,6 +823,30 @@ bool featurize_impl(const Schema &s, const std::string &key_text, double native_
         row[C + PK_COUNT + 2] = std::log1p(static_cast<float>(f.list)) / 5.0f;
     }
 
+    /* The independence estimate: what each relation keeps by its sample,
+     * multiplied, divided by the larger table of each join that connects two
+     * parts (a key / foreign-key guess, as textbooks and PostgreSQL without
+     * statistics would; each relation pair joined once).  The network learns
+     * a correction to it (see mscn.h). */
+    std::vector<int> part(k.rels.size());
+    for (size_t r = 0; r < part.size(); r++)
+        part[r] = static_cast<int>(r);
+    auto find = [&part](int x) {
+        while (part[x] != x)
+            x = part[x] = part[part[x]];
+        return x;
+    };
+    double est = 1;
+    for (double v : rel_rows)
+        est *= v;
+    for (const KeyInfo::Join &j : k.joins) {
+        int a = find(j.rel_a), b = find(j.rel_b);
+        if (a == b)
+            continue;
+        part[a] = b;
+        est /= std::max({1.0, s.tables[table_of[j.rel_a]].reltuples, s.tables[table_of[j.rel_b]].reltuples});
+    }
+
     /* global */
     out->global.assign(d.global, 0.0f);
     if (native_rows >= 0 && std::isfinite(native_rows)) {
@@ -801,6 +854,7 @@ bool featurize_impl(const Schema &s, const std::string &key_text, double native_
         out->global[1] = rows_to_label(s, native_rows);
     }
     out->global[2] = static_cast<float>(k.rels.size()) / kMaxRelsScale;
+    out->global[3] = rows_to_label(s, std::isfinite(est) ? est : 1.0);
     return true;
 }
 
@@ -855,7 +909,7 @@ Dims dims_of(const Schema &s) {
     d.table = static_cast<uint32_t>(s.tables.size()) + s.sample_size + 2;
     d.join = std::max<uint32_t>(1, static_cast<uint32_t>(s.joins.size()));
     d.pred = s.ncolumns() + PK_COUNT + 3;
-    d.global = 3;
+    d.global = 4;
     return d;
 }
 
@@ -914,6 +968,17 @@ bool featurize(const Schema &s, const std::string &key_text, double native_rows,
     } catch (...) {
         return decline(why, "featurization failed");
     }
+}
+
+float base_label(const Features &f) {
+    if (f.global.size() < 4)
+        return 0.0f;
+    return f.global[0] > 0.5f ? f.global[1] : f.global[3];
+}
+
+bool unsure(const Schema &s, const Features &f, float label, const DeclineBelow &d) {
+    double threshold = f.global.size() >= 4 && f.global[0] > 0.5f ? d.native : d.independent;
+    return std::fabs(static_cast<double>(label - base_label(f))) * std::max(1.0, s.max_log_rows) < threshold;
 }
 
 float rows_to_label(const Schema &s, double rows) {

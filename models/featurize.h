@@ -13,7 +13,12 @@
  *     (normalized with the column's min/max), so "a >= 3 AND a <= 9" is one
  *     predicate, not two;
  *   - PostgreSQL's own estimate is a global input when known (base relations;
- *     join sets are asked before PostgreSQL sizes them, so it is absent there).
+ *     join sets are asked before PostgreSQL sizes them, so it is absent there);
+ *   - an independence estimate computed here (each relation's rows by its
+ *     sample, multiplied, divided by the larger table of each join): the
+ *     network learns a correction to PostgreSQL's estimate where it is known,
+ *     to this one elsewhere, so a model with little training data starts from
+ *     a sensible guess instead of from nothing.
  *
  * Predicates the featurizer understands: comparisons of a column with a
  * constant (=, <>, <, <=, >, >=), IN / = ANY(array), IS [NOT] NULL,
@@ -112,7 +117,7 @@ struct Dims {
     uint32_t table = 0; /* one-hot table + bitmap + qualifying fraction + log reltuples */
     uint32_t join = 0;  /* one-hot join (+1: a bias slot so an empty join set has one zero row) */
     uint32_t pred = 0;  /* one-hot column + one-hot kind + lo + hi + log(list length) */
-    uint32_t global = 0; /* has native, log native, number of relations */
+    uint32_t global = 0; /* has native, native label, number of relations, independence estimate label */
 };
 
 Dims dims_of(const Schema &s);
@@ -154,6 +159,19 @@ bool parse_key(const std::string &text, KeyInfo *out, std::string *why);
  * Never throws (returns false on allocation failure). */
 bool featurize(const Schema &s, const std::string &key_text, double native_rows, Features *out,
                std::string *why) noexcept;
+
+/* The label a prediction corrects: PostgreSQL's estimate when the features
+ * carry it, the independence estimate otherwise. */
+float base_label(const Features &f);
+
+/* A prediction within a threshold (natural log of rows) of its base label is
+ * "unsure": the model declines and PostgreSQL's estimate stands.  One
+ * threshold where the base is PostgreSQL's estimate (base relations), one
+ * where it is the independence estimate (joins). */
+struct DeclineBelow {
+    double native = 0, independent = 0;
+};
+bool unsure(const Schema &s, const Features &f, float label, const DeclineBelow &d);
 
 /* Normalized label: ln(max(rows, 1)) / schema.max_log_rows, and back. */
 float rows_to_label(const Schema &s, double rows);

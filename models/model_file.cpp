@@ -72,7 +72,9 @@ std::string encode_model(const ModelMeta &m, const Schema &s, const std::string 
                  {"model_q", q_json(m.model_q)},
                  {"native_q", q_json(m.native_q)},
                  {"compared_version", m.compared_version},
-                 {"compared_q", q_json(m.compared_q)}};
+                 {"compared_q", q_json(m.compared_q)},
+                 {"decline_below_native", m.decline_below.native},
+                 {"decline_below_independent", m.decline_below.independent}};
     json tables = json::array();
     for (const TableInfo &t : s.tables) {
         json cols = json::array();
@@ -169,6 +171,14 @@ bool decode_model(const std::string &b, ModelMeta *m, Schema *s, std::string *we
         m->native_q = q_from(meta.at("native_q"));
         m->compared_version = meta.at("compared_version").get<uint32_t>();
         m->compared_q = q_from(meta.at("compared_q"));
+        m->decline_below.native = meta.value("decline_below_native", 0.0);
+        m->decline_below.independent = meta.value("decline_below_independent", 0.0);
+        if (!std::isfinite(m->decline_below.native) || m->decline_below.native < 0 ||
+            m->decline_below.native > 100 || !std::isfinite(m->decline_below.independent) ||
+            m->decline_below.independent < 0 || m->decline_below.independent > 100) {
+            *why = "implausible decline threshold";
+            return false;
+        }
         if (m->hidden == 0 || m->hidden > 4096) {
             *why = "implausible network size";
             return false;

@@ -3,12 +3,16 @@
  * turns Features (featurize.h) into a normalized log-cardinality label.
  *
  *   tables ─ MLP ─ masked mean ┐
- *   joins  ─ MLP ─ masked mean ├─ concat ─ MLP ─ sigmoid ─ label in [0, 1]
+ *   joins  ─ MLP ─ masked mean ├─ concat ─ MLP ─ tanh ─ + base label ─ label in [0, 1]
  *   preds  ─ MLP ─ masked mean ┤
  *   global ───────────────────-┘
  *
- * Trained with the mean q-error on rows (MSCN's loss) after a warm start on
- * squared error of the label.  Inference for one planning batch is one forward
+ * The base label is PostgreSQL's estimate where the request carries it (base
+ * relations) and the featurizer's independence estimate elsewhere (joins):
+ * the network learns corrections, so it starts from a sensible guess.
+ *
+ * Trained on the absolute error of the log (the log of the q-error) after a
+ * warm start on squared error.  Inference for one planning batch is one forward
  * pass.  libtorch lives only in mscn.cpp: this header is plain C++.
  */
 #ifndef PILOT_MODELS_MSCN_H
@@ -35,6 +39,12 @@ struct TrainOptions {
     double max_seconds = 120;   /* stops early (between epochs) past this */
     std::function<void(uint32_t epoch, double loss)> progress; /* optional, once per epoch */
     const std::atomic<bool> *cancel = nullptr; /* set: train() throws TrainingCancelled soon */
+    /* optional early stopping: after each epoch the mean absolute label error
+     * on these records is measured, and the weights of the best epoch are
+     * kept (they are not trained on) */
+    const std::vector<const Features *> *dev_x = nullptr;
+    const std::vector<float> *dev_y = nullptr;
+    uint32_t *best_epoch = nullptr; /* out: the epoch kept (0: the last) */
 };
 
 struct TrainingCancelled : std::runtime_error {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <sstream>
@@ -38,7 +39,12 @@ struct Net : torch::nn::Module {
         joins = register_module("joins", std::make_shared<SetMlp>(d.join, hidden));
         preds = register_module("preds", std::make_shared<SetMlp>(d.pred, hidden));
         out1 = register_module("out1", torch::nn::Linear(3 * hidden + d.global, hidden));
-        out2 = register_module("out2", torch::nn::Linear(hidden, 2));
+        out2 = register_module("out2", torch::nn::Linear(hidden, 1));
+        /* the correction starts at exactly 0: an untrained network reproduces
+         * its base estimate, and training moves it only where data says so */
+        torch::NoGradGuard guard;
+        out2->weight.zero_();
+        out2->bias.zero_();
     }
 };
 
@@ -101,20 +107,19 @@ class TorchMscn final : public Mscn {
     std::string save() const override;
     uint64_t parameters() const override;
 
-    /* Two heads: where PostgreSQL's estimate is an input (base relations),
-     * the prediction is that estimate's label plus a bounded correction
-     * (a factor of up to e^(0.5 * max log rows) either way), so an accurate
-     * native estimate is kept exactly; elsewhere it is the sigmoid head. */
+    /* The prediction is a bounded correction of a base label: PostgreSQL's
+     * estimate where it is an input (base relations), the featurizer's
+     * independence estimate elsewhere; a correction of 0 keeps the base, and
+     * the bound (one whole label range) lets it reach any count. */
     torch::Tensor forward(const Batch &b) const {
         auto ht = net->tables->forward(b.t, b.tm);
         auto hj = net->joins->forward(b.j, b.jm);
         auto hp = net->preds->forward(b.p, b.pm);
         auto h = torch::cat({ht, hj, hp, b.g}, 1);
-        auto z = net->out2->forward(torch::relu(net->out1->forward(h)));
-        auto full = torch::sigmoid(z.select(1, 0));
+        auto z = net->out2->forward(torch::relu(net->out1->forward(h))).squeeze(1);
         auto has_native = b.g.select(1, 0);
-        auto corrected = (b.g.select(1, 1) + 0.5 * torch::tanh(z.select(1, 1))).clamp(0.0, 1.0);
-        return has_native * corrected + (1 - has_native) * full;
+        auto base = has_native * b.g.select(1, 1) + (1 - has_native) * b.g.select(1, 3);
+        return (base + torch::tanh(z)).clamp(0.0, 1.0);
     }
 };
 
@@ -200,6 +205,22 @@ void TorchMscn::train(const std::vector<const Features *> &x, const std::vector<
     std::mt19937_64 rng(o.seed);
     const auto start = std::chrono::steady_clock::now();
     const uint32_t warm = std::max<uint32_t>(1, o.epochs / 3);
+    const bool has_dev = o.dev_x && o.dev_y && !o.dev_x->empty() && o.dev_x->size() == o.dev_y->size();
+    Batch dev_batch;
+    torch::Tensor dev_target;
+    std::vector<torch::Tensor> params = model.parameters(), best;
+    double best_dev = std::numeric_limits<double>::infinity();
+    uint32_t best_epoch = 0;
+    if (has_dev) {
+        for (const Features *f : *o.dev_x)
+            if (!features_fit(*f, dims))
+                throw std::invalid_argument("features do not match the network's dimensions");
+        std::vector<size_t> all(o.dev_x->size());
+        std::iota(all.begin(), all.end(), 0);
+        dev_batch = make_batch(*o.dev_x, all, dims);
+        dev_target = torch::tensor(*o.dev_y);
+        best.resize(params.size());
+    }
     for (uint32_t epoch = 0; epoch < o.epochs; epoch++) {
         std::shuffle(order.begin(), order.end(), rng);
         double total = 0;
@@ -223,12 +244,29 @@ void TorchMscn::train(const std::vector<const Features *> &x, const std::vector<
             total += loss.item<double>();
             batches++;
         }
+        if (has_dev) {
+            c10::InferenceMode guard;
+            double dev = (forward(dev_batch) - dev_target).abs().mean().item<double>();
+            if (dev < best_dev) {
+                best_dev = dev;
+                best_epoch = epoch + 1;
+                for (size_t i = 0; i < params.size(); i++)
+                    best[i] = params[i].detach().clone();
+            }
+        }
         if (o.progress)
             o.progress(epoch + 1, batches ? total / batches : 0);
         double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         if (secs > o.max_seconds)
             break;
     }
+    if (has_dev && best_epoch > 0) {
+        torch::NoGradGuard guard;
+        for (size_t i = 0; i < params.size(); i++)
+            params[i].copy_(best[i]);
+    }
+    if (o.best_epoch)
+        *o.best_epoch = best_epoch;
     model.eval();
 }
 

@@ -188,6 +188,8 @@ TEST(Featurize, JoinsByEquivalenceClass) {
     EXPECT_EQ(Bitmap(s, f, 1), "00001110");
     EXPECT_EQ(f.global[0], 0.0f); /* no native estimate */
     EXPECT_NEAR(f.global[2], 2.0f / 16.0f, 1e-6);
+    /* independence estimate: badges 50 rows x posts 1000 * 3/8, over the larger table */
+    EXPECT_NEAR(f.global[3], rows_to_label(s, 50.0 * 375.0 / 1000.0), 1e-6);
     /* a self-join through an unknown pair of columns */
     EXPECT_NE(Declines(s, "pgpk1\nR t1 public.posts\nR t2 public.posts\nC EQ(t1.id, t2.score)\n").find("join"),
               std::string::npos);
