@@ -33,7 +33,7 @@ demo: install
 # The benchmark's settings (see regress/bench/run_bench.sh).  DATA is also a
 # PGXS variable: none of them may reach the sub-makes of the build.
 BENCH_VARS := DATA TRAIN TEST HOLDOUT OUT SCALE REPS WL_REPS FB_REPS TIMEOUT CLIENTS MAX_SUBPLANS \
-              QUICK TRAIN_QUERIES TEST_QUERIES BENCH_SECONDS
+              QUICK TRAIN_QUERIES TEST_QUERIES BENCH_SECONDS TRAIN_SECONDS TRAIN_EPOCHS
 MAKEOVERRIDES := $(filter-out $(addsuffix =%,$(BENCH_VARS)),$(MAKEOVERRIDES))
 
 bench: install

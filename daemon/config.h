@@ -36,7 +36,7 @@ struct Config {
     std::string model_dsn;              /* the database the model is for; empty: no training here */
     uint32_t train_every = 50000;       /* train again after N new feedback records; 0: only `pilotd train` */
     uint32_t train_seconds = 300;       /* time budget of one training */
-    uint32_t train_epochs = 100;
+    uint32_t train_epochs = 300;
     uint32_t model_sample_rows = 256;   /* sample rows per table (sample bitmaps) */
     uint32_t model_poll_ms = 2000;      /* how often the models directory is looked at */
     bool daemon = false;    /* --daemon; --foreground is the default */

@@ -405,6 +405,12 @@ bool sample(Session &db, TableRef &t, double count, uint32_t n, std::string *err
     return true;
 }
 
+/* Connects, resolves the tables and reads the identity: both entry points. */
+bool open_tables(Session &db, const std::string &dsn, const std::vector<std::string> &tables,
+                 std::vector<TableRef> *refs, DatabaseIdentity *ident, std::string *error) {
+    return db.connect(dsn, error) && load_tables(db, tables, refs, error) && read_identity(db, *refs, ident, error);
+}
+
 } // namespace
 
 bool snapshot_schema(const std::string &dsn, const std::vector<std::string> &tables, uint32_t sample_rows,
@@ -414,13 +420,9 @@ bool snapshot_schema(const std::string &dsn, const std::vector<std::string> &tab
         error = &scratch;
     try {
         Session db;
-        if (!db.connect(dsn, error))
-            return false;
         std::vector<TableRef> refs;
-        if (!load_tables(db, tables, &refs, error))
-            return false;
         DatabaseIdentity ident;
-        if (!read_identity(db, refs, &ident, error))
+        if (!open_tables(db, dsn, tables, &refs, &ident, error))
             return false;
         uint32_t sample_size = 0;
         for (TableRef &t : refs) {
@@ -454,13 +456,9 @@ bool database_identity(const std::string &dsn, const std::vector<std::string> &t
         error = &scratch;
     try {
         Session db;
-        if (!db.connect(dsn, error))
-            return false;
         std::vector<TableRef> refs;
-        if (!load_tables(db, tables, &refs, error))
-            return false;
         DatabaseIdentity ident;
-        if (!read_identity(db, refs, &ident, error))
+        if (!open_tables(db, dsn, tables, &refs, &ident, error))
             return false;
         if (id != nullptr)
             *id = std::move(ident);

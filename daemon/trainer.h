@@ -44,7 +44,7 @@ struct TrainRequest {
     std::string models_dir;    /* STATE_DIR/models */
     uint32_t sample_rows = 256;
     uint32_t hidden = 128;
-    uint32_t epochs = 100;
+    uint32_t epochs = 300;
     double max_seconds = 120;
     double validation_share = 0.15;
     uint64_t max_records = 200000;

@@ -3,13 +3,15 @@
  * turns Features (featurize.h) into a normalized log-cardinality label.
  *
  *   tables ─ MLP ─ masked mean ┐
- *   joins  ─ MLP ─ masked mean ├─ concat ─ MLP ─ tanh ─ + base label ─ label in [0, 1]
+ *   joins  ─ MLP ─ masked mean ├─ concat ─ MLP ─ 4 heads ─ label in [0, 1]
  *   preds  ─ MLP ─ masked mean ┤
  *   global ───────────────────-┘
  *
- * The base label is PostgreSQL's estimate where the request carries it (base
- * relations) and the featurizer's independence estimate elsewhere (joins):
- * the network learns corrections, so it starts from a sensible guess.
+ * Base relations (PostgreSQL's estimate is an input): PostgreSQL's label plus
+ * a tanh correction.  Joins: a learned gate mixes a from-scratch sigmoid head
+ * with the featurizer's independence estimate plus a tanh correction.  The
+ * corrections and the gate start at zero, so an untrained network starts
+ * from those estimates rather than from noise.
  *
  * Trained on the absolute error of the log (the log of the q-error) after a
  * warm start on squared error.  Inference for one planning batch is one forward

@@ -39,12 +39,16 @@ struct Net : torch::nn::Module {
         joins = register_module("joins", std::make_shared<SetMlp>(d.join, hidden));
         preds = register_module("preds", std::make_shared<SetMlp>(d.pred, hidden));
         out1 = register_module("out1", torch::nn::Linear(3 * hidden + d.global, hidden));
-        out2 = register_module("out2", torch::nn::Linear(hidden, 1));
-        /* the correction starts at exactly 0: an untrained network reproduces
-         * its base estimate, and training moves it only where data says so */
+        out2 = register_module("out2", torch::nn::Linear(hidden, 4));
+        /* the corrections and the gate start at exactly 0: an untrained
+         * network reproduces PostgreSQL's estimate for base relations, and
+         * for joins mixes the independence estimate half and half with the
+         * from-scratch head */
         torch::NoGradGuard guard;
-        out2->weight.zero_();
-        out2->bias.zero_();
+        for (int64_t row : {1, 2, 3}) {
+            out2->weight[row].zero_();
+            out2->bias[row].zero_();
+        }
     }
 };
 
@@ -107,19 +111,25 @@ class TorchMscn final : public Mscn {
     std::string save() const override;
     uint64_t parameters() const override;
 
-    /* The prediction is a bounded correction of a base label: PostgreSQL's
-     * estimate where it is an input (base relations), the featurizer's
-     * independence estimate elsewhere; a correction of 0 keeps the base, and
-     * the bound (one whole label range) lets it reach any count. */
+    /* Heads: (0) a label from scratch, (1) a correction of PostgreSQL's
+     * estimate, (2) a correction of the independence estimate, (3) a gate.
+     * Where PostgreSQL's estimate is an input (base relations) the prediction
+     * is (1); elsewhere (joins) the gate mixes (0) and (2), so the network
+     * leans on the independence estimate where it is a good start (key /
+     * foreign-key joins) and learns from scratch where it is not. */
     torch::Tensor forward(const Batch &b) const {
         auto ht = net->tables->forward(b.t, b.tm);
         auto hj = net->joins->forward(b.j, b.jm);
         auto hp = net->preds->forward(b.p, b.pm);
         auto h = torch::cat({ht, hj, hp, b.g}, 1);
-        auto z = net->out2->forward(torch::relu(net->out1->forward(h))).squeeze(1);
+        auto z = net->out2->forward(torch::relu(net->out1->forward(h)));
         auto has_native = b.g.select(1, 0);
-        auto base = has_native * b.g.select(1, 1) + (1 - has_native) * b.g.select(1, 3);
-        return (base + torch::tanh(z)).clamp(0.0, 1.0);
+        auto scratch = torch::sigmoid(z.select(1, 0));
+        auto native = (b.g.select(1, 1) + torch::tanh(z.select(1, 1))).clamp(0.0, 1.0);
+        auto indep = (b.g.select(1, 3) + torch::tanh(z.select(1, 2))).clamp(0.0, 1.0);
+        auto gate = torch::sigmoid(z.select(1, 3));
+        auto join = gate * scratch + (1 - gate) * indep;
+        return has_native * native + (1 - has_native) * join;
     }
 };
 

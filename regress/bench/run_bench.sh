@@ -4,7 +4,7 @@
 #
 #   make bench [DATA=load.sql TRAIN=train.txt {TEST=test.txt | HOLDOUT=n}] [OUT=dir]
 #              [SCALE=s] [WL_REPS=5] [TIMEOUT=10s] [CLIENTS=8] [MAX_SUBPLANS=256]
-#              [REPS=5] [QUICK=1] [TRAIN_SECONDS=300 TRAIN_EPOCHS=100]
+#              [REPS=5] [QUICK=1] [TRAIN_SECONDS=300 TRAIN_EPOCHS=300]
 #
 # 1. The workload benchmark (regress/bench/workload_bench.py): DATA is a SQL
 #    file run with psql from its own folder into a fresh database; TRAIN and
@@ -91,7 +91,7 @@ python3 "$R/bench/workload_bench.py" --db "$WL_DB" --train "$WL_TRAIN" --test "$
   --seconds "${BENCH_SECONDS:-15}" --max-subplans "${MAX_SUBPLANS:-256}" --feedback-reps "${FB_REPS:-9}" \
   --pilotd "$PILOTD" --pgdata "$PGDATA" --state-dir "$PP_DIR/state" --store-dsn "$PP_STORE_DSN" \
   --model-dsn "dbname=$WL_DB host=$PGHOST port=$PGPORT" --train-seconds "${TRAIN_SECONDS:-300}" \
-  --train-epochs "${TRAIN_EPOCHS:-100}" || exit 1
+  --train-epochs "${TRAIN_EPOCHS:-300}" || exit 1
 echo "   workload benchmark: $(( $(date +%s) - T_WL )) s"
 
 # --- 2. planning and feedback overhead on STATS and JOB ---------------------------

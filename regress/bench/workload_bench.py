@@ -447,7 +447,7 @@ def main():
     ap.add_argument("--store-dsn", required=True)
     ap.add_argument("--model-dsn", required=True)
     ap.add_argument("--train-seconds", type=int, default=300)
-    ap.add_argument("--train-epochs", type=int, default=100)
+    ap.add_argument("--train-epochs", type=int, default=300)
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     b = Bench(a)
