@@ -277,6 +277,8 @@ bool validate_response(const Request &req, const Response &resp) {
             return false;
         if (a.source != SRC_NONE && (!std::isfinite(a.rows) || a.rows < 0))
             return false;
+        if (!std::isfinite(a.keep_native_within) || a.keep_native_within < 0 || a.keep_native_within > 1000)
+            return false;
     }
     return true;
 }

@@ -136,7 +136,11 @@ struct EstimateItem {
 struct EstimateAnswer {
     double rows;     /* valid only when source != SRC_NONE: finite, >= 0 */
     uint32_t source; /* Source */
-    uint32_t reserved;
+    /* SRC_MODEL: keep PostgreSQL's own estimate when rows is within a factor
+     * exp(keep_native_within) of it (the model is unsure there); 0: never.
+     * For join sets, whose PostgreSQL estimate pilotd does not know yet, the
+     * backend applies it once the planner has sized the join. */
+    float keep_native_within;
 };
 
 struct OracleEntry {

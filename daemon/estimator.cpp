@@ -11,7 +11,7 @@ void clear_answers(EstimateAnswer *out, uint32_t n) {
     for (uint32_t i = 0; i < n; i++) {
         out[i].rows = 0;
         out[i].source = SRC_NONE;
-        out[i].reserved = 0;
+        out[i].keep_native_within = 0;
     }
 }
 
@@ -19,7 +19,7 @@ uint32_t sanitize_answers(EstimateAnswer *out, uint32_t n) {
     uint32_t answered = 0;
     for (uint32_t i = 0; i < n; i++) {
         EstimateAnswer &a = out[i];
-        a.reserved = 0;
+        a.keep_native_within = 0;
         if (a.source == SRC_NONE || a.source > SRC_MAX || !std::isfinite(a.rows) || a.rows < 0) {
             a.source = SRC_NONE;
             a.rows = 0;

@@ -86,10 +86,12 @@ double LatencyHistogram::percentile(double p) const noexcept {
 LoadedModel::~LoadedModel() = default;
 
 void LoadedModel::estimate(const std::vector<std::string> &texts, const std::vector<double> &natives,
-                           std::vector<double> *rows, std::vector<bool> *ok) const noexcept {
+                           std::vector<double> *rows, std::vector<bool> *ok, std::vector<float> *band) const noexcept {
     try {
         rows->assign(texts.size(), 0);
         ok->assign(texts.size(), false);
+        if (band)
+            band->assign(texts.size(), 0.0f);
         std::vector<pm::Features> feats(texts.size());
         std::vector<const pm::Features *> x;
         std::vector<size_t> at;
@@ -111,6 +113,8 @@ void LoadedModel::estimate(const std::vector<std::string> &texts, const std::vec
             if (std::isfinite(r) && r >= 0) {
                 (*rows)[at[k]] = r;
                 (*ok)[at[k]] = true;
+                if (band && x[k]->global[0] < 0.5f) /* a join: the backend decides */
+                    (*band)[at[k]] = static_cast<float>(meta.decline_below.join);
             }
         }
     } catch (...) {
@@ -556,14 +560,16 @@ void LearnedEstimator::estimate(const EstimateBatch &batch, pp::EstimateAnswer *
             return;
         std::vector<double> rows;
         std::vector<bool> ok;
+        std::vector<float> band;
         const uint64_t t0 = pp::monotonic_us();
-        m->estimate(texts, natives, &rows, &ok);
+        m->estimate(texts, natives, &rows, &ok, &band);
         m->inference.add(static_cast<double>(pp::monotonic_us() - t0));
         uint64_t served = 0;
         for (size_t k = 0; k < at.size(); k++)
             if (ok[k]) {
                 out[at[k]].rows = rows[k];
                 out[at[k]].source = pp::SRC_MODEL;
+                out[at[k]].keep_native_within = band[k];
                 served++;
             }
         m->served.fetch_add(served, std::memory_order_relaxed);

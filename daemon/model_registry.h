@@ -68,9 +68,11 @@ struct LoadedModel {
     mutable LatencyHistogram inference; /* per planning batch */
 
     ~LoadedModel();
-    /* rows[i] valid where ok[i]; one forward pass.  Never throws. */
+    /* rows[i] valid where ok[i]; one forward pass.  band[i]: keep PostgreSQL's
+     * estimate within this (natural log) of it (EstimateAnswer).  Base
+     * relations inside their band are declined here already.  Never throws. */
     void estimate(const std::vector<std::string> &texts, const std::vector<double> &natives,
-                  std::vector<double> *rows, std::vector<bool> *ok) const noexcept;
+                  std::vector<double> *rows, std::vector<bool> *ok, std::vector<float> *band = nullptr) const noexcept;
 };
 
 /* Reads and checks a model file; nullptr and *why when it cannot serve. */

@@ -295,14 +295,14 @@ TrainResult train_model(const TrainRequest &r) noexcept {
                 double best = std::numeric_limits<double>::infinity(), chosen = 0;
                 for (double tau : {0.0, 0.35, 0.7, 1.1, 1.6, 2.3, 3.0, 4.6, 6.9, 1e9}) {
                     pm::DeclineBelow d;
-                    (group == 0 ? d.native : d.independent) = tau;
+                    (group == 0 ? d.native : d.join) = tau;
                     std::vector<double> est, truth;
                     for (size_t k = 0; k < cx.size(); k++) {
-                        bool has_native = cx[k]->global[0] > 0.5f;
-                        if (has_native != (group == 0) || c_native[k] < 0)
+                        bool join = cx[k]->global[0] < 0.5f;
+                        if (join != (group == 1) || c_native[k] < 0)
                             continue;
-                        est.push_back(pm::unsure(schema, *cx[k], dpred[k], d) ? c_native[k]
-                                                                               : pm::label_to_rows(schema, dpred[k]));
+                        double model = pm::label_to_rows(schema, dpred[k]);
+                        est.push_back(pm::unsure_rows(join, model, c_native[k], d) ? c_native[k] : model);
                         truth.push_back(c_actual[k]);
                     }
                     if (est.empty())
@@ -314,25 +314,26 @@ TrainResult train_model(const TrainRequest &r) noexcept {
                         chosen = tau;
                     }
                 }
-                (group == 0 ? decline_below.native : decline_below.independent) = chosen;
+                (group == 0 ? decline_below.native : decline_below.join) = chosen;
             }
         }
         std::vector<double> v_model(pred.size());
         uint64_t v_declined = 0;
         for (size_t i = 0; i < pred.size(); i++) {
-            if (pm::unsure(schema, *vx[i], pred[i], decline_below) && v_native[i] >= 0) {
+            double model = pm::label_to_rows(schema, pred[i]);
+            if (v_native[i] >= 0 && pm::unsure_rows(vx[i]->global[0] < 0.5f, model, v_native[i], decline_below)) {
                 v_model[i] = v_native[i];
                 v_declined++;
             } else {
-                v_model[i] = pm::label_to_rows(schema, pred[i]);
+                v_model[i] = model;
             }
         }
         auto factor = [](double tau) { return tau > 100 ? std::string("any") : std::to_string(std::exp(tau)).substr(0, 5); };
         char dmsg[240];
         snprintf(dmsg, sizeof dmsg,
-                 "declines corrections of PostgreSQL's estimate below a factor %s and of the independence "
-                 "estimate below a factor %s: %llu of %zu held-out records keep PostgreSQL's estimate",
-                 factor(decline_below.native).c_str(), factor(decline_below.independent).c_str(),
+                 "keeps PostgreSQL's estimate where the model's is within a factor %s of it (base relations) "
+                 "or %s (joins): %llu of %zu held-out records",
+                 factor(decline_below.native).c_str(), factor(decline_below.join).c_str(),
                  static_cast<unsigned long long>(v_declined), vx.size());
         say(r, dmsg);
 
@@ -369,10 +370,12 @@ TrainResult train_model(const TrainRequest &r) noexcept {
             }
             std::vector<double> rows;
             std::vector<bool> ok;
-            r.compare_with->estimate(texts, natives, &rows, &ok);
+            std::vector<float> band;
+            r.compare_with->estimate(texts, natives, &rows, &ok, &band);
             for (size_t k = 0; k < rows.size(); k++)
-                if (!ok[k])
-                    rows[k] = v_native[k] >= 0 ? v_native[k] : 1;
+                if (!ok[k] || (band[k] > 0 && v_native[k] > 0 &&
+                               std::fabs(std::log(std::max(1.0, rows[k]) / v_native[k])) < band[k]))
+                    rows[k] = v_native[k] >= 0 ? v_native[k] : 1; /* as the backend would */
             m.compared_version = r.compare_with->meta.version;
             m.compared_q = pm::summarize_qerrors(rows, v_actual);
         }

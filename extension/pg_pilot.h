@@ -52,6 +52,7 @@ typedef struct PilotEstimate
 	PilotFallback reason;		/* why not, when !learned */
 	uint32		source;			/* proto::Source when learned */
 	double		rows;			/* learned rows (when learned) */
+	double		keep_native_within;	/* the model's "unsure" band (EstimateAnswer) */
 	double		native_rows;	/* PostgreSQL's estimate when first seen */
 	uint64		key;			/* 0 when unkeyable */
 	uint64		template_key;
@@ -156,6 +157,7 @@ typedef struct PilotAsk
 	bool		learned;
 	double		rows;
 	uint32		source;
+	double		keep_native_within;	/* see EstimateAnswer */
 	PilotFallback reason;
 } PilotAsk;
 

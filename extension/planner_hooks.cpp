@@ -110,6 +110,7 @@ estimate_entry(PilotRootState *rs, Relids relids, double native_rows)
 		e->reason = PF_UNKNOWN;
 		e->source = 0;
 		e->rows = 0;
+		e->keep_native_within = 0;
 		e->native_rows = native_rows;
 		e->key = 0;
 		e->template_key = 0;
@@ -228,6 +229,23 @@ want_key_text(PilotQueryState *qs)
 	PilotFallback reason;
 
 	return sidecar_usable(qs, &reason) && pilot_sidecar_wants_text();
+}
+
+/*
+ * The learned model answers with a band around PostgreSQL's estimate where it
+ * is unsure: inside it, PostgreSQL's estimate stands (counted as unknown).
+ * For joins this can only be decided once the planner has sized the join.
+ */
+static void
+apply_model_band(PilotEstimate *e)
+{
+	if (!e->learned || e->keep_native_within <= 0 || !(e->native_rows > 0))
+		return;
+	if (fabs(log(clamp_row_est(e->rows) / e->native_rows)) < e->keep_native_within)
+	{
+		e->learned = false;
+		e->reason = PF_UNKNOWN;
+	}
 }
 
 static double
@@ -349,6 +367,7 @@ ask_sidecar(PilotQueryState *qs, PilotEstimate **entries, int n)
 		entries[i]->learned = asks[i].learned;
 		entries[i]->rows = asks[i].rows;
 		entries[i]->source = asks[i].source;
+		entries[i]->keep_native_within = asks[i].keep_native_within;
 		entries[i]->reason = asks[i].learned ? PF_NONE : asks[i].reason;
 		if (entries[i]->key_text != NULL)
 		{
@@ -467,6 +486,7 @@ fetch_base_estimates(PilotQueryState *qs, PilotRootState *rs)
 		PilotEstimate *e = all[i];
 		int			relid = bms_singleton_member(e->relids);
 
+		apply_model_band(e);
 		finish_entry(qs, rs, e);
 		/* paths of later relations are built with these rows */
 		if (e->learned)
@@ -638,6 +658,7 @@ join_rel_work(PilotQueryState *qs, PlannerInfo *root, RelOptInfo *joinrel, doubl
 			else if (key_for_ask(qs, rs, e, pilot_sidecar_wants_text()))
 				ask_sidecar(qs, &e, 1);
 		}
+		apply_model_band(e);
 		finish_entry(qs, rs, e);
 	}
 	if (!e->learned)

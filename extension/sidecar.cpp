@@ -138,6 +138,7 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 				asks[i].learned = true;
 				asks[i].rows = a.rows;
 				asks[i].source = a.source;
+				asks[i].keep_native_within = a.keep_native_within;
 				asks[i].reason = PF_NONE;
 				answered++;
 			}

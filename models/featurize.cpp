@@ -977,8 +977,17 @@ float base_label(const Features &f) {
 }
 
 bool unsure(const Schema &s, const Features &f, float label, const DeclineBelow &d) {
-    double threshold = f.global.size() >= 4 && f.global[0] > 0.5f ? d.native : d.independent;
-    return std::fabs(static_cast<double>(label - base_label(f))) * std::max(1.0, s.max_log_rows) < threshold;
+    if (f.global.size() < 4 || f.global[0] < 0.5f)
+        return false;
+    return std::fabs(static_cast<double>(label - f.global[1])) * std::max(1.0, s.max_log_rows) < d.native;
+}
+
+bool unsure_rows(bool join, double model_rows, double native_rows, const DeclineBelow &d) {
+    if (!(native_rows > 0) || !(model_rows >= 0))
+        return false;
+    /* as the planner compares them: both clamped to at least one row */
+    return std::fabs(std::log(std::max(1.0, model_rows) / std::max(1.0, native_rows))) <
+           (join ? d.join : d.native);
 }
 
 float rows_to_label(const Schema &s, double rows) {

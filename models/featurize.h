@@ -164,14 +164,17 @@ bool featurize(const Schema &s, const std::string &key_text, double native_rows,
  * carry it, the independence estimate otherwise. */
 float base_label(const Features &f);
 
-/* A prediction within a threshold (natural log of rows) of its base label is
- * "unsure": the model declines and PostgreSQL's estimate stands.  One
- * threshold where the base is PostgreSQL's estimate (base relations), one
- * where it is the independence estimate (joins). */
+/* A prediction within a band (natural log of rows) around PostgreSQL's
+ * estimate is "unsure": PostgreSQL's estimate stands.  One band for base
+ * relations (pilotd knows PostgreSQL's estimate and declines itself), one for
+ * joins (the backend applies it once the planner has sized the join). */
 struct DeclineBelow {
-    double native = 0, independent = 0;
+    double native = 0, join = 0;
 };
+/* Base relations only (PostgreSQL's estimate among the features); false for joins. */
 bool unsure(const Schema &s, const Features &f, float label, const DeclineBelow &d);
+/* The rule for any record whose PostgreSQL estimate is known (training). */
+bool unsure_rows(bool join, double model_rows, double native_rows, const DeclineBelow &d);
 
 /* Normalized label: ln(max(rows, 1)) / schema.max_log_rows, and back. */
 float rows_to_label(const Schema &s, double rows);

@@ -74,7 +74,7 @@ std::string encode_model(const ModelMeta &m, const Schema &s, const std::string 
                  {"compared_version", m.compared_version},
                  {"compared_q", q_json(m.compared_q)},
                  {"decline_below_native", m.decline_below.native},
-                 {"decline_below_independent", m.decline_below.independent}};
+                 {"decline_below_join", m.decline_below.join}};
     json tables = json::array();
     for (const TableInfo &t : s.tables) {
         json cols = json::array();
@@ -172,10 +172,10 @@ bool decode_model(const std::string &b, ModelMeta *m, Schema *s, std::string *we
         m->compared_version = meta.at("compared_version").get<uint32_t>();
         m->compared_q = q_from(meta.at("compared_q"));
         m->decline_below.native = meta.value("decline_below_native", 0.0);
-        m->decline_below.independent = meta.value("decline_below_independent", 0.0);
+        m->decline_below.join = meta.value("decline_below_join", 0.0);
         if (!std::isfinite(m->decline_below.native) || m->decline_below.native < 0 ||
-            m->decline_below.native > 100 || !std::isfinite(m->decline_below.independent) ||
-            m->decline_below.independent < 0 || m->decline_below.independent > 100) {
+            m->decline_below.native > 100 || !std::isfinite(m->decline_below.join) ||
+            m->decline_below.join < 0 || m->decline_below.join > 100) {
             *why = "implausible decline threshold";
             return false;
         }

@@ -45,9 +45,8 @@ struct ModelMeta {
     QErrors model_q, native_q;     /* on the held-out validation records */
     uint32_t compared_version = 0; /* the serving version it was compared with (0: none) */
     QErrors compared_q;            /* that version on the same records */
-    /* serving: a prediction within this (natural log of rows) of its base
-     * label is declined (featurize.h unsure()); chosen on the early-stopping
-     * records */
+    /* serving: PostgreSQL's estimate stands where the model's is within these
+     * bands of it (featurize.h DeclineBelow); calibrated on held-out templates */
     DeclineBelow decline_below;
 };
 

@@ -254,3 +254,27 @@ TEST(Featurize, TruncatedTextsNeverCrash) {
         featurize(s, mutated, 5, &g, &why);
     }
 }
+
+TEST(Featurize, UnsureBandsKeepPostgreSQLsEstimate) {
+    Schema s = MakeSchema();
+    DeclineBelow d;
+    d.native = std::log(2.0);
+    d.join = std::log(4.0);
+    /* base relations: within a factor 2 of PostgreSQL's estimate */
+    EXPECT_TRUE(unsure_rows(false, 150, 100, d));
+    EXPECT_FALSE(unsure_rows(false, 250, 100, d));
+    EXPECT_TRUE(unsure_rows(false, 60, 100, d));
+    /* joins: within a factor 4 */
+    EXPECT_TRUE(unsure_rows(true, 350, 100, d));
+    EXPECT_FALSE(unsure_rows(true, 450, 100, d));
+    /* no PostgreSQL estimate: never unsure */
+    EXPECT_FALSE(unsure_rows(true, 100, -1, d));
+    /* features: only base relations carry the estimate, so only they decline in pilotd */
+    Features base = Feat(s, "", 1000), join;
+    EXPECT_TRUE(unsure(s, base, rows_to_label(s, 1500), d));
+    EXPECT_FALSE(unsure(s, base, rows_to_label(s, 5000), d));
+    std::string why;
+    ASSERT_TRUE(featurize(s, "pgpk1\nR t1 public.badges\nR t2 public.posts\nC EQ(t1.userid, t2.\"OwnerUserId\")\n", -1,
+                          &join, &why)) << why;
+    EXPECT_FALSE(unsure(s, join, base_label(join), d));
+}
