@@ -281,19 +281,22 @@ TrainResult train_model(const TrainRequest &r) noexcept {
         std::string why;
         if (!net->predict(vx, &pred, &why))
             throw std::runtime_error(why);
-        /* When to decline, for records with PostgreSQL's estimate as input and
-         * for the others apart: the threshold with the smallest
-         * ln p50 + ln p90 + ln p99 of the q-error on the calibration records, a declined record getting PostgreSQL's estimate (as when
-         * serving).  Where the model is no better than PostgreSQL, it
-         * declines; where it fixes large errors, it answers. */
+        /* When to decline, for base relations and for joins apart: the
+         * narrowest band with which the model, on the calibration records, is
+         * no worse than PostgreSQL at p50, p90 and p99 of the q-error (a
+         * declined record getting PostgreSQL's estimate, as when serving),
+         * the smallest ln p50 + ln p90 + ln p99 among those; where no band
+         * passes, the model always declines.  Where the model is no better
+         * than PostgreSQL it stays out of the way; where it fixes large
+         * errors, it answers. */
         pm::DeclineBelow decline_below;
         if (!cx.empty()) {
             std::vector<float> dpred;
             if (!net->predict(cx, &dpred, &why))
                 throw std::runtime_error(why);
             for (int group = 0; group < 2; group++) {
-                double best = std::numeric_limits<double>::infinity(), chosen = 0;
-                for (double tau : {0.0, 0.35, 0.7, 1.1, 1.6, 2.3, 3.0, 4.6, 6.9, 1e9}) {
+                double best = std::numeric_limits<double>::infinity(), chosen = 99.0; /* always */
+                for (double tau : {0.0, 0.35, 0.7, 1.1, 1.6, 2.3, 3.0, 4.6, 6.9, 99.0}) {
                     pm::DeclineBelow d;
                     (group == 0 ? d.native : d.join) = tau;
                     std::vector<double> est, truth;
@@ -308,6 +311,13 @@ TrainResult train_model(const TrainRequest &r) noexcept {
                     if (est.empty())
                         break;
                     pm::QErrors q = pm::summarize_qerrors(est, truth);
+                    std::vector<double> pg;
+                    for (size_t k = 0; k < cx.size(); k++)
+                        if ((cx[k]->global[0] < 0.5f) == (group == 1) && c_native[k] >= 0)
+                            pg.push_back(c_native[k]);
+                    pm::QErrors n = pm::summarize_qerrors(pg, truth);
+                    if (q.p50 > n.p50 * 1.001 || q.p90 > n.p90 * 1.001 || q.p99 > n.p99 * 1.001)
+                        continue; /* worse than PostgreSQL somewhere */
                     double score = std::log(q.p50) + std::log(q.p90) + std::log(q.p99);
                     if (score < best - 1e-9) {
                         best = score;
@@ -328,7 +338,7 @@ TrainResult train_model(const TrainRequest &r) noexcept {
                 v_model[i] = model;
             }
         }
-        auto factor = [](double tau) { return tau > 100 ? std::string("any") : std::to_string(std::exp(tau)).substr(0, 5); };
+        auto factor = [](double tau) { return tau >= 99 ? std::string("any") : std::to_string(std::exp(tau)).substr(0, 5); };
         char dmsg[240];
         snprintf(dmsg, sizeof dmsg,
                  "keeps PostgreSQL's estimate where the model's is within a factor %s of it (base relations) "
