@@ -108,10 +108,11 @@ static size_t utf8_seq(const unsigned char *s, size_t n) {
     return len;
 }
 
-static bool clean_utf8(const char *s, size_t len) {
+/* Valid UTF-8 without control characters (newlines allowed if asked). */
+static bool clean_utf8(const char *s, size_t len, bool newlines = false) {
     const unsigned char *u = reinterpret_cast<const unsigned char *>(s);
     for (size_t i = 0; i < len;) {
-        if (u[i] < 0x20 || u[i] == 0x7F)
+        if ((u[i] < 0x20 && !(newlines && u[i] == '\n')) || u[i] == 0x7F)
             return false;
         size_t k = utf8_seq(u + i, len - i);
         if (k == 0)
@@ -121,18 +122,7 @@ static bool clean_utf8(const char *s, size_t len) {
     return true;
 }
 
-bool key_text_clean(const char *s, size_t len) {
-    const unsigned char *u = reinterpret_cast<const unsigned char *>(s);
-    for (size_t i = 0; i < len;) {
-        if ((u[i] < 0x20 && u[i] != '\n') || u[i] == 0x7F)
-            return false;
-        size_t k = utf8_seq(u + i, len - i);
-        if (k == 0)
-            return false;
-        i += k;
-    }
-    return true;
-}
+bool key_text_clean(const char *s, size_t len) { return clean_utf8(s, len, /*newlines=*/true); }
 
 size_t copy_clean_utf8(char *dst, size_t cap, const char *src, size_t len) {
     if (cap == 0)

@@ -27,12 +27,16 @@ bool write_all(int fd, const void *data, size_t n) noexcept {
     return true;
 }
 
-bool read_file(const std::string &path, std::string *out, std::string *error, bool missing_ok) {
+bool read_file(const std::string &path, std::string *out, std::string *error, bool *missing) {
     out->clear();
+    if (missing != nullptr)
+        *missing = false;
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        if (missing_ok && errno == ENOENT)
-            return true;
+        if (missing != nullptr && errno == ENOENT) {
+            *missing = true;
+            return false;
+        }
         *error = errno_text("cannot open", path);
         return false;
     }

@@ -15,9 +15,9 @@ namespace pilotd {
 /* write() until all n bytes are written (EINTR retried); false with errno set. */
 bool write_all(int fd, const void *data, size_t n) noexcept;
 
-/* Reads a whole file into *out.  A missing file is an error unless
- * missing_ok (then *out is empty).  False with *error otherwise. */
-bool read_file(const std::string &path, std::string *out, std::string *error, bool missing_ok = false);
+/* Reads a whole file into *out.  False with *error on failure; when the file
+ * does not exist and `missing` is given, false with *missing set instead. */
+bool read_file(const std::string &path, std::string *out, std::string *error, bool *missing = nullptr);
 
 /* "what \"path\": strerror(errno)" */
 std::string errno_text(const char *what, const std::string &path);

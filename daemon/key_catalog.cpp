@@ -55,8 +55,9 @@ size_t scan(const std::string &bytes, F f) {
 
 bool KeyCatalog::load(const std::string &path, std::unordered_map<uint64_t, Entry> *out, std::string *error) {
     std::string bytes;
-    if (!read_file(path, &bytes, error, /*missing_ok=*/true))
-        return false;
+    bool missing = false;
+    if (!read_file(path, &bytes, error, &missing))
+        return missing; /* no catalog yet: nothing in it */
     scan(bytes, [&](uint64_t key, uint32_t dboid, const char *text, size_t len) {
         Entry &e = (*out)[key];
         e.dboid = dboid;
@@ -67,7 +68,8 @@ bool KeyCatalog::load(const std::string &path, std::unordered_map<uint64_t, Entr
 
 bool KeyCatalog::open(std::string *error) {
     std::string bytes;
-    if (!read_file(path_, &bytes, error, /*missing_ok=*/true))
+    bool missing = false;
+    if (!read_file(path_, &bytes, error, &missing) && !missing)
         return false;
     size_t valid = scan(bytes, [&](uint64_t key, uint32_t, const char *, size_t) { known_.insert(key); });
     fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);

@@ -56,31 +56,6 @@ bool decode_record(const unsigned char *p, uint64_t *key, double *rows, uint64_t
 }
 
 
-bool read_file(const std::string &path, std::vector<unsigned char> *out, bool *missing) {
-    *missing = false;
-    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        *missing = errno == ENOENT;
-        return false;
-    }
-    unsigned char buf[65536];
-    for (;;) {
-        ssize_t r = read(fd, buf, sizeof buf);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            int e = errno;
-            close(fd);
-            errno = e;
-            return false;
-        }
-        if (r == 0)
-            break;
-        out->insert(out->end(), buf, buf + r);
-    }
-    close(fd);
-    return true;
-}
 
 } // namespace
 
@@ -88,11 +63,11 @@ MemoJournal::MemoJournal(const std::string &state_dir, uint64_t max_bytes, MemoS
     : dir_(state_dir), path_(state_dir + "/memo.journal"), max_bytes_(max_bytes), memo_(memo) {}
 
 void MemoJournal::recover() {
-    std::vector<unsigned char> b;
+    std::string b, error;
     bool missing = false;
-    if (!read_file(path_, &b, &missing)) {
+    if (!read_file(path_, &b, &error, &missing)) {
         if (!missing)
-            throw std::runtime_error(errno_text("cannot read the memo journal", path_));
+            throw std::runtime_error("memo journal: " + error);
         LOG_INFO("memo journal \"%s\" does not exist yet: starting with an empty memo", path_.c_str());
     } else if (!b.empty() && (b.size() < kHeaderBytes || memcmp(b.data(), kMagic, 8) != 0 ||
                               [&] {
@@ -114,7 +89,7 @@ void MemoJournal::recover() {
         size_t replayed = 0, bad_pending = 0, corrupt = 0;
         size_t good_end = kHeaderBytes; /* just past the last valid record */
         for (size_t i = 0; i < nrec; i++) {
-            const unsigned char *p = b.data() + kHeaderBytes + i * kRecordBytes;
+            const unsigned char *p = reinterpret_cast<const unsigned char *>(b.data()) + kHeaderBytes + i * kRecordBytes;
             uint64_t key, count;
             double rows;
             if (!decode_record(p, &key, &rows, &count)) {
@@ -141,7 +116,7 @@ void MemoJournal::recover() {
             LOG_WARNING("memo journal \"%s\": discarded %zu bytes of a torn tail (an interrupted write)",
                         path_.c_str(), torn);
     }
-    std::string error;
+    error.clear();
     if (!compact(&error)) {
         needs_compact_ = true;
         LOG_WARNING("memo journal: cannot compact at startup (%s): feedback is not accepted until it can be "

@@ -30,11 +30,6 @@ void copy_str(char *dst, size_t cap, const std::string &src) {
     pp::copy_clean_utf8(dst, cap, src.c_str(), src.size());
 }
 
-std::string q3(const pm::QErrors &q) {
-    char b[80];
-    snprintf(b, sizeof b, "%.2f/%.2f/%.2f", q.p50, q.p90, q.p99);
-    return b;
-}
 
 /* A model is bound to the table sizes it learned from: a table that grew or
  * shrank more than kMaxSizeChange times (pg_class.reltuples) makes it stale. */
@@ -294,8 +289,8 @@ void ModelRegistry::scan_locked() {
         ver.loaded = m;
         LOG_INFO("models: version %u found: %llu training records, held-out q-error p50/p90/p99 model %s, "
                  "PostgreSQL %s",
-                 n, static_cast<unsigned long long>(m->meta.train_records), q3(m->meta.model_q).c_str(),
-                 q3(m->meta.native_q).c_str());
+                 n, static_cast<unsigned long long>(m->meta.train_records), pm::qerrors_text(m->meta.model_q).c_str(),
+                 pm::qerrors_text(m->meta.native_q).c_str());
     }
 }
 
@@ -384,14 +379,14 @@ void ModelRegistry::decide_locked() {
         const pm::ModelMeta &m = ver.meta;
         if (!(m.model_q.mean_log < m.native_q.mean_log)) {
             ver.state = pp::MODEL_REJECTED;
-            ver.note = "not better than PostgreSQL on held-out feedback (q-error p50/p90/p99 " + q3(m.model_q) +
-                       " vs " + q3(m.native_q) + ")";
+            ver.note = "not better than PostgreSQL on held-out feedback (q-error p50/p90/p99 " + pm::qerrors_text(m.model_q) +
+                       " vs " + pm::qerrors_text(m.native_q) + ")";
         } else if (m.compared_version && !(m.model_q.mean_log < m.compared_q.mean_log)) {
             ver.state = pp::MODEL_REJECTED;
             ver.note = "not better than version " + std::to_string(m.compared_version) +
-                       " on held-out feedback (q-error p50/p90/p99 " + q3(m.model_q) + " vs " + q3(m.compared_q) + ")";
+                       " on held-out feedback (q-error p50/p90/p99 " + pm::qerrors_text(m.model_q) + " vs " + pm::qerrors_text(m.compared_q) + ")";
         } else {
-            ver.note = "beats PostgreSQL (" + q3(m.model_q) + " vs " + q3(m.native_q) + ")" +
+            ver.note = "beats PostgreSQL (" + pm::qerrors_text(m.model_q) + " vs " + pm::qerrors_text(m.native_q) + ")" +
                        (m.compared_version ? " and version " + std::to_string(m.compared_version) : std::string());
         }
         if (ver.state == pp::MODEL_REJECTED) {

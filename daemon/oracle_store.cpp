@@ -32,35 +32,6 @@ template <typename T> T get(const std::string &s, size_t off) {
 }
 
 
-bool read_file(const std::string &path, std::string *out, bool *missing, std::string *error) {
-    *missing = false;
-    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT) {
-            *missing = true;
-            return false;
-        }
-        *error = errno_text("cannot open", path);
-        return false;
-    }
-    out->clear();
-    char buf[1 << 16];
-    for (;;) {
-        ssize_t r = read(fd, buf, sizeof buf);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            *error = errno_text("cannot read", path);
-            close(fd);
-            return false;
-        }
-        if (r == 0)
-            break;
-        out->append(buf, static_cast<size_t>(r));
-    }
-    close(fd);
-    return true;
-}
 
 } // namespace
 
@@ -168,7 +139,7 @@ void OracleStore::load() noexcept {
         }
         std::string bytes, error;
         bool missing = false;
-        if (!read_file(path_, &bytes, &missing, &error)) {
+        if (!read_file(path_, &bytes, &error, &missing)) {
             if (missing) {
                 LOG_INFO("no oracle file \"%s\": starting with an empty oracle table", path_.c_str());
             } else {

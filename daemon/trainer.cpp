@@ -89,11 +89,6 @@ bool held_out(uint64_t template_key, double share) {
     return static_cast<double>((h >> 11) % 10000) < share * 10000.0;
 }
 
-std::string fmt_q(const pm::QErrors &q) {
-    char b[96];
-    snprintf(b, sizeof b, "%.2f / %.2f / %.2f", q.p50, q.p90, q.p99);
-    return b;
-}
 
 } // namespace
 
@@ -295,27 +290,26 @@ TrainResult train_model(const TrainRequest &r) noexcept {
             if (!net->predict(cx, &dpred, &why))
                 throw std::runtime_error(why);
             for (int group = 0; group < 2; group++) {
-                double best = std::numeric_limits<double>::infinity(), chosen = 99.0; /* always */
-                for (double tau : {0.0, 0.35, 0.7, 1.1, 1.6, 2.3, 3.0, 4.6, 6.9, 99.0}) {
-                    pm::DeclineBelow d;
-                    (group == 0 ? d.native : d.join) = tau;
-                    std::vector<double> est, truth;
-                    for (size_t k = 0; k < cx.size(); k++) {
-                        bool join = cx[k]->global[0] < 0.5f;
-                        if (join != (group == 1) || c_native[k] < 0)
-                            continue;
-                        double model = pm::label_to_rows(schema, dpred[k]);
-                        est.push_back(pm::unsure_rows(join, model, c_native[k], d) ? c_native[k] : model);
+                const bool join = group == 1;
+                /* this group's records with a PostgreSQL estimate: theirs and the model's */
+                std::vector<double> model, pg, truth;
+                for (size_t k = 0; k < cx.size(); k++)
+                    if ((cx[k]->global[0] < 0.5f) == join && c_native[k] >= 0) {
+                        model.push_back(pm::label_to_rows(schema, dpred[k]));
+                        pg.push_back(c_native[k]);
                         truth.push_back(c_actual[k]);
                     }
-                    if (est.empty())
+                const pm::QErrors n = pm::summarize_qerrors(pg, truth);
+                double best = std::numeric_limits<double>::infinity(), chosen = 99.0; /* always */
+                for (double tau : {0.0, 0.35, 0.7, 1.1, 1.6, 2.3, 3.0, 4.6, 6.9, 99.0}) {
+                    if (truth.empty())
                         break;
+                    pm::DeclineBelow d;
+                    (join ? d.join : d.native) = tau;
+                    std::vector<double> est(model.size());
+                    for (size_t k = 0; k < model.size(); k++)
+                        est[k] = pm::unsure_rows(join, model[k], pg[k], d) ? pg[k] : model[k];
                     pm::QErrors q = pm::summarize_qerrors(est, truth);
-                    std::vector<double> pg;
-                    for (size_t k = 0; k < cx.size(); k++)
-                        if ((cx[k]->global[0] < 0.5f) == (group == 1) && c_native[k] >= 0)
-                            pg.push_back(c_native[k]);
-                    pm::QErrors n = pm::summarize_qerrors(pg, truth);
                     if (q.p50 > n.p50 * 1.001 || q.p90 > n.p90 * 1.001 || q.p99 > n.p99 * 1.001)
                         continue; /* worse than PostgreSQL somewhere */
                     double score = std::log(q.p50) + std::log(q.p90) + std::log(q.p99);
@@ -402,14 +396,14 @@ TrainResult train_model(const TrainRequest &r) noexcept {
                     truth.push_back(v_actual[k]);
                 }
                 say(r, "  " + std::to_string(nrels) + " relation(s), " + std::to_string(ks.size()) +
-                           " held out: q-error p50 / p90 model " + fmt_q(pm::summarize_qerrors(me, truth)) +
-                           ", PostgreSQL " + fmt_q(pm::summarize_qerrors(pg, truth)));
+                           " held out: q-error p50/p90/p99 model " + pm::qerrors_text(pm::summarize_qerrors(me, truth)) +
+                           ", PostgreSQL " + pm::qerrors_text(pm::summarize_qerrors(pg, truth)));
             }
         }
         m.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        say(r, "held-out q-error p50 / p90 / p99: model " + fmt_q(m.model_q) + ", PostgreSQL " + fmt_q(m.native_q) +
+        say(r, "held-out q-error p50/p90/p99: model " + pm::qerrors_text(m.model_q) + ", PostgreSQL " + pm::qerrors_text(m.native_q) +
                    (m.compared_version ? ", serving version " + std::to_string(m.compared_version) + " " +
-                                             fmt_q(m.compared_q)
+                                             pm::qerrors_text(m.compared_q)
                                        : std::string()));
 
         std::string bytes = pm::encode_model(m, schema, net->save());

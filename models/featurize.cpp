@@ -578,8 +578,7 @@ Op op_code(const std::string &op) {
 struct BoundPred {
     int rel, table, column;
     int kind;                      /* PredKind of the raw predicate */
-    std::string op;
-    Op code = OP_EQ;               /* op, for the sample loop */
+    Op code = OP_EQ;
     double num = 0;                /* Numeric comparisons */
     std::string text;              /* Text comparisons, LIKE pattern */
     std::vector<double> nums;      /* IN (Numeric) */
@@ -667,7 +666,6 @@ bool featurize_impl(const Schema &s, const std::string &key_text, double native_
         if (b.column < 0)
             return decline(why, "column " + k.rels[p.rel].table + "." + p.column + " unknown to the model");
         const ColumnInfo &col = s.tables[b.table].columns[b.column];
-        b.op = p.op;
         b.code = op_code(p.op);
         b.ci = p.case_insensitive;
         if (p.op == "IS NULL") b.kind = PK_IS_NULL;
@@ -788,10 +786,10 @@ bool featurize_impl(const Schema &s, const std::string &key_text, double native_
         const ColumnInfo &col = s.tables[b.table].columns[b.column];
         if (col.kind == ValueKind::Numeric) {
             if (b.kind == PK_RANGE || b.kind == PK_NE) {
-                if (b.op == "=" || b.op == "<>") {
+                if (b.code == OP_EQ || b.code == OP_NE) {
                     it->lo = std::max(it->lo, b.num);
                     it->hi = std::min(it->hi, b.num);
-                } else if (b.op == ">" || b.op == ">=") {
+                } else if (b.code == OP_GT || b.code == OP_GE) {
                     it->lo = std::max(it->lo, b.num);
                 } else {
                     it->hi = std::min(it->hi, b.num);
@@ -968,12 +966,6 @@ bool featurize(const Schema &s, const std::string &key_text, double native_rows,
     } catch (...) {
         return decline(why, "featurization failed");
     }
-}
-
-float base_label(const Features &f) {
-    if (f.global.size() < 4)
-        return 0.0f;
-    return f.global[0] > 0.5f ? f.global[1] : f.global[3];
 }
 
 bool unsure(const Schema &s, const Features &f, float label, const DeclineBelow &d) {

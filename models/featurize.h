@@ -160,10 +160,6 @@ bool parse_key(const std::string &text, KeyInfo *out, std::string *why);
 bool featurize(const Schema &s, const std::string &key_text, double native_rows, Features *out,
                std::string *why) noexcept;
 
-/* The label a prediction corrects: PostgreSQL's estimate when the features
- * carry it, the independence estimate otherwise. */
-float base_label(const Features &f);
-
 /* A prediction within a band (natural log of rows) around PostgreSQL's
  * estimate is "unsure": PostgreSQL's estimate stands.  One band for base
  * relations (pilotd knows PostgreSQL's estimate and declines itself), one for

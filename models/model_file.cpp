@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 namespace pilot {
@@ -243,6 +244,12 @@ bool decode_model(const std::string &b, ModelMeta *m, Schema *s, std::string *we
         *why = "unreadable model file";
     }
     return false;
+}
+
+std::string qerrors_text(const QErrors &q) {
+    char b[96];
+    snprintf(b, sizeof b, "%.2f/%.2f/%.2f", q.p50, q.p90, q.p99);
+    return b;
 }
 
 QErrors summarize_qerrors(const std::vector<double> &est, const std::vector<double> &truth) {

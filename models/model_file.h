@@ -60,6 +60,9 @@ bool decode_model(const std::string &bytes, ModelMeta *meta, Schema *schema, std
 /* Hex of the checksum stored at the end of a file image ("" if too short). */
 std::string model_checksum(const std::string &bytes);
 
+/* "p50/p90/p99", two decimals: how logs, notes and `pilotd train` show it. */
+std::string qerrors_text(const QErrors &q);
+
 /* q-error summary of estimates against truths (same length). */
 QErrors summarize_qerrors(const std::vector<double> &estimates, const std::vector<double> &truths);
 
