@@ -6,7 +6,7 @@
 PG_CONFIG ?= pg_config
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build install check demo bench clean
+.PHONY: all deps build install check demo bench bench-advisor clean
 
 all: build
 
@@ -30,15 +30,23 @@ check: install
 demo: install
 	@demo/run_demo.sh
 
-# The benchmark's settings (see regress/bench/run_bench.sh).  DATA is also a
-# PGXS variable: none of them may reach the sub-makes of the build.
+# The benchmarks' settings (see regress/bench/run_bench.sh and
+# regress/bench/advisor_bench.sh).  DATA is also a PGXS variable: none of them
+# may reach the sub-makes of the build.
 BENCH_VARS := DATA TRAIN TEST HOLDOUT OUT SCALE REPS WL_REPS FB_REPS TIMEOUT CLIENTS MAX_SUBPLANS \
-              QUICK TRAIN_QUERIES TEST_QUERIES BENCH_SECONDS TRAIN_SECONDS TRAIN_EPOCHS
+              QUICK TRAIN_QUERIES TEST_QUERIES BENCH_SECONDS TRAIN_SECONDS TRAIN_EPOCHS \
+              ADVISOR BUDGET_MB MAX_INDEXES ADV_QUERIES ADV_REPS ADV_SEED ADV_SELECTIVE
 MAKEOVERRIDES := $(filter-out $(addsuffix =%,$(BENCH_VARS)),$(MAKEOVERRIDES))
 
 bench: install
 	@scripts/deps.sh bench
 	@$(foreach v,$(BENCH_VARS),$(v)="$($(v))") regress/bench/run_bench.sh
+
+# The index advisor alone: total workload time with no secondary index vs after
+# `pilotd advise --apply`, learned vs plain what-if (`make bench` runs it too).
+bench-advisor: install
+	@scripts/deps.sh bench
+	@$(foreach v,$(BENCH_VARS),$(v)="$($(v))") regress/bench/advisor_bench.sh
 
 clean:
 	$(MAKE) -C daemon clean

@@ -5,6 +5,7 @@
 #   make bench [DATA=load.sql TRAIN=train.txt {TEST=test.txt | HOLDOUT=n}] [OUT=dir]
 #              [SCALE=s] [WL_REPS=5] [TIMEOUT=10s] [CLIENTS=8] [MAX_SUBPLANS=256]
 #              [REPS=5] [QUICK=1] [TRAIN_SECONDS=300 TRAIN_EPOCHS=300]
+#              [ADVISOR=0] [BUDGET_MB=mb MAX_INDEXES=n ADV_QUERIES=60 ADV_REPS=3]
 #
 # 1. The workload benchmark (regress/bench/workload_bench.py): DATA is a SQL
 #    file run with psql from its own folder into a fresh database; TRAIN and
@@ -24,6 +25,12 @@
 # 2. Planning overhead on STATS (659 queries) and JOB (113 queries, up to 17
 #    tables, REPS repetitions), and feedback overhead on STATS (FB_REPS=9),
 #    from ../shared/data (skipped when absent, or with QUICK=1).
+# 3. The index advisor benchmark (regress/bench/advisor_bench.sh, alone:
+#    `make bench-advisor`) on a cluster of its own, unless ADVISOR=0: the web
+#    shop at SCALE (default there 0.5) with its secondary indexes dropped, total
+#    workload time with none vs after `pilotd advise --apply` (learned) vs
+#    after `pilotd advise --plain --apply`; its OUT/advisor.md is appended to
+#    the report.
 # Writes OUT/report.md, OUT/report.json and the plots (default OUT: bench-out/).
 set -uo pipefail
 SELF_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -45,7 +52,9 @@ if [ -n "${DATA:-}" ] && { [ -z "${TRAIN:-}" ] || { [ -z "${TEST:-}" ] && [ -z "
 fi
 pp_rerun_as_owner bench regress/bench/run_bench.sh OUT="$OUT" REPS="${REPS:-5}" DATA="${DATA:-}" \
   TRAIN="${TRAIN:-}" TEST="${TEST:-}" SCALE="${SCALE:-}" TIMEOUT="${TIMEOUT:-}" CLIENTS="${CLIENTS:-}" \
-  QUICK="${QUICK:-}" HOLDOUT="${HOLDOUT:-}" TRAIN_SECONDS="${TRAIN_SECONDS:-}" TRAIN_EPOCHS="${TRAIN_EPOCHS:-}" MAX_SUBPLANS="${MAX_SUBPLANS:-}" WL_REPS="${WL_REPS:-}" BENCH_SECONDS="${BENCH_SECONDS:-}" FB_REPS="${FB_REPS:-}" TRAIN_QUERIES="${TRAIN_QUERIES:-}" TEST_QUERIES="${TEST_QUERIES:-}"
+  QUICK="${QUICK:-}" HOLDOUT="${HOLDOUT:-}" TRAIN_SECONDS="${TRAIN_SECONDS:-}" TRAIN_EPOCHS="${TRAIN_EPOCHS:-}" MAX_SUBPLANS="${MAX_SUBPLANS:-}" WL_REPS="${WL_REPS:-}" BENCH_SECONDS="${BENCH_SECONDS:-}" FB_REPS="${FB_REPS:-}" TRAIN_QUERIES="${TRAIN_QUERIES:-}" TEST_QUERIES="${TEST_QUERIES:-}" \
+  ADVISOR="${ADVISOR:-}" BUDGET_MB="${BUDGET_MB:-}" MAX_INDEXES="${MAX_INDEXES:-}" ADV_QUERIES="${ADV_QUERIES:-}" \
+  ADV_REPS="${ADV_REPS:-}" ADV_SEED="${ADV_SEED:-}" ADV_SELECTIVE="${ADV_SELECTIVE:-}"
 WORK=${PP_WORK:-$(mktemp -d /tmp/pg_pilot_bench.XXXXXX)}
 R=$WORK/regress; [ -d "$R" ] || R=$ROOT/regress
 SHARED=${PP_SHARED:-$ROOT/../shared}
@@ -244,5 +253,25 @@ if fb:
 open(f"{out}/report.md", "w").write("\n".join(L) + "\n")
 print("\n".join(L))
 PY
+rc=0
+# --- 3. the index advisor (a cluster of its own: this one stops first) -----------
+if [ "${ADVISOR:-1}" != 0 ]; then
+  pp_teardown
+  echo
+  PP_WORK=$WORK OUT=$OUT SCALE="${SCALE:-}" TIMEOUT="${TIMEOUT:-}" bash "$R/bench/advisor_bench.sh"
+  rc=$?
+  if [ -f "$OUT/advisor.json" ] && [ "$OUT/advisor.json" -nt "$OUT/workload.json" ]; then
+    { echo; sed 's/^#/##/' "$OUT/advisor.md"; } >>"$OUT/report.md"
+    python3 - "$OUT" <<'PY'
+import json, sys
+out = sys.argv[1]
+r = json.load(open(f"{out}/report.json"))
+r["advisor"] = json.load(open(f"{out}/advisor.json"))
+json.dump(r, open(f"{out}/report.json", "w"), indent=2)
+PY
+  fi
+  [ $rc -eq 0 ] || echo "bench: the index advisor benchmark failed (exit $rc); the rest of the report stands"
+fi
 echo
 echo "report: $OUT/report.md, $OUT/report.json"
+exit $rc

@@ -18,6 +18,16 @@ one query per line,
 in the restricted form demo/subplans.py reads (its sub-plans are the oracle's
 truth).  Deterministic for a given seed and database.  Python standard library
 only.
+
+--selective P (default 0: the above unchanged) makes each predicate, with
+probability P, a selective one, the kind an index serves: equality with a
+histogram bound (a value that is not among the most common ones) or a range
+between two adjacent histogram bounds (one bucket, about 1 % of the rows); on
+a column without a histogram, equality with its least common value.
+--big-tables starts each query's join tree at a table drawn with probability
+proportional to the square root of its row count (default: uniformly), so
+that fewer queries touch only the small dimension tables.  The index advisor
+benchmark (regress/bench/advisor_bench.py) uses both.
 """
 import argparse
 import json
@@ -50,7 +60,10 @@ SELECT json_build_object(
               JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = s.schemaname
               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = s.attname
               JOIN pg_type t ON t.oid = a.atttypid
-              WHERE s.schemaname = 'public' AND t.typcategory IN ('N', 'S', 'D', 'B')))
+              WHERE s.schemaname = 'public' AND t.typcategory IN ('N', 'S', 'D', 'B')),
+  'rows', (SELECT coalesce(json_object_agg(c.oid::regclass::text, greatest(c.reltuples, 0)), '{}')
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')))
 """
 
 
@@ -67,8 +80,11 @@ def literal(value, category):
 
 
 class Generator:
-    def __init__(self, cat, rng):
+    def __init__(self, cat, rng, selective=0.0, big_tables=False):
         self.rng = rng
+        self.selective = selective
+        self.rows = cat.get('rows') or {}
+        self.big_tables = big_tables
         self.edges = {}  # table -> [(other, [(my_col, other_col)])]
         for fk in cat['fks']:
             pairs = list(zip(fk['src_cols'], fk['dst_cols']))
@@ -88,7 +104,11 @@ class Generator:
 
     def join_tree(self, n):
         """A random connected set of n tables (each at most once) and its join edges."""
-        start = self.rng.choice(self.tables)
+        if self.big_tables:
+            w = [max(self.rows.get(t, 1.0), 1.0) ** 0.5 for t in self.tables]
+            start = self.rng.choices(self.tables, weights=w)[0]
+        else:
+            start = self.rng.choice(self.tables)
         chosen, joins = [start], []
         while len(chosen) < n:
             frontier = [(t, o, pairs) for t in chosen for o, pairs in self.edges.get(t, [])
@@ -100,8 +120,24 @@ class Generator:
             joins.append((t, o, pairs))
         return chosen, joins
 
+    def selective_predicate(self, alias, c):
+        cat, h = c['category'], c['hist'] or []
+        if len(h) >= 2 and cat != 'B':
+            i = self.rng.randrange(len(h) - 1)
+            if self.rng.random() < 0.5:
+                return f"{alias}.{c['col']} = {literal(h[i], cat)}"
+            return f"{alias}.{c['col']} BETWEEN {literal(h[i], cat)} AND {literal(h[i + 1], cat)}"
+        if c['mcv']:
+            return f"{alias}.{c['col']} = {literal(c['mcv'][-1], cat)}"  # the least common of them
+        return None
+
     def predicate(self, alias, c):
         cat = c['category']
+        # no extra random draw without --selective: the same queries as before for a seed
+        if self.selective > 0 and self.rng.random() < self.selective:
+            p = self.selective_predicate(alias, c)
+            if p:
+                return p
         r = self.rng.random()
         if c['mcv'] and (r < 0.5 or not c['hist'] or cat in ('S', 'B')):
             return f"{alias}.{c['col']} = {literal(self.rng.choice(c['mcv']), cat)}"
@@ -150,8 +186,12 @@ def main():
     ap.add_argument("--max-joins", type=int, default=6)
     ap.add_argument("--min-predicates", type=int, default=1)
     ap.add_argument("--max-predicates", type=int, default=5)
+    ap.add_argument("--selective", type=float, default=0.0,
+                    help="probability that a predicate is a selective one (an index's kind); default 0")
+    ap.add_argument("--big-tables", action="store_true",
+                    help="start join trees at big tables (weight: square root of the row count)")
     a = ap.parse_args()
-    gen = Generator(load_catalog(a.dbname), random.Random(a.seed))
+    gen = Generator(load_catalog(a.dbname), random.Random(a.seed), a.selective, a.big_tables)
     seen, out = set(), []
     attempts = 0
     while len(out) < a.queries and attempts < a.queries * 20:
