@@ -3,7 +3,7 @@
 # measured on the generated web shop with its secondary indexes dropped.
 #
 #   make bench-advisor [OUT=dir] [SCALE=0.5] [TIMEOUT=5s] [BUDGET_MB=mb] [MAX_INDEXES=n]
-#                      [ADV_QUERIES=60] [ADV_REPS=3] [ADV_SEED=7] [ADV_SELECTIVE=0.7]
+#                      [ADV_QUERIES=100] [ADV_REPS=5] [ADV_SEED=7] [ADV_SELECTIVE=0.7]
 #
 # A throw-away cluster and pilotd (regress/lib/cluster.sh); the web shop of
 # demo/data.sql at scale SCALE; every index that backs no constraint (the
@@ -61,8 +61,8 @@ pp_psql -d "$DB" -c "CREATE EXTENSION IF NOT EXISTS pg_pilot" >/dev/null || exit
 echo "   data: $(( $(date +%s) - T0 )) s"
 python3 "$R/bench/advisor_bench.py" --db "$DB" --out "$OUT" --pilotd "$PILOTD" \
   --dsn "dbname=$DB host=$PGHOST port=$PGPORT" --label "shop (scale $SCALE)" \
-  --gen "$R/bench/workload_gen.py" --queries "${ADV_QUERIES:-60}" --seed "${ADV_SEED:-7}" \
-  --selective "${ADV_SELECTIVE:-0.7}" --reps "${ADV_REPS:-3}" --timeout "${TIMEOUT:-5s}" \
+  --gen "$R/bench/workload_gen.py" --queries "${ADV_QUERIES:-100}" --seed "${ADV_SEED:-7}" \
+  --selective "${ADV_SELECTIVE:-0.7}" --reps "${ADV_REPS:-5}" --timeout "${TIMEOUT:-5s}" \
   ${BUDGET_MB:+--budget-mb "$BUDGET_MB"} ${MAX_INDEXES:+--max-indexes "$MAX_INDEXES"}
 rc=$?
 echo "   index advisor benchmark: $(( $(date +%s) - T0 )) s in all"

@@ -5,7 +5,7 @@
 #   make bench [DATA=load.sql TRAIN=train.txt {TEST=test.txt | HOLDOUT=n}] [OUT=dir]
 #              [SCALE=s] [WL_REPS=5] [TIMEOUT=10s] [CLIENTS=8] [MAX_SUBPLANS=256]
 #              [REPS=5] [QUICK=1] [TRAIN_SECONDS=300 TRAIN_EPOCHS=300]
-#              [ADVISOR=0] [BUDGET_MB=mb MAX_INDEXES=n ADV_QUERIES=60 ADV_REPS=3]
+#              [ADVISOR=0] [BUDGET_MB=mb MAX_INDEXES=n ADV_QUERIES=100 ADV_REPS=5]
 #
 # 1. The workload benchmark (regress/bench/workload_bench.py): DATA is a SQL
 #    file run with psql from its own folder into a fresh database; TRAIN and
