@@ -207,6 +207,15 @@ bool validate_request(const Request &r) {
     }
     if (r.type == MSG_MODEL_PIN && r.session > UINT32_MAX)
         return false; /* versions are 32-bit */
+    if (r.type == MSG_ADVISOR) {
+        const AdvisorJob &j = r.advisor;
+        if (j.action == 0 || j.action > ADVISE_ACTION_MAX || j.max_indexes > 1000)
+            return false;
+        if (!std::isfinite(j.budget_mb) || j.budget_mb > 1e9)
+            return false;
+        if (j.action == ADVISE_APPLY && j.recommendation <= 0)
+            return false;
+    }
     if (r.type == MSG_ORACLE_ADD) {
         for (uint32_t i = 0; i < r.count; i++) {
             double v = r.entries[i].rows;

@@ -72,7 +72,12 @@ enum MsgType : uint32_t {
     MSG_MODEL_PIN = 7,     /* Request::session = the model version to serve (0 = unpin:
                             * pilotd chooses again); ST_OK, or ST_FAILED when that
                             * version cannot be pinned */
-    MSG_TYPE_MAX = 7,
+    MSG_ADVISOR = 8,       /* Request::advisor: a job for the index advisor, run
+                            * asynchronously; ST_OK with Response::oracle_entries =
+                            * the job id (it appears in pg_pilot.advisor_run of the
+                            * requesting database), or ST_FAILED when pilotd has no
+                            * advisor (--advisor-dsn) or its queue is full */
+    MSG_TYPE_MAX = 8,
 };
 
 constexpr uint32_t ORACLE_REPLACE = 1u;
@@ -148,6 +153,23 @@ struct OracleEntry {
     double rows;
 };
 
+/* An index-advisor job (MSG_ADVISOR), for the requesting backend's database. */
+enum AdvisorAction : uint32_t {
+    ADVISE_RUN = 1,    /* recommend: budget_mb (<= 0: pilotd's setting), max_indexes (0: pilotd's) */
+    ADVISE_APPLY = 2,  /* create recommendation `recommendation` (pg_pilot.index_advice.id) */
+    ADVISE_VERIFY = 3, /* verify applied recommendations; drop_unhelpful */
+    ADVISE_ACTION_MAX = 3,
+};
+
+struct AdvisorJob {
+    uint32_t action; /* AdvisorAction */
+    uint32_t max_indexes;
+    double budget_mb;
+    int64_t recommendation;
+    uint32_t drop_unhelpful;
+    uint32_t reserved;
+};
+
 /*
  * Key texts (MSG_ESTIMATE only): item i's canonical key text (SubplanKey::text,
  * see subplan_key.h) is text[text_off, text_off + text_len), not NUL-terminated;
@@ -169,6 +191,7 @@ struct Request {
     union {
         EstimateItem items[kMaxItems];
         OracleEntry entries[kMaxItems];
+        AdvisorJob advisor; /* MSG_ADVISOR */
     };
     char text[kMaxText]; /* key texts of items (see above); must stay last */
 };

@@ -251,6 +251,8 @@ Outcome SidecarClient::call(Request &req, Response &resp, int64_t timeout_us) no
     dst.dboid = req.dboid;
     if (req.type == MSG_ORACLE_ADD)
         memcpy(dst.entries, req.entries, n * sizeof(OracleEntry));
+    else if (req.type == MSG_ADVISOR)
+        memcpy(&dst.advisor, &req.advisor, sizeof(AdvisorJob));
     else
         memcpy(dst.items, req.items, n * sizeof(EstimateItem));
     /* only the used part of the text area: usually a few KB of 64 */

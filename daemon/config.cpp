@@ -42,6 +42,12 @@ constexpr Range kTrainSecondsRange{1, 86400};
 constexpr Range kTrainEpochsRange{1, 10000};
 constexpr Range kSampleRowsRange{0, 10000};
 constexpr Range kModelPollRange{100, 600000};
+constexpr Range kAdvisorEveryRange{0, 31 * 86400};
+constexpr Range kAdvisorBudgetRange{1, 1u << 30};
+constexpr Range kAdvisorMaxIndexesRange{1, 1000};
+constexpr Range kAdvisorWidthRange{1, 3};
+constexpr Range kAdvisorMinBenefitRange{0, 100};
+constexpr Range kAdvisorWriteCostRange{0, 1000000};
 
 std::string quoted(const std::string &s) { return "\"" + s + "\""; }
 
@@ -114,6 +120,20 @@ void apply_setting(Config &c, const std::string &key, const std::string &value) 
         c.model_sample_rows = parse_uint(key, value, kSampleRowsRange);
     } else if (key == "model-poll-ms") {
         c.model_poll_ms = parse_uint(key, value, kModelPollRange);
+    } else if (key == "advisor-dsn") {
+        c.advisor_dsn = value;
+    } else if (key == "advisor-every-s") {
+        c.advisor_every_s = parse_uint(key, value, kAdvisorEveryRange);
+    } else if (key == "advisor-budget-mb") {
+        c.advisor_budget_mb = parse_uint(key, value, kAdvisorBudgetRange);
+    } else if (key == "advisor-max-indexes") {
+        c.advisor_max_indexes = parse_uint(key, value, kAdvisorMaxIndexesRange);
+    } else if (key == "advisor-width") {
+        c.advisor_width = parse_uint(key, value, kAdvisorWidthRange);
+    } else if (key == "advisor-min-benefit-pct") {
+        c.advisor_min_benefit_pct = parse_uint(key, value, kAdvisorMinBenefitRange);
+    } else if (key == "advisor-write-cost-us") {
+        c.advisor_write_cost_us = parse_uint(key, value, kAdvisorWriteCostRange);
     } else if (key == "pid-file") {
         if (value.empty())
             throw ConfigError("invalid value for pid-file: must not be empty");
@@ -160,7 +180,7 @@ void apply_json_file(Config &c, const std::string &path) {
         if (key == "daemon" || key == "foreground")
             kind = BOOL;
         else if (key == "pgdata" || key == "state-dir" || key == "pid-file" || key == "log-file" ||
-                 key == "log-level" || key == "store-dsn" || key == "model-dsn")
+                 key == "log-level" || key == "store-dsn" || key == "model-dsn" || key == "advisor-dsn")
             kind = STRING;
         else if (key == "slots" || key == "workers" || key == "heartbeat-ms" ||
                  key == "feedback-interval-ms" || key == "memo-max-entries" ||
@@ -168,7 +188,9 @@ void apply_json_file(Config &c, const std::string &path) {
                  key == "spool-max-mb" || key == "store-retention-days" || key == "store-max-rows" ||
                  key == "store-retention-interval-s" || key == "store-backoff-max-ms" || key == "train-every" ||
                  key == "train-seconds" || key == "train-epochs" || key == "model-sample-rows" ||
-                 key == "model-poll-ms")
+                 key == "model-poll-ms" || key == "advisor-every-s" || key == "advisor-budget-mb" ||
+                 key == "advisor-max-indexes" || key == "advisor-width" || key == "advisor-min-benefit-pct" ||
+                 key == "advisor-write-cost-us")
             kind = NUMBER;
         else
             throw ConfigError("config file " + quoted(path) + ": unknown key " + quoted(it.key()) +
@@ -226,6 +248,13 @@ Invocation parse_command_line(int argc, char **argv) {
         {"store-retention-interval-s", required_argument, nullptr, O_SETTING},
         {"store-backoff-max-ms", required_argument, nullptr, O_SETTING},
         {"model-dsn", required_argument, nullptr, O_SETTING},
+        {"advisor-dsn", required_argument, nullptr, O_SETTING},
+        {"advisor-every-s", required_argument, nullptr, O_SETTING},
+        {"advisor-budget-mb", required_argument, nullptr, O_SETTING},
+        {"advisor-max-indexes", required_argument, nullptr, O_SETTING},
+        {"advisor-width", required_argument, nullptr, O_SETTING},
+        {"advisor-min-benefit-pct", required_argument, nullptr, O_SETTING},
+        {"advisor-write-cost-us", required_argument, nullptr, O_SETTING},
         {"train-every", required_argument, nullptr, O_SETTING},
         {"train-seconds", required_argument, nullptr, O_SETTING},
         {"train-epochs", required_argument, nullptr, O_SETTING},
@@ -252,9 +281,9 @@ Invocation parse_command_line(int argc, char **argv) {
     } else if (argc > 1 && strcmp(argv[1], "train") == 0) {
         inv.command = Command::Train;
         first = 2;
-    } else if (argc > 1 && strcmp(argv[1], "collect") == 0) {
-        /* its own options (collect.h): no service settings */
-        inv.command = Command::Collect;
+    } else if (argc > 1 && (strcmp(argv[1], "collect") == 0 || strcmp(argv[1], "advise") == 0)) {
+        /* their own options (collect.h, index_advisor.h): no service settings */
+        inv.command = strcmp(argv[1], "collect") == 0 ? Command::Collect : Command::Advise;
         for (int i = 2; i < argc; i++)
             inv.collect_args.emplace_back(argv[i]);
         return inv;
@@ -308,7 +337,7 @@ Invocation parse_command_line(int argc, char **argv) {
     }
     if (optind < nargs)
         throw ConfigError(std::string("unexpected argument ") + quoted(args[optind]) +
-                          " (subcommands are \"status\", \"train\" and \"collect\", and come first)");
+                          " (subcommands are \"status\", \"train\", \"collect\" and \"advise\", and come first)");
     if (stale_given && inv.command != Command::Status)
         throw ConfigError("--stale-ms is an option of \"pilotd status\"");
 
@@ -350,7 +379,11 @@ std::string config_summary(const Config &c) {
       << " store-backoff-max-ms=" << c.store_backoff_max_ms << " model-dsn=\"" << c.model_dsn << "\""
       << " train-every=" << c.train_every << " train-seconds=" << c.train_seconds
       << " train-epochs=" << c.train_epochs << " model-sample-rows=" << c.model_sample_rows
-      << " model-poll-ms=" << c.model_poll_ms
+      << " model-poll-ms=" << c.model_poll_ms << " advisor-dsn=\"" << c.advisor_dsn << "\""
+      << " advisor-every-s=" << c.advisor_every_s << " advisor-budget-mb=" << c.advisor_budget_mb
+      << " advisor-max-indexes=" << c.advisor_max_indexes << " advisor-width=" << c.advisor_width
+      << " advisor-min-benefit-pct=" << c.advisor_min_benefit_pct
+      << " advisor-write-cost-us=" << c.advisor_write_cost_us
       << " mode=" << (c.daemon ? "daemon" : "foreground") << " pid-file=" << c.pid_file
       << " log-file=" << (c.log_file.empty() ? "stderr" : c.log_file)
       << " log-level=" << log_level_key(c.log_level);
@@ -377,6 +410,9 @@ void print_help(const char *argv0) {
         "  %s collect --workload FILE --dsn DSN [--timeout-ms N] [--repeat K]\n"
         "                             run a workload's queries with feedback collection\n"
         "                               on, to gather training labels\n"
+        "  %s advise --dsn DSN [--workload FILE] [--apply] [options]\n"
+        "                             recommend indexes for a workload (HypoPG what-if\n"
+        "                               with pg_pilot's estimates): pilotd advise --help\n"
         "  %s --help | --version\n"
         "\n"
         "Options (each is also a key of the same name in the JSON config file, e.g.\n"
@@ -450,6 +486,22 @@ void print_help(const char *argv0) {
         "      --model-poll-ms N      how often the models directory is checked for new\n"
         "                               versions, 100..600000 (default: 2000)\n"
         "\n"
+        "Index advisor (jobs from pg_pilot.run_index_advisor() & co, see the README):\n"
+        "      --advisor-dsn DSN      libpq connection string of the advisor's login (a\n"
+        "                               member of pilot_advisor; to apply indexes it must\n"
+        "                               own the tables); each job connects to the asking\n"
+        "                               database; empty: no advisor (default: empty)\n"
+        "      --advisor-every-s N    also run on advisor-dsn's database every N seconds\n"
+        "                               (verify applied indexes, then advise), 0 = never\n"
+        "                               (default: 0)\n"
+        "      --advisor-budget-mb N  total size of recommended indexes (default: 1024)\n"
+        "      --advisor-max-indexes N  recommendations per run, 1..1000 (default: 5)\n"
+        "      --advisor-width N      columns per index, 1..3 (default: 2)\n"
+        "      --advisor-min-benefit-pct N  least workload time an index must save, in\n"
+        "                               percent, 0..100 (default: 1)\n"
+        "      --advisor-write-cost-us N  cost of maintaining one index per changed table\n"
+        "                               row, microseconds (default: 20)\n"
+        "\n"
         "      --foreground           stay in the foreground (default)\n"
         "      --daemon               detach: double fork, setsid, stdio to /dev/null or\n"
         "                               the log file; returns once the service is ready\n"
@@ -476,7 +528,7 @@ void print_help(const char *argv0) {
         "SIGHUP reopens the log file.\n"
         "Exit status: 0 ok, 1 runtime error, 2 usage or configuration error,\n"
         "3 (status) pilotd not running or not ready.\n",
-        kPilotdVersion, argv0, argv0, argv0, argv0, argv0, pilot::proto::kProtocolVersion);
+        kPilotdVersion, argv0, argv0, argv0, argv0, argv0, argv0, pilot::proto::kProtocolVersion);
 }
 
 } // namespace pilotd

@@ -39,6 +39,14 @@ struct Config {
     uint32_t train_epochs = 300;
     uint32_t model_sample_rows = 256;   /* sample rows per table (sample bitmaps) */
     uint32_t model_poll_ms = 2000;      /* how often the models directory is looked at */
+    /* the index advisor (index_advisor.h, advisor_service.h) */
+    std::string advisor_dsn;            /* its login; empty: no advisor jobs */
+    uint32_t advisor_every_s = 0;       /* a scheduled run on advisor-dsn's database; 0: none */
+    uint32_t advisor_budget_mb = 1024;
+    uint32_t advisor_max_indexes = 5;
+    uint32_t advisor_width = 2;
+    uint32_t advisor_min_benefit_pct = 1;
+    uint32_t advisor_write_cost_us = 20;
     bool daemon = false;    /* --daemon; --foreground is the default */
     std::string pid_file;   /* default: STATE_DIR/pilotd.pid */
     std::string log_file;   /* empty: stderr */
@@ -54,13 +62,13 @@ struct ConfigError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
-enum class Command { Run, Status, Train, Collect, Help, Version };
+enum class Command { Run, Status, Train, Collect, Advise, Help, Version };
 
 struct Invocation {
     Command command = Command::Run;
     Config config;
     uint32_t status_stale_ms = 1000; /* `pilotd status --stale-ms` */
-    std::vector<std::string> collect_args; /* `pilotd collect ...`: parsed by collect.h */
+    std::vector<std::string> collect_args; /* `pilotd collect|advise ...`: parsed by collect.h / advise_command.cpp */
 };
 
 /* Parses argv (and the config file it names).  Throws ConfigError. */

@@ -1,12 +1,14 @@
 /*
  * main.cpp — pilotd's command line: run the service, `pilotd status`,
- * `pilotd train`, `pilotd collect`, --help, --version.  Exit status: 0 ok, 1 runtime error, 2 usage or
+ * `pilotd train`, `pilotd collect`, `pilotd advise`, --help, --version.  Exit status: 0 ok, 1 runtime error, 2 usage or
  * configuration error, 3 (status) not running.
  */
 #include "collect.h"
 #include "config.h"
 #include "estimator.h"
+#include "advisor_service.h"
 #include "feedback_spool.h"
+#include "index_advisor.h"
 #include "key_catalog.h"
 #include "log.h"
 #include "memo_journal.h"
@@ -167,6 +169,22 @@ int run_service(const Config &cfg) {
         Estimator *learned = registry.serve(pilot::proto::EST_LEARNED, std::make_unique<LearnedEstimator>(models));
         registry.append_to_auto(learned);
         handler.set_model_control(&models);
+        /* declared before the server: outlives the handler's use of it */
+        std::unique_ptr<AdvisorService> advisor;
+        if (!cfg.advisor_dsn.empty()) {
+            AdvisorServiceOptions ao;
+            ao.dsn = cfg.advisor_dsn;
+            ao.store_dsn = cfg.store_dsn;
+            ao.every_s = cfg.advisor_every_s;
+            ao.defaults.budget_mb = cfg.advisor_budget_mb;
+            ao.defaults.max_indexes = cfg.advisor_max_indexes;
+            ao.defaults.width = cfg.advisor_width;
+            ao.defaults.min_benefit_pct = cfg.advisor_min_benefit_pct;
+            ao.defaults.write_cost_us = cfg.advisor_write_cost_us;
+            advisor.reset(new AdvisorService(ao));
+            advisor->start();
+            handler.set_advisor_control(advisor.get());
+        }
 
         ShmServerOptions opt;
         opt.segment = segment;
@@ -276,6 +294,8 @@ int run_service(const Config &cfg) {
         /* before the segment goes: these publish into it */
         if (trainer)
             trainer->stop();
+        if (advisor)
+            advisor->stop(); /* a running job is waited for */
         models.stop();
         server_p = nullptr;
         catalog.stop();
@@ -345,6 +365,8 @@ int main(int argc, char **argv) {
             }
             return run_collect(co);
         }
+        case Command::Advise:
+            return run_advise_command(inv.collect_args);
         case Command::Train:
             finish_config(inv.config);
             return run_train(inv.config);

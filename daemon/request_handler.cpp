@@ -22,6 +22,7 @@ const char *msg_name(uint32_t t) {
     case MSG_ORACLE_COMMIT: return "ORACLE_COMMIT";
     case MSG_ORACLE_CLEAR: return "ORACLE_CLEAR";
     case MSG_MODEL_PIN: return "MODEL_PIN";
+    case MSG_ADVISOR: return "ADVISOR";
     default: return "invalid";
     }
 }
@@ -52,6 +53,9 @@ HandleResult RequestHandler::handle(uint32_t slot, uint32_t client_pid, const Re
             break;
         case MSG_MODEL_PIN:
             model_pin(slot, client_pid, req, resp);
+            break;
+        case MSG_ADVISOR:
+            advisor(slot, client_pid, req, resp);
             break;
         default:
             oracle(slot, client_pid, req, resp);
@@ -97,6 +101,19 @@ void RequestHandler::note_key_texts(const Request &req) noexcept {
         return;
     EstimateBatch batch{req.items, req.count, req.dboid, req.text, req.text_used};
     sink_->note(batch);
+}
+
+void RequestHandler::advisor(uint32_t slot, uint32_t client_pid, const Request &req, Response &resp) {
+    std::string why = "pilotd runs without an index advisor (start it with --advisor-dsn)";
+    uint64_t id = 0;
+    if (advisor_control_ != nullptr && advisor_control_->submit(req.advisor, req.dboid, &id, &why)) {
+        resp.oracle_entries = id;
+        LOG_INFO("index advisor: job %llu (action %u) queued for pid %u (slot %u), database oid %u",
+                 static_cast<unsigned long long>(id), req.advisor.action, client_pid, slot, req.dboid);
+        return;
+    }
+    resp.status = ST_FAILED;
+    LOG_WARNING("pid %u (slot %u): index advisor job refused: %s", client_pid, slot, why.c_str());
 }
 
 void RequestHandler::model_pin(uint32_t slot, uint32_t client_pid, const Request &req, Response &resp) {

@@ -1,7 +1,8 @@
 /*
  * request_handler.h — answers one request already copied out of shared memory:
  * PING, ESTIMATE (through the estimator registry), the oracle load sessions
- * (BEGIN / ADD / COMMIT / CLEAR) and MODEL_PIN (through the ModelControl, if
+ * (BEGIN / ADD / COMMIT / CLEAR), MODEL_PIN (through the ModelControl, if
+ * one is set: else ST_FAILED) and ADVISOR (queued with the AdvisorControl, if
  * one is set: else ST_FAILED).  Knows nothing about the segment.
  *
  * An ESTIMATE that carried key texts is handed to the KeyTextSink (if set)
@@ -15,6 +16,7 @@
 #ifndef PILOTD_REQUEST_HANDLER_H
 #define PILOTD_REQUEST_HANDLER_H
 
+#include "advisor_service.h"
 #include "estimator.h"
 #include "oracle_store.h"
 #include "pilot_protocol.h"
@@ -51,6 +53,7 @@ class RequestHandler {
     /* Set before the server starts (nullptr: none, the default). */
     void set_key_text_sink(KeyTextSink *sink) { sink_ = sink; }
     void set_model_control(ModelControl *control) { model_control_ = control; }
+    void set_advisor_control(AdvisorControl *control) { advisor_control_ = control; }
 
     /* Upper bound on the entries one load session may stage. */
     static constexpr size_t kMaxStagedEntries = 50u * 1000u * 1000u;
@@ -67,12 +70,15 @@ class RequestHandler {
                 pilot::proto::Response &resp);
     void model_pin(uint32_t slot, uint32_t client_pid, const pilot::proto::Request &req,
                    pilot::proto::Response &resp);
+    void advisor(uint32_t slot, uint32_t client_pid, const pilot::proto::Request &req,
+                 pilot::proto::Response &resp);
     void log_bad_request(uint32_t slot, uint32_t client_pid, const pilot::proto::Request &req);
 
     EstimatorRegistry &registry_;
     OracleStore &oracle_;
     KeyTextSink *sink_ = nullptr;
     ModelControl *model_control_ = nullptr;
+    AdvisorControl *advisor_control_ = nullptr;
     std::mutex sessions_mu_;
     std::unordered_map<uint32_t, Session> sessions_; /* by slot index */
 

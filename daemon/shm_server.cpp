@@ -389,6 +389,8 @@ void ShmServer::serve_slot(uint32_t i, Request &req, Response &resp) {
     uint32_t n = req.count <= kMaxItems ? req.count : kMaxItems;
     if (req.type == MSG_ORACLE_ADD)
         memcpy(req.entries, src.entries, n * sizeof(OracleEntry));
+    else if (req.type == MSG_ADVISOR)
+        memcpy(&req.advisor, &src.advisor, sizeof(AdvisorJob));
     else
         memcpy(req.items, src.items, n * sizeof(EstimateItem));
     /* only the used part of the 64 KB text area, and only for estimates */

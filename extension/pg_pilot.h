@@ -179,6 +179,9 @@ extern void pilot_sidecar_models(PilotModelRowFn emit, void *arg, int natts);
 
 /* MSG_MODEL_PIN (0 = unpin); raises a clear ERROR when it fails. */
 extern void pilot_sidecar_pin_model(uint32 version);
+/* MSG_ADVISOR: queues an index-advisor job, returns its id; ERROR when refused */
+extern uint64 pilot_sidecar_advisor_request(int32 action, double budget_mb, int32 max_indexes,
+											int64 recommendation, bool drop_unhelpful);
 
 /* Oracle loading; these raise clear ERRORs (admin functions, not planning). */
 extern uint64 pilot_sidecar_oracle_load(const uint64 *keys, const double *rows, int n,

@@ -323,6 +323,46 @@ pilot_sidecar_pin_model(uint32 version)
 	admin_check(o, version == 0 ? "unpinning the model" : "pinning the model version");
 }
 
+uint64
+pilot_sidecar_advisor_request(int32 action, double budget_mb, int32 max_indexes, int64 recommendation,
+							  bool drop_unhelpful)
+{
+	Outcome		o;
+
+	if (action < (int32) ADVISE_RUN || action > (int32) ADVISE_ACTION_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pg_pilot: advisor action must be 1 (advise), 2 (apply) or 3 (verify), got %d", action)));
+	if (!(budget_mb >= 0 && budget_mb <= 1e9))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pg_pilot: budget_mb must be between 0 and 1e9 megabytes, got %g", budget_mb)));
+	if (max_indexes < 0 || max_indexes > 1000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pg_pilot: max_indexes must be between 1 and 1000, got %d", max_indexes)));
+	if (action == (int32) ADVISE_APPLY && recommendation <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pg_pilot: apply needs a recommendation id (see pg_pilot.index_recommendations)")));
+
+	memset(&request_buf.advisor, 0, sizeof request_buf.advisor);
+	request_buf.advisor.action = (uint32_t) action;
+	request_buf.advisor.budget_mb = budget_mb;
+	request_buf.advisor.max_indexes = (uint32_t) max_indexes;
+	request_buf.advisor.recommendation = recommendation;
+	request_buf.advisor.drop_unhelpful = drop_unhelpful ? 1 : 0;
+	o = admin_call(MSG_ADVISOR, 0, 0);
+	if (o == Outcome::REFUSED && (response_buf.status == ST_FAILED || response_buf.status == ST_BAD_REQUEST))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pg_pilot: pilotd refused the index advisor job"),
+				 errhint("pilotd runs jobs only when started with --advisor-dsn, one at a time with a short "
+						 "queue; an older pilotd does not know them.  See pilotd's log.")));
+	admin_check(o, "handing the job to the index advisor");
+	return response_buf.oracle_entries;
+}
+
 /* ---------------------------------------------------------------------
  * The model table (pg_pilot.models)
  * --------------------------------------------------------------------- */

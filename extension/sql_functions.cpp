@@ -8,6 +8,7 @@
  *   pg_pilot.daemon_status()                    what the segment says about pilotd
  *   pg_pilot.models()                           pilotd's model table (0.2)
  *   pg_pilot.pin_model(version), unpin_model()  MSG_MODEL_PIN (0.2)
+ *   pg_pilot.advisor_request(...)               MSG_ADVISOR (0.3)
  *
  * These are administrative or diagnostic calls made on purpose, so a user's
  * mistake (missing file, bad line, pilotd not running) is a clear ERROR or
@@ -36,6 +37,7 @@ PG_FUNCTION_INFO_V1(pg_pilot_daemon_status);
 PG_FUNCTION_INFO_V1(pg_pilot_models);
 PG_FUNCTION_INFO_V1(pg_pilot_pin_model);
 PG_FUNCTION_INFO_V1(pg_pilot_unpin_model);
+PG_FUNCTION_INFO_V1(pg_pilot_advisor_request);
 }
 
 #include "pg_pilot.h"
@@ -385,4 +387,22 @@ pg_pilot_unpin_model(PG_FUNCTION_ARGS)
 	pilot_require_preloaded();
 	pilot_sidecar_pin_model(0);
 	PG_RETURN_VOID();
+}
+
+/* advisor_request(action, budget_mb, max_indexes, recommendation,
+ * drop_unhelpful): the job id (the arguments are checked next to the
+ * protocol, in pilot_sidecar_advisor_request()). */
+Datum
+pg_pilot_advisor_request(PG_FUNCTION_ARGS)
+{
+	pilot_require_preloaded();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pg_pilot: the advisor action must not be NULL")));
+	PG_RETURN_INT64((int64) pilot_sidecar_advisor_request(PG_GETARG_INT32(0),
+														  PG_ARGISNULL(1) ? 0 : PG_GETARG_FLOAT8(1),
+														  PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2),
+														  PG_ARGISNULL(3) ? 0 : PG_GETARG_INT64(3),
+														  PG_ARGISNULL(4) ? false : PG_GETARG_BOOL(4)));
 }

@@ -37,7 +37,7 @@ SET client_min_messages = warning;
 CREATE EXTENSION pg_pilot VERSION '0.1';
 SELECT extversion FROM pg_extension WHERE extname = 'pg_pilot';
 SELECT to_regclass('pg_pilot.models') IS NULL AS no_models_view_yet;
-ALTER EXTENSION pg_pilot UPDATE;
+ALTER EXTENSION pg_pilot UPDATE TO '0.2';
 SELECT extversion FROM pg_extension WHERE extname = 'pg_pilot';
 SELECT count(*) FROM pg_pilot.models;
 SELECT p.proname, p.proacl IS NOT NULL AS revoked_from_public

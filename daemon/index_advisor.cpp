@@ -1,0 +1,1046 @@
+/*
+ * index_advisor.cpp — see index_advisor.h for what a run does and why.
+ */
+#include "index_advisor.h"
+
+#include "collect.h" /* read_workload */
+#include "pq_session.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <regex>
+#include <set>
+#include <unordered_map>
+
+namespace pilotd {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+double seconds_since(Clock::time_point t0) {
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+enum Role : unsigned { ROLE_FILTER = 1, ROLE_JOIN = 2, ROLE_ORDER = 4 };
+
+struct Table {
+    std::string schema, name;
+    uint32_t oid = 0;
+    double change_rate = 0; /* rows inserted+updated+deleted per second */
+    std::set<std::string> columns;
+    std::vector<std::vector<std::string>> btree_keys; /* existing valid, non-partial btree indexes */
+};
+
+struct Query {
+    std::string sql;
+    int64_t queryid = 0;
+    double calls = 0;
+    double time_ms = 0; /* all calls */
+    int nparams = -1;   /* >= 0: a normalized text planned as a generic plan */
+    double base_cost = 0;
+    std::set<int> tables;
+    std::map<int, std::map<std::string, unsigned>> uses; /* table -> column -> Role bits */
+};
+
+struct Candidate {
+    int table = 0;
+    std::vector<std::string> cols;
+    double size = -1;
+    std::vector<int> queries;
+};
+
+constexpr int kMaxExamples = 5;
+constexpr uint32_t kMaxPairsPerTable = 24;
+
+std::string lower(std::string s) {
+    for (char &c : s)
+        c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+/* The first word of a statement, lower case. */
+std::string first_word(const std::string &sql) {
+    size_t i = 0;
+    while (i < sql.size() && (isspace(static_cast<unsigned char>(sql[i])) || sql[i] == '('))
+        i++;
+    size_t j = i;
+    while (j < sql.size() && isalpha(static_cast<unsigned char>(sql[j])))
+        j++;
+    return lower(sql.substr(i, j - i));
+}
+
+bool is_read_only_query(const std::string &sql) {
+    std::string w = first_word(sql);
+    return w == "select" || w == "with" || w == "table" || w == "values";
+}
+
+/* An identifier as EXPLAIN prints it: "quoted" or plain. */
+std::string unquote(const std::string &s) {
+    if (s.size() >= 2 && s.front() == '"' && s.back() == '"') {
+        std::string out;
+        for (size_t i = 1; i + 1 < s.size(); i++) {
+            out += s[i];
+            if (s[i] == '"' && i + 2 < s.size() && s[i + 1] == '"')
+                i++;
+        }
+        return out;
+    }
+    return s;
+}
+
+/* Expression text without its string literals (they may look like columns). */
+std::string strip_literals(const std::string &e) {
+    std::string out;
+    bool in = false;
+    for (size_t i = 0; i < e.size(); i++) {
+        char c = e[i];
+        if (in) {
+            if (c == '\'') {
+                if (i + 1 < e.size() && e[i + 1] == '\'')
+                    i++;
+                else
+                    in = false;
+            }
+            continue;
+        }
+        if (c == '\'') {
+            in = true;
+            out += "''";
+            continue;
+        }
+        out += c;
+    }
+    return out;
+}
+
+std::vector<std::string> split_conjuncts(const std::string &e) {
+    std::vector<std::string> out;
+    static const std::regex sep(" (AND|OR) ");
+    std::sregex_token_iterator it(e.begin(), e.end(), sep, -1), end;
+    for (; it != end; ++it)
+        out.push_back(*it);
+    return out;
+}
+
+std::string join(const std::vector<std::string> &v, const std::string &sep) {
+    std::string s;
+    for (size_t i = 0; i < v.size(); i++)
+        s += (i ? sep : "") + v[i];
+    return s;
+}
+
+std::string fmt(const char *f, double v) {
+    char b[64];
+    snprintf(b, sizeof b, f, v);
+    return b;
+}
+
+std::string human_bytes(double b) {
+    if (b >= 1 << 30)
+        return fmt("%.1f GB", b / (1 << 30));
+    if (b >= 1 << 20)
+        return fmt("%.1f MB", b / (1 << 20));
+    return fmt("%.0f kB", b / 1024);
+}
+
+class Advisor {
+  public:
+    Advisor(PqSession &db, const AdvisorOptions &o) : db_(db), o_(o) {}
+
+    AdviceResult run() {
+        auto t0 = Clock::now();
+        res_.ok = setup() && load_workload() && plan_queries() && make_candidates() && select();
+        if (res_.ok)
+            find_redundant();
+        exec_quiet("SELECT hypopg_reset()");
+        res_.seconds = seconds_since(t0);
+        return std::move(res_);
+    }
+
+  private:
+    PqSession &db_;
+    const AdvisorOptions &o_;
+    AdviceResult res_;
+    std::vector<Table> tables_;
+    std::map<std::pair<std::string, std::string>, int> table_ix_;
+    std::vector<Query> queries_;
+    std::vector<Candidate> cands_;
+    std::unordered_map<std::string, double> cost_cache_;
+    double window_s_ = 0; /* the workload's time window, for write costs */
+
+    void progress(const std::string &s) {
+        if (o_.progress)
+            o_.progress(s);
+    }
+    bool fail(const std::string &e) {
+        res_.error = e;
+        return false;
+    }
+    bool stopping() const { return o_.stop != nullptr && o_.stop->load(); }
+    void exec_quiet(const std::string &sql) { db_.exec_quiet(sql); }
+
+    void skip(const std::string &why, const std::string &sql) {
+        res_.skipped++;
+        if (res_.skipped_examples.size() < kMaxExamples)
+            res_.skipped_examples.push_back(why + ": " + sql.substr(0, 160));
+    }
+
+    bool setup() {
+        std::string err;
+        static const char *const settings[] = {
+            "SET statement_timeout = '60s'", "SET lock_timeout = '10s'", "SET plan_cache_mode = force_generic_plan",
+            "SET idle_in_transaction_session_timeout = 0"};
+        for (const char *s : settings)
+            if (!db_.exec(s, &err))
+                return fail(std::string("session setup (") + s + "): " + err);
+        PgResult r = db_.query("SELECT 1 FROM pg_catalog.pg_settings WHERE name = 'pg_pilot.enabled'", {}, &err);
+        bool loaded = r && pq_rows(r.get()) == 1;
+        if (loaded) {
+            if (!db_.exec(o_.plain ? "SET pg_pilot.enabled = off" : "SET pg_pilot.enabled = on", &err))
+                return fail("SET pg_pilot.enabled: " + err);
+        } else if (!o_.plain) {
+            progress("pg_pilot is not loaded by this server: costing with PostgreSQL's own estimates");
+        }
+        res_.learned = loaded && !o_.plain;
+        r = db_.query("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'hypopg'", {}, &err);
+        if (!r)
+            return fail("reading pg_extension: " + err);
+        if (pq_rows(r.get()) == 0) {
+            if (!db_.exec("CREATE EXTENSION IF NOT EXISTS hypopg", &err))
+                return fail("the index advisor needs HypoPG in this database: run CREATE EXTENSION hypopg "
+                            "(Debian package postgresql-15-hypopg); creating it failed: " +
+                            err);
+            progress("created extension hypopg (hypothetical indexes) in this database");
+        }
+        if (!db_.exec("SELECT hypopg_reset()", &err))
+            return fail("hypopg_reset(): " + err);
+        return true;
+    }
+
+    /* ---- 1. workload ------------------------------------------------- */
+
+    bool load_workload() {
+        return o_.workload.empty() ? load_from_statistics() : load_from_file();
+    }
+
+    bool load_from_file() {
+        std::vector<WorkloadQuery> lines;
+        std::string err;
+        if (!read_workload(o_.workload, &lines, &err))
+            return fail(err);
+        std::map<std::string, size_t> seen;
+        for (const WorkloadQuery &w : lines) {
+            if (!is_read_only_query(w.sql)) {
+                skip("not a query (only SELECT is advised on)", w.sql);
+                continue;
+            }
+            auto it = seen.find(w.sql);
+            if (it != seen.end()) {
+                queries_[it->second].calls += 1;
+                continue;
+            }
+            seen.emplace(w.sql, queries_.size());
+            Query q;
+            q.sql = w.sql;
+            q.calls = 1;
+            queries_.push_back(std::move(q));
+        }
+        /* each distinct query measured once: its weight in the workload */
+        const std::string timeout = "SET statement_timeout = " + std::to_string(o_.timeout_ms);
+        if (!db_.exec(timeout, &err))
+            return fail(err);
+        size_t done = 0, next_report = 1;
+        std::vector<Query> kept;
+        for (Query &q : queries_) {
+            if (stopping())
+                return fail("stopped");
+            std::string state;
+            PgResult r = db_.query("EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) " + q.sql, {}, &err, &state);
+            double ms = -1;
+            if (r && pq_rows(r.get()) == 1) {
+                json j = json::parse(pq_text(r.get(), 0, 0), nullptr, false);
+                if (j.is_array() && !j.empty() && j[0].is_object())
+                    ms = j[0].value("Execution Time", -1.0) + j[0].value("Planning Time", 0.0);
+            } else if (state == "57014") {
+                ms = o_.timeout_ms; /* at least this long */
+            }
+            exec_quiet("ROLLBACK");
+            if (ms < 0)
+                skip("cannot be measured (" + err + ")", q.sql);
+            else {
+                q.time_ms = ms * q.calls;
+                res_.workload_ms += q.time_ms;
+                window_s_ += q.time_ms / 1000.0;
+                kept.push_back(std::move(q));
+            }
+            done++;
+            if (done * 10 >= next_report * queries_.size()) {
+                progress("measured " + std::to_string(done) + " of " + std::to_string(queries_.size()) +
+                         " distinct queries");
+                next_report = done * 10 / queries_.size() + 1;
+            }
+        }
+        queries_ = std::move(kept);
+        if (!db_.exec("SET statement_timeout = '60s'", &err))
+            return fail(err);
+        keep_heaviest();
+        return true;
+    }
+
+    bool load_from_statistics() {
+        std::string err;
+        PgResult r = db_.query("SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e JOIN "
+                               "pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = "
+                               "'pg_stat_statements'",
+                               {}, &err);
+        if (!r)
+            return fail("reading pg_extension: " + err);
+        if (pq_rows(r.get()) == 0)
+            return fail("no workload: this database has no pg_stat_statements (add it to "
+                        "shared_preload_libraries and run CREATE EXTENSION pg_stat_statements), or pass a "
+                        "workload file");
+        const std::string schema = pq_text(r.get(), 0, 0);
+        r = db_.query("SELECT s.queryid, s.query, s.calls, s.total_exec_time, "
+                      "  extract(epoch FROM now() - coalesce((SELECT stats_reset FROM " + schema +
+                          ".pg_stat_statements_info), pg_catalog.pg_postmaster_start_time())) "
+                          "FROM " + schema + ".pg_stat_statements s "
+                          "WHERE s.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = "
+                          "pg_catalog.current_database()) AND s.toplevel AND s.calls > 0 "
+                          "AND s.query ~* '^\\s*(select|with)\\M' "
+                          "AND s.query !~* '(pg_pilot|hypopg|pg_stat_statements|pg_catalog|information_schema)' "
+                          "ORDER BY s.total_exec_time DESC LIMIT $1",
+                      {std::to_string(o_.max_queries)}, &err);
+        if (!r)
+            return fail("reading pg_stat_statements: " + err);
+        for (int i = 0; i < pq_rows(r.get()); i++) {
+            Query q;
+            q.queryid = pq_int(r.get(), i, 0);
+            q.sql = pq_text(r.get(), i, 1);
+            q.calls = pq_double(r.get(), i, 2);
+            q.time_ms = pq_double(r.get(), i, 3);
+            window_s_ = std::max(window_s_, pq_double(r.get(), i, 4));
+            if (q.sql.empty() || q.sql[0] == '<') { /* "<insufficient privilege>" */
+                skip("query text hidden (the advisor's login needs pg_read_all_stats)", q.sql);
+                continue;
+            }
+            queries_.push_back(std::move(q));
+        }
+        weights_from_query_log();
+        for (const Query &q : queries_)
+            res_.workload_ms += q.time_ms;
+        return true;
+    }
+
+    /* calls and time as pg_pilot measured them, where the store has them */
+    void weights_from_query_log() {
+        if (o_.store_dsn.empty() || o_.store_dsn == "none" || queries_.empty())
+            return;
+        PqSession store;
+        std::string err;
+        if (!store.connect(o_.store_dsn, "pilotd index advisor", &err)) {
+            progress("feedback store not used for weights: " + err);
+            return;
+        }
+        std::string ids = "{";
+        for (size_t i = 0; i < queries_.size(); i++)
+            ids += (i ? "," : "") + std::to_string(queries_[i].queryid);
+        ids += "}";
+        PgResult r = store.query("SELECT query_id, count(*), sum(execution_ms) FROM pg_pilot.query_log "
+                                 "WHERE query_id = ANY($1::bigint[]) GROUP BY query_id",
+                                 {ids}, &err);
+        if (!r) {
+            progress("feedback store not used for weights: " + err);
+            return;
+        }
+        std::map<int64_t, std::pair<double, double>> w;
+        for (int i = 0; i < pq_rows(r.get()); i++)
+            w[pq_int(r.get(), i, 0)] = {pq_double(r.get(), i, 1), pq_double(r.get(), i, 2)};
+        for (Query &q : queries_) {
+            auto it = w.find(q.queryid);
+            if (it != w.end() && it->second.first > 0) {
+                q.calls = it->second.first;
+                q.time_ms = it->second.second;
+            }
+        }
+    }
+
+    void keep_heaviest() {
+        std::stable_sort(queries_.begin(), queries_.end(),
+                         [](const Query &a, const Query &b) { return a.time_ms > b.time_ms; });
+        if (queries_.size() > o_.max_queries)
+            queries_.resize(o_.max_queries);
+    }
+
+    /* ---- 2. plans and columns ------------------------------------------ */
+
+    /* EXPLAIN of q as it stands (hypothetical indexes included); false with *err */
+    bool explain(Query &q, bool verbose, json *plan, std::string *err) {
+        const std::string opts = verbose ? "(VERBOSE, FORMAT JSON) " : "(FORMAT JSON) ";
+        PgResult r;
+        if (q.nparams < 0) {
+            r = db_.query("EXPLAIN " + opts + q.sql, {}, err);
+        } else {
+            /* a fresh generic plan each time: a cached plan would not see new
+             * hypothetical indexes */
+            exec_quiet("DEALLOCATE pilot_advisor_q");
+            if (!db_.exec("PREPARE pilot_advisor_q AS " + q.sql, err))
+                return false;
+            std::string args;
+            for (int i = 0; i < q.nparams; i++)
+                args += i ? ", NULL" : "NULL";
+            r = db_.query("EXPLAIN " + opts + "EXECUTE pilot_advisor_q" + (q.nparams ? "(" + args + ")" : ""), {},
+                          err);
+            exec_quiet("DEALLOCATE pilot_advisor_q");
+        }
+        if (!r || pq_rows(r.get()) != 1)
+            return false;
+        json j = json::parse(pq_text(r.get(), 0, 0), nullptr, false);
+        if (!j.is_array() || j.empty() || !j[0].is_object() || !j[0].contains("Plan")) {
+            *err = "unexpected EXPLAIN output";
+            return false;
+        }
+        *plan = j[0]["Plan"];
+        return true;
+    }
+
+    int table_index(const std::string &schema, const std::string &name) {
+        auto key = std::make_pair(schema, name);
+        auto it = table_ix_.find(key);
+        if (it != table_ix_.end())
+            return it->second;
+        int ix = -1;
+        std::string err;
+        PgResult r = db_.query(
+            "SELECT c.oid, coalesce(s.n_tup_ins + s.n_tup_upd + s.n_tup_del, 0)::float8 / greatest(1, extract(epoch "
+            "FROM now() - coalesce((SELECT stats_reset FROM pg_catalog.pg_stat_database WHERE datname = "
+            "pg_catalog.current_database()), pg_catalog.pg_postmaster_start_time()))) "
+            "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "LEFT JOIN pg_catalog.pg_stat_user_tables s ON s.relid = c.oid "
+            "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'm')",
+            {schema, name}, &err);
+        if (r && pq_rows(r.get()) == 1) {
+            Table t;
+            t.schema = schema;
+            t.name = name;
+            t.oid = static_cast<uint32_t>(pq_int(r.get(), 0, 0));
+            t.change_rate = pq_double(r.get(), 0, 1);
+            const std::string oid = std::to_string(t.oid);
+            PgResult c = db_.query("SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attnum > 0 "
+                                   "AND NOT attisdropped",
+                                   {oid}, &err);
+            for (int i = 0; c && i < pq_rows(c.get()); i++)
+                t.columns.insert(pq_text(c.get(), i, 0));
+            PgResult k = db_.query(
+                "SELECT (SELECT string_agg(a.attname, E'\\x1f' ORDER BY k) FROM generate_series(0, i.indnkeyatts - 1) "
+                "k JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[k]) "
+                "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid "
+                "JOIN pg_catalog.pg_am am ON am.oid = ic.relam "
+                "WHERE i.indrelid = $1 AND am.amname = 'btree' AND i.indisvalid AND i.indpred IS NULL",
+                {oid}, &err);
+            for (int i = 0; k && i < pq_rows(k.get()); i++) {
+                std::vector<std::string> cols;
+                std::string s = pq_text(k.get(), i, 0), cur;
+                for (char ch : s) {
+                    if (ch == '\x1f') {
+                        cols.push_back(cur);
+                        cur.clear();
+                    } else {
+                        cur += ch;
+                    }
+                }
+                cols.push_back(cur);
+                t.btree_keys.push_back(cols);
+            }
+            ix = static_cast<int>(tables_.size());
+            tables_.push_back(std::move(t));
+        }
+        table_ix_[key] = ix;
+        return ix;
+    }
+
+    void collect_uses(const json &node, std::map<std::string, int> &aliases, Query &q,
+                      std::vector<std::pair<std::string, unsigned>> &exprs) {
+        if (!node.is_object())
+            return;
+        if (node.contains("Relation Name") && node.contains("Alias")) {
+            std::string schema = node.value("Schema", "public");
+            int t = table_index(schema, node.value("Relation Name", ""));
+            if (t >= 0) {
+                aliases[node.value("Alias", "")] = t;
+                q.tables.insert(t);
+            }
+        }
+        static const char *const conds[] = {"Filter", "Index Cond", "Recheck Cond", "Join Filter", "Hash Cond",
+                                            "Merge Cond"};
+        for (const char *c : conds)
+            if (node.contains(c) && node[c].is_string()) {
+                unsigned role = strstr(c, "Join") || strstr(c, "Hash") || strstr(c, "Merge") ? ROLE_JOIN : ROLE_FILTER;
+                exprs.emplace_back(node[c].get<std::string>(), role);
+            }
+        static const char *const keys[] = {"Sort Key", "Group Key", "Presorted Key"};
+        for (const char *k : keys)
+            if (node.contains(k) && node[k].is_array())
+                for (const json &e : node[k])
+                    if (e.is_string())
+                        exprs.emplace_back(e.get<std::string>(), ROLE_ORDER);
+        if (node.contains("Plans") && node["Plans"].is_array())
+            for (const json &child : node["Plans"])
+                collect_uses(child, aliases, q, exprs);
+    }
+
+    void classify(const std::string &expr, unsigned role, const std::map<std::string, int> &aliases, Query &q) {
+        static const std::regex ref("((?:\"(?:[^\"]|\"\")+\"|[A-Za-z_][A-Za-z0-9_$]*))\\."
+                                    "((?:\"(?:[^\"]|\"\")+\"|[A-Za-z_][A-Za-z0-9_$]*))");
+        for (const std::string &part : split_conjuncts(strip_literals(expr))) {
+            std::vector<std::pair<int, std::string>> refs;
+            std::set<std::string> seen_aliases;
+            for (std::sregex_iterator it(part.begin(), part.end(), ref), end; it != end; ++it) {
+                std::string alias = unquote((*it)[1].str()), col = unquote((*it)[2].str());
+                auto a = aliases.find(alias);
+                if (a == aliases.end() || !tables_[a->second].columns.count(col))
+                    continue;
+                refs.emplace_back(a->second, col);
+                seen_aliases.insert(alias);
+            }
+            unsigned r = role;
+            if (role == ROLE_FILTER && seen_aliases.size() > 1)
+                r = ROLE_JOIN; /* a join clause pushed into a scan (parameterized path) */
+            for (auto &rc : refs)
+                q.uses[rc.first][rc.second] |= r;
+        }
+    }
+
+    bool plan_queries() {
+        std::string err;
+        static const std::regex param("\\$[0-9]+");
+        size_t done = 0, next_report = 1, total = queries_.size();
+        std::vector<Query> kept;
+        for (Query &q : queries_) {
+            if (stopping())
+                return fail("stopped");
+            done++;
+            if (std::regex_search(q.sql, param)) {
+                /* how many parameters: PREPARE infers their types */
+                exec_quiet("DEALLOCATE pilot_advisor_q");
+                if (!db_.exec("PREPARE pilot_advisor_q AS " + q.sql, &err)) {
+                    skip("cannot be prepared (" + err + ")", q.sql);
+                    continue;
+                }
+                PgResult r = db_.query("SELECT cardinality(parameter_types) FROM pg_catalog.pg_prepared_statements "
+                                       "WHERE name = 'pilot_advisor_q'",
+                                       {}, &err);
+                q.nparams = r && pq_rows(r.get()) == 1 ? static_cast<int>(pq_int(r.get(), 0, 0)) : 0;
+                exec_quiet("DEALLOCATE pilot_advisor_q");
+            }
+            json plan;
+            if (!explain(q, true, &plan, &err)) {
+                exec_quiet("ROLLBACK");
+                skip("cannot be planned (" + err + ")", q.sql);
+                continue;
+            }
+            q.base_cost = plan.value("Total Cost", 0.0);
+            std::map<std::string, int> aliases;
+            std::vector<std::pair<std::string, unsigned>> exprs;
+            collect_uses(plan, aliases, q, exprs);
+            for (auto &e : exprs)
+                classify(e.first, e.second, aliases, q);
+            if (q.base_cost <= 0 || q.uses.empty()) {
+                skip("no indexable column", q.sql);
+                continue;
+            }
+            kept.push_back(std::move(q));
+            if (done * 10 >= next_report * total) {
+                progress("planned " + std::to_string(done) + " of " + std::to_string(total) + " queries");
+                next_report = done * 10 / total + 1;
+            }
+        }
+        queries_ = std::move(kept);
+        res_.queries = static_cast<uint32_t>(queries_.size());
+        return true;
+    }
+
+    /* ---- 3. candidates and what-if ---------------------------------------- */
+
+    bool covered_by_existing(const Table &t, const std::vector<std::string> &cols) const {
+        for (const auto &k : t.btree_keys)
+            if (k.size() >= cols.size() && std::equal(cols.begin(), cols.end(), k.begin()))
+                return true;
+        return false;
+    }
+
+    bool make_candidates() {
+        std::map<std::pair<int, std::vector<std::string>>, int> ix;
+        auto add = [&](int t, const std::vector<std::string> &cols) {
+            if (cols.size() > std::max<uint32_t>(1, std::min<uint32_t>(o_.width, 3)))
+                return;
+            if (covered_by_existing(tables_[t], cols))
+                return;
+            auto key = std::make_pair(t, cols);
+            if (ix.count(key) || cands_.size() >= o_.max_candidates)
+                return;
+            ix[key] = static_cast<int>(cands_.size());
+            Candidate c;
+            c.table = t;
+            c.cols = cols;
+            cands_.push_back(std::move(c));
+        };
+        for (const Query &q : queries_)
+            for (const auto &tu : q.uses) {
+                std::vector<std::string> lead, any; /* filter/join columns lead */
+                for (const auto &cu : tu.second) {
+                    any.push_back(cu.first);
+                    if (cu.second & (ROLE_FILTER | ROLE_JOIN))
+                        lead.push_back(cu.first);
+                }
+                for (const std::string &c : any)
+                    add(tu.first, {c});
+                uint32_t pairs = 0;
+                for (const std::string &a : lead)
+                    for (const std::string &b : any) {
+                        if (a == b || pairs >= kMaxPairsPerTable)
+                            continue;
+                        pairs++;
+                        add(tu.first, {a, b});
+                        if (o_.width >= 3)
+                            for (const std::string &c : lead)
+                                if (c != a && c != b)
+                                    add(tu.first, {a, b, c});
+                    }
+            }
+        for (size_t qi = 0; qi < queries_.size(); qi++)
+            for (Candidate &c : cands_)
+                if (queries_[qi].tables.count(c.table))
+                    c.queries.push_back(static_cast<int>(qi));
+        res_.candidates = static_cast<uint32_t>(cands_.size());
+        std::string names;
+        for (size_t i = 0; i < cands_.size() && i < 12; i++)
+            names += std::string(i ? ", " : ": ") + tables_[cands_[i].table].name + "(" + join(cands_[i].cols, ",") + ")";
+        progress(std::to_string(queries_.size()) + " queries, " + std::to_string(cands_.size()) +
+                 " candidate indexes on " + std::to_string(tables_.size()) + " tables" + names +
+                 (cands_.size() > 12 ? ", ..." : ""));
+        return true;
+    }
+
+    std::string create_statement(const Candidate &c) const {
+        std::vector<std::string> q;
+        for (const std::string &col : c.cols)
+            q.push_back(quote_ident(col));
+        const Table &t = tables_[c.table];
+        return "ON " + quote_ident(t.schema) + "." + quote_ident(t.name) + " USING btree (" + join(q, ", ") + ")";
+    }
+
+    /* q's planner cost with the hypothetical indexes set (those on q's tables) */
+    double cost_with(int qi, const std::vector<int> &set) {
+        Query &q = queries_[static_cast<size_t>(qi)];
+        std::vector<int> mine;
+        for (int c : set)
+            if (q.tables.count(cands_[static_cast<size_t>(c)].table))
+                mine.push_back(c);
+        if (mine.empty())
+            return q.base_cost;
+        std::sort(mine.begin(), mine.end());
+        std::string key = std::to_string(qi);
+        for (int c : mine)
+            key += "," + std::to_string(c);
+        auto it = cost_cache_.find(key);
+        if (it != cost_cache_.end()) {
+            res_.whatif_cache_hits++;
+            return it->second;
+        }
+        std::string err;
+        exec_quiet("SELECT hypopg_reset()");
+        double cost = q.base_cost;
+        bool ok = true;
+        for (int ci : mine) {
+            Candidate &c = cands_[static_cast<size_t>(ci)];
+            PgResult r = db_.query("SELECT indexrelid, hypopg_relation_size(indexrelid) FROM hypopg_create_index($1)",
+                                   {"CREATE INDEX " + create_statement(c)}, &err);
+            if (!r || pq_rows(r.get()) != 1) {
+                ok = false;
+                break;
+            }
+            if (c.size < 0)
+                c.size = pq_double(r.get(), 0, 1);
+        }
+        json plan;
+        if (ok && explain(q, false, &plan, &err)) {
+            cost = plan.value("Total Cost", q.base_cost);
+            res_.whatif_plans++;
+        } else {
+            exec_quiet("ROLLBACK");
+        }
+        exec_quiet("SELECT hypopg_reset()");
+        cost_cache_[key] = cost;
+        return cost;
+    }
+
+    double write_cost_ms(const Candidate &c) const {
+        return tables_[c.table].change_rate * window_s_ * o_.write_cost_us / 1000.0;
+    }
+
+    /* ---- 4. greedy selection ---------------------------------------------- */
+
+    bool select() {
+        std::vector<int> chosen;
+        std::vector<double> cur(queries_.size());
+        for (size_t i = 0; i < queries_.size(); i++)
+            cur[i] = queries_[i].base_cost;
+        const double budget = o_.budget_mb * 1024.0 * 1024.0;
+        const double min_gain = o_.min_benefit_pct / 100.0 * res_.workload_ms;
+        double used = 0;
+        std::vector<bool> taken(cands_.size(), false);
+        /* the best candidate turned down, to explain an empty result */
+        int rejected = -1;
+        double rejected_gain = 0, rejected_write = 0;
+        while (chosen.size() < o_.max_indexes) {
+            if (stopping())
+                return fail("stopped");
+            int best = -1;
+            double best_score = 0, best_net = 0, best_gain = 0;
+            for (size_t ci = 0; ci < cands_.size(); ci++) {
+                if (taken[ci])
+                    continue;
+                std::vector<int> with = chosen;
+                with.push_back(static_cast<int>(ci));
+                double gain = 0;
+                for (int qi : cands_[ci].queries) {
+                    const Query &q = queries_[static_cast<size_t>(qi)];
+                    double after = cost_with(qi, with);
+                    if (after < cur[static_cast<size_t>(qi)])
+                        gain += q.time_ms * (cur[static_cast<size_t>(qi)] - after) / q.base_cost;
+                }
+                const Candidate &c = cands_[ci];
+                if (c.size < 0 || used + c.size > budget)
+                    continue;
+                double net = gain - write_cost_ms(c);
+                if (net <= 0 || net < min_gain) {
+                    if (gain > rejected_gain) {
+                        rejected = static_cast<int>(ci);
+                        rejected_gain = gain;
+                        rejected_write = write_cost_ms(c);
+                    }
+                    continue;
+                }
+                double score = net / std::max(c.size, 8192.0);
+                if (score > best_score) {
+                    best = static_cast<int>(ci);
+                    best_score = score;
+                    best_net = net;
+                    best_gain = gain;
+                }
+            }
+            if (best < 0) {
+                if (chosen.empty() && rejected >= 0) {
+                    const Candidate &c = cands_[static_cast<size_t>(rejected)];
+                    res_.note = "no candidate gains enough: the best, " + tables_[c.table].name + "(" +
+                                join(c.cols, ",") + "), saves " + fmt("%.1f", rejected_gain) +
+                                " ms against a write cost of " + fmt("%.1f", rejected_write) +
+                                " ms (at least " + fmt("%.1f", min_gain) +
+                                " ms net needed; after a bulk load, SELECT pg_stat_reset())";
+                } else if (chosen.empty()) {
+                    res_.note = cands_.empty() ? "no candidate index" : "no candidate lowers a query's cost";
+                }
+                break;
+            }
+            taken[static_cast<size_t>(best)] = true;
+            chosen.push_back(best);
+            const Candidate &c = cands_[static_cast<size_t>(best)];
+            used += c.size;
+            IndexRecommendation rec;
+            rec.schema = tables_[c.table].schema;
+            rec.table = tables_[c.table].name;
+            rec.columns = c.cols;
+            rec.size_bytes = c.size;
+            rec.benefit_ms = best_gain;
+            rec.write_cost_ms = best_gain - best_net;
+            for (int qi : c.queries) {
+                double after = cost_with(qi, chosen);
+                double &before = cur[static_cast<size_t>(qi)];
+                if (after < before * 0.999) {
+                    const Query &q = queries_[static_cast<size_t>(qi)];
+                    QueryGain g;
+                    g.query = q.sql;
+                    g.queryid = q.queryid;
+                    g.calls = q.calls;
+                    g.time_ms = q.time_ms;
+                    g.cost_before = before;
+                    g.cost_after = after;
+                    rec.queries.push_back(g);
+                    before = after;
+                }
+            }
+            std::sort(rec.queries.begin(), rec.queries.end(), [](const QueryGain &a, const QueryGain &b) {
+                return a.time_ms * (1 - a.cost_after / a.cost_before) > b.time_ms * (1 - b.cost_after / b.cost_before);
+            });
+            rec.reason = reason(c, rec);
+            name_and_statement(rec);
+            progress("chose " + rec.statement + " (" + human_bytes(rec.size_bytes) + ", " +
+                     fmt("%.1f", rec.benefit_ms) + " ms of " + fmt("%.1f", res_.workload_ms) + " ms)");
+            res_.recommendations.push_back(std::move(rec));
+        }
+        return true;
+    }
+
+    std::string reason(const Candidate &c, const IndexRecommendation &rec) const {
+        unsigned roles = 0;
+        for (const QueryGain &g : rec.queries)
+            for (const Query &q : queries_)
+                if (q.sql == g.query) {
+                    auto t = q.uses.find(c.table);
+                    if (t != q.uses.end() && t->second.count(c.cols[0]))
+                        roles |= t->second.at(c.cols[0]);
+                }
+        std::vector<std::string> how;
+        if (roles & ROLE_FILTER)
+            how.push_back("filter");
+        if (roles & ROLE_JOIN)
+            how.push_back("join");
+        if (roles & ROLE_ORDER)
+            how.push_back("sort/group");
+        std::string s = join(how, " and ") + " on " + rec.table + "." + c.cols[0] + " in " +
+                        std::to_string(rec.queries.size()) + (rec.queries.size() == 1 ? " query" : " queries");
+        if (!rec.queries.empty()) {
+            const QueryGain &g = rec.queries.front();
+            s += fmt("; top query's cost %.0f", g.cost_before) + fmt(" -> %.0f", g.cost_after);
+        }
+        s += fmt("; saves about %.1f%% of the workload's time",
+                 res_.workload_ms > 0 ? 100.0 * rec.benefit_ms / res_.workload_ms : 0.0);
+        return s;
+    }
+
+    void name_and_statement(IndexRecommendation &rec) {
+        std::string base = "pilot_" + rec.table + "_" + join(rec.columns, "_");
+        for (char &ch : base)
+            if (!isalnum(static_cast<unsigned char>(ch)) && ch != '_')
+                ch = '_';
+        base = lower(base);
+        if (base.size() > 59)
+            base.resize(59);
+        std::string name = base + "_idx";
+        std::string err;
+        for (int n = 2; n < 100; n++) {
+            PgResult r = db_.query("SELECT to_regclass($1)", {quote_ident(rec.schema) + "." + quote_ident(name)}, &err);
+            bool taken_by_run = false;
+            for (const IndexRecommendation &o : res_.recommendations)
+                taken_by_run |= o.index_name == name;
+            if (r && pq_rows(r.get()) == 1 && pq_isnull(r.get(), 0, 0) && !taken_by_run)
+                break;
+            name = base + "_idx" + std::to_string(n);
+        }
+        rec.index_name = name;
+        std::vector<std::string> q;
+        for (const std::string &col : rec.columns)
+            q.push_back(quote_ident(col));
+        rec.statement = "CREATE INDEX CONCURRENTLY " + quote_ident(name) + " ON " + quote_ident(rec.schema) + "." +
+                        quote_ident(rec.table) + " (" + join(q, ", ") + ")";
+    }
+
+    /* ---- 5. redundant existing indexes ---------------------------------- */
+
+    void find_redundant() {
+        std::string err;
+        PgResult r = db_.query(
+            "SELECT n.nspname, t.relname, ic.relname, pg_catalog.pg_relation_size(i.indexrelid)::float8, "
+            "  coalesce(s.idx_scan, 0), i.indisunique OR i.indisprimary OR i.indisexclusion OR EXISTS (SELECT 1 "
+            "  FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid), "
+            "  am.amname = 'btree' AND i.indpred IS NULL AND i.indexprs IS NULL, i.indrelid, "
+            "  (SELECT string_agg(i.indkey[k]::text, ',' ORDER BY k) FROM generate_series(0, i.indnkeyatts - 1) k), "
+            "  i.indexrelid, "
+            "  extract(epoch FROM now() - coalesce((SELECT stats_reset FROM pg_catalog.pg_stat_database WHERE datname "
+            "  = pg_catalog.current_database()), pg_catalog.pg_postmaster_start_time())) / 86400 "
+            "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid "
+            "JOIN pg_catalog.pg_class t ON t.oid = i.indrelid JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace "
+            "JOIN pg_catalog.pg_am am ON am.oid = ic.relam "
+            "LEFT JOIN pg_catalog.pg_stat_user_indexes s ON s.indexrelid = i.indexrelid "
+            "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'pg_pilot') AND i.indisvalid "
+            "ORDER BY n.nspname, t.relname, ic.relname",
+            {}, &err);
+        if (!r) {
+            progress("redundant indexes not checked: " + err);
+            return;
+        }
+        struct Ix {
+            std::string schema, table, name, key;
+            double size;
+            long long scans;
+            bool constraint, plain;
+            long long rel, oid;
+        };
+        std::vector<Ix> ixs;
+        double days = 0;
+        for (int i = 0; i < pq_rows(r.get()); i++) {
+            ixs.push_back({pq_text(r.get(), i, 0), pq_text(r.get(), i, 1), pq_text(r.get(), i, 2),
+                           pq_text(r.get(), i, 8), pq_double(r.get(), i, 3), pq_int(r.get(), i, 4),
+                           pq_text(r.get(), i, 5) == "t", pq_text(r.get(), i, 6) == "t", pq_int(r.get(), i, 7),
+                           pq_int(r.get(), i, 9)});
+            days = pq_double(r.get(), i, 10);
+        }
+        for (const Ix &a : ixs) {
+            if (a.constraint)
+                continue;
+            RedundantIndex f;
+            f.schema = a.schema;
+            f.table = a.table;
+            f.index_name = a.name;
+            f.size_bytes = a.size;
+            f.statement = "DROP INDEX CONCURRENTLY " + quote_ident(a.schema) + "." + quote_ident(a.name);
+            const Ix *dup = nullptr;
+            if (a.plain)
+                for (const Ix &b : ixs) {
+                    if (&a == &b || b.rel != a.rel || !b.plain || b.key.size() < a.key.size())
+                        continue;
+                    bool prefix = b.key.compare(0, a.key.size(), a.key) == 0 &&
+                                  (b.key.size() == a.key.size() || b.key[a.key.size()] == ',');
+                    if (prefix && (b.key.size() > a.key.size() || b.constraint || b.oid < a.oid)) {
+                        dup = &b;
+                        break;
+                    }
+                }
+            if (dup != nullptr) {
+                f.kind = "duplicate";
+                f.reason = "its columns lead index " + dup->name + ", which serves the same scans";
+            } else if (a.scans == 0) {
+                f.kind = "unused";
+                f.reason = fmt("never scanned in the %.1f days since the statistics were reset", days);
+            } else {
+                continue;
+            }
+            res_.redundant.push_back(std::move(f));
+        }
+    }
+};
+
+json queries_json(const std::vector<QueryGain> &qs) {
+    json a = json::array();
+    for (const QueryGain &g : qs)
+        a.push_back({{"query", g.query},
+                     {"queryid", g.queryid},
+                     {"calls", g.calls},
+                     {"time_ms", g.time_ms},
+                     {"cost_before", g.cost_before},
+                     {"cost_after", g.cost_after}});
+    return a;
+}
+
+} // namespace
+
+AdviceResult advise(PqSession &db, const AdvisorOptions &o) {
+    try {
+        Advisor a(db, o);
+        return a.run();
+    } catch (const std::exception &e) {
+        AdviceResult r;
+        r.error = std::string("index advisor: ") + e.what();
+        return r;
+    }
+}
+
+bool apply_recommendation(PqSession &db, const IndexRecommendation &rec, uint32_t *using_it, std::string *error) {
+    *using_it = 0;
+    std::string err;
+    db.exec_quiet("SELECT hypopg_reset()");
+    if (!db.exec("SET statement_timeout = 0", &err) || !db.exec(rec.statement, &err)) {
+        std::string ignored;
+        db.exec("DROP INDEX CONCURRENTLY IF EXISTS " + quote_ident(rec.schema) + "." + quote_ident(rec.index_name),
+                &ignored);
+        *error = rec.statement + ": " + err;
+        db.exec_quiet("SET statement_timeout = '60s'");
+        return false;
+    }
+    db.exec_quiet("SET statement_timeout = '60s'");
+    db.exec_quiet("SET plan_cache_mode = force_generic_plan"); /* NULL arguments would fold a custom plan */
+    static const std::regex param("\\$[0-9]+");
+    for (const QueryGain &g : rec.queries) {
+        PgResult r;
+        if (std::regex_search(g.query, param)) {
+            db.exec_quiet("DEALLOCATE pilot_advisor_q");
+            if (!db.exec("PREPARE pilot_advisor_q AS " + g.query, &err))
+                continue;
+            PgResult n = db.query("SELECT cardinality(parameter_types) FROM pg_catalog.pg_prepared_statements "
+                                  "WHERE name = 'pilot_advisor_q'",
+                                  {}, &err);
+            long long np = n && pq_rows(n.get()) == 1 ? pq_int(n.get(), 0, 0) : 0;
+            std::string args;
+            for (long long i = 0; i < np; i++)
+                args += i ? ", NULL" : "(NULL";
+            r = db.query("EXPLAIN (FORMAT JSON) EXECUTE pilot_advisor_q" + args + (np ? ")" : ""), {}, &err);
+            db.exec_quiet("DEALLOCATE pilot_advisor_q");
+        } else {
+            r = db.query("EXPLAIN (FORMAT JSON) " + g.query, {}, &err);
+        }
+        if (r && pq_rows(r.get()) == 1 &&
+            pq_text(r.get(), 0, 0).find("\"Index Name\": \"" + rec.index_name + "\"") != std::string::npos)
+            (*using_it)++;
+    }
+    return true;
+}
+
+bool store_advice(PqSession &db, const AdviceResult &res, const AdvisorOptions &o, uint64_t run_id,
+                  std::string *error) {
+    (void)o;
+    std::string err;
+    PgResult r = db.query("SELECT to_regclass('pg_pilot.index_advice') IS NOT NULL", {}, &err);
+    if (!r || pq_rows(r.get()) != 1 || pq_text(r.get(), 0, 0) != "t") {
+        *error = "this database has no pg_pilot.index_advice (CREATE EXTENSION pg_pilot, version 0.3 or later)";
+        return false;
+    }
+    if (!db.exec("BEGIN", &err)) {
+        *error = err;
+        return false;
+    }
+    bool ok = db.exec("UPDATE pg_pilot.index_advice SET status = 'superseded' WHERE status = 'proposed'", &err);
+    const std::string learned = res.learned ? "t" : "f";
+    for (const IndexRecommendation &rec : res.recommendations) {
+        if (!ok)
+            break;
+        std::string cols = "{";
+        for (size_t i = 0; i < rec.columns.size(); i++) {
+            std::string c;
+            for (char ch : rec.columns[i]) {
+                if (ch == '"' || ch == '\\')
+                    c += '\\';
+                c += ch;
+            }
+            cols += (i ? ",\"" : "\"") + c + "\"";
+        }
+        cols += "}";
+        ok = db.query("INSERT INTO pg_pilot.index_advice (run_id, kind, schema_name, table_name, columns, index_name, "
+                      "statement, size_bytes, benefit_ms, write_cost_ms, learned, queries, reason) "
+                      "VALUES ($1, 'create', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12)",
+                      {std::to_string(run_id), rec.schema, rec.table, cols, rec.index_name, rec.statement,
+                       fmt("%.0f", rec.size_bytes), fmt("%.6g", rec.benefit_ms), fmt("%.6g", rec.write_cost_ms),
+                       learned, queries_json(rec.queries).dump(-1, ' ', false, json::error_handler_t::replace),
+                       rec.reason},
+                      &err) != nullptr;
+    }
+    for (const RedundantIndex &f : res.redundant) {
+        if (!ok)
+            break;
+        ok = db.query("INSERT INTO pg_pilot.index_advice (run_id, kind, schema_name, table_name, columns, index_name, "
+                      "statement, size_bytes, learned, reason) "
+                      "VALUES ($1, $2, $3, $4, '{}', $5, $6, $7, $8, $9)",
+                      {std::to_string(run_id), f.kind, f.schema, f.table, f.index_name, f.statement,
+                       fmt("%.0f", f.size_bytes), learned, f.reason},
+                      &err) != nullptr;
+    }
+    if (!ok) {
+        db.exec_quiet("ROLLBACK");
+        *error = "writing pg_pilot.index_advice: " + err;
+        return false;
+    }
+    if (!db.exec("COMMIT", &err)) {
+        *error = "writing pg_pilot.index_advice: " + err;
+        return false;
+    }
+    return true;
+}
+
+} // namespace pilotd
