@@ -1,6 +1,8 @@
 /* schema_snapshot.cpp — see schema_snapshot.h. */
 #include "schema_snapshot.h"
 
+#include "pq_session.h"
+
 #include "log.h"
 #include "pg_store.h" /* redacted_dsn */
 #include "pilot_protocol.h"
@@ -35,56 +37,20 @@ constexpr uint32_t kBoolOid = 16, kNameOid = 19, kInt8Oid = 20, kInt2Oid = 21, k
 constexpr double kSmallTable = 100000;   /* up to: ORDER BY random() over the whole table */
 constexpr double kMediumTable = 10000000; /* up to: BERNOULLI; beyond: SYSTEM */
 
-struct ResultDeleter {
-    void operator()(PGresult *r) const { PQclear(r); }
-};
-using Result = std::unique_ptr<PGresult, ResultDeleter>;
+using Result = PgResult;
 
-std::string one_line(const char *msg) {
-    std::string s = msg ? msg : "";
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r'))
-        s.pop_back();
-    std::replace(s.begin(), s.end(), '\n', ' ');
-    std::replace(s.begin(), s.end(), '\r', ' ');
-    std::replace(s.begin(), s.end(), '\t', ' ');
-    return s;
-}
-
-/* The server's message for a failed result (or the connection's). */
-std::string result_error(PGconn *conn, const PGresult *r) {
-    const char *m = r ? PQresultErrorMessage(r) : nullptr;
-    if (m == nullptr || m[0] == '\0')
-        m = PQerrorMessage(conn);
-    std::string s = one_line(m);
-    if (s.rfind("ERROR:  ", 0) == 0)
-        s.erase(0, 8);
-    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
-    if (state != nullptr && strcmp(state, "42501") == 0 && s.find("pg_control_system") != std::string::npos)
-        s += " (reading the system identifier needs superuser or membership in pg_monitor)";
-    return s.empty() ? "unknown error" : s;
-}
-
-/* One snapshot session. */
+/* One snapshot session: a read-only REPEATABLE READ transaction. */
 class Session {
   public:
-    ~Session() {
-        if (conn_ != nullptr)
-            PQfinish(conn_);
-    }
-
     bool connect(const std::string &dsn, std::string *error) {
-        const char *keys[] = {"application_name", "connect_timeout", "dbname", nullptr};
-        const char *vals[] = {"pilotd schema snapshot", "10", dsn.c_str(), nullptr};
-        conn_ = PQconnectdbParams(keys, vals, 1);
-        if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) {
-            *error = "schema snapshot: cannot connect (" + redacted_dsn(dsn) +
-                     "): " + one_line(conn_ ? PQerrorMessage(conn_) : "out of memory");
+        if (!pq_.connect(dsn, "pilotd schema snapshot", error)) {
+            *error = "schema snapshot: " + *error;
             return false;
         }
         /* not planned through pg_pilot, no feedback about our own scans; the
          * library may not be loaded: errors ignored */
-        exec_ignore("SET pg_pilot.enabled = off");
-        exec_ignore("SET pg_pilot.collect_feedback = off");
+        pq_.exec_quiet("SET pg_pilot.enabled = off");
+        pq_.exec_quiet("SET pg_pilot.collect_feedback = off");
         /* deterministic scans: no parallel workers (random() runs in the
          * leader in scan order), no synchronized seqscans (a scan starting
          * mid-table) */
@@ -100,11 +66,9 @@ class Session {
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
         };
         for (const char *sql : setup) {
-            Result r(PQexec(conn_, sql));
-            ExecStatusType st = PQresultStatus(r.get());
-            if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-                *error = std::string("schema snapshot: session setup (") + sql +
-                         ") failed: " + result_error(conn_, r.get());
+            std::string err;
+            if (!pq_.exec(sql, &err)) {
+                *error = std::string("schema snapshot: session setup (") + sql + ") failed: " + err;
                 return false;
             }
         }
@@ -115,26 +79,18 @@ class Session {
      * what + the server's message). */
     Result query(const std::string &sql, const std::vector<std::string> &params, const std::string &what,
                  std::string *error) {
-        std::vector<const char *> p;
-        p.reserve(params.size());
-        for (const std::string &s : params)
-            p.push_back(s.c_str());
-        Result r(PQexecParams(conn_, sql.c_str(), static_cast<int>(p.size()), nullptr, p.data(), nullptr,
-                              nullptr, 0));
-        if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
-            *error = "schema snapshot: " + what + " failed: " + result_error(conn_, r.get());
-            return nullptr;
+        std::string err, state;
+        Result r = pq_.query(sql, params, &err, &state);
+        if (!r) {
+            *error = "schema snapshot: " + what + " failed: " + err;
+            if (state == "42501" && err.find("pg_control_system") != std::string::npos)
+                *error += " (reading the system identifier needs superuser or membership in pg_monitor)";
         }
         return r;
     }
 
   private:
-    void exec_ignore(const char *sql) {
-        Result r(PQexec(conn_, sql));
-        (void)r;
-    }
-
-    PGconn *conn_ = nullptr;
+    PqSession pq_;
 };
 
 struct TableRef {

@@ -1301,6 +1301,30 @@ TEST(Protocol4, TextBoundsAndCleaning) {
     r->type = MSG_PING;
     EXPECT_TRUE(validate_request(*r));
 
+    /* MSG_ADVISOR: the job is validated like every field read from a slot */
+    r->type = MSG_ADVISOR;
+    r->count = 0;
+    r->text_used = 0;
+    memset(&r->advisor, 0, sizeof r->advisor);
+    r->advisor.action = ADVISE_RUN;
+    EXPECT_TRUE(validate_request(*r));
+    r->advisor.budget_mb = std::nan("");
+    EXPECT_FALSE(validate_request(*r)) << "NaN budget";
+    r->advisor.budget_mb = 1e12;
+    EXPECT_FALSE(validate_request(*r)) << "absurd budget";
+    r->advisor.budget_mb = 100;
+    r->advisor.max_indexes = 1001;
+    EXPECT_FALSE(validate_request(*r));
+    r->advisor.max_indexes = 5;
+    r->advisor.action = ADVISE_ACTION_MAX + 1;
+    EXPECT_FALSE(validate_request(*r));
+    r->advisor.action = 0;
+    EXPECT_FALSE(validate_request(*r));
+    r->advisor.action = ADVISE_APPLY;
+    EXPECT_FALSE(validate_request(*r)) << "apply without a recommendation id";
+    r->advisor.recommendation = 12;
+    EXPECT_TRUE(validate_request(*r));
+
     EXPECT_STREQ(estimator_name(EST_LEARNED), "learned");
     EXPECT_STREQ(source_name(SRC_MODEL), "model");
     EXPECT_STREQ(model_state_name(MODEL_SERVING), "serving");
