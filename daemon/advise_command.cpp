@@ -161,7 +161,7 @@ int run_advise_command(const std::vector<std::string> &args) {
            res.queries, res.skipped, res.candidates, static_cast<unsigned long long>(res.whatif_plans),
            static_cast<unsigned long long>(res.whatif_cache_hits), res.seconds);
     const uint64_t run_id = static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
             .count());
     bool stored = false;
     if (!no_store) {

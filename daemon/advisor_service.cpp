@@ -55,6 +55,9 @@ void AdvisorService::stop() {
         std::lock_guard<std::mutex> g(mu_);
         stop_ = true;
         stopping_ = true;
+    }
+    {
+        std::lock_guard<std::mutex> g(active_mu_);
         if (active_ != nullptr)
             active_->cancel(); /* a long CREATE INDEX or EXPLAIN ANALYZE ends now */
     }
@@ -154,31 +157,49 @@ void AdvisorService::run(const Job &j) {
     struct Active {
         AdvisorService &s;
         Active(AdvisorService &svc, const PqSession *db) : s(svc) {
-            std::lock_guard<std::mutex> g(s.mu_);
+            std::lock_guard<std::mutex> g(s.active_mu_);
             s.active_ = db;
         }
         ~Active() {
-            std::lock_guard<std::mutex> g(s.mu_);
+            std::lock_guard<std::mutex> g(s.active_mu_);
             s.active_ = nullptr;
         }
     } active(*this, &db);
     const std::string id = std::to_string(j.id);
+    /* one job at a time: a row still "running" is from a pilotd that died */
+    db.query("UPDATE pg_pilot.advisor_run SET state = 'failed', finished_at = now(), message = 'pilotd stopped "
+             "before the job finished' WHERE state = 'running'",
+             {}, &err);
     if (!db.query("INSERT INTO pg_pilot.advisor_run (id, action, state) VALUES ($1, $2, 'running')", {id, what}, &err)) {
         LOG_WARNING("index advisor: job %llu (%s) in database \"%s\": cannot record it in pg_pilot.advisor_run (%s); "
                     "is pg_pilot 0.3 installed there, and is the advisor's login a member of pilot_advisor?",
                     static_cast<unsigned long long>(j.id), what, dbname.c_str(), err.c_str());
         return;
     }
+    /* the advisor plans the workload's queries: functions in them run as
+     * this login at planning time, so it should hold no more than it needs */
+    static std::atomic<bool> warned_superuser{false};
+    PgResult su = db.query("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user", {}, &err);
+    if (su && pq_rows(su.get()) == 1 && pq_text(su.get(), 0, 0) == "t" && !warned_superuser.exchange(true))
+        LOG_WARNING("index advisor: its login (--advisor-dsn) is a superuser; use a role in pilot_advisor and "
+                    "pg_read_all_stats that owns the application's tables (see the README)");
     LOG_INFO("index advisor: job %llu (%s) started in database \"%s\"", static_cast<unsigned long long>(j.id), what,
              dbname.empty() ? "(advisor-dsn's)" : dbname.c_str());
     std::string message;
     bool ok = false;
-    switch (j.job.action) {
-    case pilot::proto::ADVISE_RUN: ok = do_advise(db, j, &message); break;
-    case pilot::proto::ADVISE_APPLY: ok = do_apply(db, j, &message); break;
-    case pilot::proto::ADVISE_VERIFY: ok = do_verify(db, j.job.drop_unhelpful != 0, &message); break;
-    default: message = "unknown action"; break;
+    try {
+        switch (j.job.action) {
+        case pilot::proto::ADVISE_RUN: ok = do_advise(db, j, &message); break;
+        case pilot::proto::ADVISE_APPLY: ok = do_apply(db, j, &message); break;
+        case pilot::proto::ADVISE_VERIFY: ok = do_verify(db, j.job.drop_unhelpful != 0, &message); break;
+        default: message = "unknown action"; break;
+        }
+    } catch (const std::exception &e) {
+        ok = false;
+        message = std::string("internal error: ") + e.what();
     }
+    if (stopping_ && !ok)
+        message = "pilotd stopped during the job (" + message + ")";
     db.exec_quiet("ROLLBACK");
     if (!db.query("UPDATE pg_pilot.advisor_run SET state = $2, finished_at = now(), message = $3 WHERE id = $1",
                   {id, ok ? "done" : "failed", message}, &err))

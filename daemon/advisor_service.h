@@ -80,7 +80,8 @@ class AdvisorService final : public AdvisorControl {
     std::deque<Job> queue_;
     bool stop_ = false;
     std::atomic<bool> stopping_{false};    /* read by a running advise() */
-    const PqSession *active_ = nullptr;    /* the running job's session (under mu_) */
+    std::mutex active_mu_;                 /* not mu_: cancelling is network I/O, submit() must not wait */
+    const PqSession *active_ = nullptr;    /* the running job's session (under active_mu_) */
     uint64_t last_id_ = 0;
     std::thread thread_;
 };

@@ -59,6 +59,8 @@ struct Candidate {
 
 constexpr int kMaxExamples = 5;
 constexpr uint32_t kMaxPairsPerTable = 24;
+/* "never scanned" means something only after the statistics ran this long */
+constexpr double kMinUnusedDays = 1.0;
 
 std::string lower(std::string s) {
     for (char &c : s)
@@ -96,24 +98,26 @@ std::string unquote(const std::string &s) {
     return s;
 }
 
-/* Expression text without its string literals (they may look like columns). */
+/* Expression text without its string literals (they may look like
+ * columns); "quoted identifiers" are kept whole (they may hold a quote). */
 std::string strip_literals(const std::string &e) {
     std::string out;
-    bool in = false;
     for (size_t i = 0; i < e.size(); i++) {
         char c = e[i];
-        if (in) {
-            if (c == '\'') {
-                if (i + 1 < e.size() && e[i + 1] == '\'')
-                    i++;
-                else
-                    in = false;
-            }
+        if (c == '"') { /* copy the identifier, "" included */
+            size_t j = i + 1;
+            while (j < e.size() && !(e[j] == '"' && (j + 1 >= e.size() || e[j + 1] != '"')))
+                j += e[j] == '"' ? 2 : 1;
+            out.append(e, i, j + 1 - i);
+            i = j;
             continue;
         }
-        if (c == '\'') {
-            in = true;
+        if (c == '\'') { /* skip the literal, '' included */
+            size_t j = i + 1;
+            while (j < e.size() && !(e[j] == '\'' && (j + 1 >= e.size() || e[j + 1] != '\'')))
+                j += e[j] == '\'' ? 2 : 1;
             out += "''";
+            i = j;
             continue;
         }
         out += c;
@@ -135,6 +139,21 @@ std::string join(const std::vector<std::string> &v, const std::string &sep) {
     for (size_t i = 0; i < v.size(); i++)
         s += (i ? sep : "") + v[i];
     return s;
+}
+
+/* a text[] literal: {"a","b\"c"} */
+std::string text_array_literal(const std::vector<std::string> &v) {
+    std::string a = "{";
+    for (size_t i = 0; i < v.size(); i++) {
+        a += i ? ",\"" : "\"";
+        for (char ch : v[i]) {
+            if (ch == '"' || ch == '\\')
+                a += '\\';
+            a += ch;
+        }
+        a += '"';
+    }
+    return a + "}";
 }
 
 std::string fmt(const char *f, double v) {
@@ -160,7 +179,8 @@ class Advisor {
         res_.ok = setup() && load_workload() && plan_queries() && make_candidates() && select();
         if (res_.ok)
             find_redundant();
-        exec_quiet("SELECT hypopg_reset()");
+        if (!hypopg_.empty())
+            exec_quiet("SELECT " + hypopg_ + ".hypopg_reset()");
         res_.seconds = seconds_since(t0);
         return std::move(res_);
     }
@@ -175,6 +195,7 @@ class Advisor {
     std::vector<Candidate> cands_;
     std::unordered_map<std::string, double> cost_cache_;
     double window_s_ = 0; /* the workload's time window, for write costs */
+    std::string hypopg_;  /* HypoPG's schema, quoted: its functions are called qualified */
 
     void progress(const std::string &s) {
         if (o_.progress)
@@ -210,17 +231,24 @@ class Advisor {
             progress("pg_pilot is not loaded by this server: costing with PostgreSQL's own estimates");
         }
         res_.learned = loaded && !o_.plain;
-        r = db_.query("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'hypopg'", {}, &err);
+        static const char *const find_hypopg =
+            "SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n "
+            "ON n.oid = e.extnamespace WHERE e.extname = 'hypopg'";
+        r = db_.query(find_hypopg, {}, &err);
         if (!r)
             return fail("reading pg_extension: " + err);
         if (pq_rows(r.get()) == 0) {
-            if (!db_.exec("CREATE EXTENSION IF NOT EXISTS hypopg", &err))
+            if (!db_.exec("CREATE EXTENSION IF NOT EXISTS hypopg SCHEMA public", &err))
                 return fail("the index advisor needs HypoPG in this database: run CREATE EXTENSION hypopg "
                             "(Debian package postgresql-15-hypopg); creating it failed: " +
                             err);
             progress("created extension hypopg (hypothetical indexes) in this database");
+            r = db_.query(find_hypopg, {}, &err);
+            if (!r || pq_rows(r.get()) != 1)
+                return fail("HypoPG: " + err);
         }
-        if (!db_.exec("SELECT hypopg_reset()", &err))
+        hypopg_ = pq_text(r.get(), 0, 0);
+        if (!db_.exec("SELECT " + hypopg_ + ".hypopg_reset()", &err))
             return fail("hypopg_reset(): " + err);
         return true;
     }
@@ -263,6 +291,10 @@ class Advisor {
             if (stopping())
                 return fail("stopped");
             std::string state;
+            /* read only and rolled back: a query that writes (a data-modifying
+             * WITH, nextval(), FOR UPDATE) fails instead of changing data */
+            if (!db_.exec("BEGIN READ ONLY", &err))
+                return fail(err);
             PgResult r = db_.query("EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) " + q.sql, {}, &err, &state);
             double ms = -1;
             if (r && pq_rows(r.get()) == 1) {
@@ -316,6 +348,7 @@ class Advisor {
                           "pg_catalog.current_database()) AND s.toplevel AND s.calls > 0 "
                           "AND s.query ~* '^\\s*(select|with)\\M' "
                           "AND s.query !~* '(pg_pilot|hypopg|pg_stat_statements|pg_catalog|information_schema)' "
+                          "AND s.userid <> (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user) "
                           "ORDER BY s.total_exec_time DESC LIMIT $1",
                       {std::to_string(o_.max_queries)}, &err);
         if (!r)
@@ -443,7 +476,8 @@ class Advisor {
                 "k JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[k]) "
                 "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid "
                 "JOIN pg_catalog.pg_am am ON am.oid = ic.relam "
-                "WHERE i.indrelid = $1 AND am.amname = 'btree' AND i.indisvalid AND i.indpred IS NULL",
+                "WHERE i.indrelid = $1 AND am.amname = 'btree' AND i.indisvalid AND i.indpred IS NULL "
+                "AND i.indexprs IS NULL",
                 {oid}, &err);
             for (int i = 0; k && i < pq_rows(k.get()); i++) {
                 std::vector<std::string> cols;
@@ -592,29 +626,36 @@ class Advisor {
             c.cols = cols;
             cands_.push_back(std::move(c));
         };
-        for (const Query &q : queries_)
-            for (const auto &tu : q.uses) {
-                std::vector<std::string> lead, any; /* filter/join columns lead */
-                for (const auto &cu : tu.second) {
-                    any.push_back(cu.first);
-                    if (cu.second & (ROLE_FILTER | ROLE_JOIN))
-                        lead.push_back(cu.first);
-                }
-                for (const std::string &c : any)
-                    add(tu.first, {c});
-                uint32_t pairs = 0;
-                for (const std::string &a : lead)
-                    for (const std::string &b : any) {
-                        if (a == b || pairs >= kMaxPairsPerTable)
-                            continue;
-                        pairs++;
-                        add(tu.first, {a, b});
-                        if (o_.width >= 3)
-                            for (const std::string &c : lead)
-                                if (c != a && c != b)
-                                    add(tu.first, {a, b, c});
+        /* by width, over all queries: the cap never starves a query of its
+         * single-column candidates */
+        for (uint32_t width = 1; width <= std::min<uint32_t>(std::max<uint32_t>(o_.width, 1), 3); width++)
+            for (const Query &q : queries_)
+                for (const auto &tu : q.uses) {
+                    std::vector<std::string> lead, any; /* filter/join columns lead */
+                    for (const auto &cu : tu.second) {
+                        any.push_back(cu.first);
+                        if (cu.second & (ROLE_FILTER | ROLE_JOIN))
+                            lead.push_back(cu.first);
                     }
-            }
+                    if (width == 1) {
+                        for (const std::string &c : any)
+                            add(tu.first, {c});
+                        continue;
+                    }
+                    uint32_t pairs = 0;
+                    for (const std::string &a : lead)
+                        for (const std::string &b : any) {
+                            if (a == b || pairs >= kMaxPairsPerTable)
+                                continue;
+                            pairs++;
+                            if (width == 2)
+                                add(tu.first, {a, b});
+                            else
+                                for (const std::string &c : lead)
+                                    if (c != a && c != b)
+                                        add(tu.first, {a, b, c});
+                        }
+                }
         for (size_t qi = 0; qi < queries_.size(); qi++)
             for (Candidate &c : cands_)
                 if (queries_[qi].tables.count(c.table))
@@ -656,12 +697,13 @@ class Advisor {
             return it->second;
         }
         std::string err;
-        exec_quiet("SELECT hypopg_reset()");
+        exec_quiet("SELECT " + hypopg_ + ".hypopg_reset()");
         double cost = q.base_cost;
         bool ok = true;
         for (int ci : mine) {
             Candidate &c = cands_[static_cast<size_t>(ci)];
-            PgResult r = db_.query("SELECT indexrelid, hypopg_relation_size(indexrelid) FROM hypopg_create_index($1)",
+            PgResult r = db_.query("SELECT indexrelid, " + hypopg_ + ".hypopg_relation_size(indexrelid) FROM " +
+                                       hypopg_ + ".hypopg_create_index($1)",
                                    {"CREATE INDEX " + create_statement(c)}, &err);
             if (!r || pq_rows(r.get()) != 1) {
                 ok = false;
@@ -677,7 +719,7 @@ class Advisor {
         } else {
             exec_quiet("ROLLBACK");
         }
-        exec_quiet("SELECT hypopg_reset()");
+        exec_quiet("SELECT " + hypopg_ + ".hypopg_reset()");
         cost_cache_[key] = cost;
         return cost;
     }
@@ -708,6 +750,8 @@ class Advisor {
             for (size_t ci = 0; ci < cands_.size(); ci++) {
                 if (taken[ci])
                     continue;
+                if (stopping())
+                    return fail("stopped");
                 std::vector<int> with = chosen;
                 with.push_back(static_cast<int>(ci));
                 double gain = 0;
@@ -822,18 +866,20 @@ class Advisor {
             if (!isalnum(static_cast<unsigned char>(ch)) && ch != '_')
                 ch = '_';
         base = lower(base);
-        if (base.size() > 59)
-            base.resize(59);
+        /* 63 bytes at most with the longest suffix ("_idx99"), else
+         * PostgreSQL would truncate it into another name */
+        if (base.size() > 57)
+            base.resize(57);
         std::string name = base + "_idx";
         std::string err;
-        for (int n = 2; n < 100; n++) {
+        for (int n = 2; n <= 100; n++) {
             PgResult r = db_.query("SELECT to_regclass($1)", {quote_ident(rec.schema) + "." + quote_ident(name)}, &err);
             bool taken_by_run = false;
             for (const IndexRecommendation &o : res_.recommendations)
                 taken_by_run |= o.index_name == name;
             if (r && pq_rows(r.get()) == 1 && pq_isnull(r.get(), 0, 0) && !taken_by_run)
                 break;
-            name = base + "_idx" + std::to_string(n);
+            name = base + "_idx" + std::to_string(n); /* n == 100: apply refuses a taken name */
         }
         rec.index_name = name;
         std::vector<std::string> q;
@@ -849,18 +895,21 @@ class Advisor {
         std::string err;
         PgResult r = db_.query(
             "SELECT n.nspname, t.relname, ic.relname, pg_catalog.pg_relation_size(i.indexrelid)::float8, "
-            "  coalesce(s.idx_scan, 0), i.indisunique OR i.indisprimary OR i.indisexclusion OR EXISTS (SELECT 1 "
+            "  coalesce(s.idx_scan, -1), i.indisunique OR i.indisprimary OR i.indisexclusion OR EXISTS (SELECT 1 "
             "  FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid), "
             "  am.amname = 'btree' AND i.indpred IS NULL AND i.indexprs IS NULL, i.indrelid, "
-            "  (SELECT string_agg(i.indkey[k]::text, ',' ORDER BY k) FROM generate_series(0, i.indnkeyatts - 1) k), "
+            "  (SELECT string_agg(i.indkey[k] || '/' || i.indclass[k] || '/' || i.indcollation[k] || '/' || "
+            "   i.indoption[k], ',' ORDER BY k) FROM generate_series(0, i.indnkeyatts - 1) k), "
             "  i.indexrelid, "
             "  extract(epoch FROM now() - coalesce((SELECT stats_reset FROM pg_catalog.pg_stat_database WHERE datname "
-            "  = pg_catalog.current_database()), pg_catalog.pg_postmaster_start_time())) / 86400 "
+            "  = pg_catalog.current_database()), pg_catalog.pg_postmaster_start_time())) / 86400, "
+            "  i.indnatts = i.indnkeyatts "
             "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid "
             "JOIN pg_catalog.pg_class t ON t.oid = i.indrelid JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace "
             "JOIN pg_catalog.pg_am am ON am.oid = ic.relam "
             "LEFT JOIN pg_catalog.pg_stat_user_indexes s ON s.indexrelid = i.indexrelid "
             "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'pg_pilot') AND i.indisvalid "
+            "  AND ic.relkind = 'i' AND t.relkind IN ('r', 'm') AND t.relpersistence <> 't' AND NOT t.relispartition "
             "ORDER BY n.nspname, t.relname, ic.relname",
             {}, &err);
         if (!r) {
@@ -873,6 +922,7 @@ class Advisor {
             long long scans;
             bool constraint, plain;
             long long rel, oid;
+            bool no_include;
         };
         std::vector<Ix> ixs;
         double days = 0;
@@ -880,7 +930,7 @@ class Advisor {
             ixs.push_back({pq_text(r.get(), i, 0), pq_text(r.get(), i, 1), pq_text(r.get(), i, 2),
                            pq_text(r.get(), i, 8), pq_double(r.get(), i, 3), pq_int(r.get(), i, 4),
                            pq_text(r.get(), i, 5) == "t", pq_text(r.get(), i, 6) == "t", pq_int(r.get(), i, 7),
-                           pq_int(r.get(), i, 9)});
+                           pq_int(r.get(), i, 9), pq_text(r.get(), i, 11) == "t"});
             days = pq_double(r.get(), i, 10);
         }
         for (const Ix &a : ixs) {
@@ -893,7 +943,7 @@ class Advisor {
             f.size_bytes = a.size;
             f.statement = "DROP INDEX CONCURRENTLY " + quote_ident(a.schema) + "." + quote_ident(a.name);
             const Ix *dup = nullptr;
-            if (a.plain)
+            if (a.plain && a.no_include) /* INCLUDE columns give index-only scans the other may not */
                 for (const Ix &b : ixs) {
                     if (&a == &b || b.rel != a.rel || !b.plain || b.key.size() < a.key.size())
                         continue;
@@ -907,7 +957,7 @@ class Advisor {
             if (dup != nullptr) {
                 f.kind = "duplicate";
                 f.reason = "its columns lead index " + dup->name + ", which serves the same scans";
-            } else if (a.scans == 0) {
+            } else if (a.scans == 0 && days >= kMinUnusedDays) {
                 f.kind = "unused";
                 f.reason = fmt("never scanned in the %.1f days since the statistics were reset", days);
             } else {
@@ -946,13 +996,60 @@ AdviceResult advise(PqSession &db, const AdvisorOptions &o) {
 bool apply_recommendation(PqSession &db, const IndexRecommendation &rec, uint32_t *using_it, std::string *error) {
     *using_it = 0;
     std::string err;
-    db.exec_quiet("SELECT hypopg_reset()");
-    if (!db.exec("SET statement_timeout = 0", &err) || !db.exec(rec.statement, &err)) {
-        std::string ignored;
-        db.exec("DROP INDEX CONCURRENTLY IF EXISTS " + quote_ident(rec.schema) + "." + quote_ident(rec.index_name),
-                &ignored);
-        *error = rec.statement + ": " + err;
+    if (rec.columns.empty() || rec.index_name.empty() || rec.index_name.size() > 63) {
+        *error = "not a valid recommendation (columns or index name)";
+        return false;
+    }
+    /* the statement is rebuilt from checked names, never taken as stored */
+    const std::string table = quote_ident(rec.schema) + "." + quote_ident(rec.table);
+    const std::string index = quote_ident(rec.schema) + "." + quote_ident(rec.index_name);
+    std::vector<std::string> cols;
+    for (const std::string &c : rec.columns)
+        cols.push_back(quote_ident(c));
+    const std::string create = "CREATE INDEX CONCURRENTLY " + quote_ident(rec.index_name) + " ON " + table + " (" +
+                               join(cols, ", ") + ")";
+    db.exec_quiet("SET lock_timeout = '60s'");
+    db.exec_quiet("SET statement_timeout = '60s'");
+    PgResult r = db.query("SELECT to_regclass($1) IS NULL, to_regclass($2) IS NOT NULL", {index, table}, &err);
+    if (!r || pq_rows(r.get()) != 1) {
+        *error = err;
+        return false;
+    }
+    if (pq_text(r.get(), 0, 1) != "t") {
+        *error = "table " + table + " does not exist";
+        return false;
+    }
+    if (pq_text(r.get(), 0, 0) != "t") {
+        *error = "an index named " + index + " exists already (run the advisor again for a fresh recommendation)";
+        return false;
+    }
+    /* an existing valid btree index that leads with these columns makes it redundant */
+    r = db.query("SELECT ic.relname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid "
+                 "JOIN pg_catalog.pg_am am ON am.oid = ic.relam WHERE i.indrelid = $1::regclass AND am.amname = "
+                 "'btree' AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts >= $3 "
+                 "AND (SELECT array_agg(a.attname::text ORDER BY k) FROM generate_series(0, $3 - 1) k JOIN "
+                 "pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[k]) = $2::text[] "
+                 "LIMIT 1",
+                 {table, text_array_literal(rec.columns),
+                  std::to_string(rec.columns.size())},
+                 &err);
+    if (r && pq_rows(r.get()) == 1) {
+        *error = "index " + pq_text(r.get(), 0, 0) + " already serves these columns";
+        return false;
+    }
+    /* building may take long on a big table; pilotd's shutdown cancels it */
+    db.exec_quiet("SET statement_timeout = 0");
+    if (!db.exec(create, &err)) {
+        *error = create + ": " + err;
+        /* a failed concurrent build leaves an invalid index behind: drop
+         * exactly that one (the name was free before we began) */
         db.exec_quiet("SET statement_timeout = '60s'");
+        PgResult inv = db.query("SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = to_regclass($1) AND NOT "
+                                "indisvalid",
+                                {index}, &err);
+        std::string ignored;
+        if (inv && pq_rows(inv.get()) == 1)
+            db.exec("DROP INDEX CONCURRENTLY IF EXISTS " + index, &ignored);
         return false;
     }
     db.exec_quiet("SET statement_timeout = '60s'");
@@ -1001,17 +1098,7 @@ bool store_advice(PqSession &db, const AdviceResult &res, const AdvisorOptions &
     for (const IndexRecommendation &rec : res.recommendations) {
         if (!ok)
             break;
-        std::string cols = "{";
-        for (size_t i = 0; i < rec.columns.size(); i++) {
-            std::string c;
-            for (char ch : rec.columns[i]) {
-                if (ch == '"' || ch == '\\')
-                    c += '\\';
-                c += ch;
-            }
-            cols += (i ? ",\"" : "\"") + c + "\"";
-        }
-        cols += "}";
+        const std::string cols = text_array_literal(rec.columns);
         ok = db.query("INSERT INTO pg_pilot.index_advice (run_id, kind, schema_name, table_name, columns, index_name, "
                       "statement, size_bytes, benefit_ms, write_cost_ms, learned, queries, reason) "
                       "VALUES ($1, 'create', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12)",

@@ -129,6 +129,8 @@ int run_service(const Config &cfg) {
             shown.store_dsn = redacted_dsn(shown.store_dsn);
         if (!shown.model_dsn.empty())
             shown.model_dsn = redacted_dsn(shown.model_dsn);
+        if (!shown.advisor_dsn.empty())
+            shown.advisor_dsn = redacted_dsn(shown.advisor_dsn);
         LOG_INFO("config: %s", config_summary(shown).c_str());
     }
     if (cfg.debug_protocol_version_set && cfg.debug_protocol_version != pilot::proto::kProtocolVersion)

@@ -76,7 +76,9 @@ bool PqSession::exec(const std::string &sql, std::string *error) {
         *error = "not connected";
         return false;
     }
-    PgResult r(PQexec(conn_, sql.c_str()));
+    /* the extended protocol: exactly one statement (a text from a workload
+     * or a table can never smuggle in a second one) */
+    PgResult r(PQexecParams(conn_, sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0));
     ExecStatusType st = PQresultStatus(r.get());
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
         return true;

@@ -39,7 +39,8 @@ class PqSession {
     void close();
     bool connected() const;
 
-    /* Runs sql (any statement); false with *error = the server's message. */
+    /* Runs sql, one statement (the extended protocol refuses several);
+     * false with *error = the server's message.  query() likewise. */
     bool exec(const std::string &sql, std::string *error);
     /* Runs sql and ignores the outcome (a setting that may not exist). */
     void exec_quiet(const std::string &sql);

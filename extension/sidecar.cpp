@@ -340,7 +340,7 @@ pilot_sidecar_advisor_request(int32 action, double budget_mb, int32 max_indexes,
 	if (max_indexes < 0 || max_indexes > 1000)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("pg_pilot: max_indexes must be between 1 and 1000, got %d", max_indexes)));
+				 errmsg("pg_pilot: max_indexes must be between 1 and 1000 (0: pilotd's setting), got %d", max_indexes)));
 	if (action == (int32) ADVISE_APPLY && recommendation <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

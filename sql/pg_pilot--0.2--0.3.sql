@@ -114,7 +114,7 @@ SET search_path = pg_catalog
 AS $$
 DECLARE
     r pg_pilot.advisor_run;
-    deadline timestamptz := clock_timestamp() + make_interval(secs => wait_seconds);
+    deadline timestamptz := clock_timestamp() + make_interval(secs => coalesce(wait_seconds, 600));
 BEGIN
     IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
         RAISE EXCEPTION 'pg_pilot: the index advisor''s functions wait for pilotd''s commits and need READ COMMITTED'
@@ -173,8 +173,10 @@ DECLARE
     st text;
     job bigint;
     r pg_pilot.advisor_run;
-    deadline timestamptz := pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => wait_seconds);
+    deadline timestamptz := pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => coalesce(wait_seconds, 3600));
 BEGIN
+    -- fails at once inside a transaction block, before anything is queued
+    COMMIT;
     SELECT a.status INTO st FROM pg_pilot.index_advice a
     WHERE a.id OPERATOR(pg_catalog.=) apply_index_recommendation.id AND a.kind OPERATOR(pg_catalog.=) 'create';
     IF NOT FOUND THEN
@@ -224,6 +226,7 @@ $$;
 
 -- They make pilotd change the database (indexes) or spend its time: not for PUBLIC.
 REVOKE ALL ON FUNCTION pg_pilot.advisor_request(integer, float8, integer, bigint, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pg_pilot.advisor_wait(bigint, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pg_pilot.run_index_advisor(float8, integer, integer) FROM PUBLIC;
 REVOKE ALL ON PROCEDURE pg_pilot.apply_index_recommendation(bigint, integer, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pg_pilot.verify_index_recommendations(boolean, integer) FROM PUBLIC;
