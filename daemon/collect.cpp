@@ -2,6 +2,7 @@
 #include "collect.h"
 
 #include "pg_store.h" /* redacted_dsn */
+#include "pq_session.h"
 
 #include <libpq-fe.h>
 
@@ -27,12 +28,7 @@ constexpr uint32_t kLoggedFailures = 5;  /* failed queries printed in full */
 constexpr int kReconnectWaitS = 30;      /* a restarting server (crash recovery) */
 
 std::string one_line(const char *msg, size_t max = 300) {
-    std::string s = msg ? msg : "";
-    while (!s.empty() && isspace(static_cast<unsigned char>(s.back())))
-        s.pop_back();
-    for (char &c : s)
-        if (c == '\n' || c == '\r' || c == '\t')
-            c = ' ';
+    std::string s = pq_one_line(msg);
     if (s.rfind("ERROR:  ", 0) == 0)
         s.erase(0, 8);
     if (s.size() > max)

@@ -1,6 +1,8 @@
 /* pg_store.cpp — see pg_store.h. */
 #include "pg_store.h"
 
+#include "pq_session.h"
+
 #include "log.h"
 
 #include <libpq-fe.h>
@@ -121,15 +123,7 @@ std::string redacted_dsn(const std::string &dsn) {
 }
 
 namespace {
-
-std::string one_line(const char *msg) {
-    std::string s = msg ? msg : "";
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
-        s.pop_back();
-    std::replace(s.begin(), s.end(), '\n', ' ');
-    return s;
-}
-
+std::string one_line(const char *msg) { return pq_one_line(msg); }
 } // namespace
 
 PgStore::PgStore(PgStoreOptions opt, FeedbackSpool &spool) : opt_(std::move(opt)), spool_(spool) {}

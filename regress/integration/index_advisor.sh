@@ -58,7 +58,7 @@ run_workload 6
 pp_psql -d postgres -c "DROP ROLE IF EXISTS advisor_login" -c "CREATE ROLE advisor_login LOGIN IN ROLE pilot_advisor, pg_read_all_stats" >/dev/null
 pp_psql -c "CREATE EXTENSION hypopg" -c "GRANT CREATE ON SCHEMA public TO advisor_login" -c "ALTER TABLE orders OWNER TO advisor_login" -c "ALTER TABLE customer OWNER TO advisor_login" \
   -c "ALTER SCHEMA \"Sales\" OWNER TO advisor_login" -c "ALTER TABLE \"Sales\".\"Order Lines\" OWNER TO advisor_login" >/dev/null
-ADVISOR_DSN="host=$PGHOST port=$PGPORT user=advisor_login dbname=postgres"
+ADVISOR_DSN="host=$PGHOST port=$PGPORT user=advisor_login dbname=$DB password=s3cret-advisor"  # trust: not checked
 pp_pilotd_stop
 pp_pilotd_start --advisor-dsn "$ADVISOR_DSN" >/dev/null || not_ok "pilotd with --advisor-dsn starts"
 
@@ -120,6 +120,19 @@ err=$(q "SELECT * FROM pg_pilot.run_index_advisor(budget_mb => -1)" 2>&1)
 check "a negative budget: a clear error" grep -q "budget_mb must be positive" <<<"$err"
 check "the advisor functions are not for PUBLIC" \
   [ "$(q "SELECT has_function_privilege('public', 'pg_pilot.run_index_advisor(float8, integer, integer)', 'EXECUTE')")" = f ]
+
+# the schedule: --advisor-every-s runs verify, then advise, on the DSN's database
+runs_before=$(q "SELECT count(*) FROM pg_pilot.advisor_run WHERE action = 'advise' AND state = 'done'")
+pp_pilotd_stop
+pp_pilotd_start --advisor-dsn "$ADVISOR_DSN" --advisor-every-s 2 >/dev/null
+for _ in $(seq 1 60); do
+  [ "$(q "SELECT count(*) FROM pg_pilot.advisor_run WHERE action = 'advise' AND state = 'done'")" -gt "$runs_before" ] && break
+  sleep 0.5
+done
+check "--advisor-every-s: pilotd advises by itself" \
+  [ "$(q "SELECT count(*) FROM pg_pilot.advisor_run WHERE action = 'advise' AND state = 'done'")" -gt "$runs_before" ]
+check "--advisor-every-s: and verifies first" [ "$(q "SELECT count(*) FROM pg_pilot.advisor_run WHERE action = 'verify'")" -ge 2 ]
+check "the advisor DSN's password is not logged" [ "$(grep -c 's3cret-advisor' "$PP_DIR/pilotd.log")" = 0 ]
 
 # without --advisor-dsn: refused with a hint, and no harm done
 pp_pilotd_stop
