@@ -52,7 +52,7 @@ if [ -n "${DATA:-}" ] && { [ -z "${TRAIN:-}" ] || { [ -z "${TEST:-}" ] && [ -z "
 fi
 pp_rerun_as_owner bench regress/bench/run_bench.sh OUT="$OUT" REPS="${REPS:-5}" DATA="${DATA:-}" \
   TRAIN="${TRAIN:-}" TEST="${TEST:-}" SCALE="${SCALE:-}" TIMEOUT="${TIMEOUT:-}" CLIENTS="${CLIENTS:-}" \
-  QUICK="${QUICK:-}" HOLDOUT="${HOLDOUT:-}" TRAIN_SECONDS="${TRAIN_SECONDS:-}" TRAIN_EPOCHS="${TRAIN_EPOCHS:-}" MAX_SUBPLANS="${MAX_SUBPLANS:-}" WL_REPS="${WL_REPS:-}" BENCH_SECONDS="${BENCH_SECONDS:-}" FB_REPS="${FB_REPS:-}" TRAIN_QUERIES="${TRAIN_QUERIES:-}" TEST_QUERIES="${TEST_QUERIES:-}" \
+  QUICK="${QUICK:-}" HOLDOUT="${HOLDOUT:-}" TRAIN_SECONDS="${TRAIN_SECONDS:-}" TRAIN_EPOCHS="${TRAIN_EPOCHS:-}" MAX_SUBPLANS="${MAX_SUBPLANS:-}" WL_REPS="${WL_REPS:-}" BENCH_SECONDS="${BENCH_SECONDS:-}" FB_REPS="${FB_REPS:-}" TRAIN_QUERIES="${TRAIN_QUERIES:-}" TEST_QUERIES="${TEST_QUERIES:-}" SOAK_SECONDS="${SOAK_SECONDS:-}" \
   ADVISOR="${ADVISOR:-}" BUDGET_MB="${BUDGET_MB:-}" MAX_INDEXES="${MAX_INDEXES:-}" ADV_QUERIES="${ADV_QUERIES:-}" \
   ADV_REPS="${ADV_REPS:-}" ADV_SEED="${ADV_SEED:-}" ADV_SELECTIVE="${ADV_SELECTIVE:-}"
 WORK=${PP_WORK:-$(mktemp -d /tmp/pg_pilot_bench.XXXXXX)}
@@ -254,12 +254,27 @@ open(f"{out}/report.md", "w").write("\n".join(L) + "\n")
 print("\n".join(L))
 PY
 rc=0
+# --- the soak: SOAK_SECONDS (600; QUICK=1: skipped) with 16 sessions, feedback on ----------
+if [ "${QUICK:-}" != 1 ] && [ "${SOAK_SECONDS:-600}" != 0 ]; then
+  echo "== soak: 16 sessions for ${SOAK_SECONDS:-600} s, feedback on"
+  pp_psql -d postgres -c "CREATE DATABASE pg_pilot_regress" >/dev/null &&
+    pp_psql -d pg_pilot_regress -f "$R/sql/setup.sql" >/dev/null 2>&1
+  PP_REGRESS=$R SOAK_SECONDS=${SOAK_SECONDS:-600} bash "$R/integration/soak.sh" >"$OUT/soak.out" 2>&1
+  soak_rc=$?
+  grep -E '^# soak|^# pilotd private|backends. private|^ok|^not ok' "$OUT/soak.out"
+  { echo; echo "## Soak (regress/integration/soak.sh, SOAK_SECONDS=${SOAK_SECONDS:-600})"; echo
+    grep -E '^# soak|^# pilotd private|backends. private' "$OUT/soak.out" | sed 's/^# /- /'
+    echo "- checks: $(grep -c '^ok' "$OUT/soak.out") passed, $(grep -c '^not ok' "$OUT/soak.out") failed"
+  } >>"$OUT/report.md"
+  [ $soak_rc -eq 0 ] || { echo "bench: the soak failed (see $OUT/soak.out)"; rc=1; }
+fi
 # --- 3. the index advisor (a cluster of its own: this one stops first) -----------
 if [ "${ADVISOR:-1}" != 0 ]; then
   pp_teardown
   echo
   PP_WORK=$WORK OUT=$OUT SCALE="${SCALE:-}" TIMEOUT="${TIMEOUT:-}" bash "$R/bench/advisor_bench.sh"
-  rc=$?
+  adv_rc=$?
+  [ $adv_rc -eq 0 ] || rc=$adv_rc
   if [ -f "$OUT/advisor.json" ] && [ "$OUT/advisor.json" -nt "$OUT/workload.json" ]; then
     { echo; sed 's/^#/##/' "$OUT/advisor.md"; } >>"$OUT/report.md"
     python3 - "$OUT" <<'PY'
@@ -270,7 +285,7 @@ r["advisor"] = json.load(open(f"{out}/advisor.json"))
 json.dump(r, open(f"{out}/report.json", "w"), indent=2)
 PY
   fi
-  [ $rc -eq 0 ] || echo "bench: the index advisor benchmark failed (exit $rc); the rest of the report stands"
+  [ $adv_rc -eq 0 ] || echo "bench: the index advisor benchmark failed (exit $adv_rc); the rest of the report stands"
 fi
 echo
 echo "report: $OUT/report.md, $OUT/report.json"
