@@ -230,3 +230,32 @@ REVOKE ALL ON FUNCTION pg_pilot.advisor_wait(bigint, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pg_pilot.run_index_advisor(float8, integer, integer) FROM PUBLIC;
 REVOKE ALL ON PROCEDURE pg_pilot.apply_index_recommendation(bigint, integer, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pg_pilot.verify_index_recommendations(boolean, integer) FROM PUBLIC;
+
+-- pilot_admin: the role that may change what pg_pilot does for every session
+-- (load or clear oracle cardinalities, pin a model, reset the counters, run the
+-- index advisor and apply its indexes).  Grant it to DBAs:
+--     GRANT pilot_admin TO alice;
+-- (superusers may do all of it anyway).  Created here, cluster-wide, like
+-- pilot_store; a role of that name with more than NOLOGIN is reported.
+DO $$
+DECLARE r pg_catalog.pg_roles;
+BEGIN
+    SELECT * INTO r FROM pg_catalog.pg_roles WHERE rolname = 'pilot_admin';
+    IF NOT FOUND THEN
+        CREATE ROLE pilot_admin NOLOGIN;
+        COMMENT ON ROLE pilot_admin IS 'pg_pilot: may change what pg_pilot does for every session (grant it to DBAs)';
+    ELSIF r.rolcanlogin OR r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolbypassrls THEN
+        RAISE WARNING 'role "pilot_admin" already exists and has more than NOLOGIN: it is given pg_pilot''s administration'
+            USING HINT = 'Check who created it: ALTER ROLE pilot_admin NOLOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS.';
+    END IF;
+END
+$$;
+GRANT USAGE ON SCHEMA pg_pilot TO pilot_admin;
+GRANT EXECUTE ON FUNCTION pg_pilot.load_cardinalities(text, boolean), pg_pilot.clear_cardinalities(),
+    pg_pilot.reset_stats(), pg_pilot.pin_model(integer), pg_pilot.unpin_model(),
+    pg_pilot.advisor_request(integer, float8, integer, bigint, boolean), pg_pilot.advisor_wait(bigint, integer),
+    pg_pilot.run_index_advisor(float8, integer, integer), pg_pilot.verify_index_recommendations(boolean, integer)
+    TO pilot_admin;
+GRANT EXECUTE ON PROCEDURE pg_pilot.apply_index_recommendation(bigint, integer, text) TO pilot_admin;
+GRANT SELECT ON pg_pilot.index_advice, pg_pilot.advisor_run, pg_pilot.index_recommendations,
+    pg_pilot.redundant_indexes TO pilot_admin;

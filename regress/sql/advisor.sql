@@ -56,6 +56,23 @@ DROP OWNED BY pilot_advice_reader;
 DROP ROLE pilot_advice_reader;
 DELETE FROM pg_pilot.index_advice;
 
+-- pilot_admin: a DBA granted it may run the state-changing functions; others may not
+SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname = 'pilot_admin';
+CREATE ROLE pilot_test_dba;
+CREATE ROLE pilot_test_user;
+GRANT pilot_admin TO pilot_test_dba;
+SET ROLE pilot_test_user;
+SELECT pg_pilot.reset_stats();
+SELECT * FROM pg_pilot.run_index_advisor();
+RESET ROLE;
+SET ROLE pilot_test_dba;
+SELECT pg_pilot.reset_stats() IS NOT NULL AS reset_done;
+SELECT * FROM pg_pilot.run_index_advisor(budget_mb => -1);
+SELECT count(*) FROM pg_pilot.index_recommendations;
+RESET ROLE;
+DROP ROLE pilot_test_dba;
+DROP ROLE pilot_test_user;
+
 -- the update path 0.2 -> 0.3 in a scratch database
 CREATE DATABASE pg_pilot_upgrade3;
 \c pg_pilot_upgrade3
