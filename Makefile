@@ -6,7 +6,7 @@
 PG_CONFIG ?= pg_config
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build install check demo bench bench-advisor clean
+.PHONY: all deps build install check check-asan demo bench bench-advisor clean
 
 all: build
 
@@ -26,6 +26,17 @@ install: build
 
 check: install
 	@regress/run_checks.sh
+
+# The same suite with pilotd and the unit tests (and the shared C++ code in
+# common/ and models/ they contain) built with AddressSanitizer and
+# UndefinedBehaviorSanitizer; any sanitizer report fails it.  The extension
+# runs uninstrumented inside PostgreSQL.
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+check-asan: install
+	$(MAKE) -j$(JOBS) -C regress/unit SANITIZE="$(ASAN_FLAGS)" BUILD=$(CURDIR)/regress/unit/build-asan \
+		DAEMON_BUILD=$(CURDIR)/daemon/build-asan
+	cp daemon/build-asan/pilotd daemon/build/libpilot_mscn.so regress/unit/build-asan/
+	@PP_ASAN=1 regress/run_checks.sh
 
 demo: install
 	@demo/run_demo.sh

@@ -16,7 +16,7 @@ set -uo pipefail
 SELF_DIR=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib/as_owner.sh
 source "$SELF_DIR/lib/as_owner.sh"
-pp_rerun_as_owner check regress/run_checks.sh "PP_ONLY=${PP_ONLY:-}"
+pp_rerun_as_owner check regress/run_checks.sh "PP_ONLY=${PP_ONLY:-}" "PP_ASAN=${PP_ASAN:-}"
 
 WORK=${PP_WORK:-$(mktemp -d /tmp/pg_pilot_check.XXXXXX)}
 R="$WORK/regress"
@@ -28,6 +28,15 @@ if [ -z "${PP_SHARED:-}" ]; then
   done
 fi
 export PP_SHARED=${PP_SHARED:-}
+UNIT_BUILD=build
+if [ -n "${PP_ASAN:-}" ]; then
+  # make check-asan: the sanitized pilotd and unit tests; every report goes
+  # to $WORK/sanitizer.* and fails the run
+  UNIT_BUILD=build-asan
+  export PILOTD="$R/unit/build-asan/pilotd" PILOTD_MODEL_LIB="$R/unit/build-asan/libpilot_mscn.so"
+  export ASAN_OPTIONS="log_path=$WORK/sanitizer:detect_leaks=1:abort_on_error=0"
+  export UBSAN_OPTIONS="log_path=$WORK/sanitizer:print_stacktrace=1"
+fi
 # shellcheck source=lib/cluster.sh
 source "$R/lib/cluster.sh"
 
@@ -47,7 +56,7 @@ only() { [ -z "${PP_ONLY:-}" ] || [[ $1 =~ $PP_ONLY ]]; }
 trap cleanup EXIT
 
 echo "== unit tests"
-for t in "$R"/unit/build/test_*; do
+for t in "$R"/unit/$UNIT_BUILD/test_*; do
   [ -x "$t" ] || continue
   name=$(basename "$t")
   only "$name" || continue
@@ -108,6 +117,19 @@ for t in "$R"/fault/*.sh "$R"/integration/*.sh; do
   "$PILOTD" status -D "$PGDATA" >/dev/null 2>&1 || pp_pilotd_start
 done
 
+if [ -n "${PP_ASAN:-}" ]; then
+  pp_teardown  # pilotd's leak check runs at its exit
+  echo "== sanitizer reports"
+  reports=$(ls "$WORK"/sanitizer.* 2>/dev/null | wc -l)
+  if [ "$reports" -gt 0 ]; then
+    head -60 "$WORK"/sanitizer.*
+    echo "not ok - $reports sanitizer reports (in $WORK/sanitizer.*)"
+    count 0 1 sanitizers
+  else
+    echo "ok - no AddressSanitizer or UndefinedBehaviorSanitizer report"
+    count 1 0 sanitizers
+  fi
+fi
 echo
 [ ${#FAILURES[@]} -gt 0 ] && echo "failed suites: ${FAILURES[*]} (logs in $WORK)"
 echo "$PASSED passed, $FAILED failed"
