@@ -8,19 +8,27 @@
 -- To apply recommendations (CREATE INDEX CONCURRENTLY) that login must also
 -- own the tables (or be a member of their owner role); to cost the workload
 -- it needs SELECT on them.
-DO $$
+-- The roles are cluster-wide: a second database with the extension, or a
+-- re-created extension, finds them there.  A role of that name that can log
+-- in or has more rights was not made by this script: say so.  (A helper for
+-- this script only: dropped at its end.)
+CREATE FUNCTION pg_pilot.ensure_nologin_role(role_name name, comment text, what text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 DECLARE r pg_catalog.pg_roles;
 BEGIN
-    SELECT * INTO r FROM pg_catalog.pg_roles WHERE rolname = 'pilot_advisor';
+    SELECT * INTO r FROM pg_catalog.pg_roles WHERE rolname = role_name;
     IF NOT FOUND THEN
-        CREATE ROLE pilot_advisor NOLOGIN;
-        COMMENT ON ROLE pilot_advisor IS 'pg_pilot: may write index advice (grant it to the login of pilotd''s --advisor-dsn)';
+        EXECUTE format('CREATE ROLE %I NOLOGIN', role_name);
+        EXECUTE format('COMMENT ON ROLE %I IS %L', role_name, comment);
     ELSIF r.rolcanlogin OR r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolbypassrls THEN
-        RAISE WARNING 'role "pilot_advisor" already exists and has more than NOLOGIN: it is given write access to pg_pilot''s index advice'
-            USING HINT = 'Check who created it: ALTER ROLE pilot_advisor NOLOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS.';
+        RAISE WARNING 'role "%" already exists and has more than NOLOGIN: it is given %', role_name, what
+            USING HINT = format('Check who created it: ALTER ROLE %I NOLOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS.', role_name);
     END IF;
 END
 $$;
+SELECT pg_pilot.ensure_nologin_role('pilot_advisor',
+    'pg_pilot: may write index advice (grant it to the login of pilotd''s --advisor-dsn)',
+    'write access to pg_pilot''s index advice');
 
 -- Every recommendation and finding of every run.  kind: create (a new
 -- index), unused or duplicate (an existing index).  status of a create:
@@ -237,19 +245,10 @@ REVOKE ALL ON FUNCTION pg_pilot.verify_index_recommendations(boolean, integer) F
 --     GRANT pilot_admin TO alice;
 -- (superusers may do all of it anyway).  Created here, cluster-wide, like
 -- pilot_store; a role of that name with more than NOLOGIN is reported.
-DO $$
-DECLARE r pg_catalog.pg_roles;
-BEGIN
-    SELECT * INTO r FROM pg_catalog.pg_roles WHERE rolname = 'pilot_admin';
-    IF NOT FOUND THEN
-        CREATE ROLE pilot_admin NOLOGIN;
-        COMMENT ON ROLE pilot_admin IS 'pg_pilot: may change what pg_pilot does for every session (grant it to DBAs)';
-    ELSIF r.rolcanlogin OR r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolbypassrls THEN
-        RAISE WARNING 'role "pilot_admin" already exists and has more than NOLOGIN: it is given pg_pilot''s administration'
-            USING HINT = 'Check who created it: ALTER ROLE pilot_admin NOLOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS.';
-    END IF;
-END
-$$;
+SELECT pg_pilot.ensure_nologin_role('pilot_admin',
+    'pg_pilot: may change what pg_pilot does for every session (grant it to DBAs)',
+    'pg_pilot''s administration');
+DROP FUNCTION pg_pilot.ensure_nologin_role(name, text, text);
 GRANT USAGE ON SCHEMA pg_pilot TO pilot_admin;
 GRANT EXECUTE ON FUNCTION pg_pilot.load_cardinalities(text, boolean), pg_pilot.clear_cardinalities(),
     pg_pilot.reset_stats(), pg_pilot.pin_model(integer), pg_pilot.unpin_model(),
