@@ -111,6 +111,14 @@ status=$(q "SELECT status FROM pg_pilot.verify_index_recommendations() WHERE id 
 echo "# verify: $(q "SELECT status, round(time_before_ms::numeric, 3), round(time_after_ms::numeric, 3), note FROM pg_pilot.index_recommendations WHERE id = $rec")"
 check "verify: measured executions show the index helped" [ "$status" = helped ]
 
+# a recommendation whose index name is taken by now: refused, the existing index kept
+fake=$(q "INSERT INTO pg_pilot.index_advice (run_id, kind, schema_name, table_name, columns, index_name, statement, learned, reason)
+          VALUES (1, 'create', 'public', 'customer', '{name}', 'customer_region_idx', 'x', true, 'test') RETURNING id")
+err=$(q "CALL pg_pilot.apply_index_recommendation($fake, 60)" 2>&1)
+check "apply under a name taken meanwhile: refused" grep -q "exists already" <<<"$err"
+check "... and the existing index is still there" [ "$(q "SELECT count(*) FROM pg_indexes WHERE indexname = 'customer_region_idx'")" = 1 ]
+q "DELETE FROM pg_pilot.index_advice WHERE id = $fake" >/dev/null
+
 # a DBA's mistakes: clear errors
 err=$(q "CALL pg_pilot.apply_index_recommendation(999999)" 2>&1)
 check "apply of an unknown id: a clear error" grep -q "no index recommendation 999999" <<<"$err"
