@@ -111,6 +111,9 @@ int run_service(const Config &cfg) {
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     signal(SIGPIPE, SIG_IGN);
+    /* a file-size limit makes a growing write fail (EFBIG), handled like a
+     * full disk: feedback is not acknowledged and waits; not a kill */
+    signal(SIGXFSZ, SIG_IGN);
 
     if (cfg.daemon) {
         try {
