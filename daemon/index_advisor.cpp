@@ -170,6 +170,57 @@ std::string human_bytes(double b) {
     return fmt("%.0f kB", b / 1024);
 }
 
+/* A normalized text ($1, ... as pg_stat_statements keeps it) is planned as a
+ * generic plan: PREPAREd (which infers the parameters' types) and EXPLAINed
+ * with NULL arguments under plan_cache_mode = force_generic_plan.  Returns -1
+ * for a text without parameters, else their count; false with *err when it
+ * cannot be prepared. */
+bool parameter_count(PqSession &db, const std::string &sql, int *nparams, std::string *err) {
+    static const std::regex param("\\$[0-9]+");
+    *nparams = -1;
+    if (!std::regex_search(sql, param))
+        return true;
+    db.exec_quiet("DEALLOCATE pilot_advisor_q");
+    if (!db.exec("PREPARE pilot_advisor_q AS " + sql, err))
+        return false;
+    PgResult r = db.query("SELECT cardinality(parameter_types) FROM pg_catalog.pg_prepared_statements "
+                          "WHERE name = 'pilot_advisor_q'",
+                          {}, err);
+    *nparams = r && pq_rows(r.get()) == 1 ? static_cast<int>(pq_int(r.get(), 0, 0)) : 0;
+    db.exec_quiet("DEALLOCATE pilot_advisor_q");
+    return true;
+}
+
+/* The plan (EXPLAIN's "Plan" object) of sql as the session would plan it now,
+ * hypothetical indexes included; nparams from parameter_count().  A generic
+ * plan is prepared afresh each time: a cached one would not see new
+ * hypothetical indexes.  False with *err. */
+bool explain_plan(PqSession &db, const std::string &sql, int nparams, bool verbose, json *plan, std::string *err) {
+    const std::string opts = verbose ? "(VERBOSE, FORMAT JSON) " : "(FORMAT JSON) ";
+    PgResult r;
+    if (nparams < 0) {
+        r = db.query("EXPLAIN " + opts + sql, {}, err);
+    } else {
+        db.exec_quiet("DEALLOCATE pilot_advisor_q");
+        if (!db.exec("PREPARE pilot_advisor_q AS " + sql, err))
+            return false;
+        std::string args;
+        for (int i = 0; i < nparams; i++)
+            args += i ? ", NULL" : "NULL";
+        r = db.query("EXPLAIN " + opts + "EXECUTE pilot_advisor_q" + (nparams ? "(" + args + ")" : ""), {}, err);
+        db.exec_quiet("DEALLOCATE pilot_advisor_q");
+    }
+    if (!r || pq_rows(r.get()) != 1)
+        return false;
+    json j = json::parse(pq_text(r.get(), 0, 0), nullptr, false);
+    if (!j.is_array() || j.empty() || !j[0].is_object() || !j[0].contains("Plan")) {
+        *err = "unexpected EXPLAIN output";
+        return false;
+    }
+    *plan = j[0]["Plan"];
+    return true;
+}
+
 class Advisor {
   public:
     Advisor(PqSession &db, const AdvisorOptions &o) : db_(db), o_(o) {}
@@ -414,34 +465,8 @@ class Advisor {
 
     /* ---- 2. plans and columns ------------------------------------------ */
 
-    /* EXPLAIN of q as it stands (hypothetical indexes included); false with *err */
-    bool explain(Query &q, bool verbose, json *plan, std::string *err) {
-        const std::string opts = verbose ? "(VERBOSE, FORMAT JSON) " : "(FORMAT JSON) ";
-        PgResult r;
-        if (q.nparams < 0) {
-            r = db_.query("EXPLAIN " + opts + q.sql, {}, err);
-        } else {
-            /* a fresh generic plan each time: a cached plan would not see new
-             * hypothetical indexes */
-            exec_quiet("DEALLOCATE pilot_advisor_q");
-            if (!db_.exec("PREPARE pilot_advisor_q AS " + q.sql, err))
-                return false;
-            std::string args;
-            for (int i = 0; i < q.nparams; i++)
-                args += i ? ", NULL" : "NULL";
-            r = db_.query("EXPLAIN " + opts + "EXECUTE pilot_advisor_q" + (q.nparams ? "(" + args + ")" : ""), {},
-                          err);
-            exec_quiet("DEALLOCATE pilot_advisor_q");
-        }
-        if (!r || pq_rows(r.get()) != 1)
-            return false;
-        json j = json::parse(pq_text(r.get(), 0, 0), nullptr, false);
-        if (!j.is_array() || j.empty() || !j[0].is_object() || !j[0].contains("Plan")) {
-            *err = "unexpected EXPLAIN output";
-            return false;
-        }
-        *plan = j[0]["Plan"];
-        return true;
+    bool explain(const Query &q, bool verbose, json *plan, std::string *err) {
+        return explain_plan(db_, q.sql, q.nparams, verbose, plan, err);
     }
 
     int table_index(const std::string &schema, const std::string &name) {
@@ -554,25 +579,15 @@ class Advisor {
 
     bool plan_queries() {
         std::string err;
-        static const std::regex param("\\$[0-9]+");
         size_t done = 0, next_report = 1, total = queries_.size();
         std::vector<Query> kept;
         for (Query &q : queries_) {
             if (stopping())
                 return fail("stopped");
             done++;
-            if (std::regex_search(q.sql, param)) {
-                /* how many parameters: PREPARE infers their types */
-                exec_quiet("DEALLOCATE pilot_advisor_q");
-                if (!db_.exec("PREPARE pilot_advisor_q AS " + q.sql, &err)) {
-                    skip("cannot be prepared (" + err + ")", q.sql);
-                    continue;
-                }
-                PgResult r = db_.query("SELECT cardinality(parameter_types) FROM pg_catalog.pg_prepared_statements "
-                                       "WHERE name = 'pilot_advisor_q'",
-                                       {}, &err);
-                q.nparams = r && pq_rows(r.get()) == 1 ? static_cast<int>(pq_int(r.get(), 0, 0)) : 0;
-                exec_quiet("DEALLOCATE pilot_advisor_q");
+            if (!parameter_count(db_, q.sql, &q.nparams, &err)) {
+                skip("cannot be prepared (" + err + ")", q.sql);
+                continue;
             }
             json plan;
             if (!explain(q, true, &plan, &err)) {
@@ -752,6 +767,9 @@ class Advisor {
                     continue;
                 if (stopping())
                     return fail("stopped");
+                /* once its size is known, one that no longer fits is not costed again */
+                if (cands_[ci].size >= 0 && used + cands_[ci].size > budget)
+                    continue;
                 std::vector<int> with = chosen;
                 with.push_back(static_cast<int>(ci));
                 double gain = 0;
@@ -1054,27 +1072,12 @@ bool apply_recommendation(PqSession &db, const IndexRecommendation &rec, uint32_
     }
     db.exec_quiet("SET statement_timeout = '60s'");
     db.exec_quiet("SET plan_cache_mode = force_generic_plan"); /* NULL arguments would fold a custom plan */
-    static const std::regex param("\\$[0-9]+");
+    const std::string uses_it = "\"Index Name\":\"" + rec.index_name + "\"";
     for (const QueryGain &g : rec.queries) {
-        PgResult r;
-        if (std::regex_search(g.query, param)) {
-            db.exec_quiet("DEALLOCATE pilot_advisor_q");
-            if (!db.exec("PREPARE pilot_advisor_q AS " + g.query, &err))
-                continue;
-            PgResult n = db.query("SELECT cardinality(parameter_types) FROM pg_catalog.pg_prepared_statements "
-                                  "WHERE name = 'pilot_advisor_q'",
-                                  {}, &err);
-            long long np = n && pq_rows(n.get()) == 1 ? pq_int(n.get(), 0, 0) : 0;
-            std::string args;
-            for (long long i = 0; i < np; i++)
-                args += i ? ", NULL" : "(NULL";
-            r = db.query("EXPLAIN (FORMAT JSON) EXECUTE pilot_advisor_q" + args + (np ? ")" : ""), {}, &err);
-            db.exec_quiet("DEALLOCATE pilot_advisor_q");
-        } else {
-            r = db.query("EXPLAIN (FORMAT JSON) " + g.query, {}, &err);
-        }
-        if (r && pq_rows(r.get()) == 1 &&
-            pq_text(r.get(), 0, 0).find("\"Index Name\": \"" + rec.index_name + "\"") != std::string::npos)
+        int nparams = -1;
+        json plan;
+        if (parameter_count(db, g.query, &nparams, &err) && explain_plan(db, g.query, nparams, false, &plan, &err) &&
+            plan.dump().find(uses_it) != std::string::npos)
             (*using_it)++;
     }
     return true;
