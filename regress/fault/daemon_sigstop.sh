@@ -6,28 +6,12 @@
 source "$PP_REGRESS/lib/cluster.sh"; source "$PP_REGRESS/lib/fault.sh"
 
 q4="${WORKLOAD[0]}"
-want=$(pp_psql -At -c "SET pg_pilot.enabled = off" -c "$q4")
 down_before=$(stat fallback_daemon_down)
 timeouts_before=$(stat fallback_timeout)
 
-# each session: 8 s of the 4-table query in a loop, every result checked
-stream() {
-  pp_psql -At -v ON_ERROR_STOP=1 -c "SET pg_pilot.estimator = 'oracle'" -c "
-DO \$\$
-DECLARE n bigint; runs int := 0; t0 timestamptz := clock_timestamp();
-BEGIN
-  WHILE clock_timestamp() - t0 < interval '8 seconds' LOOP
-    EXECUTE \$q\$$q4\$q\$ INTO n;
-    IF n <> $want THEN RAISE EXCEPTION 'wrong result % after % runs', n, runs; END IF;
-    runs := runs + 1;
-    PERFORM pg_sleep(0.005);
-  END LOOP;
-  RAISE NOTICE 'runs=%', runs;
-END \$\$;" 2>&1
-}
-
 pid=$(pp_pilotd_pid)
-for i in 1 2 3 4; do stream >"$PP_DIR/sigstop_stream$i.out" & done
+# each session: 8 s of the 4-table query in a loop, every result checked
+for i in 1 2 3 4; do oracle_stream 8 >"$PP_DIR/sigstop_stream$i.out" & done
 sleep 1.5
 kill -STOP "$pid"
 sleep 4

@@ -41,6 +41,28 @@ actual_results() {
   done
 }
 
+# A session running the 4-table query (WORKLOAD[0]) in a loop for $1 seconds
+# with the oracle estimator, checking every result against PostgreSQL's own
+# (an exception ends it); prints runs=N.  More psql arguments (-c ...) run in
+# the same backend afterwards.
+oracle_stream() {
+  local secs=$1 q4="${WORKLOAD[0]}" want
+  shift
+  want=$(pp_psql -At -c "SET pg_pilot.enabled = off" -c "$q4")
+  pp_psql -At -v ON_ERROR_STOP=1 -c "SET pg_pilot.estimator = 'oracle'" -c "
+DO \$\$
+DECLARE n bigint; runs int := 0; t0 timestamptz := clock_timestamp();
+BEGIN
+  WHILE clock_timestamp() - t0 < interval '$secs seconds' LOOP
+    EXECUTE \$q\$$q4\$q\$ INTO n;
+    IF n <> $want THEN RAISE EXCEPTION 'wrong result % after % runs', n, runs; END IF;
+    runs := runs + 1;
+    PERFORM pg_sleep(0.005);
+  END LOOP;
+  RAISE NOTICE 'runs=%', runs;
+END \$\$;" "$@" 2>&1
+}
+
 postmaster_pid_at_start=$(pp_postmaster_pid)
 crashes_at_start=$(grep -c "terminated by signal" "$PP_DIR/postgres.log" 2>/dev/null)
 
