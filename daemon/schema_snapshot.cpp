@@ -362,67 +362,61 @@ bool sample(Session &db, TableRef &t, double count, uint32_t n, std::string *err
 }
 
 /* Connects, resolves the tables and reads the identity: both entry points. */
-bool open_tables(Session &db, const std::string &dsn, const std::vector<std::string> &tables,
-                 std::vector<TableRef> *refs, DatabaseIdentity *ident, std::string *error) {
-    return db.connect(dsn, error) && load_tables(db, tables, refs, error) && read_identity(db, *refs, ident, error);
+/* The frame of both entry points: connects, resolves the tables, reads the
+ * identity, then body(db, refs, ident, error); no exception leaves it. */
+template <class Body>
+bool with_tables(const std::string &dsn, const std::vector<std::string> &tables, std::string *error, Body body) {
+    std::string scratch;
+    if (error == nullptr)
+        error = &scratch;
+    try {
+        Session db;
+        std::vector<TableRef> refs;
+        DatabaseIdentity ident;
+        return db.connect(dsn, error) && load_tables(db, tables, &refs, error) &&
+               read_identity(db, refs, &ident, error) && body(db, refs, ident, error);
+    } catch (const std::bad_alloc &) {
+        *error = "schema snapshot: out of memory";
+        return false;
+    }
 }
 
 } // namespace
 
 bool snapshot_schema(const std::string &dsn, const std::vector<std::string> &tables, uint32_t sample_rows,
                      Schema *out, DatabaseIdentity *id, std::string *error) {
-    std::string scratch;
-    if (error == nullptr)
-        error = &scratch;
-    try {
-        Session db;
-        std::vector<TableRef> refs;
-        DatabaseIdentity ident;
-        if (!open_tables(db, dsn, tables, &refs, &ident, error))
-            return false;
-        uint32_t sample_size = 0;
-        for (TableRef &t : refs) {
-            double count = 0;
-            if (!scan_ranges(db, t, &count, error))
-                return false;
-            /* never analyzed (-1): the exact count we just made */
-            t.info.reltuples = t.reltuples >= 0 ? t.reltuples : count;
-            if (!sample(db, t, count, sample_rows, error))
-                return false;
-            sample_size = std::max(sample_size, t.info.sample_rows);
-        }
-        out->tables.clear();
-        for (TableRef &t : refs)
-            out->tables.push_back(std::move(t.info));
-        out->sample_size = sample_size;
-        out->index();
-        if (id != nullptr)
-            *id = std::move(ident);
-        return true;
-    } catch (const std::bad_alloc &) {
-        *error = "schema snapshot: out of memory";
-        return false;
-    }
+    return with_tables(dsn, tables, error,
+                       [&](Session &db, std::vector<TableRef> &refs, DatabaseIdentity &ident, std::string *err) {
+                           uint32_t sample_size = 0;
+                           for (TableRef &t : refs) {
+                               double count = 0;
+                               if (!scan_ranges(db, t, &count, err))
+                                   return false;
+                               /* never analyzed (-1): the exact count we just made */
+                               t.info.reltuples = t.reltuples >= 0 ? t.reltuples : count;
+                               if (!sample(db, t, count, sample_rows, err))
+                                   return false;
+                               sample_size = std::max(sample_size, t.info.sample_rows);
+                           }
+                           out->tables.clear();
+                           for (TableRef &t : refs)
+                               out->tables.push_back(std::move(t.info));
+                           out->sample_size = sample_size;
+                           out->index();
+                           if (id != nullptr)
+                               *id = std::move(ident);
+                           return true;
+                       });
 }
 
 bool database_identity(const std::string &dsn, const std::vector<std::string> &tables, DatabaseIdentity *id,
                        std::string *error) {
-    std::string scratch;
-    if (error == nullptr)
-        error = &scratch;
-    try {
-        Session db;
-        std::vector<TableRef> refs;
-        DatabaseIdentity ident;
-        if (!open_tables(db, dsn, tables, &refs, &ident, error))
-            return false;
-        if (id != nullptr)
-            *id = std::move(ident);
-        return true;
-    } catch (const std::bad_alloc &) {
-        *error = "schema snapshot: out of memory";
-        return false;
-    }
+    return with_tables(dsn, tables, error,
+                       [&](Session &, std::vector<TableRef> &, DatabaseIdentity &ident, std::string *) {
+                           if (id != nullptr)
+                               *id = std::move(ident);
+                           return true;
+                       });
 }
 
 } // namespace pilotd
