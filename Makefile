@@ -27,15 +27,21 @@ install: build
 check: install
 	@regress/run_checks.sh
 
-# The same suite with pilotd and the unit tests (and the shared C++ code in
-# common/ and models/ they contain) built with AddressSanitizer and
-# UndefinedBehaviorSanitizer; any sanitizer report fails it.  The extension
-# runs uninstrumented inside PostgreSQL.
+# The same suite with both sides built with AddressSanitizer and
+# UndefinedBehaviorSanitizer: pilotd and the unit tests (and the shared C++ code
+# in common/ and models/ they contain), and the extension, which the server
+# runs from a shadow installation with libasan preloaded
+# (regress/lib/asan_server.sh).  Any sanitizer report fails it.
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+ASAN_EXT := extension/build-asan
 check-asan: install
 	$(MAKE) -j$(JOBS) -C regress/unit SANITIZE="$(ASAN_FLAGS)" BUILD=$(CURDIR)/regress/unit/build-asan \
 		DAEMON_BUILD=$(CURDIR)/daemon/build-asan
-	cp daemon/build-asan/pilotd daemon/build/libpilot_mscn.so regress/unit/build-asan/
+	mkdir -p $(ASAN_EXT)/extension $(ASAN_EXT)/common
+	cp -p -u extension/*.cpp extension/*.h extension/Makefile extension/pg_pilot.control $(ASAN_EXT)/extension/
+	cp -p -u common/*.cpp common/*.h $(ASAN_EXT)/common/
+	$(MAKE) -j$(JOBS) -C $(ASAN_EXT)/extension PG_CONFIG=$(PG_CONFIG) SANITIZE="$(ASAN_FLAGS)"
+	cp daemon/build-asan/pilotd daemon/build/libpilot_mscn.so $(ASAN_EXT)/extension/pg_pilot.so regress/unit/build-asan/
 	@PP_ASAN=1 regress/run_checks.sh
 
 demo: install
@@ -64,3 +70,4 @@ clean:
 	$(MAKE) -C extension clean PG_CONFIG=$(PG_CONFIG)
 	$(MAKE) -C regress/unit clean
 	rm -f common/*.o
+	rm -rf $(ASAN_EXT)

@@ -36,6 +36,10 @@ if [ -n "${PP_ASAN:-}" ]; then
   export PILOTD="$R/unit/build-asan/pilotd" PILOTD_MODEL_LIB="$R/unit/build-asan/libpilot_mscn.so"
   export ASAN_OPTIONS="log_path=$WORK/sanitizer:detect_leaks=1:abort_on_error=0"
   export UBSAN_OPTIONS="log_path=$WORK/sanitizer:print_stacktrace=1"
+  # the server runs the sanitized extension from a shadow installation
+  # shellcheck source=lib/asan_server.sh
+  source "$R/lib/asan_server.sh"
+  pp_asan_server "$WORK/pgroot" "$R/unit/build-asan/pg_pilot.so" || { echo "0 passed, 1 failed"; exit 1; }
 fi
 # shellcheck source=lib/cluster.sh
 source "$R/lib/cluster.sh"
@@ -81,6 +85,13 @@ pp_cluster_start || { echo "postgres did not start"; echo "$PASSED passed, $((FA
 pp_store_setup || { echo "feedback store setup failed"; echo "$PASSED passed, $((FAILED + 1)) failed"; exit 1; }
 pp_pilotd_start || { echo "pilotd did not start"; echo "$PASSED passed, $((FAILED + 1)) failed"; exit 1; }
 echo "postgres on port $PGPORT (socket $PGHOST), pilotd pid $PILOTD_PID, feedback store in database $PP_STORE_DB"
+if [ -n "${PP_ASAN:-}" ]; then
+  if pp_asan_server_loaded "$(pp_postmaster_pid)"; then
+    echo "ok - the server runs the sanitized pg_pilot.so ($PP_ASAN_SO) with libasan preloaded"; count 1 0 asan-server
+  else
+    echo "not ok - the server did not load the sanitized pg_pilot.so"; count 0 1 asan-server
+  fi
+fi
 
 echo "== pg_regress"
 if only pg_regress; then

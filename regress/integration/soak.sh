@@ -59,8 +59,15 @@ check "zero failed queries" [ "${failed:-1}" = 0 -a "$aborted" = 0 ]
 check "all $CLIENTS sessions were measured" [ "${#pids[@]}" = "$CLIENTS" ]
 check "pilotd answered and received feedback during the soak" [ $((answered1 - answered0)) -gt 0 -a $((fb1 - fb0)) -gt 0 ]
 # stable: growth after warm-up within 20 % + 8 MB (pilotd) and 10 % + 4 MB per backend
-check "pilotd's memory is stable" [ "$pilotd_start_kb" -gt 0 -a "$pilotd_end_kb" -gt 0 -a "$pilotd_end_kb" -le $(( pilotd_start_kb * 12 / 10 + 8192 )) ]
-check "the backends' memory is stable" [ "$be_start_max" -gt 0 -a "$be_end_max" -gt 0 -a "$be_end_max" -le $(( be_start_max * 11 / 10 + 4096 )) ]
+if [ -n "${PP_ASAN:-}" ]; then
+  # ASan keeps freed memory in its quarantine (up to 256 MB a process) and
+  # grows its allocator's caches: memory says nothing here; LeakSanitizer
+  # checks pilotd at its exit, and make check measures memory uninstrumented
+  echo "# make check-asan: memory stability is measured by make check, not under ASan"
+else
+  check "pilotd's memory is stable" [ "$pilotd_start_kb" -gt 0 -a "$pilotd_end_kb" -gt 0 -a "$pilotd_end_kb" -le $(( pilotd_start_kb * 12 / 10 + 8192 )) ]
+  check "the backends' memory is stable" [ "$be_start_max" -gt 0 -a "$be_end_max" -gt 0 -a "$be_end_max" -le $(( be_start_max * 11 / 10 + 4096 )) ]
+fi
 check "pilotd still serves" "$PILOTD" status -D "$PGDATA"
 check_no_crash "soak"
 finish

@@ -48,19 +48,29 @@ CONF
   for line in "$@"; do echo "$line" >>"$PGDATA/postgresql.conf"; done
 }
 
+# pg_ctl; under make check-asan the server starts with libasan preloaded
+# (lib/asan_server.sh), its leak check off and its reports beside pilotd's.
+pp_pg_ctl() {
+  if [ -n "${PP_SERVER_PRELOAD:-}" ]; then
+    LD_PRELOAD="$PP_SERVER_PRELOAD" ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" "$PG_BIN/pg_ctl" "$@"
+  else
+    "$PG_BIN/pg_ctl" "$@"
+  fi
+}
+
 pp_cluster_start() {
-  "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PP_DIR/postgres.log" -w -t 60 start >/dev/null \
+  pp_pg_ctl -D "$PGDATA" -l "$PP_DIR/postgres.log" -w -t 60 start >/dev/null \
     || { tail -20 "$PP_DIR/postgres.log"; return 1; }
 }
 
 pp_cluster_stop() {
   [ -n "${PGDATA:-}" ] && [ -f "$PGDATA/postmaster.pid" ] && \
-    "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w -t 60 stop >/dev/null 2>&1
+    pp_pg_ctl -D "$PGDATA" -m fast -w -t 60 stop >/dev/null 2>&1
   return 0
 }
 
 pp_cluster_restart() {
-  "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PP_DIR/postgres.log" -m fast -w -t 60 restart >/dev/null
+  pp_pg_ctl -D "$PGDATA" -l "$PP_DIR/postgres.log" -m fast -w -t 60 restart >/dev/null
 }
 
 pp_postmaster_pid() { head -1 "$PGDATA/postmaster.pid" 2>/dev/null; }
