@@ -75,6 +75,15 @@ void prepare_state_dir(const std::string &dir) {
             throw sys_error("cannot chmod the state directory \"" + dir + "\" to 0700");
         LOG_WARNING("state directory \"%s\" was accessible to other users: mode set to 0700", dir.c_str());
     }
+    /* read-only (a file system remounted read-only, a wrong mode): nothing
+     * could be made durable, so nothing would ever be acknowledged; say so
+     * now rather than fail on every write */
+    if (access(dir.c_str(), W_OK | X_OK) != 0) {
+        const std::string why = strerror(errno); /* before describe_uid() sets errno */
+        throw std::runtime_error("the state directory \"" + dir + "\" is not writable: " + why +
+                                 " (it holds the feedback spool, the memo journal and the models; make it "
+                                 "writable by " + describe_uid(geteuid()) + " or choose another with --state-dir)");
+    }
 }
 
 bool is_live_pilotd(pid_t pid) {
