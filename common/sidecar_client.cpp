@@ -90,6 +90,17 @@ static Outcome outcome_for(HeaderCheck c) {
 
 Outcome SidecarClient::ensure_attached(uint64_t now_us) noexcept {
     if (map_) {
+        /* Shrunk under us (never pilotd's doing: a restarted pilotd makes a
+         * new segment): the lost pages would fault with SIGBUS, so leave
+         * without reading anything in it.  One fstat() per use. */
+        bip::offset_t now_size = 0;
+        if (!map_->shm.get_size(now_size) || now_size < static_cast<bip::offset_t>(map_->size)) {
+            set_problem(header_check_name(HDR_TOO_SMALL));
+            orphan_count_ = 0;
+            detach();
+            last_attempt_us_ = now_us;
+            return last_outcome_ = Outcome::DAEMON_DOWN;
+        }
         HeaderCheck c = validate_header(map_->header, map_->size, now_us, stale_after_us_);
         if (c == HDR_OK)
             return Outcome::OK;

@@ -144,6 +144,7 @@ int run_service(const Config &cfg) {
 
     InstanceLock instance;
     PidFile pid_file;
+    bool segment_damaged = false; /* by another process: exit failed, to be restarted */
     try {
         prepare_state_dir(cfg.state_dir);
         instance.acquire(segment);
@@ -295,7 +296,12 @@ int run_service(const Config &cfg) {
             }
             break;
         }
-        LOG_INFO("received %s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        segment_damaged = server.damaged();
+        if (segment_damaged)
+            LOG_INFO("shutting down: the segment is damaged (exit status %d: a service manager restarts pilotd)",
+                     kExitFailure);
+        else
+            LOG_INFO("received %s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
         /* before the segment goes: these publish into it */
         if (trainer)
             trainer->stop();
@@ -342,7 +348,7 @@ int run_service(const Config &cfg) {
     instance.release();
     LOG_INFO("shut down");
     log_close();
-    return kExitOk;
+    return segment_damaged ? kExitFailure : kExitOk;
 }
 
 } // namespace

@@ -3,6 +3,7 @@
 
 #include "futex.h"
 #include "log.h"
+#include "segment_guard.h"
 
 #include <boost/interprocess/mapped_region.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
@@ -11,6 +12,7 @@
 #include <chrono>
 #include <climits>
 #include <cstring>
+#include <csignal>
 #include <ctime>
 #include <fcntl.h>
 #include <stdexcept>
@@ -92,6 +94,8 @@ void ShmServer::create_segment() {
                                      " slots: " + strerror(rc) + " (is /dev/shm large enough?)");
         region_.reset(new bip::mapped_region(*shm_, bip::read_write, 0, static_cast<size_t>(size_)));
         void *base = region_->get_address();
+        const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+        segment_guard_arm(base, (static_cast<size_t>(size_) + page - 1) / page * page);
         memset(base, 0, static_cast<size_t>(size_));
         header_ = static_cast<SegmentHeader *>(base);
 
@@ -116,6 +120,7 @@ void ShmServer::create_segment() {
         h->magic = kMagic;
         h->daemon_state.store(DAEMON_READY, std::memory_order_release);
     } catch (...) {
+        segment_guard_disarm();
         region_.reset();
         shm_.reset();
         header_ = nullptr;
@@ -177,9 +182,36 @@ void ShmServer::heartbeat_loop() noexcept {
             LOG_WARNING("heartbeat was %llu ms late (machine overloaded or pilotd suspended?)",
                         static_cast<unsigned long long>((now - last) / 1000));
         last = now;
+        const std::string damage = segment_damage();
+        if (!damage.empty()) {
+            /* backends already refuse it (they validate the header and the
+             * size on every use); a new segment needs a new pilotd */
+            LOG_ERROR("segment %s was damaged by another process: %s; pilotd shuts down so that its restart "
+                      "creates a new one (backends plan natively meanwhile)",
+                      opt_.segment.c_str(), damage.c_str());
+            damaged_.store(true);
+            kill(getpid(), SIGTERM);
+            return;
+        }
         if (!sleep_unless_stopping(opt_.heartbeat_ms))
             return;
     }
+}
+
+/* What another process did to the segment, or "" (only pilotd writes the
+ * header's layout fields, once, before publishing). */
+std::string ShmServer::segment_damage() const {
+    struct stat st;
+    if (fstat(shm_->get_mapping_handle().handle, &st) == 0 && static_cast<uint64_t>(st.st_size) < size_)
+        return "truncated to " + std::to_string(st.st_size) + " of " + std::to_string(size_) + " bytes";
+    if (segment_guard_tripped())
+        return "an access past its end faulted (it was truncated)";
+    const SegmentHeader *h = header_;
+    if (h->magic != kMagic || h->version != opt_.protocol_version || h->header_size != sizeof(SegmentHeader) ||
+        h->slot_size != sizeof(Slot) || h->nslots != opt_.nslots || h->total_size != size_ || h->epoch != epoch_ ||
+        h->daemon_pid != static_cast<uint32_t>(getpid()))
+        return "its header was overwritten";
+    return "";
 }
 
 /* Records of several rings, acknowledged together (one fdatasync). */
@@ -486,6 +518,7 @@ void ShmServer::stop() noexcept {
         /* publish_models() from another thread sees either the mapping or nullptr */
         std::lock_guard<std::mutex> g(publish_mu_);
         header_ = nullptr;
+        segment_guard_disarm();
         try {
             region_.reset();
             shm_.reset();

@@ -107,10 +107,14 @@ class ShmServer {
     pilot::proto::SegmentHeader *header() const { return header_; }
     uint64_t epoch() const { return epoch_; }
     uint64_t size() const { return size_; }
+    /* The heartbeat found the segment damaged by another process (truncated,
+     * header overwritten), logged it and sent pilotd SIGTERM: exit failed. */
+    bool damaged() const { return damaged_.load(); }
 
   private:
     void create_segment();
     void heartbeat_loop() noexcept;
+    std::string segment_damage() const;
     void feedback_loop() noexcept;
     struct DrainBatch;
     void drain_feedback_once(DrainBatch &b, bool final) noexcept;
@@ -138,6 +142,7 @@ class ShmServer {
     std::thread feedback_;
     std::vector<std::thread> workers_;
     std::atomic<uint32_t> heartbeat_late_logged_{0};
+    std::atomic<bool> damaged_{false};
     std::mutex publish_mu_; /* one writer of the model table at a time */
 };
 
