@@ -15,25 +15,20 @@ pid=$(pp_pilotd_pid)
 appended_before=$(daemon_col spool_appended)
 
 prlimit --pid "$pid" --fsize=1024:unlimited
-for i in 1 2 3 4; do feedback_stream 5 >"$PP_DIR/diskfull_stream$i.out" 2>&1 & done
+feedback_streams_start 4 5 diskfull_stream
 sleep 3
 queued_full=$(daemon_col feedback_queued)
 appended_full=$(daemon_col spool_appended)
-wait
-failed=$(grep -l "ERROR" "$PP_DIR"/diskfull_stream*.out | wc -l)
-runs=$(cat "$PP_DIR"/diskfull_stream*.out | grep -o 'runs=[0-9]*' | cut -d= -f2 | awk '{s+=$1} END {print s+0}')
+feedback_streams_wait diskfull_stream
 queued_end=$(daemon_col feedback_queued)
-echo "# disk full: $runs queries; pilotd acknowledged $((appended_full - appended_before)) records after 3 s, $queued_end waiting in the queues at the end"
-check "no query failed while the disk was full" [ "$failed" -eq 0 -a "$runs" -gt 20 ]
+echo "# disk full: $STREAMS_RUNS queries; pilotd acknowledged $((appended_full - appended_before)) records after 3 s, $queued_end waiting in the queues at the end"
+check "no query failed while the disk was full" [ "$STREAMS_FAILED" -eq 0 -a "$STREAMS_RUNS" -gt 20 ]
 check "pilotd survived the failed writes (same process)" kill -0 "$pid"
 check "feedback it could not make durable was not acknowledged: it waits in the queues" [ "$queued_end" -gt 0 ]
 
 prlimit --pid "$pid" --fsize=unlimited:unlimited
 check "with room again everything drains into the store" store_wait_drained 60
-read -r sent dropped lost <<<"$(mon "SELECT feedback_sent, feedback_dropped, feedback_lost FROM pg_pilot.stats" | tr '|' ' ')"
-stored=$(( $(store_rows) - rows_before ))
-echo "# records: sent $sent, dropped (queue full) $dropped, lost $lost, stored $stored"
-check "every record sent is stored once (stored $stored = sent $sent - lost $lost)" [ "$stored" -eq $((sent - lost)) ]
+check_stored_once "$rows_before"
 check "pilotd is still the same process" [ "$(pp_pilotd_pid)" = "$pid" ]
 check_no_crash "disk full under pilotd"
 finish

@@ -23,23 +23,18 @@ rows_before=$(store_rows)
 pid=$(pp_pilotd_pid)
 failures_before=$(grep -c "cannot open" "$PP_DIR/pilotd.log")
 read_only
-for i in 1 2 3 4; do feedback_stream 5 >"$PP_DIR/readonly_stream$i.out" 2>&1 & done
-wait
-failed=$(grep -l "ERROR" "$PP_DIR"/readonly_stream*.out | wc -l)
-runs=$(cat "$PP_DIR"/readonly_stream*.out | grep -o 'runs=[0-9]*' | cut -d= -f2 | awk '{s+=$1} END {print s+0}')
+feedback_streams_start 4 5 readonly_stream
+feedback_streams_wait readonly_stream
 queued=$(daemon_col feedback_queued)
-echo "# read-only state directory: $runs queries, $queued records waiting unacknowledged at the end"
-check "no query failed while the state directory was read-only" [ "$failed" -eq 0 -a "$runs" -gt 20 ]
+echo "# read-only state directory: $STREAMS_RUNS queries, $queued records waiting unacknowledged at the end"
+check "no query failed while the state directory was read-only" [ "$STREAMS_FAILED" -eq 0 -a "$STREAMS_RUNS" -gt 20 ]
 check "pilotd survived (same process)" kill -0 "$pid"
 check "feedback it could not make durable was not acknowledged: it waits" [ "$queued" -gt 0 ]
 grep "cannot open" "$PP_DIR/pilotd.log" | tail -1 | sed 's/^/# pilotd.log: /'
 check "pilotd logged why" [ "$(grep -c "cannot open" "$PP_DIR/pilotd.log")" -gt "$failures_before" ]
 writable
 check "writable again, everything drains into the store" store_wait_drained 60
-read -r sent lost <<<"$(mon "SELECT feedback_sent, feedback_lost FROM pg_pilot.stats" | tr '|' ' ')"
-stored=$(( $(store_rows) - rows_before ))
-echo "# records: sent $sent, lost $lost, stored $stored"
-check "every record sent is stored once (stored $stored = sent $sent - lost $lost)" [ "$stored" -eq $((sent - lost)) ]
+check_stored_once "$rows_before"
 
 # 2 ------------------------------------------------------------------------
 mkdir -p "$STATE/models"

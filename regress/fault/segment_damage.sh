@@ -94,9 +94,6 @@ pp_pilotd_start
 check "restarted, estimates come from pilotd again" [ "$(oracle_source)" = oracle ]
 
 check "every acknowledged feedback record reached the store" store_wait_drained 60
-read -r sent lost <<<"$(mon "SELECT feedback_sent, feedback_lost FROM pg_pilot.stats" | tr '|' ' ')"
-stored=$(( $(store_rows) - rows_before ))
-echo "# feedback records: sent $sent, lost (sent, never acknowledged: pilotd gone) $lost, stored $stored"
-check "stored $stored = sent $sent - lost $lost (nothing acknowledged lost, nothing doubled)" [ "$stored" -eq $((sent - lost)) ]
+check_stored_once "$rows_before"
 check_no_crash "segment damage"
 finish

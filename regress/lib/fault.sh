@@ -129,6 +129,31 @@ BEGIN
 END \$\$;" 2>&1
 }
 
+# feedback_streams_start N SECS PREFIX: N feedback_stream sessions in the
+# background, output in $PP_DIR/PREFIX<i>.out; feedback_streams_wait PREFIX
+# waits for them and sets STREAMS_FAILED (sessions with an error) and
+# STREAMS_RUNS (queries run, from their "runs=N" notices).
+feedback_streams_start() {
+  local i
+  for i in $(seq 1 "$1"); do feedback_stream "$2" >"$PP_DIR/$3$i.out" 2>&1 & done
+}
+feedback_streams_wait() {
+  wait
+  STREAMS_FAILED=$(grep -l "ERROR" "$PP_DIR/$1"*.out | wc -l)
+  STREAMS_RUNS=$(cat "$PP_DIR/$1"*.out | grep -o 'runs=[0-9]*' | cut -d= -f2 | awk '{s+=$1} END {print s+0}')
+}
+
+# check_stored_once ROWS_BEFORE: every feedback record the backends sent since
+# the last reset_stats() and that was not counted lost is in the store,
+# exactly once (the store had ROWS_BEFORE rows at the reset).
+check_stored_once() {
+  local sent dropped lost stored
+  read -r sent dropped lost <<<"$(mon "SELECT feedback_sent, feedback_dropped, feedback_lost FROM pg_pilot.stats" | tr '|' ' ')"
+  stored=$(( $(store_rows) - $1 ))
+  echo "# feedback records: sent $sent, dropped (queue full or pilotd down) $dropped, lost (sent, never acknowledged) $lost, stored $stored"
+  check "every record sent is stored once (stored $stored = sent $sent - lost $lost)" [ "$stored" -eq $((sent - lost)) ]
+}
+
 # --- pilotd killed under concurrent sessions ------------------------------------
 # kill9_during_sessions N PREFIX KILL_AT PAUSE CMD [ARGS...]
 # Runs CMD in N background sessions (output in $PP_DIR/PREFIX<i>.out), kills
