@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace bip = boost::interprocess;
@@ -47,7 +48,7 @@ struct SidecarClient::Mapping {
 SidecarClient::SidecarClient(std::string segment, uint32_t slot_index, uint64_t stale_after_us,
                              uint64_t reattach_interval_us)
     : segment_(std::move(segment)), slot_index_(slot_index), stale_after_us_(stale_after_us),
-      reattach_interval_us_(reattach_interval_us) {
+      reattach_interval_us_(reattach_interval_us), expected_owner_(geteuid()) {
     /* seq values must differ from any earlier process that used this slot */
     seq_ = (static_cast<uint64_t>(getpid()) << 32) ^ (monotonic_us() << 8);
 }
@@ -121,6 +122,25 @@ Outcome SidecarClient::ensure_attached(uint64_t now_us) noexcept {
     try {
         std::unique_ptr<Mapping> m(new Mapping());
         m->shm = bip::shared_memory_object(bip::open_only, segment_.c_str(), bip::read_write);
+        /* Only a segment of the server's own OS user, closed to others: the
+         * name is predictable, and a segment someone else created first
+         * would let them choose our estimates and read our feedback. */
+        struct stat st;
+        if (fstat(m->shm.get_mapping_handle().handle, &st) != 0) {
+            set_problem("cannot stat the segment: ", strerror(errno));
+            return last_outcome_ = Outcome::DAEMON_DOWN;
+        }
+        if (st.st_uid != expected_owner_) {
+            snprintf(last_problem_, sizeof last_problem_,
+                     "segment owned by uid %u, not by the server's user (uid %u): refused",
+                     static_cast<unsigned>(st.st_uid), static_cast<unsigned>(expected_owner_));
+            return last_outcome_ = Outcome::DAEMON_DOWN;
+        }
+        if ((st.st_mode & 077) != 0) {
+            snprintf(last_problem_, sizeof last_problem_,
+                     "segment accessible to other users (mode %04o): refused", static_cast<unsigned>(st.st_mode & 07777));
+            return last_outcome_ = Outcome::DAEMON_DOWN;
+        }
         bip::offset_t size = 0;
         if (!m->shm.get_size(size) || size < static_cast<bip::offset_t>(sizeof(SegmentHeader))) {
             set_problem(header_check_name(HDR_TOO_SMALL));

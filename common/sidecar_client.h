@@ -101,6 +101,9 @@ class SidecarClient {
     const char *last_problem() const noexcept { return last_problem_; }
 
     void set_stale_after_us(uint64_t v) { stale_after_us_ = v; }
+    /* The uid a segment must belong to (default: this process's effective
+     * uid, the server's OS user); tests set another to see the refusal. */
+    void set_expected_owner(unsigned uid) { expected_owner_ = uid; }
 
   private:
     struct Mapping;
@@ -112,6 +115,7 @@ class SidecarClient {
     uint32_t slot_index_;
     uint64_t stale_after_us_;
     uint64_t reattach_interval_us_;
+    unsigned expected_owner_;
     std::unique_ptr<Mapping> map_;
     uint64_t last_attempt_us_ = 0;
     Outcome last_outcome_ = Outcome::DAEMON_DOWN;

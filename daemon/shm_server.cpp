@@ -3,6 +3,7 @@
 
 #include "futex.h"
 #include "log.h"
+#include "process_util.h"
 #include "segment_guard.h"
 
 #include <boost/interprocess/mapped_region.hpp>
@@ -11,6 +12,7 @@
 #include <cerrno>
 #include <chrono>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <csignal>
 #include <ctime>
@@ -65,6 +67,14 @@ void ShmServer::create_segment() {
         throw std::runtime_error("slots must be 1.." + std::to_string(kMaxSlots));
     size_ = segment_size(opt_.nslots);
 
+    /* the name is predictable: one that another user created first is not
+     * ours to replace (and backends refuse it) */
+    struct stat existing;
+    if (lstat(shm_path(name).c_str(), &existing) == 0 && existing.st_uid != geteuid())
+        throw std::runtime_error(shm_path(name) + " exists and belongs to " + describe_uid(existing.st_uid) +
+                                 ", not to " + describe_uid(geteuid()) +
+                                 ": someone may be trying to intercept pg_pilot; find out who created it, "
+                                 "then remove it as root");
     /* a segment left by a killed pilotd: backends still mapping it see its
      * heartbeat go stale and re-attach to ours */
     if (bip::shared_memory_object::remove(name.c_str()))
@@ -202,8 +212,15 @@ void ShmServer::heartbeat_loop() noexcept {
  * header's layout fields, once, before publishing). */
 std::string ShmServer::segment_damage() const {
     struct stat st;
-    if (fstat(shm_->get_mapping_handle().handle, &st) == 0 && static_cast<uint64_t>(st.st_size) < size_)
-        return "truncated to " + std::to_string(st.st_size) + " of " + std::to_string(size_) + " bytes";
+    if (fstat(shm_->get_mapping_handle().handle, &st) == 0) {
+        if (static_cast<uint64_t>(st.st_size) < size_)
+            return "truncated to " + std::to_string(st.st_size) + " of " + std::to_string(size_) + " bytes";
+        if ((st.st_mode & 077) != 0) {
+            char mode[8];
+            snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+            return std::string("opened to other users (mode ") + mode + ")";
+        }
+    }
     if (segment_guard_tripped())
         return "an access past its end faulted (it was truncated)";
     const SegmentHeader *h = header_;

@@ -9,7 +9,9 @@
 #      failed (a service manager restarts it; here the test does);
 #   3. the segment truncated to one page: no backend touches the lost pages
 #      (they check the size on every use), pilotd absorbs its own faults on
-#      them, says so and exits failed.
+#      them, says so and exits failed;
+#   4. the segment opened to other users (chmod 0644): a new session refuses
+#      it, pilotd says so and exits failed.
 # Each time: no query fails or changes its result, no backend crashes, and
 # after the restart estimates come back and every acknowledged feedback record
 # is in the store.
@@ -90,6 +92,19 @@ check "pilotd exited (no SIGBUS death: it said why)" pilotd_gone "$pid"
 grep "damaged by another process" "$PP_DIR/pilotd.log" | tail -1 | sed 's/^/# pilotd.log: /'
 check "pilotd said why (truncated)" grep -qE "was damaged by another process: (truncated to 4096 of|an access past its end faulted)" "$PP_DIR/pilotd.log"
 check "pilotd was not killed by a signal" bash -c "! grep -q 'Bus error' '$PP_DIR/pilotd.log'"
+pp_pilotd_start
+check "restarted, estimates come from pilotd again" [ "$(oracle_source)" = oracle ]
+
+# 4 ------------------------------------------------------------------------
+pid=$(pp_pilotd_pid)
+chmod 0644 "$SHM"
+problem=$(pp_psql -At -c "SELECT problem FROM pg_pilot.daemon")  # a new session attaches now
+got=$(actual_results)
+echo "# segment opened to other users: a new session says \"$problem\""
+check "a new session refuses a segment other users may read" grep -q "segment accessible to other users (mode 0644): refused" <<<"$problem"
+check "and plans natively with PostgreSQL's results" [ "$got" = "$(expected_results)" ]
+check "pilotd exited" pilotd_gone "$pid"
+check "pilotd said why (mode)" grep -q "was damaged by another process: opened to other users (mode 0644)" "$PP_DIR/pilotd.log"
 pp_pilotd_start
 check "restarted, estimates come from pilotd again" [ "$(oracle_source)" = oracle ]
 

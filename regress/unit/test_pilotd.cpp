@@ -521,6 +521,22 @@ TEST_F(PilotdTest, SegmentIsOwnerOnlyAndStateDirPrivate) {
     EXPECT_EQ(ping(*client(63)), Outcome::OK);
 }
 
+/* The segment's name is predictable: a backend uses only a segment of its own
+ * OS user that no one else may open.  (A segment of another uid cannot be made
+ * without root: the expected owner is set to another uid instead.) */
+TEST_F(PilotdTest, SegmentOfAnotherOwnerIsRefused) {
+    start_and_wait();
+    auto c = client(5);
+    c->set_expected_owner(geteuid() + 1);
+    EXPECT_EQ(ping(*c), Outcome::DAEMON_DOWN);
+    EXPECT_NE(std::string(c->last_problem()).find("segment owned by uid " + std::to_string(geteuid()) +
+                                                  ", not by the server's user (uid " +
+                                                  std::to_string(geteuid() + 1) + "): refused"),
+              std::string::npos)
+        << c->last_problem();
+    EXPECT_EQ(ping(*client(6)), Outcome::OK); /* its own user's segment */
+}
+
 TEST_F(PilotdTest, ConcurrentClientsOnManySlots) {
     start_and_wait({"--workers", "3"});
     constexpr int kThreads = 6, kCalls = 500;
