@@ -97,7 +97,12 @@ Outcome SidecarClient::ensure_attached(uint64_t now_us) noexcept {
         bip::offset_t now_size = 0;
         if (!map_->shm.get_size(now_size) || now_size < static_cast<bip::offset_t>(map_->size)) {
             set_problem(header_check_name(HDR_TOO_SMALL));
-            orphan_count_ = 0;
+            /* what the ring held at our last push, at most: pilotd may have
+             * acknowledged some since, so lost is counted high, never low */
+            orphan_epoch_ = map_->epoch;
+            orphan_count_ = pushed_head_ >= seen_tail_ ? pushed_head_ - seen_tail_ : 0;
+            if (orphan_count_ > kFeedbackRing)
+                orphan_count_ = kFeedbackRing;
             detach();
             last_attempt_us_ = now_us;
             return last_outcome_ = Outcome::DAEMON_DOWN;
@@ -163,6 +168,7 @@ Outcome SidecarClient::ensure_attached(uint64_t now_us) noexcept {
         if (orphan_count_ > 0 && m->epoch != orphan_epoch_)
             lost_feedback_ += orphan_count_;
         orphan_count_ = 0;
+        pushed_head_ = seen_tail_ = 0;
         map_ = std::move(m);
         last_problem_[0] = '\0';
         return last_outcome_ = Outcome::OK;
@@ -247,6 +253,8 @@ uint32_t SidecarClient::push_feedback(const FeedbackRecord *recs, uint32_t n) no
         accepted++;
     }
     ring.head.store(head, std::memory_order_release);
+    pushed_head_ = head;
+    seen_tail_ = tail;
     if (accepted < n)
         ring.dropped.fetch_add(n - accepted, std::memory_order_relaxed);
     return accepted;

@@ -127,6 +127,10 @@ class SidecarClient {
     uint64_t lost_feedback_ = 0;
     uint64_t orphan_epoch_ = 0; /* the segment we left with records unacknowledged */
     uint64_t orphan_count_ = 0;
+    /* the ring's head after our last push and the tail we saw then: what a
+     * truncated segment (unreadable) may have held unacknowledged */
+    uint64_t pushed_head_ = 0;
+    uint64_t seen_tail_ = 0;
 };
 
 } // namespace pilot

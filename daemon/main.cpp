@@ -287,8 +287,10 @@ int run_service(const Config &cfg) {
         daemon_ready();
 
         int sig = 0;
+        siginfo_t from = {};
         for (;;) {
-            if (sigwait(&set, &sig) != 0)
+            sig = sigwaitinfo(&set, &from);
+            if (sig < 0)
                 continue;
             if (sig == SIGHUP) {
                 log_reopen();
@@ -300,8 +302,9 @@ int run_service(const Config &cfg) {
         if (segment_damaged)
             LOG_INFO("shutting down: the segment is damaged (exit status %d: a service manager restarts pilotd)",
                      kExitFailure);
-        else
-            LOG_INFO("received %s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        else /* who asked: a DBA wants to know what stopped pilotd */
+            LOG_INFO("received %s from pid %d (%s): shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                     static_cast<int>(from.si_pid), process_name(from.si_pid).c_str());
         /* before the segment goes: these publish into it */
         if (trainer)
             trainer->stop();

@@ -28,6 +28,21 @@ int g_ready_fd = -1; /* daemon side of the readiness pipe */
 
 } // namespace
 
+std::string process_name(pid_t pid) {
+    if (pid <= 0)
+        return pid == 0 ? "the kernel" : "unknown";
+    char path[64], comm[64] = {0};
+    snprintf(path, sizeof path, "/proc/%d/comm", static_cast<int>(pid));
+    FILE *f = fopen(path, "r");
+    if (f == nullptr)
+        return "unknown";
+    if (fgets(comm, sizeof comm, f) == nullptr)
+        comm[0] = '\0';
+    fclose(f);
+    comm[strcspn(comm, "\n")] = '\0';
+    return comm[0] ? comm : "unknown";
+}
+
 std::string describe_uid(uid_t uid) {
     std::string s = "uid " + std::to_string(uid);
     struct passwd pw, *res = nullptr;

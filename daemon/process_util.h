@@ -14,6 +14,9 @@ namespace pilotd {
 
 /* "uid 101 (postgres)" */
 std::string describe_uid(uid_t uid);
+/* A process's command name from /proc (e.g. "systemd", "pg_ctl"), or
+ * "unknown" when it is gone or /proc is not readable. */
+std::string process_name(pid_t pid);
 
 /* Refuses to run as root (effective or real uid 0). */
 void check_not_root();
