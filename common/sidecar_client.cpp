@@ -97,12 +97,13 @@ Outcome SidecarClient::ensure_attached(uint64_t now_us) noexcept {
         bip::offset_t now_size = 0;
         if (!map_->shm.get_size(now_size) || now_size < static_cast<bip::offset_t>(map_->size)) {
             set_problem(header_check_name(HDR_TOO_SMALL));
-            /* what the ring held at our last push, at most: pilotd may have
-             * acknowledged some since, so lost is counted high, never low */
-            orphan_epoch_ = map_->epoch;
-            orphan_count_ = pushed_head_ >= seen_tail_ ? pushed_head_ - seen_tail_ : 0;
-            if (orphan_count_ > kFeedbackRing)
-                orphan_count_ = kFeedbackRing;
+            /* no one can read the ring any more: lost now (not at the next
+             * attach: this backend may exit first) is what it held at our
+             * last push, at most; pilotd may have acknowledged some since,
+             * so lost is counted high, never low */
+            uint64_t held = pushed_head_ >= seen_tail_ ? pushed_head_ - seen_tail_ : 0;
+            lost_feedback_ += held < kFeedbackRing ? held : kFeedbackRing;
+            orphan_count_ = 0;
             detach();
             last_attempt_us_ = now_us;
             return last_outcome_ = Outcome::DAEMON_DOWN;
