@@ -2,6 +2,7 @@
 #include "sidecar_client.h"
 
 #include "futex.h"
+#include "segment_guard.h"
 
 #include <boost/interprocess/mapped_region.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
@@ -60,6 +61,7 @@ void SidecarClient::set_problem(const char *a, const char *b) noexcept {
 }
 
 void SidecarClient::detach() noexcept {
+    segment_guard_disarm();
     try {
         map_.reset();
     } catch (...) {
@@ -95,7 +97,8 @@ Outcome SidecarClient::ensure_attached(uint64_t now_us) noexcept {
          * new segment): the lost pages would fault with SIGBUS, so leave
          * without reading anything in it.  One fstat() per use. */
         bip::offset_t now_size = 0;
-        if (!map_->shm.get_size(now_size) || now_size < static_cast<bip::offset_t>(map_->size)) {
+        if (segment_guard_tripped() || !map_->shm.get_size(now_size) ||
+            now_size < static_cast<bip::offset_t>(map_->size)) {
             set_problem(header_check_name(HDR_TOO_SMALL));
             /* no one can read the ring any more: lost now (not at the next
              * attach: this backend may exit first) is what it held at our
@@ -170,6 +173,9 @@ Outcome SidecarClient::ensure_attached(uint64_t now_us) noexcept {
             lost_feedback_ += orphan_count_;
         orphan_count_ = 0;
         pushed_head_ = seen_tail_ = 0;
+        /* a truncation in the middle of a round trip: zero pages, not SIGBUS */
+        const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+        segment_guard_arm(m->region.get_address(), (static_cast<size_t>(m->size) + page - 1) / page * page);
         map_ = std::move(m);
         last_problem_[0] = '\0';
         return last_outcome_ = Outcome::OK;

@@ -28,6 +28,9 @@ namespace pilotd {
 using namespace pilot::proto;
 using pilot::futex_wait;
 using pilot::futex_wake;
+using pilot::segment_guard_arm;
+using pilot::segment_guard_disarm;
+using pilot::segment_guard_tripped;
 
 namespace {
 

@@ -28,7 +28,7 @@ check "feedback it could not make durable was not acknowledged: it waits in the 
 
 prlimit --pid "$pid" --fsize=unlimited:unlimited
 check "with room again everything drains into the store" store_wait_drained 60
-check_stored_once "$rows_before"
+check_stored "$rows_before"
 check "pilotd is still the same process" [ "$(pp_pilotd_pid)" = "$pid" ]
 check_no_crash "disk full under pilotd"
 finish

@@ -34,7 +34,7 @@ grep "cannot open" "$PP_DIR/pilotd.log" | tail -1 | sed 's/^/# pilotd.log: /'
 check "pilotd logged why" [ "$(grep -c "cannot open" "$PP_DIR/pilotd.log")" -gt "$failures_before" ]
 writable
 check "writable again, everything drains into the store" store_wait_drained 60
-check_stored_once "$rows_before"
+check_stored "$rows_before"
 
 # 2 ------------------------------------------------------------------------
 mkdir -p "$STATE/models"

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <sys/mman.h>
 
-namespace pilotd {
+namespace pilot {
 
 namespace {
 
@@ -56,4 +56,4 @@ void segment_guard_disarm() noexcept {
 
 bool segment_guard_tripped() noexcept { return g_tripped.load(std::memory_order_acquire); }
 
-} // namespace pilotd
+} // namespace pilot
