@@ -20,7 +20,7 @@ void on_sigbus(int sig, siginfo_t *info, void *) {
     const uintptr_t addr = reinterpret_cast<uintptr_t>(info->si_addr);
     const uintptr_t base = g_base.load(std::memory_order_acquire);
     const size_t len = g_len.load(std::memory_order_acquire);
-    if (base != 0 && addr >= base && addr - base < len) {
+    if (info->si_code == BUS_ADRERR && base != 0 && addr >= base && addr - base < len) {
         /* mmap() is a plain system call: safe here.  MAP_FIXED swaps the
          * whole range at once; a racing thread sees old pages or zeros. */
         if (mmap(reinterpret_cast<void *>(base), len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
@@ -29,8 +29,13 @@ void on_sigbus(int sig, siginfo_t *info, void *) {
             return; /* the access is retried, on zero pages */
         }
     }
-    /* not ours (or no memory for zeros): the previous action, on the retry */
+    /* not ours (or no memory for zeros): the previous action.  A fault
+     * repeats when the access is retried; a sent SIGBUS (kill) is raised
+     * again.  The guard is then gone for good: re-installed only by a new
+     * process. */
     sigaction(sig, &g_previous, nullptr);
+    if (info->si_code != BUS_ADRERR && info->si_code != BUS_ADRALN && info->si_code != BUS_OBJERR)
+        raise(sig);
 }
 
 } // namespace

@@ -260,6 +260,8 @@ uint32_t SidecarClient::push_feedback(const FeedbackRecord *recs, uint32_t n) no
         accepted++;
     }
     ring.head.store(head, std::memory_order_release);
+    if (segment_guard_tripped())
+        return 0; /* truncated under us: those were zero pages; keep what the ring held before */
     pushed_head_ = head;
     seen_tail_ = tail;
     if (accepted < n)

@@ -85,11 +85,6 @@ void prepare_state_dir(const std::string &dir) {
     if (st.st_uid != geteuid())
         throw std::runtime_error("the state directory \"" + dir + "\" is owned by " + describe_uid(st.st_uid) +
                                  ", but pilotd runs as " + describe_uid(geteuid()));
-    if ((st.st_mode & 077) != 0) {
-        if (chmod(dir.c_str(), 0700) != 0)
-            throw sys_error("cannot chmod the state directory \"" + dir + "\" to 0700");
-        LOG_WARNING("state directory \"%s\" was accessible to other users: mode set to 0700", dir.c_str());
-    }
     /* read-only (a file system remounted read-only, a wrong mode): nothing
      * could be made durable, so nothing would ever be acknowledged; say so
      * now rather than fail on every write */
@@ -98,6 +93,11 @@ void prepare_state_dir(const std::string &dir) {
         throw std::runtime_error("the state directory \"" + dir + "\" is not writable: " + why +
                                  " (it holds the feedback spool, the memo journal and the models; make it "
                                  "writable by " + describe_uid(geteuid()) + " or choose another with --state-dir)");
+    }
+    if ((st.st_mode & 077) != 0) {
+        if (chmod(dir.c_str(), 0700) != 0)
+            throw sys_error("cannot chmod the state directory \"" + dir + "\" to 0700");
+        LOG_WARNING("state directory \"%s\" was accessible to other users: mode set to 0700", dir.c_str());
     }
 }
 

@@ -274,6 +274,13 @@ void ShmServer::feedback_loop() noexcept {
 
 /* Hands the batch over; on acceptance gives the rings' slots back. */
 bool ShmServer::flush_batch(DrainBatch &b) noexcept {
+    if (segment_guard_tripped()) {
+        /* copied (partly) from zero pages after a truncation: not records;
+         * the backends count what their rings held as lost */
+        b.n = b.ndead = 0;
+        b.acks.clear();
+        return true;
+    }
     DaemonCounters &ctr = header_->counters;
     FeedbackBatch fb{b.rec.get(), b.n, b.dead.get(), b.dead_reason.get(), b.ndead};
     bool ok = (b.n == 0 && b.ndead == 0) || !opt_.on_feedback || opt_.on_feedback(fb);

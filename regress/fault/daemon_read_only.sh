@@ -54,7 +54,7 @@ check "no model version appeared" [ "$(mon "SELECT count(*) FROM pg_pilot.models
 # 3 ------------------------------------------------------------------------
 pp_pilotd_stop
 read_only
-"$PILOTD" -D "$PGDATA" --state-dir "$STATE" --log-file "$PP_DIR/readonly_start.log" \
+timeout 30 "$PILOTD" -D "$PGDATA" --state-dir "$STATE" --log-file "$PP_DIR/readonly_start.log" \
   --pid-file "$PP_DIR/readonly.pid" --store-dsn "$PP_STORE_DSN" </dev/null >>"$PP_DIR/readonly_start.log" 2>&1
 rc=$?
 writable
