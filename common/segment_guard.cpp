@@ -5,6 +5,7 @@
 #include <csignal>
 #include <cstdint>
 #include <sys/mman.h>
+#include <unistd.h>
 
 namespace pilot {
 
@@ -41,6 +42,8 @@ void on_sigbus(int sig, siginfo_t *info, void *) {
 } // namespace
 
 void segment_guard_arm(void *base, size_t len) noexcept {
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    len = (len + page - 1) / page * page; /* the mapping's whole pages */
     g_tripped.store(false, std::memory_order_release);
     g_len.store(len, std::memory_order_release);
     g_base.store(reinterpret_cast<uintptr_t>(base), std::memory_order_release);

@@ -19,7 +19,8 @@
 
 namespace pilot {
 
-/* Covers [base, base + len) (page-aligned, as a mapping is); installs the
+/* Covers the mapping at base of len bytes (rounded up to whole pages, as the
+ * mapping is); installs the
  * handler on first use.  One range per process at a time (a backend maps one
  * segment; pilotd serves one). */
 void segment_guard_arm(void *base, size_t len) noexcept;

@@ -174,8 +174,7 @@ Outcome SidecarClient::ensure_attached(uint64_t now_us) noexcept {
         orphan_count_ = 0;
         pushed_head_ = seen_tail_ = 0;
         /* a truncation in the middle of a round trip: zero pages, not SIGBUS */
-        const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-        segment_guard_arm(m->region.get_address(), (static_cast<size_t>(m->size) + page - 1) / page * page);
+        segment_guard_arm(m->region.get_address(), static_cast<size_t>(m->size));
         map_ = std::move(m);
         last_problem_[0] = '\0';
         return last_outcome_ = Outcome::OK;

@@ -28,19 +28,32 @@ int g_ready_fd = -1; /* daemon side of the readiness pipe */
 
 } // namespace
 
-std::string process_name(pid_t pid) {
-    if (pid <= 0)
-        return pid == 0 ? "the kernel" : "unknown";
+namespace {
+
+/* /proc/PID/comm without its newline; false when it cannot be read (gone, or
+ * no /proc) */
+bool read_comm(pid_t pid, std::string *out) {
     char path[64], comm[64] = {0};
     snprintf(path, sizeof path, "/proc/%d/comm", static_cast<int>(pid));
     FILE *f = fopen(path, "r");
     if (f == nullptr)
-        return "unknown";
-    if (fgets(comm, sizeof comm, f) == nullptr)
-        comm[0] = '\0';
+        return false;
+    bool ok = fgets(comm, sizeof comm, f) != nullptr;
     fclose(f);
+    if (!ok)
+        return false;
     comm[strcspn(comm, "\n")] = '\0';
-    return comm[0] ? comm : "unknown";
+    *out = comm;
+    return true;
+}
+
+} // namespace
+
+std::string process_name(pid_t pid) {
+    if (pid <= 0)
+        return pid == 0 ? "the kernel" : "unknown";
+    std::string comm;
+    return read_comm(pid, &comm) && !comm.empty() ? comm : "unknown";
 }
 
 std::string describe_uid(uid_t uid) {
@@ -106,19 +119,13 @@ bool is_live_pilotd(pid_t pid) {
         return false;
     if (kill(pid, 0) != 0 && errno == ESRCH)
         return false;
-    char path[64], comm[64] = {0};
-    snprintf(path, sizeof path, "/proc/%d/comm", static_cast<int>(pid));
-    FILE *f = fopen(path, "r");
-    if (f == nullptr)
+    std::string comm;
+    if (!read_comm(pid, &comm))
         return false; /* gone (or no /proc): not provably a pilotd */
-    bool ok = fgets(comm, sizeof comm, f) != nullptr;
-    fclose(f);
-    if (!ok)
-        return false;
-    comm[strcspn(comm, "\n")] = '\0';
-    if (strcmp(comm, "pilotd") == 0)
+    if (comm == "pilotd")
         return true;
     /* zombies and renamed binaries: look at the executable's name */
+    char path[64];
     snprintf(path, sizeof path, "/proc/%d/exe", static_cast<int>(pid));
     char exe[PATH_MAX];
     ssize_t n = readlink(path, exe, sizeof exe - 1);

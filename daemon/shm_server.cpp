@@ -107,8 +107,7 @@ void ShmServer::create_segment() {
                                      " slots: " + strerror(rc) + " (is /dev/shm large enough?)");
         region_.reset(new bip::mapped_region(*shm_, bip::read_write, 0, static_cast<size_t>(size_)));
         void *base = region_->get_address();
-        const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-        segment_guard_arm(base, (static_cast<size_t>(size_) + page - 1) / page * page);
+        segment_guard_arm(base, static_cast<size_t>(size_));
         memset(base, 0, static_cast<size_t>(size_));
         header_ = static_cast<SegmentHeader *>(base);
 
