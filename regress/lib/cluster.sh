@@ -79,8 +79,14 @@ pp_psql() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
 
 # Waits until pilotd's segment is up (pilotd status exits 0), at most 15 s.
 pp_pilotd_wait() {
+  local out
   for _ in $(seq 1 150); do
-    "$PILOTD" status -D "$PGDATA" >/dev/null 2>&1 && return 0
+    # ready, and it is the pilotd just started: for 100 ms after a kill -9 the
+    # dead one's segment still has a fresh heartbeat (see daemon_dead())
+    if out=$("$PILOTD" status -D "$PGDATA" 2>/dev/null); then
+      [ -z "${PILOTD_PID:-}" ] && return 0
+      grep -qE "^pid: +$PILOTD_PID\$" <<<"$out" && return 0
+    fi
     if [ -n "${PILOTD_PID:-}" ] && ! kill -0 "$PILOTD_PID" 2>/dev/null; then break; fi
     sleep 0.1
   done
