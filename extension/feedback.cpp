@@ -245,7 +245,7 @@ plan_relids(MapBuild *b, Plan *plan)
 			fn->nrels = (uint32) bms_num_members(relids);
 			fn->key = e->key;
 			fn->template_key = e->template_key;
-			fn->native_rows = e->native_rows;
+			fn->native_rows = e->pg_rows;	/* as the model sees it (pg_pilot.h) */
 			fn->pilot_rows = e->learned ? e->rows : -1;
 			relset_names(b->rs->root, relids, fn->relations, sizeof fn->relations);
 			b->nodes = lappend(b->nodes, fn);

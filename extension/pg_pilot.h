@@ -53,7 +53,11 @@ typedef struct PilotEstimate
 	uint32		source;			/* proto::Source when learned */
 	double		rows;			/* learned rows (when learned) */
 	double		keep_native_within;	/* the model's "unsure" band (EstimateAnswer) */
-	double		native_rows;	/* PostgreSQL's estimate when first seen */
+	double		native_rows;	/* the planner's estimate when first seen */
+	double		pg_rows;		/* PostgreSQL's own estimate from its own estimates
+								 * of the parts (< 0: unknown): the model's input
+								 * and the feedback's native rows.  Base relations:
+								 * native_rows; joins: native_join_size.cpp */
 	uint64		key;			/* 0 when unkeyable */
 	uint64		template_key;
 	char	   *key_text;		/* canonical key text to send with the ask, or NULL
@@ -141,6 +145,11 @@ extern bool relset_key_for(struct RelsetCatalog *cat, Relids relids, bool want_t
 						   RelsetKey *out);
 extern char *relset_label(PlannerInfo *root, Relids relids);
 extern bool relset_join_graph(struct RelsetCatalog *cat, uint64 *adjacency, uint64 *present);
+
+/* ---- PostgreSQL's estimate of a join not built yet (native_join_size.cpp) ---- */
+extern bool pilot_native_join_sizable(PlannerInfo *root);
+extern double pilot_native_join_rows(PlannerInfo *root, Relids outer, double outer_rows,
+									 int inner_relid, double inner_rows);
 
 /* ---- sidecar round trips (sidecar.cpp) ---- */
 

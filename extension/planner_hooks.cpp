@@ -112,6 +112,8 @@ estimate_entry(PilotRootState *rs, Relids relids, double native_rows)
 		e->rows = 0;
 		e->keep_native_within = 0;
 		e->native_rows = native_rows;
+		/* a join's own PostgreSQL estimate comes from size_prefetched_joins() */
+		e->pg_rows = bms_membership(relids) == BMS_SINGLETON ? native_rows : -1;
 		e->key = 0;
 		e->template_key = 0;
 		e->key_text = NULL;
@@ -121,46 +123,35 @@ estimate_entry(PilotRootState *rs, Relids relids, double native_rows)
 }
 
 /*
- * The catalog of this query level (relset_key.cpp), built once.  Building it
- * is the only part of pg_pilot's planning work that reads system catalogs and
- * runs type output functions, so it runs in an internal subtransaction: if it
- * fails (a cache lookup, an output function, ...), the subtransaction is rolled
- * back — releasing locks, buffer pins and other resources as for any error —
- * and this query level is planned natively.  A cancel is re-thrown.
+ * Runs work(arg) in an internal subtransaction: if it fails (a cache lookup, an
+ * output function, ...), the subtransaction is rolled back — releasing locks,
+ * buffer pins and other resources as for any error — the failure is logged and
+ * counted, pg_pilot stops asking for this planning, and false is returned.  A
+ * cancel is re-thrown.  Not in parallel mode (no subtransactions there).
  */
-static struct RelsetCatalog *
-root_catalog(PilotQueryState *qs, PilotRootState *rs)
+static bool
+run_guarded(PilotQueryState *qs, void (*work) (void *arg), void *arg, const char *what)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
-	bool		saved_quote_all = quote_all_identifiers;
-	struct RelsetCatalog *volatile cat = NULL;
+	volatile bool ok = false;
 
-	if (rs->catalog != NULL || rs->catalog_failed)
-		return rs->catalog;
-	rs->catalog_failed = true;	/* until proven otherwise */
 	if (IsInParallelMode())
-		return NULL;			/* no subtransactions there: stay native */
-
+		return false;
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		const char *problem = NULL;
-
-		/* names must not depend on this session's settings */
-		quote_all_identifiers = false;
-		cat = relset_catalog_build(rs->root, &problem);
-		quote_all_identifiers = saved_quote_all;
+		work(arg);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
+		ok = true;
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
 
-		quote_all_identifiers = saved_quote_all;
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
@@ -170,17 +161,60 @@ root_catalog(PilotQueryState *qs, PilotRootState *rs)
 		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
 			ReThrowError(edata);
 		ereport(LOG,
-				(errmsg("pg_pilot: cannot describe this query's relations, planning it natively: %s",
-						edata->message),
+				(errmsg("pg_pilot: %s, planning it natively: %s", what, edata->message),
 				 errhidestmt(true)));
 		FreeErrorData(edata);
 		pilot_stats_count_fallback(PF_ERROR, 1);
 		qs->disabled = true;
-		cat = NULL;
 	}
 	PG_END_TRY();
-	rs->catalog = cat;
-	rs->catalog_failed = (cat == NULL);
+	return ok;
+}
+
+typedef struct CatalogWork
+{
+	PlannerInfo *root;
+	struct RelsetCatalog *cat;
+} CatalogWork;
+
+static void
+build_catalog(void *arg)
+{
+	CatalogWork *w = (CatalogWork *) arg;
+	bool		saved_quote_all = quote_all_identifiers;
+	const char *problem = NULL;
+
+	/* names must not depend on this session's settings */
+	quote_all_identifiers = false;
+	PG_TRY();
+	{
+		w->cat = relset_catalog_build(w->root, &problem);
+	}
+	PG_FINALLY();
+	{
+		quote_all_identifiers = saved_quote_all;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * The catalog of this query level (relset_key.cpp), built once.  Building it
+ * is the only part of pg_pilot's planning work that reads system catalogs and
+ * runs type output functions, so it runs guarded: if it fails, this query
+ * level is planned natively.
+ */
+static struct RelsetCatalog *
+root_catalog(PilotQueryState *qs, PilotRootState *rs)
+{
+	CatalogWork w = {rs->root, NULL};
+
+	if (rs->catalog != NULL || rs->catalog_failed)
+		return rs->catalog;
+	rs->catalog_failed = true;	/* until proven otherwise */
+	if (!run_guarded(qs, build_catalog, &w, "cannot describe this query's relations"))
+		return NULL;
+	rs->catalog = w.cat;
+	rs->catalog_failed = (w.cat == NULL);
 	return rs->catalog;
 }
 
@@ -345,7 +379,7 @@ ask_sidecar(PilotQueryState *qs, PilotEstimate **entries, int n)
 	{
 		asks[i].key = entries[i]->key;
 		asks[i].template_key = entries[i]->template_key;
-		asks[i].native_rows = entries[i]->native_rows;
+		asks[i].native_rows = entries[i]->pg_rows;
 		asks[i].nrels = (uint32) bms_num_members(entries[i]->relids);
 		if (entries[i]->key_text != NULL)
 		{
@@ -577,6 +611,92 @@ enumerate_csg_rec(CsgEnum *en, uint64 set, uint64 excluded)
 		enumerate_csg_rec(en, set | sub, excluded | n);
 }
 
+typedef struct SizingWork
+{
+	PilotRootState *rs;
+	const uint64 *sets;
+	int			count;
+} SizingWork;
+
+static int
+popcount64(uint64 x)
+{
+	return __builtin_popcountll(x);
+}
+
+static Relids
+relids_of_bits(uint64 bits)
+{
+	Relids		relids = NULL;
+
+	for (int x = 0; x < 64; x++)
+		if (bits & (UINT64CONST(1) << x))
+			relids = bms_add_member(relids, x);
+	return relids;
+}
+
+/*
+ * PostgreSQL's own estimate (pg_rows) of each prefetched join set, smaller
+ * sets first: S from S minus one base relation whose removal leaves a
+ * connected set (sized already), as the planner would size it.
+ */
+static void
+size_joins(void *arg)
+{
+	SizingWork *w = (SizingWork *) arg;
+	PlannerInfo *root = w->rs->root;
+	int		   *order = (int *) palloc(sizeof(int) * (w->count > 0 ? w->count : 1));
+	int			n = 0;
+
+	for (int size = 2; size <= 64; size++)
+	{
+		int			before = n;
+
+		for (int i = 0; i < w->count; i++)
+			if (popcount64(w->sets[i]) == size)
+				order[n++] = i;
+		if (n == before && n == w->count)
+			break;
+	}
+	for (int k = 0; k < n; k++)
+	{
+		uint64		set = w->sets[order[k]];
+		Relids		relids = relids_of_bits(set);
+		PilotEstimate *e = (PilotEstimate *) hash_search(w->rs->estimates, &relids, HASH_FIND, NULL);
+
+		if (e == NULL || e->pg_rows >= 0)
+			continue;
+		for (int r = 63; r >= 0; r--)
+		{
+			uint64		bit = UINT64CONST(1) << r;
+			Relids		rest_relids,
+						single;
+			PilotEstimate *rest,
+					   *base;
+
+			if (!(set & bit))
+				continue;
+			rest_relids = relids_of_bits(set & ~bit);
+			single = bms_make_singleton(r);
+			rest = (PilotEstimate *) hash_search(w->rs->estimates, &rest_relids, HASH_FIND, NULL);
+			base = (PilotEstimate *) hash_search(w->rs->estimates, &single, HASH_FIND, NULL);
+			if (rest == NULL || base == NULL || !(rest->pg_rows > 0) || !(base->pg_rows > 0))
+				continue;		/* not connected without r, or not sized */
+			e->pg_rows = pilot_native_join_rows(root, rest_relids, rest->pg_rows, r, base->pg_rows);
+			break;
+		}
+	}
+}
+
+static void
+size_prefetched_joins(PilotQueryState *qs, PilotRootState *rs, const uint64 *sets, int count)
+{
+	SizingWork	w = {rs, sets, count};
+
+	if (count > 0 && pilot_native_join_sizable(rs->root))
+		(void) run_guarded(qs, size_joins, &w, "cannot size this query's joins");
+}
+
 static void
 prefetch_join_estimates(PilotQueryState *qs, PilotRootState *rs)
 {
@@ -606,14 +726,15 @@ prefetch_join_estimates(PilotQueryState *qs, PilotRootState *rs)
 	}
 	keyed = (PilotEstimate **) palloc(sizeof(PilotEstimate *) * (en.count > 0 ? en.count : 1));
 	for (int i = 0; i < en.count; i++)
+		(void) estimate_entry(rs, relids_of_bits(en.sets[i]), -1);	/* not built yet */
+	size_prefetched_joins(qs, rs, en.sets, en.count);
+	if (qs->disabled)
+		return;
+	for (int i = 0; i < en.count; i++)
 	{
-		Relids		relids = NULL;
-		PilotEstimate *e;
+		Relids		relids = relids_of_bits(en.sets[i]);
+		PilotEstimate *e = estimate_entry(rs, relids, -1);
 
-		for (int x = 0; x < 64; x++)
-			if (en.sets[i] & (UINT64CONST(1) << x))
-				relids = bms_add_member(relids, x);
-		e = estimate_entry(rs, relids, -1);	/* native rows not known before it is built */
 		if (e->resolved || e->finished)
 			continue;
 		if (key_for_ask(qs, rs, e, want_text))

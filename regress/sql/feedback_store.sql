@@ -35,6 +35,23 @@ SELECT greatest(native_rows, actual_rows) / least(native_rows, actual_rows) > 10
 FROM pg_pilot.feedback WHERE lpad(to_hex(subplan_key), 16, '0') = :'query_key'
 ORDER BY id LIMIT 1;
 
+-- for a join, the native rows are PostgreSQL's own estimate of it (computed by
+-- the backend before the planner sizes the join: native_join_size.cpp): the
+-- same as the planner's with pg_pilot off, up to the rounding of other orders
+\c pg_pilot_regress
+SET pg_pilot.enabled = off;
+CREATE FUNCTION pg_temp.top_join_rows(q text) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE p json;
+BEGIN
+  EXECUTE 'EXPLAIN (FORMAT JSON) ' || q INTO p;
+  RETURN (p->0->'Plan'->'Plans'->0->>'Plan Rows')::float8;
+END $$;
+SELECT pg_temp.top_join_rows(:'query') AS planner_join_rows \gset
+\c pg_pilot_store
+SELECT abs(ln(native_rows / :planner_join_rows)) < 0.01 AS native_is_postgresqls
+FROM pg_pilot.feedback WHERE lpad(to_hex(subplan_key), 16, '0') = :'query_key'
+ORDER BY id LIMIT 1;
+
 -- the view ranks by the q-error of the estimate used: worst first
 SELECT bool_and(used_qerror >= 1) AS defined,
        (SELECT array_agg(used_qerror) FROM pg_pilot.worst_estimates)
