@@ -199,21 +199,20 @@ TrainResult train_model(const TrainRequest &r) noexcept {
         schema.max_log_rows = std::log(max_rows) + 1.0;
         schema.index();
 
-        /* featurize; join sets are featurized without PostgreSQL's estimate,
-         * as at planning time (they are asked before PostgreSQL sizes them) */
+        /* featurize with PostgreSQL's estimate where the feedback has it: the
+         * backend sends the same number (for joins: native_join_size.cpp) */
         std::vector<pm::Features> feats(recs.size());
         std::vector<const pm::Features *> tx, vx, dx;
         std::vector<float> dy;
         std::vector<const pm::Features *> cx;
-        std::vector<double> c_actual, c_native;
+        std::vector<double> c_actual, c_native, d_actual, d_native;
         std::vector<float> ty;
         std::vector<double> v_actual, v_native;
         std::vector<size_t> v_index;
         uint64_t declined = 0;
         for (size_t i = 0; i < recs.size(); i++) {
             std::string why;
-            double native = recs[i].nrels == 1 ? recs[i].native : -1;
-            if (!readable[i] || !pm::featurize(schema, *recs[i].text, native, &feats[i], &why)) {
+            if (!readable[i] || !pm::featurize(schema, *recs[i].text, recs[i].native, &feats[i], &why)) {
                 declined++;
                 continue;
             }
@@ -222,6 +221,8 @@ TrainResult train_model(const TrainRequest &r) noexcept {
                 /* another ~10 % of the templates: early stopping, not training */
                 dx.push_back(&feats[i]);
                 dy.push_back(pm::rows_to_label(schema, recs[i].actual));
+                d_actual.push_back(recs[i].actual);
+                d_native.push_back(recs[i].native);
             } else if (!validation && held_out(recs[i].template_key ^ 0x2545f4914f6cdd1dULL, 0.15)) {
                 /* and ~15 % more: when to decline (calibration) */
                 cx.push_back(&feats[i]);
@@ -283,26 +284,35 @@ TrainResult train_model(const TrainRequest &r) noexcept {
          * the smallest ln p50 + ln p90 + ln p99 among those; where no band
          * passes, the model always declines.  Where the model is no better
          * than PostgreSQL it stays out of the way; where it fixes large
-         * errors, it answers. */
+         * errors, it answers.  The calibration records and the early-stopping
+         * ones (neither trained on) are judged together; a group with fewer
+         * than kMinCalibration of them always declines: too few to tell. */
+        constexpr size_t kMinCalibration = 30;
         pm::DeclineBelow decline_below;
-        if (!cx.empty()) {
+        {
+            std::vector<const pm::Features *> jx(cx);
+            jx.insert(jx.end(), dx.begin(), dx.end());
+            std::vector<double> j_native(c_native), j_actual(c_actual);
+            j_native.insert(j_native.end(), d_native.begin(), d_native.end());
+            j_actual.insert(j_actual.end(), d_actual.begin(), d_actual.end());
             std::vector<float> dpred;
-            if (!net->predict(cx, &dpred, &why))
+            if (!jx.empty() && !net->predict(jx, &dpred, &why))
                 throw std::runtime_error(why);
             for (int group = 0; group < 2; group++) {
                 const bool join = group == 1;
                 /* this group's records with a PostgreSQL estimate: theirs and the model's */
                 std::vector<double> model, pg, truth;
-                for (size_t k = 0; k < cx.size(); k++)
-                    if ((cx[k]->global[0] < 0.5f) == join && c_native[k] >= 0) {
+                for (size_t k = 0; k < jx.size(); k++)
+                    if ((jx[k]->nrels > 1) == join && j_native[k] >= 0) {
                         model.push_back(pm::label_to_rows(schema, dpred[k]));
-                        pg.push_back(c_native[k]);
-                        truth.push_back(c_actual[k]);
+                        pg.push_back(j_native[k]);
+                        truth.push_back(j_actual[k]);
                     }
                 const pm::QErrors n = pm::summarize_qerrors(pg, truth);
-                double best = std::numeric_limits<double>::infinity(), chosen = 99.0; /* always */
+                /* a band must beat always declining (PostgreSQL's own score) */
+                double best = std::log(n.p50) + std::log(n.p90) + std::log(n.p99), chosen = 99.0;
                 for (double tau : {0.0, 0.35, 0.7, 1.1, 1.6, 2.3, 3.0, 4.6, 6.9, 99.0}) {
-                    if (truth.empty())
+                    if (truth.size() < kMinCalibration)
                         break;
                     pm::DeclineBelow d;
                     (join ? d.join : d.native) = tau;
@@ -325,7 +335,7 @@ TrainResult train_model(const TrainRequest &r) noexcept {
         uint64_t v_declined = 0;
         for (size_t i = 0; i < pred.size(); i++) {
             double model = pm::label_to_rows(schema, pred[i]);
-            if (v_native[i] >= 0 && pm::unsure_rows(vx[i]->global[0] < 0.5f, model, v_native[i], decline_below)) {
+            if (v_native[i] >= 0 && pm::unsure_rows(vx[i]->nrels > 1, model, v_native[i], decline_below)) {
                 v_model[i] = v_native[i];
                 v_declined++;
             } else {
@@ -370,7 +380,7 @@ TrainResult train_model(const TrainRequest &r) noexcept {
             std::vector<double> natives;
             for (size_t k = 0; k < v_index.size(); k++) {
                 texts.push_back(*recs[v_index[k]].text);
-                natives.push_back(recs[v_index[k]].nrels == 1 ? recs[v_index[k]].native : -1);
+                natives.push_back(recs[v_index[k]].native);
             }
             std::vector<double> rows;
             std::vector<bool> ok;

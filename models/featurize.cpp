@@ -852,6 +852,8 @@ bool featurize_impl(const Schema &s, const std::string &key_text, double native_
         out->global[1] = rows_to_label(s, native_rows);
     }
     out->global[2] = static_cast<float>(k.rels.size()) / kMaxRelsScale;
+    out->nrels = static_cast<uint32_t>(k.rels.size());
+    out->global[4] = k.rels.size() > 1 ? 1.0f : 0.0f;
     out->global[3] = rows_to_label(s, std::isfinite(est) ? est : 1.0);
     return true;
 }
@@ -907,7 +909,7 @@ Dims dims_of(const Schema &s) {
     d.table = static_cast<uint32_t>(s.tables.size()) + s.sample_size + 2;
     d.join = std::max<uint32_t>(1, static_cast<uint32_t>(s.joins.size()));
     d.pred = s.ncolumns() + PK_COUNT + 3;
-    d.global = 4;
+    d.global = 5;
     return d;
 }
 
@@ -971,7 +973,8 @@ bool featurize(const Schema &s, const std::string &key_text, double native_rows,
 bool unsure(const Schema &s, const Features &f, float label, const DeclineBelow &d) {
     if (f.global.size() < 4 || f.global[0] < 0.5f)
         return false;
-    return std::fabs(static_cast<double>(label - f.global[1])) * std::max(1.0, s.max_log_rows) < d.native;
+    return std::fabs(static_cast<double>(label - f.global[1])) * std::max(1.0, s.max_log_rows) <
+           (f.nrels > 1 ? d.join : d.native);
 }
 
 bool unsure_rows(bool join, double model_rows, double native_rows, const DeclineBelow &d) {

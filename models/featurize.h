@@ -117,7 +117,7 @@ struct Dims {
     uint32_t table = 0; /* one-hot table + bitmap + qualifying fraction + log reltuples */
     uint32_t join = 0;  /* one-hot join (+1: a bias slot so an empty join set has one zero row) */
     uint32_t pred = 0;  /* one-hot column + one-hot kind + lo + hi + log(list length) */
-    uint32_t global = 0; /* has native, native label, number of relations, independence estimate label */
+    uint32_t global = 0; /* has native, native label, number of relations, independence estimate label, is a join */
 };
 
 Dims dims_of(const Schema &s);
@@ -129,6 +129,7 @@ struct Features {
     std::vector<float> tables, joins, preds, global;
     uint32_t ntables = 0, njoins = 0, npreds = 0;           /* rows */
     uint32_t real_joins = 0, real_preds = 0;                /* rows that are not padding */
+    uint32_t nrels = 0;                                     /* relations in the set (> 1: a join) */
 };
 
 /* The parsed form of a key text (useful on its own: training collects the
@@ -162,12 +163,13 @@ bool featurize(const Schema &s, const std::string &key_text, double native_rows,
 
 /* A prediction within a band (natural log of rows) around PostgreSQL's
  * estimate is "unsure": PostgreSQL's estimate stands.  One band for base
- * relations (pilotd knows PostgreSQL's estimate and declines itself), one for
- * joins (the backend applies it once the planner has sized the join). */
+ * relations, one for joins.  pilotd declines itself where the ask carried
+ * PostgreSQL's estimate; for a join asked without it (outer joins, ...) the
+ * backend applies the band once the planner has sized the join. */
 struct DeclineBelow {
     double native = 0, join = 0;
 };
-/* Base relations only (PostgreSQL's estimate among the features); false for joins. */
+/* Sets featurized with PostgreSQL's estimate; false for those without. */
 bool unsure(const Schema &s, const Features &f, float label, const DeclineBelow &d);
 /* The rule for any record whose PostgreSQL estimate is known (training). */
 bool unsure_rows(bool join, double model_rows, double native_rows, const DeclineBelow &d);

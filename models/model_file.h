@@ -21,7 +21,7 @@
 namespace pilot {
 namespace model {
 
-constexpr uint32_t kModelFormat = 1;
+constexpr uint32_t kModelFormat = 2;
 
 struct QErrors {
     double p50 = 0, p90 = 0, p99 = 0, max = 0, mean_log = 0;

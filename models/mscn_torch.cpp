@@ -39,13 +39,13 @@ struct Net : torch::nn::Module {
         joins = register_module("joins", std::make_shared<SetMlp>(d.join, hidden));
         preds = register_module("preds", std::make_shared<SetMlp>(d.pred, hidden));
         out1 = register_module("out1", torch::nn::Linear(3 * hidden + d.global, hidden));
-        out2 = register_module("out2", torch::nn::Linear(hidden, 4));
+        out2 = register_module("out2", torch::nn::Linear(hidden, 5));
         /* the corrections and the gate start at exactly 0: an untrained
-         * network reproduces PostgreSQL's estimate for base relations, and
-         * for joins mixes the independence estimate half and half with the
+         * network reproduces PostgreSQL's estimate where it has it, and
+         * otherwise mixes the independence estimate half and half with the
          * from-scratch head */
         torch::NoGradGuard guard;
-        for (int64_t row : {1, 2, 3}) {
+        for (int64_t row : {1, 2, 3, 4}) {
             out2->weight[row].zero_();
             out2->bias[row].zero_();
         }
@@ -124,8 +124,13 @@ class TorchMscn final : public Mscn {
         auto h = torch::cat({ht, hj, hp, b.g}, 1);
         auto z = net->out2->forward(torch::relu(net->out1->forward(h)));
         auto has_native = b.g.select(1, 0);
+        auto is_join = b.g.select(1, 4);
         auto scratch = torch::sigmoid(z.select(1, 0));
-        auto native = (b.g.select(1, 1) + torch::tanh(z.select(1, 1))).clamp(0.0, 1.0);
+        /* base relations and joins correct PostgreSQL's estimate with heads of
+         * their own: its base estimates are usually close, its join estimates
+         * are where correlations make it miss */
+        auto correction = (1 - is_join) * torch::tanh(z.select(1, 1)) + is_join * torch::tanh(z.select(1, 4));
+        auto native = (b.g.select(1, 1) + correction).clamp(0.0, 1.0);
         auto indep = (b.g.select(1, 3) + torch::tanh(z.select(1, 2))).clamp(0.0, 1.0);
         auto gate = torch::sigmoid(z.select(1, 3));
         auto join = gate * scratch + (1 - gate) * indep;

@@ -269,12 +269,21 @@ TEST(Featurize, UnsureBandsKeepPostgreSQLsEstimate) {
     EXPECT_FALSE(unsure_rows(true, 450, 100, d));
     /* no PostgreSQL estimate: never unsure */
     EXPECT_FALSE(unsure_rows(true, 100, -1, d));
-    /* features: only base relations carry the estimate, so only they decline in pilotd */
-    Features base = Feat(s, "", 1000), join;
+    /* features: sets asked with PostgreSQL's estimate decline in pilotd, with
+     * the band of their kind; a join asked without it never does (the backend
+     * applies the band once the planner has sized the join) */
+    Features base = Feat(s, "", 1000), join, join_native;
     EXPECT_TRUE(unsure(s, base, rows_to_label(s, 1500), d));
     EXPECT_FALSE(unsure(s, base, rows_to_label(s, 5000), d));
     std::string why;
-    ASSERT_TRUE(featurize(s, "pgpk1\nR t1 public.badges\nR t2 public.posts\nC EQ(t1.userid, t2.\"OwnerUserId\")\n", -1,
-                          &join, &why)) << why;
+    const std::string join_key = "pgpk1\nR t1 public.badges\nR t2 public.posts\nC EQ(t1.userid, t2.\"OwnerUserId\")\n";
+    ASSERT_TRUE(featurize(s, join_key, -1, &join, &why)) << why;
+    EXPECT_EQ(join.nrels, 2u);
     EXPECT_FALSE(unsure(s, join, join.global[3], d)); /* even at its independence estimate */
+    ASSERT_TRUE(featurize(s, join_key, 1000, &join_native, &why)) << why;
+    EXPECT_EQ(join_native.global[0], 1.0f);
+    EXPECT_TRUE(unsure(s, join_native, rows_to_label(s, 3500), d));  /* within the join band (4x) */
+    EXPECT_FALSE(unsure(s, join_native, rows_to_label(s, 4500), d));
+    EXPECT_TRUE(unsure(s, base, rows_to_label(s, 1900), d));         /* base: 2x */
+    EXPECT_FALSE(unsure(s, base, rows_to_label(s, 2100), d));
 }
