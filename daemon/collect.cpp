@@ -1,6 +1,7 @@
 /* collect.cpp — see collect.h. */
 #include "collect.h"
 
+#include "key_sql.h"
 #include "pg_store.h" /* redacted_dsn */
 #include "pq_session.h"
 
@@ -17,6 +18,7 @@
 #include <fstream>
 #include <iostream>
 #include <thread>
+#include <unordered_set>
 
 namespace pilotd {
 
@@ -130,6 +132,39 @@ class Collector {
                      one_line(PQerrorMessage(conn_));
         PQclear(r);
         return ok;
+    }
+
+    /* --subplans needs pg_pilot.subplans(): false with *error without it */
+    bool has_subplans_function(std::string *error) {
+        PGresult *r = PQexec(conn_, "SELECT to_regprocedure('pg_pilot.subplans(text)') IS NOT NULL");
+        bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+        PQclear(r);
+        if (!ok)
+            *error = "--subplans needs pg_pilot.subplans() in this database: CREATE EXTENSION pg_pilot, or "
+                     "ALTER EXTENSION pg_pilot UPDATE (0.4 or later)";
+        return ok;
+    }
+
+    /* The key texts of the relation sets the planner sizes for sql (those it
+     * cannot describe have none); empty when it cannot be planned. */
+    std::vector<std::pair<std::string, std::string>> subplans(const std::string &sql) {
+        std::vector<std::pair<std::string, std::string>> out;
+        const char *params[] = {sql.c_str()};
+        PGresult *r = PQexecParams(conn_, "SELECT key, key_text FROM pg_pilot.subplans($1) WHERE key_text IS NOT NULL",
+                                   1, nullptr, params, nullptr, nullptr, 0);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK)
+            for (int i = 0; i < PQntuples(r); i++)
+                out.emplace_back(PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+        PQclear(r);
+        if (PQtransactionStatus(conn_) != PQTRANS_IDLE)
+            PQclear(PQexec(conn_, "ROLLBACK"));
+        return out;
+    }
+
+    /* Session settings for counting (on) and for the workload (off). */
+    void counting(bool on) {
+        PQclear(PQexec(conn_, on ? "SET enable_nestloop = off; SET enable_mergejoin = off; SET work_mem = '256MB'"
+                                 : "RESET enable_nestloop; RESET enable_mergejoin; RESET work_mem"));
     }
 
     /* Warns when the database has the extension and pilotd is not attached
@@ -261,6 +296,10 @@ bool parse_collect_args(const std::vector<std::string> &args, CollectOptions *o,
             key = key.substr(0, eq);
             inline_value = true;
         }
+        if (key == "--subplans" && !inline_value) {
+            o->subplans = true;
+            continue;
+        }
         if (key != "--workload" && key != "--dsn" && key != "--timeout-ms" && key != "--repeat") {
             *error = "collect: unknown argument \"" + args[i] + "\"";
             return false;
@@ -315,11 +354,17 @@ int run_collect(const CollectOptions &o) {
         return kExitFailure;
     }
     c.check_daemon();
+    if (o.subplans && !c.has_subplans_function(&error)) {
+        fprintf(stderr, "collect: %s\n", error.c_str());
+        return kExitFailure;
+    }
     fprintf(stderr, "collect: %zu queries from \"%s\"%s, statement_timeout %u ms, on %s\n", queries.size(),
             o.workload.c_str(), repeat > 1 ? (" x" + std::to_string(repeat)).c_str() : "", o.timeout_ms,
             redacted_dsn(o.dsn).c_str());
 
     uint64_t done = 0, ok = 0, timed_out = 0, failed = 0;
+    uint64_t sub_counted = 0, sub_timed_out = 0, sub_failed = 0, sub_undescribable = 0;
+    std::unordered_set<std::string> sub_seen; /* keys counted (or tried) in this run */
     bool lost_last = false;
     int next_decile = 1;
     auto last_progress = t0;
@@ -328,12 +373,46 @@ int run_collect(const CollectOptions &o) {
                 static_cast<unsigned long long>(done), static_cast<unsigned long long>(ok),
                 static_cast<unsigned long long>(timed_out), static_cast<unsigned long long>(failed),
                 seconds_since(t0));
+        if (o.subplans)
+            fprintf(stderr, "collect: %ssub-plans: %llu counted, %llu timed out, %llu failed, %llu not describable\n",
+                    prefix, static_cast<unsigned long long>(sub_counted), static_cast<unsigned long long>(sub_timed_out),
+                    static_cast<unsigned long long>(sub_failed), static_cast<unsigned long long>(sub_undescribable));
+    };
+    /* every describable sub-plan of q not counted yet in this run */
+    auto count_subplans = [&](const WorkloadQuery &q) {
+        bool set = false;
+        for (const auto &[key, text] : c.subplans(q.sql)) {
+            if (!sub_seen.insert(key).second)
+                continue;
+            std::string sql, why, msg;
+            if (!pilot::model::key_count_sql(text, &sql, &why)) {
+                sub_undescribable++;
+                continue;
+            }
+            if (!set) {
+                c.counting(true);
+                set = true;
+            }
+            switch (c.run(sql, &msg)) {
+            case Collector::Outcome::Ok: sub_counted++; break;
+            case Collector::Outcome::Timeout: sub_timed_out++; break;
+            default:
+                if (++sub_failed <= kLoggedFailures)
+                    fprintf(stderr, "collect: a sub-plan of line %u failed: %s\n  %s\n", q.line, msg.c_str(),
+                            sql.c_str());
+                break;
+            }
+        }
+        if (set)
+            c.counting(false);
     };
 
     for (uint32_t pass = 0; pass < repeat; pass++) {
         for (const WorkloadQuery &q : queries) {
             std::string msg;
             Collector::Outcome res = c.run(q.sql, &msg);
+            if (o.subplans && pass == 0 && res != Collector::Outcome::Lost)
+                count_subplans(q);
             done++;
             switch (res) {
             case Collector::Outcome::Ok: ok++; break;

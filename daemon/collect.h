@@ -4,7 +4,7 @@
  * pilotd observes (and its store keeps) the actual row counts of every
  * relation set the plans contain.
  *
- *   pilotd collect --workload FILE --dsn DSN [--timeout-ms N] [--repeat K]
+ *   pilotd collect --workload FILE --dsn DSN [--timeout-ms N] [--repeat K] [--subplans]
  *
  * Workload file (FILE "-" = standard input): one query per line; blank lines
  * and lines starting with "--" or "#" (after leading blanks) are skipped; a
@@ -27,6 +27,14 @@
  * restarting server) and the run continues with the next query; losing it
  * again on the very next query, or not getting it back, ends the run (exit 1).
  *
+ * --subplans: after each query (first pass only), every relation set the
+ * planner sizes for it (pg_pilot.subplans(), extension 0.4) that the model can
+ * describe is counted once per run with SELECT count(*) (models/key_sql.h),
+ * feedback on, hash joins only (no nested loop: its inner side gives no
+ * label; no merge join), so the store also learns the sub-plans the chosen
+ * plans never execute.  Each count has the statement timeout; one that times
+ * out is skipped.  Needs the extension in the database.
+ *
  * Output on stderr: progress at every 10% (and every 50 queries when 10 s
  * passed since the last progress line), then
  *   collect: N queries, N ok, N timed out, N failed in X s
@@ -48,6 +56,7 @@ struct CollectOptions {
     std::string dsn;
     uint32_t timeout_ms = 60000; /* statement_timeout per query; 0 = none */
     uint32_t repeat = 1;         /* run the whole workload K times */
+    bool subplans = false;       /* also count every describable sub-plan */
 };
 
 /* exit status: 0 ok, 1 runtime error */
@@ -55,7 +64,7 @@ int run_collect(const CollectOptions &o);
 
 /* Optional helper for the command line: parses the arguments after
  * "collect" (--workload FILE, --dsn DSN, --timeout-ms N, --repeat K, also as
- * --opt=value).  False with *error for an unknown option, a missing value or
+ * --opt=value; --subplans).  False with *error for an unknown option, a missing value or
  * a bad number, or when --workload or --dsn is missing. */
 bool parse_collect_args(const std::vector<std::string> &args, CollectOptions *o, std::string *error);
 

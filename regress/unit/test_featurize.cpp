@@ -1,6 +1,7 @@
 /* Unit tests of the learned model's featurizer (models/featurize.h): how key
  * texts become table, join and predicate sets, and what makes it decline. */
 #include "featurize.h"
+#include "key_sql.h"
 
 #include <gtest/gtest.h>
 
@@ -286,4 +287,51 @@ TEST(Featurize, UnsureBandsKeepPostgreSQLsEstimate) {
     EXPECT_FALSE(unsure(s, join_native, rows_to_label(s, 4500), d));
     EXPECT_TRUE(unsure(s, base, rows_to_label(s, 1900), d));         /* base: 2x */
     EXPECT_FALSE(unsure(s, base, rows_to_label(s, 2100), d));
+}
+
+/* ---- key texts as counting queries (models/key_sql.h) ---- */
+
+std::string CountSql(const std::string &key) {
+    std::string sql, why;
+    EXPECT_TRUE(key_count_sql(key, &sql, &why)) << why;
+    return sql;
+}
+
+TEST(KeySql, JoinsAndPredicatesBecomeTheWhereClause) {
+    EXPECT_EQ(CountSql("pgpk1\nR t1 public.badges\nR t2 public.posts\nC EQ(t1.userid, t2.\"OwnerUserId\")\n"
+                       "C (t2.score pg_catalog.>=(integer,integer) '10'::integer)\n"
+                       "C pg_catalog.=(integer,integer) ANY(t2.posttypeid, '{1,3}'::integer[])\n"
+                       "C ('it''s'::text pg_catalog.=(text,text) t2.title)\n"
+                       "C (t2.title pg_catalog.!~~*(text,text) 'a\\_%'::text)\n"
+                       "C IS NOT NULL(t1.userid)\n"),
+              "SELECT count(*) FROM ONLY public.badges t1, ONLY public.posts t2 WHERE t1.userid = t2.\"OwnerUserId\" "
+              "AND t2.score >= '10'::integer AND t2.posttypeid = ANY('{1,3}'::integer[]) AND t2.title = 'it''s'::text "
+              "AND t2.title NOT ILIKE E'a\\\\_%'::text AND t1.userid IS NOT NULL");
+}
+
+TEST(KeySql, EquivalenceClassesWithAConstantAndInheritance) {
+    /* t1.a = t2.b = 5: one join, both columns equal to the constant */
+    EXPECT_EQ(CountSql("pgpk1\nR t1 public.m*\nR t2 public.n\nC EQ('5'::integer, t1.a, t2.b)\n"),
+              "SELECT count(*) FROM public.m t1, ONLY public.n t2 WHERE t1.a = t2.b AND t1.a = '5'::integer "
+              "AND t2.b = '5'::integer");
+    EXPECT_EQ(CountSql("pgpk1\nR t1 public.posts\n"), "SELECT count(*) FROM ONLY public.posts t1");
+}
+
+TEST(KeySql, BinaryConstantsAreWrittenBack) {
+    EXPECT_EQ(CountSql(std::string(kPosts) +
+                       "C (t1.created pg_catalog.>=(timestamp without time zone,timestamp without time zone) X'" +
+                       TimestampHex(3e5) + "'::timestamp without time zone)\n"),
+              "SELECT count(*) FROM ONLY public.posts t1 WHERE t1.created >= "
+              "(TIMESTAMP '2000-01-01 00:00:00' + 300000000000 * INTERVAL '1 microsecond')");
+    EXPECT_EQ(CountSql(std::string(kPosts) + "C (t1.day pg_catalog.<(date,date) X'FFFFFFFE'::date)\n"),
+              "SELECT count(*) FROM ONLY public.posts t1 WHERE t1.day < (DATE '2000-01-01' + -2)");
+    EXPECT_EQ(CountSql(std::string(kPosts) +
+                       "C (t1.w pg_catalog.>(double precision,double precision) X'3FF8000000000000'::double precision)\n"),
+              "SELECT count(*) FROM ONLY public.posts t1 WHERE t1.w > '1.5'::double precision");
+    std::string sql, why;
+    EXPECT_FALSE(key_count_sql(std::string(kPosts) + "C (t1.created pg_catalog.>=(interval,interval) X'00'::interval)\n",
+                               &sql, &why));
+    EXPECT_NE(why.find("interval"), std::string::npos) << why;
+    /* what the featurizer cannot read, this cannot write */
+    EXPECT_FALSE(key_count_sql("pgpk1\nR t1 public.badges\nR t2 public.posts\nC LEFT JOIN(L(t1), R(t2))\n", &sql, &why));
 }
