@@ -103,6 +103,7 @@ typedef struct PilotQueryState
 	MemoryContext cxt;
 	PilotMode	mode;
 	bool		record;			/* collect PilotRecords (explain_estimates) */
+	bool		record_texts;	/* ... with their key texts (pg_pilot.subplans) */
 	bool		disabled;		/* an internal error or a dead sidecar: stop asking */
 	PilotFallback disabled_reason;
 	uint64		waited_us;		/* time spent waiting on pilotd so far */
@@ -128,7 +129,15 @@ extern void pilot_feedback_remember(PilotQueryState *qs, struct PlannedStmt *stm
 
 /* Plans `query` (one statement) in the given mode; returns the state it left
  * (allocated in CurrentMemoryContext).  Raises the query's own errors. */
-extern PilotQueryState *pilot_plan_query_in_mode(const char *query, PilotMode mode, bool record);
+typedef enum PilotRecording
+{
+	PR_NONE = 0,
+	PR_ESTIMATES,				/* a PilotRecord per relation set sized */
+	PR_KEY_TEXTS,				/* ... with its canonical key text */
+} PilotRecording;
+
+extern PilotQueryState *pilot_plan_query_in_mode(const char *query, PilotMode mode,
+												 PilotRecording record);
 
 /* ---- relation-set keys (relset_key.cpp) ---- */
 typedef struct RelsetKey

@@ -61,7 +61,7 @@ static bool join_rerun_guard = false;
 /* pilot_plan_query_in_mode() hands its wishes to the next planner call */
 static bool pending = false;
 static PilotMode pending_mode = PM_PLAN;
-static bool pending_record = false;
+static PilotRecording pending_record = PR_NONE;
 static PilotQueryState *pending_result = NULL;
 
 /* ---------------------------------------------------------------------
@@ -321,6 +321,13 @@ finish_entry(PilotQueryState *qs, PilotRootState *rs, PilotEstimate *e)
 			r->used_rows = used_rows(e);
 			r->source = pstrdup(source);
 			r->key = e->key;
+			if (qs->record_texts && e->key != 0)
+			{
+				RelsetKey	k;
+
+				if (key_entry(qs, rs, e, true, &k))
+					r->key_text = k.text;
+			}
 			qs->records = lappend(qs->records, r);
 			e->recorded = true;
 		}
@@ -933,7 +940,8 @@ pilot_planner(Query *parse, const char *query_string, int cursorOptions,
 		qs = (PilotQueryState *) palloc0(sizeof(PilotQueryState));
 		qs->cxt = CurrentMemoryContext;
 		qs->mode = pending_mode;
-		qs->record = pending_record;
+		qs->record = pending_record != PR_NONE;
+		qs->record_texts = pending_record == PR_KEY_TEXTS;
 		pending_result = qs;
 		if (qs->mode == PM_PLAN && (!pilot_enabled || pilot_timeout_ms <= 0))
 			qs = NULL;
@@ -982,7 +990,7 @@ pilot_planner(Query *parse, const char *query_string, int cursorOptions,
 }
 
 PilotQueryState *
-pilot_plan_query_in_mode(const char *query, PilotMode mode, bool record)
+pilot_plan_query_in_mode(const char *query, PilotMode mode, PilotRecording record)
 {
 	List	   *raw;
 	List	   *trees;

@@ -33,6 +33,7 @@ PG_FUNCTION_INFO_V1(pg_pilot_load_cardinalities);
 PG_FUNCTION_INFO_V1(pg_pilot_clear_cardinalities);
 PG_FUNCTION_INFO_V1(pg_pilot_explain_estimates);
 PG_FUNCTION_INFO_V1(pg_pilot_subplan_key);
+PG_FUNCTION_INFO_V1(pg_pilot_subplans);
 PG_FUNCTION_INFO_V1(pg_pilot_daemon_status);
 PG_FUNCTION_INFO_V1(pg_pilot_models);
 PG_FUNCTION_INFO_V1(pg_pilot_pin_model);
@@ -81,7 +82,7 @@ capture_in_subxact(const char *sql, char **problem)
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		qs = pilot_plan_query_in_mode(sql, PM_CAPTURE, false);
+		qs = pilot_plan_query_in_mode(sql, PM_CAPTURE, PR_NONE);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
@@ -275,7 +276,7 @@ pg_pilot_explain_estimates(PG_FUNCTION_ARGS)
 		ereport(NOTICE,
 				(errmsg("pg_pilot is off in this session (pg_pilot.enabled = off or "
 						"pg_pilot.timeout_ms = 0): every estimate is PostgreSQL's")));
-	qs = pilot_plan_query_in_mode(query, PM_PLAN, true);
+	qs = pilot_plan_query_in_mode(query, PM_PLAN, PR_ESTIMATES);
 	foreach(lc, qs->records)
 	{
 		PilotRecord *r = (PilotRecord *) lfirst(lc);
@@ -300,6 +301,48 @@ pg_pilot_explain_estimates(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/*
+ * Every relation set the planner sizes for the query, with its canonical key
+ * text: what `pilotd collect --subplans` counts to give the model labels for
+ * sub-plans the chosen plans never execute.
+ */
+Datum
+pg_pilot_subplans(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *query;
+	PilotQueryState *qs;
+	ListCell   *lc;
+
+	query = required_text_arg(fcinfo, 0, "the query");
+	if (!pilot_enabled || pilot_timeout_ms <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pg_pilot is off in this session: it sees no relation sets"),
+				 errhint("SET pg_pilot.enabled = on (and pg_pilot.timeout_ms > 0) first.")));
+	InitMaterializedSRF(fcinfo, 0);
+	qs = pilot_plan_query_in_mode(query, PM_PLAN, PR_KEY_TEXTS);
+	foreach(lc, qs->records)
+	{
+		PilotRecord *r = (PilotRecord *) lfirst(lc);
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		values[0] = CStringGetTextDatum(r->relations);
+		values[1] = Int32GetDatum(r->nrels);
+		if (r->key != 0)
+			values[2] = CStringGetTextDatum(key_hex(r->key));
+		else
+			nulls[2] = true;
+		if (r->key_text != NULL)
+			values[3] = CStringGetTextDatum(r->key_text);
+		else
+			nulls[3] = true;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
 Datum
 pg_pilot_subplan_key(PG_FUNCTION_ARGS)
 {
@@ -312,7 +355,7 @@ pg_pilot_subplan_key(PG_FUNCTION_ARGS)
 	query = required_text_arg(fcinfo, 0, "the query");
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	qs = pilot_plan_query_in_mode(query, PM_CAPTURE, false);
+	qs = pilot_plan_query_in_mode(query, PM_CAPTURE, PR_NONE);
 	if (!qs->captured)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

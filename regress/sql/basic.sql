@@ -102,3 +102,16 @@ SET ROLE pilot_no_access;
 SELECT * FROM pg_pilot.explain_estimates('SELECT * FROM customer');
 RESET ROLE;
 DROP ROLE pilot_no_access;
+
+-- subplans: every relation set the planner sizes for a query, with the key text
+-- `pilotd collect --subplans` turns into a counting query (models/key_sql.h)
+SELECT relations, nrels, key IS NOT NULL AS keyed, key_text LIKE 'pgpk1%' AS described
+FROM pg_pilot.subplans('SELECT count(*) FROM customer c, orders o WHERE c.id = o.customer_id AND c.tier = 7')
+ORDER BY nrels, relations;
+SELECT s.key = k.key AS whole_set_has_its_subplan_key
+FROM pg_pilot.subplans('SELECT count(*) FROM customer c, orders o WHERE c.id = o.customer_id AND c.tier = 7') s,
+     pg_pilot.subplan_key('SELECT count(*) FROM customer c, orders o WHERE c.id = o.customer_id AND c.tier = 7') k
+WHERE s.nrels = 2;
+SET pg_pilot.enabled = off;
+SELECT * FROM pg_pilot.subplans('SELECT count(*) FROM customer');
+RESET pg_pilot.enabled;
