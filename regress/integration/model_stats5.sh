@@ -55,6 +55,31 @@ check "pilotd collect ran the 500 training queries" [ $rc -eq 0 ]
 check "the feedback store drained" store_wait_drained 60
 echo "# feedback rows: $(feedback_rows), key catalog: $(wc -c <"$STATE/keys.catalog") bytes"
 
+# 1b -----------------------------------------------------------------------
+# collect --subplans: every sub-plan of a training query is counted with the
+# query models/key_sql.cpp writes from its key text; that query has the same
+# subplan key, so afterwards the memo knows every describable set of it, and
+# the whole query's count is train.txt's label
+grep -m1 -E 'FROM [^,]+,[^,]+,' "$PP_DIR/model_train.txt" >"$PP_DIR/model_sub.txt"
+label=$(cut -d'|' -f1 "$PP_DIR/model_sub.txt"); qs=$(cut -d'|' -f3- "$PP_DIR/model_sub.txt")
+"$PILOTD" collect --workload "$PP_DIR/model_sub.txt" --dsn "$MODEL_DSN" --timeout-ms 30000 --subplans \
+  >"$PP_DIR/collect_sub.log" 2>&1
+rc=$?
+sed 's/^/# /' "$PP_DIR/collect_sub.log" | tail -2
+counted=$(grep -oE 'sub-plans: [0-9]+ counted' "$PP_DIR/collect_sub.log" | grep -oE '[0-9]+')
+undescribed=$(grep -oE '[0-9]+ not describable' "$PP_DIR/collect_sub.log" | grep -oE '[0-9]+')
+check "collect --subplans counted the sub-plans of a 3+ table query, none failed ($counted)" \
+  eval '[ $rc -eq 0 ] && [ "${counted:-0}" -ge 3 ] && grep -qE "0 timed out, 0 failed" "$PP_DIR/collect_sub.log"'
+store_wait_drained 60 >/dev/null
+memo=$(pp_psql -At -c "SET pg_pilot.estimator = 'memo'" -c "SELECT count(*) FILTER (WHERE source = 'memo') || ' ' ||
+  count(*) FILTER (WHERE source <> 'memo' AND key IS NOT NULL) || ' ' ||
+  max(used_rows) FILTER (WHERE nrels = (SELECT max(nrels) FROM pg_pilot.explain_estimates(\$q\$$qs\$q\$)))
+  FROM pg_pilot.explain_estimates(\$q\$$qs\$q\$)")
+read -r memo_sets unknown_sets whole_rows <<<"$memo"
+echo "# memo answers $memo_sets sets, $unknown_sets keyed sets unknown ($undescribed not describable), whole query $whole_rows rows, label $label"
+check "afterwards the memo answers every describable sub-plan" [ "$unknown_sets" = "${undescribed:-x}" ]
+check "and the whole query's count is its label" [ "${whole_rows%.*}" = "$label" ]
+
 # 2 ------------------------------------------------------------------------
 v1=$(train train1.log)
 check "pilotd train wrote version 1" [ "$v1" = 1 ]
