@@ -10,7 +10,10 @@ TRAIN/TEST: one query per line, optionally "N||query" (N is ignored: the
 truth is computed here).  Steps, on the cluster of PGHOST/PGPORT (pg_pilot
 preloaded, pilotd running, CREATE EXTENSION pg_pilot done in DB):
   1. train   every train query runs once with execution feedback collected:
-             what the learned side learns from;
+             what the learned side learns from; then `pilotd collect
+             --subplans` counts every sub-plan of the first
+             --subplan-queries of them (feedback on), so the model also sees
+             the sets the chosen plans never execute;
   2. truth   the true count of every connected sub-plan of the test queries
              (demo/subplans.py), feedback off, loaded as the oracle;
   2b. model `pilotd train` trains a learned-model version from the feedback
@@ -33,6 +36,7 @@ DIR/speedup.png.  Progress goes to stdout.
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -120,7 +124,27 @@ class Bench:
                 log(f"   train: {i}/{len(queries)}")
         self.wait_drained()
         log(f"   train: {len(queries)} queries run ({timeouts} timed out), feedback drained")
-        return {"queries": len(queries), "timeouts": timeouts}
+        out = {"queries": len(queries), "timeouts": timeouts}
+        n = min(self.a.subplan_queries, len(queries))
+        if n > 0:
+            # the plans' feedback alone shows the model only the sets the
+            # planner chose: count every sub-plan of the first n queries too
+            path = os.path.join(self.a.out, "subplan_queries.txt")
+            with open(path, "w") as f:
+                f.writelines(q.rstrip(";") + "\n" for q in queries[:n])
+            t0 = time.time()
+            p = subprocess.run([self.a.pilotd, "collect", "--workload", path, "--dsn", self.a.model_dsn,
+                                "--timeout-ms", str(int(self.timeout_ms)), "--subplans"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            lines = p.stdout.strip().splitlines()
+            for line in lines[-2:]:
+                log("   " + line)
+            self.wait_drained()
+            m = re.search(r"sub-plans: (\d+) counted, (\d+) timed out", p.stdout)
+            out["subplans"] = {"queries": n, "counted": int(m.group(1)) if m else None,
+                               "timeouts": int(m.group(2)) if m else None,
+                               "seconds": round(time.time() - t0, 1), "ok": p.returncode == 0}
+        return out
 
     def wait_drained(self):
         for _ in range(600):
@@ -448,6 +472,8 @@ def main():
     ap.add_argument("--model-dsn", required=True)
     ap.add_argument("--train-seconds", type=int, default=300)
     ap.add_argument("--train-epochs", type=int, default=300)
+    ap.add_argument("--subplan-queries", type=int, default=200,
+                    help="count every sub-plan of the first n train queries (pilotd collect --subplans)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     b = Bench(a)
