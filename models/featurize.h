@@ -12,8 +12,9 @@
  *   - range predicates on one column are folded into one interval [lo, hi]
  *     (normalized with the column's min/max), so "a >= 3 AND a <= 9" is one
  *     predicate, not two;
- *   - PostgreSQL's own estimate is a global input when known (base relations;
- *     join sets are asked before PostgreSQL sizes them, so it is absent there);
+ *   - PostgreSQL's own estimate is a global input when known (base relations,
+ *     and joins sized by the backend before the planner builds them:
+ *     extension/native_join_size.cpp; absent for outer joins and the like);
  *   - an independence estimate computed here (each relation's rows by its
  *     sample, multiplied, divided by the larger table of each join): the
  *     network learns a correction to PostgreSQL's estimate where it is known,
