@@ -415,6 +415,8 @@ bool parse_clause(const std::string &c, KeyInfo *out, std::string *why) {
     return decline(why, "clause " + c.substr(0, open == std::string::npos ? 40 : std::min<size_t>(open, 40)));
 }
 
+} // namespace
+
 /* ------------------------------------------------------------------ */
 /* Constants as values of a column's domain.                           */
 
@@ -443,6 +445,8 @@ uint64_t big_endian(const std::vector<uint8_t> &b) {
         v = (v << 8) | x;
     return v;
 }
+
+namespace {
 
 bool is_text_type(const std::string &t) {
     return t == "text" || t == "character varying" || t == "character" || t == "name" ||

@@ -152,6 +152,11 @@ struct KeyInfo {
     std::vector<Pred> preds;
 };
 
+/* A constant written in binary form in a key text (X'..', the type's send
+ * form): its bytes, and the big-endian integer they hold. */
+bool hex_bytes(const std::string &hex, std::vector<uint8_t> *out);
+uint64_t big_endian(const std::vector<uint8_t> &b);
+
 /* Parses a key text.  False with *why for a clause outside the understood
  * forms (see the header comment). */
 bool parse_key(const std::string &text, KeyInfo *out, std::string *why);

@@ -27,26 +27,6 @@ std::string quote_literal(const std::string &s) {
     return out + "'";
 }
 
-bool unhex(const std::string &hex, std::vector<uint8_t> *out) {
-    if (hex.size() % 2)
-        return false;
-    out->clear();
-    for (size_t i = 0; i < hex.size(); i += 2) {
-        unsigned v = 0;
-        if (sscanf(hex.c_str() + i, "%2x", &v) != 1)
-            return false;
-        out->push_back(static_cast<uint8_t>(v));
-    }
-    return true;
-}
-
-uint64_t big_endian(const std::vector<uint8_t> &b) {
-    uint64_t v = 0;
-    for (uint8_t x : b)
-        v = (v << 8) | x;
-    return v;
-}
-
 /* A constant of the key as SQL: 'literal'::type, or its binary send form
  * written back as an expression of the same type. */
 bool constant_sql(const KeyInfo::Pred &p, std::string *out, std::string *why) {
@@ -55,7 +35,7 @@ bool constant_sql(const KeyInfo::Pred &p, std::string *out, std::string *why) {
         return true;
     }
     std::vector<uint8_t> b;
-    if (!unhex(p.literal, &b)) {
+    if (!hex_bytes(p.literal, &b)) {
         *why = "unreadable binary constant";
         return false;
     }
