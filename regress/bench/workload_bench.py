@@ -251,11 +251,21 @@ class Bench:
                 "timeouts": timeouts}
 
     # 3 ------------------------------------------------------------------
+    def reconnect(self):
+        """A fresh session: one that sat idle through the long counting phase
+        once got no pg_pilot answer at all (cause not found yet)."""
+        self.conn.close()
+        self.conn = psycopg2.connect(dbname=self.a.db)
+        self.conn.autocommit = True
+        self.cur = self.conn.cursor()
+        self.sql("SET statement_timeout = %s", (self.a.timeout,))
+
     def qerror(self, tests):
+        self.reconnect()
         self.sql("SET pg_pilot.collect_feedback = off")
         values = {m: [] for m in QMODES}
         by_nrels = {m: {} for m in QMODES}
-        sources = {}
+        sources, oracle_sources = {}, {}
         for m in QMODES:
             # pg_pilot on in every mode (explain_estimates reports through it);
             # estimator native: pilotd answers nothing, PostgreSQL's own rows
@@ -277,7 +287,9 @@ class Bench:
                     if m == "learned":
                         src = (source or "?").split(" ")[0]
                         sources[src] = sources.get(src, 0) + 1
-        out = {"qerror": {}, "qerror_by_nrels": {}, "learned_sources": sources}
+                    if m == "oracle":  # the check of the harness itself: should be all oracle
+                        oracle_sources[source or "?"] = oracle_sources.get(source or "?", 0) + 1
+        out = {"qerror": {}, "qerror_by_nrels": {}, "learned_sources": sources, "oracle_sources": oracle_sources}
         for m in QMODES:
             v = values[m]
             out["qerror"][m] = {"n": len(v), "p50": round(pct(v, .5), 2) if v else None,
