@@ -9,6 +9,11 @@
 #   3. fault tests (regress/fault/*.sh) against the same cluster.
 # and ends with the line "N passed, N failed".
 #
+# Every suite runs under a hard timeout (PP_SUITE_TIMEOUT seconds, default 900;
+# 1800 under make check-asan): a hung suite is killed with everything it
+# started and counts as failed with its name and the end of its log, so the
+# run always ends with that line.
+#
 # PostgreSQL refuses to run as root: as root, this script re-runs itself as the
 # postgres OS user from a scratch copy (lib/as_owner.sh).
 set -uo pipefail
@@ -48,6 +53,18 @@ PASSED=0
 FAILED=0
 FAILURES=()
 
+SUITE_TIMEOUT=${PP_SUITE_TIMEOUT:-$([ -n "${PP_ASAN:-}" ] && echo 1800 || echo 900)}
+# suite CMD...: CMD under the hard timeout (timeout signals its whole process
+# group: the suite's psql, pgbench and pilotd die with it); exit status 124
+# when it was killed
+suite() { timeout --kill-after=20 "$SUITE_TIMEOUT" "$@"; }
+# timed_out NAME RC LOG: says so when RC is the timeout's
+timed_out() {
+  [ "$2" -eq 124 ] || [ "$2" -eq 137 ] || return 1
+  echo "not ok - $1 did not end within $SUITE_TIMEOUT s (PP_SUITE_TIMEOUT) and was killed; the end of its log ($3):"
+  tail -20 "$3" | sed 's/^/#   /'
+}
+
 count() { # count PASSED FAILED NAME
   PASSED=$((PASSED + $1)); FAILED=$((FAILED + $2))
   [ "$2" -gt 0 ] && FAILURES+=("$3")
@@ -65,8 +82,9 @@ for t in "$R"/unit/$UNIT_BUILD/test_*; do
   name=$(basename "$t")
   only "$name" || continue
   out="$WORK/$name.out"
-  (cd "$WORK" && PILOTD="$PILOTD" "$t" >"$out" 2>&1)
+  (cd "$WORK" && PILOTD="$PILOTD" suite "$t" >"$out" 2>&1)
   rc=$?
+  timed_out "$name" "$rc" "$out" && { count 0 1 "$name"; continue; }
   p=$(grep -E '^\[  PASSED  \] [0-9]+ test' "$out" | grep -oE '[0-9]+' | head -1)
   f=$(grep -E '^\[  FAILED  \] [0-9]+ test' "$out" | grep -oE '[0-9]+' | head -1)
   p=${p:-0}; f=${f:-0}
@@ -99,13 +117,15 @@ PG_REGRESS="$(pg_config --pkglibdir)/pgxs/src/test/regress/pg_regress"
 export PG_PILOT_TMPDIR="$WORK/tmp"
 mkdir -p "$PG_PILOT_TMPDIR"
 out="$WORK/pg_regress.out"
-"$PG_REGRESS" --host="$PGHOST" --port="$PGPORT" --user="$PGUSER" \
+suite "$PG_REGRESS" --host="$PGHOST" --port="$PGPORT" --user="$PGUSER" \
   --dbname=pg_pilot_regress --inputdir="$R" --outputdir="$WORK/regress-out" \
   --schedule="$R/schedule" >"$out" 2>&1
+rc=$?
 cat "$out"
 p=$(grep -cE '\.\.\. ok' "$out")
 f=$(grep -cE '\.\.\. FAILED|failed \(ignored\)' "$out")
 if ! grep -qE '\.\.\. ok|\.\.\. FAILED' "$out"; then f=$((f + 1)); fi
+timed_out pg_regress "$rc" "$out" && f=$((f + 1))
 [ "$f" -gt 0 ] && [ -f "$WORK/regress-out/regression.diffs" ] && head -300 "$WORK/regress-out/regression.diffs"
 count "$p" "$f" "pg_regress"
 fi
@@ -116,9 +136,10 @@ for t in "$R"/fault/*.sh "$R"/integration/*.sh; do
   name=$(basename "$t" .sh)
   only "$name" || continue
   out="$WORK/fault_$name.out"
-  bash "$t" >"$out" 2>&1
+  suite bash "$t" >"$out" 2>&1
   rc=$?
   cat "$out"
+  timed_out "$name" "$rc" "$out" >>"$out" && tail -22 "$out"
   p=$(grep -cE '^ok ' "$out")
   f=$(grep -cE '^not ok ' "$out")
   if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "$name exited with $rc"; fi

@@ -33,7 +33,9 @@ OUT=${OUT:-$ROOT/bench-out}
 mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
 # shellcheck source=../lib/as_owner.sh
 source "$SELF_DIR/../lib/as_owner.sh"
-[ "$(id -u)" -eq 0 ] && chown "${PG_PILOT_TEST_USER:-postgres}" "$OUT"
+# as root the run writes into its scratch directory, copied to OUT afterwards
+PP_RERUN_OUT=$OUT
+pp_after_rerun() { echo "(results copied to $OUT)"; }
 pp_rerun_as_owner bench_advisor regress/bench/advisor_bench.sh OUT="$OUT" SCALE="${SCALE:-}" \
   TIMEOUT="${TIMEOUT:-}" BUDGET_MB="${BUDGET_MB:-}" MAX_INDEXES="${MAX_INDEXES:-}" ADV_QUERIES="${ADV_QUERIES:-}" \
   ADV_REPS="${ADV_REPS:-}" ADV_SEED="${ADV_SEED:-}" ADV_SELECTIVE="${ADV_SELECTIVE:-}" PILOTD="${PILOTD:-}"

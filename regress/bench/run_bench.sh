@@ -40,7 +40,10 @@ OUT=${OUT:-$ROOT/bench-out}
 mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
 # shellcheck source=../lib/as_owner.sh
 source "$SELF_DIR/../lib/as_owner.sh"
-[ "$(id -u)" -eq 0 ] && chown "${PG_PILOT_TEST_USER:-postgres}" "$OUT"
+# as root the run writes into its scratch directory, copied to OUT afterwards
+PP_RERUN_OUT=$OUT
+PP_RERUN_INPUTS="DATA TRAIN TEST"
+pp_after_rerun() { echo "(results copied to $OUT)"; }
 # the query and data files, as absolute paths (the run may move to a scratch copy)
 for v in DATA TRAIN TEST; do
   if [ -n "${!v:-}" ]; then
