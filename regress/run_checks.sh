@@ -139,7 +139,11 @@ for t in "$R"/fault/*.sh "$R"/integration/*.sh; do
   suite bash "$t" >"$out" 2>&1
   rc=$?
   cat "$out"
-  timed_out "$name" "$rc" "$out" >>"$out" && tail -22 "$out"
+  if timed_out "$name" "$rc" "$out" >>"$out"; then
+    tail -22 "$out"
+    # a suite killed while it held pilotd stopped (SIGSTOP) leaves it frozen
+    pkill -CONT -u "$(id -u)" -x pilotd 2>/dev/null
+  fi
   p=$(grep -cE '^ok ' "$out")
   f=$(grep -cE '^not ok ' "$out")
   if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "$name exited with $rc"; fi

@@ -16,12 +16,13 @@ appended_before=$(daemon_col spool_appended)
 
 prlimit --pid "$pid" --fsize=1024:unlimited
 feedback_streams_start 4 5 diskfull_stream
-sleep 3
-queued_full=$(daemon_col feedback_queued)
+# mid-stream: the sessions' feedback piles up unacknowledged
+feedback_waits() { [ "$(daemon_col feedback_queued)" -gt 0 ] 2>/dev/null; }
+wait_until 60 feedback_waits
 appended_full=$(daemon_col spool_appended)
 feedback_streams_wait diskfull_stream
 queued_end=$(daemon_col feedback_queued)
-echo "# disk full: $STREAMS_RUNS queries; pilotd acknowledged $((appended_full - appended_before)) records after 3 s, $queued_end waiting in the queues at the end"
+echo "# disk full: $STREAMS_RUNS queries; pilotd acknowledged $((appended_full - appended_before)) records by the time feedback was waiting, $queued_end waiting in the queues at the end"
 check "no query failed while the disk was full" [ "$STREAMS_FAILED" -eq 0 -a "$STREAMS_RUNS" -gt 20 ]
 check "pilotd survived the failed writes (same process)" kill -0 "$pid"
 check "feedback it could not make durable was not acknowledged: it waits in the queues" [ "$queued_end" -gt 0 ]

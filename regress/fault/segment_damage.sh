@@ -26,24 +26,31 @@ rows_before=$(store_rows)
 # SegmentHeader.header_size: the uint32 at offset 12 (after magic and version)
 header_bytes=$(python3 -c "import struct; print(struct.unpack_from('<I', open('$SHM', 'rb').read(16), 12)[0])")
 
-# sessions DAMAGE_CMD...: 4 sessions for 6 s, the damage done after 2 s
+# sessions DAMAGE_CMD...: 4 sessions for 6 s, the damage done once all four
+# have streamed for 1 s.  Sets SESSIONS_FAILED, SESSION_RUNS and SESSIONS_OK
+# (all four ran their loop to the end, none failed)
 sessions() {
   local pids=() i
   for i in 1 2 3; do oracle_stream 6 >"$PP_DIR/damage_oracle$i.out" & pids+=($!); done
   feedback_stream 6 >"$PP_DIR/damage_feedback.out" 2>&1 & pids+=($!)
-  sleep 2
+  wait_until 60 streams_running 4
+  sleep 1  # they stream on the intact segment first
   "$@"
   SESSIONS_FAILED=0
   for i in "${pids[@]}"; do wait "$i" || SESSIONS_FAILED=$((SESSIONS_FAILED + 1)); done
   SESSIONS_FAILED=$((SESSIONS_FAILED + $(grep -l "ERROR\|wrong result" "$PP_DIR"/damage_*.out | wc -l)))
   SESSION_RUNS=$(cat "$PP_DIR"/damage_*.out | grep -o 'runs=[0-9]*' | cut -d= -f2 | awk '{s+=$1} END {print s+0}')
+  SESSIONS_OK=false
+  [ "$SESSIONS_FAILED" -eq 0 ] && [ "$(streams_done "$PP_DIR"/damage_*.out)" -eq 4 ] && SESSIONS_OK=true
 }
 # garbage OFFSET LENGTH: random bytes written into the segment in place
 garbage() { python3 -c "
 import os
 f = open('$SHM', 'r+b'); f.seek($1); f.write(os.urandom($2)); f.close()"; }
-# pilotd_gone PID: it exited within 5 s
-pilotd_gone() { for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done; return 1; }
+# pilotd_gone PID: it exited (within 30 s: it notices within a heartbeat, but
+# a busy machine may be slow to run it)
+pid_gone() { ! kill -0 "$1" 2>/dev/null; }
+pilotd_gone() { wait_until 30 pid_gone "$1"; }
 oracle_source() {
   pp_psql -At -c "SET pg_pilot.estimator = 'oracle'" -c "SELECT string_agg(DISTINCT split_part(source, ' ', 1), ',')
     FROM pg_pilot.explain_estimates(\$q\$${WORKLOAD[0]}\$q\$)"
@@ -60,7 +67,7 @@ echo "# garbage over the slots and rings ($((size - header_bytes)) bytes after t
 mon "SELECT 'pilotd refused ' || bad_requests || ' requests and ' || feedback_invalid || ' feedback records or rings' FROM pg_pilot.daemon" | sed 's/^/# /'
 mon "SELECT 'backends: ' || fallback_invalid || ' invalid responses, ' || fallback_busy || ' busy slots, ' || fallback_timeout || ' timeouts' FROM pg_pilot.stats" | sed 's/^/# /'
 check "the garbage was refused and counted ($refused_before -> $(refused))" [ "$(refused)" -gt "$refused_before" ]
-check "no query failed or changed its result (garbage in the slots)" [ "$SESSIONS_FAILED" -eq 0 -a "$SESSION_RUNS" -gt 20 ]
+check "no query failed or changed its result (garbage in the slots)" $SESSIONS_OK
 check "pilotd serves on (same process, header intact)" [ "$(pp_pilotd_pid)" = "$pid" ]
 check "estimates come from pilotd again afterwards" [ "$(oracle_source)" = oracle ]
 check "the store drains after the garbage" store_wait_drained 60
@@ -73,7 +80,7 @@ rows_before=$(store_rows)
 before=$(mon "SELECT fallback_version_mismatch + fallback_daemon_down FROM pg_pilot.stats")
 sessions garbage 0 16
 echo "# header overwritten: $SESSION_RUNS queries, $SESSIONS_FAILED failed sessions"
-check "no query failed or changed its result (header overwritten)" [ "$SESSIONS_FAILED" -eq 0 -a "$SESSION_RUNS" -gt 20 ]
+check "no query failed or changed its result (header overwritten)" $SESSIONS_OK
 check "backends refused the segment, counted ($before -> $(mon "SELECT fallback_version_mismatch + fallback_daemon_down FROM pg_pilot.stats"))" \
   [ "$(mon "SELECT fallback_version_mismatch + fallback_daemon_down FROM pg_pilot.stats")" -gt "$before" ]
 check "pilotd exited" pilotd_gone "$pid"
@@ -87,7 +94,7 @@ check "restarted, estimates come from pilotd again" [ "$(oracle_source)" = oracl
 pid=$(pp_pilotd_pid)
 sessions truncate -s 4096 "$SHM"
 echo "# truncated to 4096 bytes: $SESSION_RUNS queries, $SESSIONS_FAILED failed sessions"
-check "no query failed or changed its result (segment truncated)" [ "$SESSIONS_FAILED" -eq 0 -a "$SESSION_RUNS" -gt 20 ]
+check "no query failed or changed its result (segment truncated)" $SESSIONS_OK
 check "pilotd exited (no SIGBUS death: it said why)" pilotd_gone "$pid"
 grep "damaged by another process" "$PP_DIR/pilotd.log" | tail -1 | sed 's/^/# pilotd.log: /'
 check "pilotd said why (truncated)" grep -qE "was damaged by another process: (truncated to 4096 of|an access past its end faulted)" "$PP_DIR/pilotd.log"

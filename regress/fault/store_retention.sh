@@ -7,7 +7,13 @@ pp_pilotd_stop
 pp_pilotd_start --store-max-rows 20 --store-retention-interval-s 1
 feedback_stream 1 >/dev/null 2>&1
 check "the store is drained" store_wait_drained
-sleep 2.5   # at least one retention round after the last commit
+# a retention round after the last commit (every second, once the spool is
+# empty) brings both tables down to 20 rows and logs it: waited for
+retained() {
+  [ "$(store_q "SELECT (SELECT count(*) FROM pg_pilot.feedback) <= 20 AND (SELECT count(*) FROM pg_pilot.query_log) <= 20")" = t ] &&
+    grep -q "store retention: deleted" "$PP_DIR/pilotd.log"
+}
+wait_until 60 retained
 read -r fb ql <<<"$(store_q "SELECT (SELECT count(*) FROM pg_pilot.feedback), (SELECT count(*) FROM pg_pilot.query_log)" | tr '|' ' ')"
 echo "# rows left: pg_pilot.feedback $fb, pg_pilot.query_log $ql"
 check "pg_pilot.feedback holds at most 20 rows" [ "$fb" -le 20 ]

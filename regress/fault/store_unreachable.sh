@@ -19,7 +19,12 @@ feedback_stream 3 >"$PP_DIR/ustream2.out" 2>&1 &
 s2=$!
 failed=0
 wait $s1 || failed=$((failed + 1)); wait $s2 || failed=$((failed + 1))
-sleep 0.5
+# pilotd acknowledges the records into its spool and fails to commit them:
+# waited for (a busy machine may be slow to get there), then read
+outage_seen() {
+  [ "$(mon "SELECT store_state = 'retrying' AND spool_pending > 0 AND store_error LIKE '%permission%' FROM pg_pilot.daemon")" = t ]
+}
+wait_until 60 outage_seen
 read -r state pending error <<<"$(mon "SELECT store_state, spool_pending, replace(coalesce(store_error, '-'), ' ', '_') FROM pg_pilot.daemon" | tr '|' ' ')"
 echo "# during the outage: store_state $state, spool_pending $pending, store_error: ${error//_/ }"
 check "the daemon view says the store is retrying" [ "$state" = retrying ]
@@ -34,8 +39,8 @@ check "pilotd status shows the store retrying and why" \
 pp_pilotd_kill9
 pp_pilotd_start
 echo "# pilotd killed with SIGKILL during the outage and restarted"
-check "the restarted pilotd still holds the spooled records" \
-  [ "$(daemon_col spool_pending)" -ge "$spooled" ]
+holds_spooled() { [ "$(daemon_col spool_pending)" -ge "$spooled" ] 2>/dev/null; }
+check "the restarted pilotd still holds the spooled records" wait_until 30 holds_spooled
 feedback_stream 2 >"$PP_DIR/ustream3.out" 2>&1 || failed=$((failed + 1))
 check "no query failed during the outage" [ "$failed" -eq 0 ]
 

@@ -102,11 +102,10 @@ check "the recommendation is marked applied" [ "$(q "SELECT status FROM pg_pilot
 run_workload 6
 qid=$(q "SELECT (x->>'queryid')::bigint FROM pg_pilot.index_recommendations r, jsonb_array_elements(r.queries) x WHERE r.id = $rec AND x->>'query' LIKE 'SELECT count(*), sum(amount)%'")
 applied_at=$(q "SELECT applied_at FROM pg_pilot.index_recommendations WHERE id = $rec")
-for _ in $(seq 1 120); do
-  n=$(pp_store_psql -At -c "SELECT count(*) FROM pg_pilot.query_log WHERE query_id = ${qid:-0} AND logged_at >= '$applied_at'")
-  [ "${n:-0}" -ge 3 ] && break
-  sleep 1
-done
+logged_after_index() {
+  [ "$(pp_store_psql -At -c "SELECT count(*) FROM pg_pilot.query_log WHERE query_id = ${qid:-0} AND logged_at >= '$applied_at'")" -ge 3 ] 2>/dev/null
+}
+wait_until 120 logged_after_index
 status=$(q "SELECT status FROM pg_pilot.verify_index_recommendations() WHERE id = $rec" 2>&1)
 echo "# verify: $(q "SELECT status, round(time_before_ms::numeric, 3), round(time_after_ms::numeric, 3), note FROM pg_pilot.index_recommendations WHERE id = $rec")"
 check "verify: measured executions show the index helped" [ "$status" = helped ]
@@ -133,12 +132,8 @@ check "the advisor functions are not for PUBLIC" \
 runs_before=$(q "SELECT count(*) FROM pg_pilot.advisor_run WHERE action = 'advise' AND state = 'done'")
 pp_pilotd_stop
 pp_pilotd_start --advisor-dsn "$ADVISOR_DSN" --advisor-every-s 2 >/dev/null
-for _ in $(seq 1 60); do
-  [ "$(q "SELECT count(*) FROM pg_pilot.advisor_run WHERE action = 'advise' AND state = 'done'")" -gt "$runs_before" ] && break
-  sleep 0.5
-done
-check "--advisor-every-s: pilotd advises by itself" \
-  [ "$(q "SELECT count(*) FROM pg_pilot.advisor_run WHERE action = 'advise' AND state = 'done'")" -gt "$runs_before" ]
+advised_again() { [ "$(q "SELECT count(*) FROM pg_pilot.advisor_run WHERE action = 'advise' AND state = 'done'")" -gt "$runs_before" ] 2>/dev/null; }
+check "--advisor-every-s: pilotd advises by itself" wait_until 60 advised_again
 check "--advisor-every-s: and verifies first" [ "$(q "SELECT count(*) FROM pg_pilot.advisor_run WHERE action = 'verify'")" -ge 2 ]
 check "the advisor DSN's password is not logged" [ "$(grep -c 's3cret-advisor' "$PP_DIR/pilotd.log")" = 0 ]
 

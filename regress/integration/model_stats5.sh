@@ -30,15 +30,10 @@ tail -n +501 "$DATA/train.txt" >"$PP_DIR/model_test.txt"
 MODEL_DSN="dbname=$DB host=$PGHOST port=$PGPORT"
 STATE="$PP_DIR/state"
 models() { mon "SELECT $1 FROM pg_pilot.models $2"; }
-# wait_model VERSION STATE [SECONDS]: until pg_pilot.models shows it
-wait_model() {
-  local i
-  for i in $(seq 1 $(( ${3:-30} * 5 ))); do
-    [ "$(models "state" "WHERE version = $1")" = "$2" ] && return 0
-    sleep 0.2
-  done
-  return 1
-}
+# wait_model VERSION STATE [SECONDS]: until pg_pilot.models shows it (at most
+# 60 s by default: pilotd looks at its models directory every 2 s)
+model_in() { [ "$(models "state" "WHERE version = $1")" = "$2" ]; }
+wait_model() { wait_until "${3:-60}" model_in "$1" "$2"; }
 train() { # train LOG: one version, the number printed
   "$PILOTD" train -D "$PGDATA" --state-dir "$STATE" --store-dsn "$PP_STORE_DSN" --model-dsn "$MODEL_DSN" \
     --train-seconds 120 --train-epochs 60 >"$PP_DIR/$1" 2>&1
@@ -137,9 +132,12 @@ check "version 1 keeps serving" [ "$(models state 'WHERE version = 1')" = servin
 
 # 6 ------------------------------------------------------------------------
 cut -d'|' -f3- "$PP_DIR/model_test.txt" | sed 's/^/EXPLAIN /' >"$PP_DIR/model_explain.sql"
-stream() { # 20 s of planning the held-out queries with the learned model
-  local end=$((SECONDS + 20)) runs=0
-  while [ $SECONDS -lt $end ]; do
+# planning the held-out queries with the learned model, round after round,
+# until the swaps are over ($PP_DIR/swap.stop; at most 10 minutes)
+rm -f "$PP_DIR/swap.stop"
+stream() {
+  local end=$((SECONDS + 600)) runs=0
+  while [ ! -e "$PP_DIR/swap.stop" ] && [ $SECONDS -lt $end ]; do
     pp_psql -q -v ON_ERROR_STOP=1 -c "SET pg_pilot.estimator = 'learned'" -f "$PP_DIR/model_explain.sql" >/dev/null || return 1
     runs=$((runs + 159))
   done
@@ -149,13 +147,17 @@ pids=()
 for i in 1 2 3 4; do stream >"$PP_DIR/swap$i.out" 2>&1 & pids+=($!); done
 v3=$(train train3.log)
 check "a second training during the stream wrote version 3" [ "$v3" = 3 ]
-sleep 3
+# pilotd finds it (it looks every 2 s) and judges it: it serves, waits
+# validated, or is rejected as not better (which may still be pinned)
+judged() { [ -n "$(models state "WHERE version = $1 AND state IN ('serving', 'validated', 'retired', 'rejected')")" ]; }
+wait_until 60 judged 3
 echo "# version 3: $(models "state || ': ' || note" 'WHERE version = 3')"
 swaps=0
 for i in 1 2 3; do
   pp_psql -c "SELECT pg_pilot.pin_model(3)" >/dev/null && swaps=$((swaps + 1)); sleep 0.5
   pp_psql -c "SELECT pg_pilot.pin_model(1)" >/dev/null && swaps=$((swaps + 1)); sleep 0.5
 done
+touch "$PP_DIR/swap.stop"
 failed=0
 for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
 runs=$(cat "$PP_DIR"/swap*.out | grep -o 'runs=[0-9]*' | cut -d= -f2 | awk '{s+=$1} END {print s+0}')
@@ -179,12 +181,9 @@ pp_pilotd_stop
 pp_pilotd_start --model-dsn "$MODEL_DSN" --train-every 300 --train-epochs 10
 head -n 100 "$PP_DIR/model_train.txt" >"$PP_DIR/model_more.txt"
 "$PILOTD" collect --workload "$PP_DIR/model_more.txt" --dsn "$MODEL_DSN" >/dev/null 2>&1
-decided=""
-for _ in $(seq 1 600); do
-  decided=$(models "version || ' ' || state" "WHERE version > 3 AND state IN ('serving', 'rejected', 'validated')")
-  [ -n "$decided" ] && break
-  sleep 0.2
-done
+background_decided() { [ -n "$(models version "WHERE version > 3 AND state IN ('serving', 'rejected', 'validated')")" ]; }
+wait_until 180 background_decided
+decided=$(models "version || ' ' || state" "WHERE version > 3 AND state IN ('serving', 'rejected', 'validated')")
 grep "models: " "$PP_DIR/pilotd.log" | grep -E "trained after|training model version [4-9]" | sed 's/^/# /'
 check "the background trainer made a version after 300 new records ($decided)" [ -n "$decided" ]
 src=$(pp_psql -At -c "SET pg_pilot.estimator = 'learned'" -c "SELECT string_agg(DISTINCT split_part(source, ' ', 1), ',') FROM pg_pilot.explain_estimates(\$q\$$q1\$q\$)")
@@ -195,7 +194,13 @@ pp_pilotd_start
 # 9 ------------------------------------------------------------------------
 pp_psql -c "DELETE FROM badges WHERE id % 20 <> 0" -c "ANALYZE badges" >/dev/null
 pp_pilotd_stop; pp_pilotd_start
-sleep 1
+# pilotd checks every version's database when it loads them and publishes the
+# model table just after its segment is up: waited for, until version 1 is
+# rejected and none serves (the note then says why)
+rejected_at_load() {
+  [ "$(models state "WHERE version = 1")" = rejected ] && [ -z "$(models version "WHERE state = 'serving'")" ]
+}
+wait_until 60 rejected_at_load
 note=$(models note "WHERE version = 1")
 echo "# version 1 after badges shrank: $(models state 'WHERE version = 1'): $note"
 check "a version whose tables changed size is rejected at load" grep -q "statistics of database $DB changed" <<<"$note"

@@ -9,6 +9,7 @@
 #                           extension and a login role "pilotd" in pilot_store;
 #                           exports PP_STORE_DSN, which pp_pilotd_start passes on
 #   pp_psql [psql args...]                                  psql -X -q on the cluster
+#   wait_until SECONDS CMD [ARGS...]                        poll CMD until it succeeds
 #
 # Exports PGHOST (socket dir), PGPORT, PGDATA, PGUSER, PP_DIR, PILOTD_PID.
 
@@ -76,6 +77,27 @@ pp_cluster_restart() {
 pp_postmaster_pid() { head -1 "$PGDATA/postmaster.pid" 2>/dev/null; }
 
 pp_psql() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+
+# wait_until SECONDS CMD [ARGS...]: runs CMD every 0.15 s until it succeeds
+# (then returns 0) or SECONDS have passed (then says what it waited for, on
+# stderr, and returns 1).  For every "after this, that must have happened": a
+# test never bets on a sleep being long enough.  Deadlines are generous (the
+# machine may be busy with other work); a condition that holds early costs no
+# wait.  CMD runs anew each time: a condition that reads the database is a
+# function (or bash -c), not a [ "$(...)" ... ] expanded once by the caller.
+wait_until() {
+  local secs=$1 deadline
+  shift
+  deadline=$(( ${EPOCHREALTIME//[!0-9]/} + secs * 1000000 ))
+  while :; do
+    "$@" && return 0
+    if [ "${EPOCHREALTIME//[!0-9]/}" -ge "$deadline" ]; then
+      echo "# gave up after $secs s waiting for: $*" >&2
+      return 1
+    fi
+    sleep 0.15
+  done
+}
 
 # Waits until pilotd's segment is up (pilotd status exits 0), at most 15 s.
 pp_pilotd_wait() {

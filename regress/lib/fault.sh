@@ -12,6 +12,19 @@ check()  { local what=$1; shift; if "$@"; then ok "$what"; else not_ok "$what"; 
 
 q() { pp_psql -At -c "$1"; }
 
+# streams_running N: at least N sessions are inside the loop of an
+# oracle_stream or feedback_stream (their DO block is running)
+streams_running() {
+  local n
+  n=$(mon "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND state = 'active'
+             AND query LIKE '%DECLARE%runs int := 0%'" 2>/dev/null)
+  [ "${n:-0}" -ge "$1" ]
+}
+
+# streams_done FILE...: how many of the sessions' outputs end their loop
+# with "runs=N" (a session that got stuck or failed has none)
+streams_done() { grep -l 'runs=[0-9]' "$@" 2>/dev/null | wc -l; }
+
 # stat NAME: a pg_pilot.stats column
 stat() { q "SELECT $1 FROM pg_pilot.stats"; }
 
@@ -164,27 +177,39 @@ check_stored() {
 
 # --- pilotd killed under concurrent sessions ------------------------------------
 # kill9_during_sessions N PREFIX KILL_AT PAUSE CMD [ARGS...]
-# Runs CMD in N background sessions (output in $PP_DIR/PREFIX<i>.out), kills
-# pilotd with SIGKILL after KILL_AT seconds (calling before_kill9 first, when the
-# test defines it), restarts it PAUSE seconds later and waits for the sessions.
-# Sets SESSIONS_FAILED and SESSION_RUNS (the sum of their "runs=N" notices).
+# Runs CMD (a stream: oracle_stream or feedback_stream) in N background
+# sessions (output in $PP_DIR/PREFIX<i>.out); once all N are streaming, kills
+# pilotd with SIGKILL KILL_AT seconds later (calling before_kill9 first, when
+# the test defines it); keeps it dead for PAUSE seconds and until the sessions
+# planned without it (counted in pg_pilot.stats as fallback_daemon_down);
+# restarts it and waits for the sessions.  Sets SESSIONS_FAILED, SESSION_RUNS
+# (the sum of their "runs=N" notices), SESSIONS_DONE (sessions that ran their
+# loop to the end) and OUTAGE_FALLBACKS (plannings without pilotd while it
+# was dead).
+down_count() { mon "SELECT fallback_daemon_down FROM pg_pilot.stats"; }
+down_moved() { [ "$(down_count)" -gt "$1" ] 2>/dev/null; }
 kill9_during_sessions() {
-  local n=$1 prefix=$2 kill_at=$3 pause=$4 i pid pids=()
+  local n=$1 prefix=$2 kill_at=$3 pause=$4 i pid pids=() down
   shift 4
   for i in $(seq 1 "$n"); do
     "$@" >"$PP_DIR/$prefix$i.out" 2>&1 &
     pids+=($!)
   done
-  sleep "$kill_at"
+  wait_until 60 streams_running "$n"
+  sleep "$kill_at"  # they stream with pilotd up for a while first
   if declare -F before_kill9 >/dev/null; then before_kill9; fi
+  down=$(down_count)
   pp_pilotd_kill9
   echo "# pilotd killed with SIGKILL"
-  sleep "$pause"
+  sleep "$pause"    # an outage of PAUSE seconds at least ...
+  wait_until 60 down_moved "$down"  # ... in which the sessions planned without it
+  OUTAGE_FALLBACKS=$(( $(down_count) - down ))
   pp_pilotd_start
-  echo "# pilotd restarted"
+  echo "# pilotd restarted; $OUTAGE_FALLBACKS plannings fell back while it was dead"
   SESSIONS_FAILED=0
   for pid in "${pids[@]}"; do wait "$pid" || SESSIONS_FAILED=$((SESSIONS_FAILED + 1)); done
   for i in $(seq 1 "$n"); do echo "# session $i: $(tr '\n' ' ' <"$PP_DIR/$prefix$i.out")"; done
   SESSION_RUNS=$(cat "$PP_DIR/$prefix"*.out | grep -o 'runs=[0-9]*' | cut -d= -f2 | awk '{s+=$1} END {print s+0}')
-  echo "# queries run across the sessions: $SESSION_RUNS"
+  SESSIONS_DONE=$(streams_done "$PP_DIR/$prefix"*.out)
+  echo "# queries run across the sessions: $SESSION_RUNS; sessions that ran to the end: $SESSIONS_DONE of $n"
 }
