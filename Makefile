@@ -1,5 +1,5 @@
 # pg_pilot — one Makefile drives everything.  The two commands:
-#   make demo    build, start a throw-away cluster + pilotd, show native vs pg_pilot
+#   make demo    build, start a throw-away cluster + pilotd, train the model: native vs learned vs true counts
 #   make check   build and run every test (unit, pg_regress, fault) on a private cluster
 # Both first run `make deps` (apt; a no-op when everything is installed).
 

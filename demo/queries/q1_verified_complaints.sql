@@ -2,8 +2,8 @@
 -- Bad (1-2 star) English reviews by US customers about a product that was in
 -- one of their own returned orders.  Language, currency, ship-to country, bad
 -- ratings and returns all go together; PostgreSQL multiplies their
--- selectivities and expects about 170 (review, returned order) pairs where
--- there are 30 000, so for each pair it fetches all ~60 order lines of the
+-- selectivities and expects about 90 (review, returned order) pairs where
+-- there are 15 000, so for each pair it fetches all ~30 order lines of the
 -- reviewed product by index.  With the true counts the planner joins the
 -- returned orders to their lines first and hashes the reviews against them.
 SELECT count(DISTINCT r.id) AS complaints

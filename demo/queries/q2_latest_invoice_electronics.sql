@@ -2,8 +2,8 @@
 -- The 10 most recent electronics lines over 100 EUR that German-speaking
 -- customers in Germany paid by invoice, in EUR, shipped to Germany.  Country,
 -- language, currency and ship-to country are one fact written five times;
--- PostgreSQL multiplies their selectivities and expects 1 or 2 matching lines
--- where there are 10 550, so it computes them all and sorts them.  With the true
+-- PostgreSQL multiplies their selectivities and expects 1 matching line
+-- where there are 5 300, so it computes them all and sorts them.  With the true
 -- counts the planner walks back from the newest order and stops after 10.
 SELECT o.id, o.ordered, c.email, p.name, oi.unit_price
 FROM customer c, orders o, order_item oi, product p, category cat

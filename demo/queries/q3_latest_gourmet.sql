@@ -2,7 +2,7 @@
 -- The 10 most recent grocery lines over 100 EUR bought by Italian customers.
 -- Groceries are cheap: only 0.2% of them (gourmet products) cost over 100.
 -- PostgreSQL takes price and department for independent and expects about
--- 4 000 matches where there are 40, so it walks back through the order lines
+-- 2 000 matches where there are 21, so it walks back through the order lines
 -- from the newest one, expecting to meet 10 soon, and reads years of orders.
 -- With the true counts the planner fetches the 18 gourmet products' lines by
 -- index and sorts them.
