@@ -198,6 +198,13 @@ L += [f"## q-error of every sub-plan of the test queries ({q['native']['n']} sub
 for m in ("native", "memo", "learned", "oracle"):
     if m in q:
         L.append(f"| {m} | {q[m]['p50']} | {q[m]['p90']} | {q[m]['p99']} | {q[m]['max']} |")
+lv = wl.get("learned_vs_native")
+if lv:
+    L += ["", f"Learned against PostgreSQL, sub-plan by sub-plan: **{lv['worse_2x']} of {lv['subplans']} more than "
+          f"2x worse** (q-error), {lv['better_2x']} more than 2x better. The ten worst, relative to PostgreSQL's:", "",
+          "| relations | true rows | PostgreSQL | learned | source |", "|---|---|---|---|---|"]
+    for w in lv["worst"]:
+        L.append(f"| {w['nrels']} | {w['true']:,.0f} | {w['native']:,.0f} | {w['learned']:,.0f} | {w['source']} |")
 L += ["", f"Where the learned estimates came from: {wl.get('learned_sources')}", "",
       "## End-to-end time of the test queries (sum of per-query medians)", "",
       "| mode | total ms | speedup over native | timeouts |", "|---|---|---|---|"]

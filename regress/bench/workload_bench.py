@@ -265,13 +265,15 @@ class Bench:
         self.sql("SET pg_pilot.collect_feedback = off")
         values = {m: [] for m in QMODES}
         by_nrels = {m: {} for m in QMODES}
+        # per (query, key): the rows each mode used, for learned vs native
+        used_by = {}
         sources, oracle_sources = {}, {}
         for m in QMODES:
             # pg_pilot on in every mode (explain_estimates reports through it);
             # estimator native: pilotd answers nothing, PostgreSQL's own rows
             self.sql("SET pg_pilot.enabled = on")
             self.sql("SET pg_pilot.estimator = %s", (ESTIMATOR[m],))
-            for q in tests:
+            for qi, q in enumerate(tests):
                 try:
                     rows = self.sql("SELECT key, nrels, used_rows, source FROM pg_pilot.explain_estimates(%s)", (q,))
                 except psycopg2.Error as e:
@@ -283,6 +285,7 @@ class Bench:
                         continue
                     e = qerr(used, t)
                     values[m].append(e)
+                    used_by.setdefault((qi, key), {"nrels": nrels, "true": t})[m] = (used, (source or "?").split(" ")[0])
                     by_nrels[m].setdefault(nrels, []).append(e)
                     if m == "learned":
                         src = (source or "?").split(" ")[0]
@@ -299,7 +302,23 @@ class Bench:
             out["qerror_by_nrels"][m] = {str(k): {"n": len(x), "p50": round(pct(x, .5), 2),
                                                   "p90": round(pct(x, .9), 2)}
                                          for k, x in sorted(by_nrels[m].items())}
+        # learned against PostgreSQL, sub-plan by sub-plan: how many got more
+        # than 2x worse or better, and the worst ten
+        pairs = [v for v in used_by.values() if "native" in v and "learned" in v]
+        worse = better = 0
+        for v in pairs:
+            v["q_native"] = qerr(v["native"][0], v["true"])
+            v["q_learned"] = qerr(v["learned"][0], v["true"])
+            worse += v["q_learned"] > 2 * v["q_native"]
+            better += v["q_native"] > 2 * v["q_learned"]
+        worst = sorted(pairs, key=lambda v: v["q_learned"] / v["q_native"], reverse=True)[:10]
+        out["learned_vs_native"] = {
+            "subplans": len(pairs), "worse_2x": worse, "better_2x": better,
+            "worst": [{"nrels": v["nrels"], "true": v["true"], "native": v["native"][0],
+                       "learned": v["learned"][0], "source": v["learned"][1]} for v in worst]}
         self.qerror_values = values
+        log(f"   qerror: learned vs native per sub-plan: {worse} of {len(pairs)} more than 2x worse, "
+            f"{better} more than 2x better")
         log("   qerror: " + ", ".join(f"{m} p50/p90/p99 {out['qerror'][m]['p50']}/{out['qerror'][m]['p90']}/"
                                       f"{out['qerror'][m]['p99']}" for m in QMODES))
         return out
