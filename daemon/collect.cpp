@@ -2,7 +2,7 @@
 #include "collect.h"
 
 #include "key_sql.h"
-#include "pg_store.h" /* redacted_dsn */
+#include "conninfo.h"
 #include "pq_session.h"
 
 #include <libpq-fe.h>

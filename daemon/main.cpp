@@ -16,6 +16,7 @@
 #include "model_registry.h"
 #include "mscn.h"
 #include "oracle_store.h"
+#include "conninfo.h"
 #include "pg_store.h"
 #include "pilot_protocol.h"
 #include "process_util.h"
@@ -56,6 +57,7 @@ TrainRequest train_request(const Config &cfg) {
     TrainRequest r;
     r.model_dsn = cfg.model_dsn;
     r.store_dsn = cfg.store_dsn;
+    r.pgdata = cfg.pgdata;
     r.catalog_path = catalog_path(cfg);
     r.models_dir = models_dir(cfg);
     r.sample_rows = cfg.model_sample_rows;
@@ -73,7 +75,7 @@ int run_train(const Config &cfg) {
         throw ConfigError("pilotd train reads the feedback store: --store-dsn must name it (not \"none\")");
     TrainRequest r = train_request(cfg);
     /* compared with the version serving now, if the registry names one */
-    ModelRegistry current(r.models_dir, nullptr, /*read_only=*/true);
+    ModelRegistry current(r.models_dir, nullptr, /*read_only=*/true, cfg.pgdata);
     current.open();
     r.compare_with = current.serving();
     r.progress = [](const std::string &line) { fprintf(stderr, "pilotd train: %s\n", line.c_str()); };
@@ -170,7 +172,7 @@ int run_service(const Config &cfg) {
         ModelRegistry models(models_dir(cfg), [&server_p](const std::vector<pilot::proto::ModelInfo> &m, bool any) {
             if (ShmServer *srv = server_p.load())
                 srv->publish_models(m, any);
-        });
+        }, /*read_only=*/false, cfg.pgdata);
         models.open();
         Estimator *learned = registry.serve(pilot::proto::EST_LEARNED, std::make_unique<LearnedEstimator>(models));
         registry.append_to_auto(learned);

@@ -1,6 +1,7 @@
 /* model_registry.cpp — see model_registry.h. */
 #include "model_registry.h"
 
+#include "conninfo.h"
 #include "durable_file.h"
 #include "log.h"
 #include "mscn.h"
@@ -306,7 +307,7 @@ void ModelRegistry::verify_locked(uint32_t v, Version &ver) {
         ver.note = "cannot verify its database: the training connection string had a password";
         return;
     }
-    if (!database_identity(ver.meta.dsn, tables, &id, &why)) {
+    if (!database_identity(dsn_for_server_of(ver.meta.dsn, pgdata_), tables, &id, &why)) {
         ver.note = "cannot verify its database yet: " + why.substr(0, 120);
         return;
     }

@@ -82,9 +82,11 @@ class ModelRegistry final : public ModelControl {
   public:
     using Publish = std::function<void(const std::vector<pilot::proto::ModelInfo> &, bool any_serving)>;
 
-    /* read_only: never writes registry.json (`pilotd train` reads what serves) */
-    ModelRegistry(std::string dir, Publish publish, bool read_only = false)
-        : dir_(std::move(dir)), publish_(std::move(publish)), read_only_(read_only) {}
+    /* read_only: never writes registry.json (`pilotd train` reads what serves);
+     * pgdata: a version's DSN naming no host or port is verified on the
+     * server of this data directory (conninfo.h), as it was trained */
+    ModelRegistry(std::string dir, Publish publish, bool read_only = false, std::string pgdata = "")
+        : dir_(std::move(dir)), pgdata_(std::move(pgdata)), publish_(std::move(publish)), read_only_(read_only) {}
     ~ModelRegistry() override { stop(); }
 
     /* Loads registry.json and the versions, picks the serving one. */
@@ -120,6 +122,7 @@ class ModelRegistry final : public ModelControl {
     void serve_locked(uint32_t v, const char *why);
 
     const std::string dir_;
+    const std::string pgdata_;
     Publish publish_;
     const bool read_only_;
     std::string last_saved_;

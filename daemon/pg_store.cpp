@@ -1,6 +1,7 @@
 /* pg_store.cpp — see pg_store.h. */
 #include "pg_store.h"
 
+#include "conninfo.h"
 #include "pq_session.h"
 
 #include "log.h"
@@ -84,43 +85,7 @@ std::string reason_text(uint32_t reason) {
     return std::string("invalid record from a backend: ") + pilot::proto::feedback_check_name(reason);
 }
 
-/* Port and first socket directory from PGDATA/postmaster.pid (lines 4, 5). */
-bool postmaster_address(const std::string &pgdata, std::string *port, std::string *socket_dir) {
-    std::ifstream f(pgdata + "/postmaster.pid");
-    std::string line;
-    for (int i = 1; i <= 5 && std::getline(f, line); i++) {
-        if (i == 4)
-            *port = line;
-        if (i == 5)
-            *socket_dir = line;
-    }
-    return !port->empty();
-}
-
 } // namespace
-
-/* The connection string without its password, for logs and status. */
-std::string redacted_dsn(const std::string &dsn) {
-    char *err = nullptr;
-    PQconninfoOption *opts = PQconninfoParse(dsn.c_str(), &err);
-    if (opts == nullptr) {
-        if (err)
-            PQfreemem(err);
-        return "(unparsable connection string)";
-    }
-    std::string out;
-    for (PQconninfoOption *o = opts; o->keyword != nullptr; o++) {
-        if (o->val == nullptr || o->val[0] == '\0')
-            continue;
-        if (!out.empty())
-            out += ' ';
-        out += o->keyword;
-        out += '=';
-        out += strcmp(o->keyword, "password") == 0 ? "********" : o->val;
-    }
-    PQconninfoFree(opts);
-    return out;
-}
 
 namespace {
 std::string one_line(const char *msg) { return pq_one_line(msg); }

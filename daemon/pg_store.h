@@ -54,9 +54,6 @@ struct PgStoreOptions {
     uint32_t retention_interval_s = 60;
 };
 
-/* dsn without its password (for logs, status and errors) */
-std::string redacted_dsn(const std::string &dsn);
-
 class PgStore {
   public:
     PgStore(PgStoreOptions opt, FeedbackSpool &spool);

@@ -1,6 +1,6 @@
 #include "pq_session.h"
 
-#include "pg_store.h" /* redacted_dsn */
+#include "conninfo.h"
 
 #include <libpq-fe.h>
 

@@ -4,7 +4,7 @@
 #include "pq_session.h"
 
 #include "log.h"
-#include "pg_store.h" /* redacted_dsn */
+#include "conninfo.h"
 #include "pilot_protocol.h"
 
 #include <libpq-fe.h>

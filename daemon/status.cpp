@@ -2,10 +2,15 @@
 #include "status.h"
 
 #include "pilot_protocol.h"
+#include "process_util.h"
 #include "sidecar_client.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 
 namespace pilotd {
@@ -35,18 +40,39 @@ int run_status(const Invocation &inv) {
     const Config &c = inv.config;
     if (c.pgdata.empty())
         throw ConfigError("status needs the data directory: pilotd status -D DIR");
+    /* The segment is the server's OS user's: the owner of the data
+     * directory, whoever asks (root, or a DBA's own account) */
+    struct stat dir;
+    const bool dir_known = stat(c.pgdata.c_str(), &dir) == 0;
+    const int dir_errno = errno;
+    /* what to do when it cannot tell because of who asks */
+    auto hint = [&] {
+        if (!dir_known)
+            printf("hint:             cannot see the data directory (%s): run pilotd status as its owner, "
+                   "the server's OS user (e.g. sudo -u postgres pilotd status -D %s)\n",
+                   strerror(dir_errno), c.pgdata.c_str());
+        else if (geteuid() != 0 && geteuid() != dir.st_uid)
+            printf("hint:             the segment is readable only by the data directory's owner, %s: run "
+                   "pilotd status as that user (or as root)\n",
+                   describe_uid(dir.st_uid).c_str());
+    };
     std::string segment = pilot::proto::segment_name_for_datadir(c.pgdata);
     printf("data directory:   %s\n", c.pgdata.c_str());
     if (segment.empty()) {
         printf("status:           not running (cannot resolve the data directory)\n");
+        hint();
         return kExitNotRunning;
     }
     pilot::SidecarClient client(segment, 0, static_cast<uint64_t>(inv.status_stale_ms) * 1000, 0);
+    if (dir_known)
+        client.set_expected_owner(static_cast<unsigned>(dir.st_uid));
     pilot::DaemonInfo d = client.info();
     printf("segment:          /dev/shm/%s\n", d.segment.c_str());
     if (!d.attached) {
         printf("attached:         no\n");
         printf("status:           not running (%s)\n", d.last_problem.c_str());
+        if (access(("/dev/shm/" + segment).c_str(), F_OK) == 0) /* there, but not for us */
+            hint();
         return kExitNotRunning;
     }
     uint64_t now = static_cast<uint64_t>(time(nullptr));

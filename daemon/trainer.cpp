@@ -6,7 +6,7 @@
 #include "log.h"
 #include "model_registry.h"
 #include "mscn.h"
-#include "pg_store.h" /* redacted_dsn */
+#include "conninfo.h"
 #include "schema_snapshot.h"
 
 #include <libpq-fe.h>
@@ -47,7 +47,7 @@ void say(const TrainRequest &r, const std::string &line) {
 
 /* The newest observation of every relation set in the store. */
 bool read_feedback(const TrainRequest &r, std::vector<Record> *out, std::string *error) {
-    PGconn *c = PQconnectdb(r.store_dsn.c_str());
+    PGconn *c = PQconnectdb(dsn_for_server_of(r.store_dsn, r.pgdata).c_str());
     if (PQstatus(c) != CONNECTION_OK) {
         *error = "cannot connect to the feedback store (" + redacted_dsn(r.store_dsn) + "): " +
                  std::string(PQerrorMessage(c)).substr(0, 200);
@@ -142,8 +142,12 @@ TrainResult train_model(const TrainRequest &r) noexcept {
         marker = r.models_dir + "/" + std::to_string(version) + ".training";
         say(r, "training model version " + std::to_string(version) + " for " + redacted_dsn(r.model_dsn));
 
+        /* connections go to the server of -D unless the DSN names another;
+         * the version records the DSN as given (pilotd completes it the same
+         * way when it verifies the version's database) */
+        const std::string model_dsn = dsn_for_server_of(r.model_dsn, r.pgdata);
         DatabaseIdentity id;
-        if (!database_identity(r.model_dsn, {}, &id, &out.error))
+        if (!database_identity(model_dsn, {}, &id, &out.error))
             throw std::runtime_error(out.error);
 
         std::unordered_map<uint64_t, KeyCatalog::Entry> catalog;
@@ -192,7 +196,7 @@ TrainResult train_model(const TrainRequest &r) noexcept {
         say(r, "sampling " + std::to_string(tables.size()) + " tables (" + std::to_string(r.sample_rows) +
                    " rows each)");
         pm::Schema schema;
-        if (!snapshot_schema(r.model_dsn, std::vector<std::string>(tables.begin(), tables.end()), r.sample_rows,
+        if (!snapshot_schema(model_dsn, std::vector<std::string>(tables.begin(), tables.end()), r.sample_rows,
                              &schema, &id, &out.error))
             throw std::runtime_error(out.error);
         schema.joins.assign(joins.begin(), joins.end());

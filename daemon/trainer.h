@@ -40,6 +40,7 @@ struct LoadedModel; /* model_registry.h */
 struct TrainRequest {
     std::string model_dsn;     /* the database the model is for */
     std::string store_dsn;     /* the feedback store */
+    std::string pgdata;        /* -D: DSNs naming no host or port go to its server (conninfo.h) */
     std::string catalog_path;  /* STATE_DIR/keys.catalog */
     std::string models_dir;    /* STATE_DIR/models */
     uint32_t sample_rows = 256;

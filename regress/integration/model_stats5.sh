@@ -34,9 +34,13 @@ models() { mon "SELECT $1 FROM pg_pilot.models $2"; }
 # 60 s by default: pilotd looks at its models directory every 2 s)
 model_in() { [ "$(models "state" "WHERE version = $1")" = "$2" ]; }
 wait_model() { wait_until "${3:-60}" model_in "$1" "$2"; }
-train() { # train LOG: one version, the number printed
-  "$PILOTD" train -D "$PGDATA" --state-dir "$STATE" --store-dsn "$PP_STORE_DSN" --model-dsn "$MODEL_DSN" \
-    --train-seconds 120 --train-epochs 60 >"$PP_DIR/$1" 2>&1
+# train LOG: one version, the number printed.  As a DBA runs it beside the
+# service: the DSNs name no host or port and neither does the environment;
+# -D names the server (its postmaster.pid), for both connections and for the
+# service's check of the version's database
+train() {
+  env -u PGHOST -u PGPORT -u PGDATABASE "$PILOTD" train -D "$PGDATA" --state-dir "$STATE" \
+    --store-dsn "$PP_STORE_DSN" --model-dsn "dbname=$DB" --train-seconds 120 --train-epochs 60 >"$PP_DIR/$1" 2>&1
   local rc=$?
   sed 's/^/# /' "$PP_DIR/$1" >&2
   [ $rc -eq 0 ] && grep -o 'version [0-9]* written' "$PP_DIR/$1" | grep -o '[0-9]*'

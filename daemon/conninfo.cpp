@@ -1,0 +1,91 @@
+/* conninfo.cpp — see conninfo.h. */
+#include "conninfo.h"
+
+#include <libpq-fe.h>
+
+#include <cstring>
+#include <fstream>
+
+namespace pilotd {
+
+std::string redacted_dsn(const std::string &dsn) {
+    char *err = nullptr;
+    PQconninfoOption *opts = PQconninfoParse(dsn.c_str(), &err);
+    if (opts == nullptr) {
+        if (err)
+            PQfreemem(err);
+        return "(unparsable connection string)";
+    }
+    std::string out;
+    for (PQconninfoOption *o = opts; o->keyword != nullptr; o++) {
+        if (o->val == nullptr || o->val[0] == '\0')
+            continue;
+        if (!out.empty())
+            out += ' ';
+        out += o->keyword;
+        out += '=';
+        out += strcmp(o->keyword, "password") == 0 ? "********" : o->val;
+    }
+    PQconninfoFree(opts);
+    return out;
+}
+
+bool postmaster_address(const std::string &pgdata, std::string *port, std::string *socket_dir) {
+    std::ifstream f(pgdata + "/postmaster.pid");
+    std::string line;
+    for (int i = 1; i <= 5 && std::getline(f, line); i++) {
+        if (i == 4)
+            *port = line;
+        if (i == 5)
+            *socket_dir = line;
+    }
+    return !port->empty();
+}
+
+namespace {
+
+/* a value in a keyword/value connection string: quoted, ' and \ escaped */
+std::string quoted(const std::string &v) {
+    std::string out = "'";
+    for (char c : v) {
+        if (c == '\'' || c == '\\')
+            out += '\\';
+        out += c;
+    }
+    return out + "'";
+}
+
+bool is_uri(const std::string &dsn) {
+    return dsn.compare(0, 13, "postgresql://") == 0 || dsn.compare(0, 11, "postgres://") == 0;
+}
+
+} // namespace
+
+std::string dsn_for_server_of(const std::string &dsn, const std::string &pgdata) {
+    if (pgdata.empty() || is_uri(dsn))
+        return dsn;
+    char *err = nullptr;
+    PQconninfoOption *opts = PQconninfoParse(dsn.c_str(), &err);
+    if (opts == nullptr) { /* libpq will say what is wrong with it */
+        if (err)
+            PQfreemem(err);
+        return dsn;
+    }
+    bool names_server = false;
+    for (PQconninfoOption *o = opts; o->keyword != nullptr; o++)
+        if (o->val != nullptr && o->val[0] != '\0' &&
+            (strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0 ||
+             strcmp(o->keyword, "port") == 0 || strcmp(o->keyword, "service") == 0))
+            names_server = true;
+    PQconninfoFree(opts);
+    std::string port, socket_dir;
+    if (names_server || !postmaster_address(pgdata, &port, &socket_dir))
+        return dsn;
+    std::string out;
+    if (!socket_dir.empty())
+        out += "host=" + quoted(socket_dir) + " ";
+    out += "port=" + quoted(port);
+    return dsn.empty() ? out : out + " " + dsn;
+}
+
+} // namespace pilotd
