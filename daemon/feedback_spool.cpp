@@ -1,10 +1,9 @@
 /* feedback_spool.cpp — see feedback_spool.h. */
 #include "feedback_spool.h"
 
+#include "crc32.h"
 #include "durable_file.h"
 #include "log.h"
-#include "oracle_store.h" /* crc32() */
-#include "shm_server.h"   /* FeedbackBatch */
 
 #include <algorithm>
 #include <cerrno>

@@ -42,6 +42,7 @@
 #ifndef PILOTD_FEEDBACK_SPOOL_H
 #define PILOTD_FEEDBACK_SPOOL_H
 
+#include "feedback_batch.h"
 #include "pilot_protocol.h"
 
 #include <atomic>
@@ -52,8 +53,6 @@
 #include <vector>
 
 namespace pilotd {
-
-struct FeedbackBatch;
 
 class FeedbackSpool {
   public:

@@ -1,9 +1,9 @@
 /* key_catalog.cpp — see key_catalog.h. */
 #include "key_catalog.h"
 
+#include "crc32.h"
 #include "durable_file.h"
 #include "log.h"
-#include "oracle_store.h" /* crc32 */
 #include "pilot_protocol.h"
 
 #include <cerrno>

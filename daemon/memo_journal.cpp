@@ -4,7 +4,7 @@
 #include "durable_file.h"
 
 #include "log.h"
-#include "oracle_store.h" /* crc32() */
+#include "crc32.h"
 
 #include <cerrno>
 #include <cstring>

@@ -35,8 +35,6 @@ namespace pilotd {
 using OracleMap = std::unordered_map<uint64_t, double>;
 using OracleSnapshot = std::shared_ptr<const OracleMap>;
 
-uint32_t crc32(const void *data, size_t len, uint32_t crc = 0);
-
 /* Serialisation, exposed for tests and tools. */
 std::string oracle_encode(const OracleMap &m);
 /* false (and *error) when the bytes are not a valid oracle file */

@@ -36,6 +36,7 @@
 #ifndef PILOTD_SHM_SERVER_H
 #define PILOTD_SHM_SERVER_H
 
+#include "feedback_batch.h"
 #include "pilot_protocol.h"
 #include "request_handler.h"
 
@@ -57,15 +58,6 @@ class mapped_region;
 } // namespace boost
 
 namespace pilotd {
-
-/* One drain round's records, handed to ShmServerOptions::on_feedback. */
-struct FeedbackBatch {
-    const pilot::proto::FeedbackRecord *rec; /* valid records */
-    uint32_t n;
-    const pilot::proto::FeedbackRecord *dead; /* records that failed feedback_check() */
-    const uint32_t *dead_reason;               /* their FeedbackCheck */
-    uint32_t ndead;
-};
 
 struct ShmServerOptions {
     std::string segment;           /* proto::segment_name_for_datadir() */

@@ -4,7 +4,7 @@
  * rolling and release, the size limit.
  */
 #include "feedback_spool.h"
-#include "shm_server.h" /* FeedbackBatch */
+#include "feedback_batch.h"
 
 #include <gtest/gtest.h>
 
