@@ -91,16 +91,17 @@ void LoadedModel::estimate(const std::vector<std::string> &texts, const std::vec
         std::vector<pm::Features> feats(texts.size());
         std::vector<const pm::Features *> x;
         std::vector<size_t> at;
+        pm::SampleCache sample_cache; /* the batch's sets share base relations */
         for (size_t i = 0; i < texts.size(); i++) {
             std::string why;
-            if (pm::featurize(schema, texts[i], natives[i], &feats[i], &why)) {
+            if (pm::featurize(schema, texts[i], natives[i], &feats[i], &why, &sample_cache)) {
                 x.push_back(&feats[i]);
                 at.push_back(i);
             }
         }
         std::vector<float> pred;
         std::string why;
-        if (x.empty() || !net->predict(x, &pred, &why))
+        if (x.empty() || !forward->predict(x, &pred, &why))
             return;
         for (size_t k = 0; k < at.size(); k++) {
             if (pm::unsure(schema, *x[k], pred[k], meta.decline_below))
@@ -127,8 +128,13 @@ std::shared_ptr<LoadedModel> load_model_file(const std::string &path, std::strin
         std::string weights;
         if (!pm::decode_model(bytes, &m->meta, &m->schema, &weights, why))
             return nullptr;
-        m->net = pm::Mscn::load(weights, pm::dims_of(m->schema), m->meta.hidden, why);
-        if (!m->net)
+        {
+            auto net = pm::Mscn::load(weights, pm::dims_of(m->schema), m->meta.hidden, why);
+            if (!net)
+                return nullptr;
+            m->forward = pm::MscnForward::build(net->weights(), pm::dims_of(m->schema), m->meta.hidden, why);
+        }
+        if (!m->forward)
             return nullptr;
         m->checksum = pm::model_checksum(bytes);
         m->size_bytes = bytes.size();

@@ -38,7 +38,7 @@
 
 namespace pilot {
 namespace model {
-class Mscn;
+class MscnForward;
 }
 } // namespace pilot
 
@@ -61,7 +61,8 @@ class LatencyHistogram {
 struct LoadedModel {
     pilot::model::ModelMeta meta;
     pilot::model::Schema schema;
-    std::unique_ptr<pilot::model::Mscn> net;
+    /* the network's serving forward pass (libtorch only reads the weights at load) */
+    std::unique_ptr<pilot::model::MscnForward> forward;
     std::string checksum;
     uint64_t size_bytes = 0;
     mutable std::atomic<uint64_t> served{0}, declined{0};

@@ -642,8 +642,33 @@ float normalize(const ColumnInfo &c, double v) {
     return static_cast<float>(std::min(1.0, std::max(0.0, x)));
 }
 
+/* The cache key of a relation's predicates: the table and each predicate
+ * without its relation's name (t1 here is t3 in a larger set), sorted. */
+std::string sample_key(int table, const KeyInfo &k, size_t rel) {
+    std::vector<std::string> parts;
+    for (const KeyInfo::Pred &p : k.preds)
+        if (p.rel == static_cast<int>(rel)) {
+            std::string one = p.column;
+            for (const std::string *f : {&p.op, &p.type, &p.literal}) {
+                one += '\x1f';
+                one += *f;
+            }
+            one += '\x1f';
+            one += p.binary ? "b" : "";
+            one += p.case_insensitive ? "i" : "";
+            parts.push_back(std::move(one));
+        }
+    std::sort(parts.begin(), parts.end());
+    std::string key = std::to_string(table);
+    for (const std::string &one : parts) {
+        key += '\x1e';
+        key += one;
+    }
+    return key;
+}
+
 bool featurize_impl(const Schema &s, const std::string &key_text, double native_rows, Features *out,
-                    std::string *why) {
+                    std::string *why, SampleCache *cache) {
     KeyInfo k;
     if (!parse_key(key_text, &k, why))
         return false;
@@ -735,23 +760,37 @@ bool featurize_impl(const Schema &s, const std::string &key_text, double native_
         const TableInfo &t = s.tables[table_of[r]];
         row[table_of[r]] = 1.0f;
         uint32_t n = std::min(t.sample_rows, s.sample_size);
-        uint32_t hits = 0;
-        std::vector<const BoundPred *> mine;
-        for (const BoundPred &b : bound)
-            if (b.rel == static_cast<int>(r))
-                mine.push_back(&b);
-        for (uint32_t i = 0; i < n; i++) {
-            bool ok = true;
-            for (const BoundPred *b : mine)
-                if (!matches(t, *b, i)) {
-                    ok = false;
-                    break;
-                }
-            if (ok) {
-                row[T + i] = 1.0f;
-                hits++;
+        SampleCache::Hits local;
+        const SampleCache::Hits *found = nullptr;
+        std::string cache_key;
+        if (cache) {
+            cache_key = sample_key(table_of[r], k, r);
+            found = cache->find(cache_key);
+        }
+        if (!found) {
+            std::vector<const BoundPred *> mine;
+            for (const BoundPred &b : bound)
+                if (b.rel == static_cast<int>(r))
+                    mine.push_back(&b);
+            for (uint32_t i = 0; i < n; i++) {
+                bool ok = true;
+                for (const BoundPred *b : mine)
+                    if (!matches(t, *b, i)) {
+                        ok = false;
+                        break;
+                    }
+                if (ok)
+                    local.rows.push_back(i);
+            }
+            found = &local;
+            if (cache) {
+                cache->evaluations++;
+                found = &cache->put(std::move(cache_key), std::move(local));
             }
         }
+        for (uint32_t i : found->rows)
+            row[T + i] = 1.0f;
+        const uint32_t hits = static_cast<uint32_t>(found->rows.size());
         row[T + s.sample_size] = n ? static_cast<float>(hits) / static_cast<float>(n) : 0.0f;
         /* no sample row qualifies: half a row's worth, not zero */
         double sel = n == 0 ? 1.0 : hits > 0 ? static_cast<double>(hits) / n : 0.5 / n;
@@ -964,9 +1003,9 @@ bool parse_key(const std::string &text, KeyInfo *out, std::string *why) {
 }
 
 bool featurize(const Schema &s, const std::string &key_text, double native_rows, Features *out,
-               std::string *why) noexcept {
+               std::string *why, SampleCache *cache) noexcept {
     try {
-        return featurize_impl(s, key_text, native_rows, out, why);
+        return featurize_impl(s, key_text, native_rows, out, why, cache);
     } catch (const std::bad_alloc &) {
         return decline(why, "out of memory");
     } catch (...) {

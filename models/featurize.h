@@ -133,6 +133,15 @@ struct Features {
     uint32_t nrels = 0;                                     /* relations in the set (> 1: a join) */
 };
 
+/* Whether f has the shape a network of these dimensions reads (inline: the
+ * libtorch runtime library, which does not link this file, uses it too). */
+inline bool features_fit(const Features &f, const Dims &d) {
+    return f.tables.size() == static_cast<size_t>(f.ntables) * d.table &&
+           f.joins.size() == static_cast<size_t>(f.njoins) * d.join &&
+           f.preds.size() == static_cast<size_t>(f.npreds) * d.pred && f.global.size() == d.global &&
+           f.real_joins <= f.njoins && f.real_preds <= f.npreds && f.ntables >= 1;
+}
+
 /* The parsed form of a key text (useful on its own: training collects the
  * join vocabulary with it). */
 struct KeyInfo {
@@ -161,11 +170,33 @@ uint64_t big_endian(const std::vector<uint8_t> &b);
  * forms (see the header comment). */
 bool parse_key(const std::string &text, KeyInfo *out, std::string *why);
 
+/* What featurize() learned of a relation's predicates on the sample, kept for
+ * the other sets of one batch: the sub-plans of a query share their base
+ * relations, and each (table, predicates) pair is evaluated on the sample
+ * once.  One per batch and thread; it grows with the batch. */
+class SampleCache {
+  public:
+    struct Hits {
+        std::vector<uint32_t> rows; /* sample rows that satisfy every predicate */
+    };
+    const Hits *find(const std::string &key) const {
+        auto it = hits_.find(key);
+        return it == hits_.end() ? nullptr : &it->second;
+    }
+    const Hits &put(std::string key, Hits h) { return hits_.emplace(std::move(key), std::move(h)).first->second; }
+    size_t size() const { return hits_.size(); }
+    uint64_t evaluations = 0; /* (table, predicates) pairs evaluated on the sample */
+
+  private:
+    std::unordered_map<std::string, Hits> hits_;
+};
+
 /* Featurizes a key text.  native_rows < 0: not known.  False with *why when
  * the model cannot describe the set (the caller keeps PostgreSQL's estimate).
- * Never throws (returns false on allocation failure). */
+ * cache: optional, shared by the calls of one batch.  Never throws (returns
+ * false on allocation failure). */
 bool featurize(const Schema &s, const std::string &key_text, double native_rows, Features *out,
-               std::string *why) noexcept;
+               std::string *why, SampleCache *cache = nullptr) noexcept;
 
 /* A prediction within a band (natural log of rows) around PostgreSQL's
  * estimate is "unsure": PostgreSQL's estimate stands.  One band for base

@@ -21,6 +21,7 @@
 #define PILOT_MODELS_MSCN_H
 
 #include "featurize.h"
+#include "mscn_forward.h"
 
 #include <atomic>
 #include <cstdint>
@@ -82,16 +83,19 @@ class Mscn {
                          std::string *why) const noexcept = 0;
     /* Weights as bytes (libtorch archive). */
     virtual std::string save() const = 0;
+    /* Weights as plain arrays, for the serving forward pass (mscn_forward.h). */
+    virtual MscnWeights weights() const = 0;
     virtual uint64_t parameters() const = 0;
 };
 
-/* The runtime library's entry points (mscn_torch.cpp), resolved by name. */
+/* The runtime library's entry points (mscn_torch.cpp), resolved by name;
+ * the version changes with the Mscn interface (v2: weights()). */
 extern "C" {
 using MscnCreateFn = Mscn *(const Dims *dims, uint32_t hidden, uint64_t seed); /* throws */
 using MscnLoadFn = Mscn *(const char *bytes, size_t n, const Dims *dims, uint32_t hidden, std::string *why);
 }
-constexpr const char *kMscnCreateSymbol = "pilot_mscn_create_v1";
-constexpr const char *kMscnLoadSymbol = "pilot_mscn_load_v1";
+constexpr const char *kMscnCreateSymbol = "pilot_mscn_create_v2";
+constexpr const char *kMscnLoadSymbol = "pilot_mscn_load_v2";
 
 } // namespace model
 } // namespace pilot

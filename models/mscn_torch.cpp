@@ -90,13 +90,6 @@ Batch make_batch(const std::vector<const Features *> &x, const std::vector<size_
     return b;
 }
 
-bool features_fit(const Features &f, const Dims &d) {
-    return f.tables.size() == static_cast<size_t>(f.ntables) * d.table &&
-           f.joins.size() == static_cast<size_t>(f.njoins) * d.join &&
-           f.preds.size() == static_cast<size_t>(f.npreds) * d.pred && f.global.size() == d.global &&
-           f.real_joins <= f.njoins && f.real_preds <= f.npreds && f.ntables >= 1;
-}
-
 } // namespace
 
 class TorchMscn final : public Mscn {
@@ -110,6 +103,7 @@ class TorchMscn final : public Mscn {
                  std::string *why) const noexcept override;
     std::string save() const override;
     uint64_t parameters() const override;
+    MscnWeights weights() const override;
 
     /* Heads: (0) a label from scratch, (1) a correction of PostgreSQL's
      * estimate, (2) a correction of the independence estimate, (3) a gate.
@@ -196,6 +190,29 @@ std::string TorchMscn::save() const {
     std::ostringstream out;
     archive.save_to(out);
     return out.str();
+}
+
+MscnWeights TorchMscn::weights() const {
+    auto copy = [](const torch::nn::Linear &l) {
+        DenseLayer d;
+        auto w = l->weight.detach().contiguous();
+        auto b = l->bias.detach().contiguous();
+        d.out = static_cast<uint32_t>(w.size(0));
+        d.in = static_cast<uint32_t>(w.size(1));
+        d.weight.assign(w.data_ptr<float>(), w.data_ptr<float>() + w.numel());
+        d.bias.assign(b.data_ptr<float>(), b.data_ptr<float>() + b.numel());
+        return d;
+    };
+    MscnWeights m;
+    m.tables_a = copy(net->tables->a);
+    m.tables_b = copy(net->tables->b);
+    m.joins_a = copy(net->joins->a);
+    m.joins_b = copy(net->joins->b);
+    m.preds_a = copy(net->preds->a);
+    m.preds_b = copy(net->preds->b);
+    m.out1 = copy(net->out1);
+    m.out2 = copy(net->out2);
+    return m;
 }
 
 uint64_t TorchMscn::parameters() const {
@@ -320,11 +337,11 @@ bool TorchMscn::predict(const std::vector<const Features *> &x, std::vector<floa
 
 /* the entry points mscn.cpp resolves with dlsym() */
 extern "C" __attribute__((visibility("default"))) pilot::model::Mscn *
-pilot_mscn_create_v1(const pilot::model::Dims *dims, uint32_t hidden, uint64_t seed) {
+pilot_mscn_create_v2(const pilot::model::Dims *dims, uint32_t hidden, uint64_t seed) {
     return pilot::model::create_net(*dims, hidden, seed).release();
 }
 
 extern "C" __attribute__((visibility("default"))) pilot::model::Mscn *
-pilot_mscn_load_v1(const char *bytes, size_t n, const pilot::model::Dims *dims, uint32_t hidden, std::string *why) {
+pilot_mscn_load_v2(const char *bytes, size_t n, const pilot::model::Dims *dims, uint32_t hidden, std::string *why) {
     return pilot::model::load_net(std::string(bytes, n), *dims, hidden, why).release();
 }

@@ -335,3 +335,36 @@ TEST(KeySql, BinaryConstantsAreWrittenBack) {
     /* what the featurizer cannot read, this cannot write */
     EXPECT_FALSE(key_count_sql("pgpk1\nR t1 public.badges\nR t2 public.posts\nC LEFT JOIN(L(t1), R(t2))\n", &sql, &why));
 }
+
+/* One batch's sets share their base relations: with a SampleCache each
+ * (table, predicates) pair is evaluated on the sample once, whatever the
+ * relation is called in each key, and the features are the same as without. */
+TEST(Featurize, SampleCacheEvaluatesEachRelationOnceAndChangesNothing) {
+    Schema s = MakeSchema();
+    const std::string score = "pg_catalog.<(integer,integer) t2.score)\n";
+    const std::vector<std::string> batch = {
+        /* posts with score > 10: alone (t1), in a join (t2) and again */
+        "pgpk1\nR t1 public.posts\nC ('10'::integer pg_catalog.<(integer,integer) t1.score)\n",
+        "pgpk1\nR t1 public.badges\nR t2 public.posts\nC EQ(t1.userid, t2.\"OwnerUserId\")\n"
+        "C ('10'::integer " + score,
+        "pgpk1\nR t1 public.posts\nC ('10'::integer pg_catalog.<(integer,integer) t1.score)\n",
+        /* another constant: another entry */
+        "pgpk1\nR t1 public.badges\nR t2 public.posts\nC EQ(t1.userid, t2.\"OwnerUserId\")\n"
+        "C ('20'::integer " + score,
+        /* badges without predicates, alone */
+        "pgpk1\nR t1 public.badges\n",
+    };
+    SampleCache cache;
+    for (const std::string &text : batch) {
+        Features plain, cached;
+        std::string why;
+        ASSERT_TRUE(featurize(s, text, 7, &plain, &why)) << why;
+        ASSERT_TRUE(featurize(s, text, 7, &cached, &why, &cache)) << why;
+        EXPECT_EQ(plain.tables, cached.tables) << text;
+        EXPECT_EQ(plain.preds, cached.preds) << text;
+        EXPECT_EQ(plain.global, cached.global) << text;
+    }
+    /* posts score > 10, badges, posts score > 20 */
+    EXPECT_EQ(cache.evaluations, 3u);
+    EXPECT_EQ(cache.size(), 3u);
+}

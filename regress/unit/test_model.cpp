@@ -1,9 +1,11 @@
-/* Unit tests of the learned model (models/mscn.h, models/model_file.h):
- * training learns, a saved model gives the same outputs after loading, and
+/* Unit tests of the learned model (models/mscn.h, models/mscn_forward.h,
+ * models/model_file.h): training learns, a saved model gives the same outputs
+ * after loading, the serving forward pass computes libtorch's function, and
  * damaged or mismatched files are rejected. */
 #include "featurize.h"
 #include "model_file.h"
 #include "mscn.h"
+#include "mscn_forward.h"
 
 #include <gtest/gtest.h>
 
@@ -196,5 +198,131 @@ TEST(Mscn, MismatchedFeaturesAreRefusedNotCrashed) {
     std::vector<float> out;
     std::string why;
     EXPECT_FALSE(net->predict({&f}, &out, &why));
+    EXPECT_NE(why.find("dimensions"), std::string::npos);
+}
+
+namespace {
+
+/* Random features of these dimensions: sets of 1-4 rows (some padding), sparse
+ * 0/1 codes and a few real values, as featurize() writes them; base relations
+ * and joins, with and without PostgreSQL's estimate. */
+std::vector<Features> RandomFeatures(const Dims &d, int n, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> unit(0.0f, 1.0f);
+    auto fill = [&](uint32_t rows, uint32_t dim, std::vector<float> *v) {
+        v->assign(static_cast<size_t>(rows) * dim, 0.0f);
+        for (auto &x : *v)
+            x = unit(rng) < 0.3f ? (unit(rng) < 0.5f ? 1.0f : unit(rng)) : 0.0f;
+    };
+    std::vector<Features> out(n);
+    for (auto &f : out) {
+        f.ntables = 1 + rng() % 4;
+        f.njoins = 1 + rng() % 3;
+        f.real_joins = rng() % (f.njoins + 1);
+        f.npreds = 1 + rng() % 4;
+        f.real_preds = rng() % (f.npreds + 1);
+        fill(f.ntables, d.table, &f.tables);
+        fill(f.njoins, d.join, &f.joins);
+        fill(f.npreds, d.pred, &f.preds);
+        f.global = {static_cast<float>(rng() % 2), unit(rng), unit(rng), unit(rng), static_cast<float>(rng() % 2)};
+        f.nrels = f.ntables;
+    }
+    /* a batch of sub-plans shares set elements: copy rows between records */
+    for (int i = 1; i < n; i += 2)
+        std::copy(out[i - 1].tables.begin(), out[i - 1].tables.begin() + d.table, out[i].tables.begin());
+    return out;
+}
+
+std::vector<const Features *> Pointers(const std::vector<Features> &v) {
+    std::vector<const Features *> x;
+    for (const auto &f : v)
+        x.push_back(&f);
+    return x;
+}
+
+} // namespace
+
+/* The serving forward pass computes libtorch's function: a trained network
+ * (its correction heads and gate no longer 0), random inputs, every record
+ * within 1e-5, alone and in one batch. */
+TEST(MscnForward, MatchesLibtorchWithin1e5) {
+    Dims d;
+    d.table = 40;
+    d.join = 6;
+    d.pred = 12;
+    d.global = 5;
+    for (uint32_t hidden : {8u, 32u, 128u}) {
+        auto net = Mscn::create(d, hidden, 11 + hidden);
+        std::vector<Features> train = RandomFeatures(d, 300, 5);
+        std::vector<float> y;
+        std::mt19937 rng(6);
+        for (size_t i = 0; i < train.size(); i++)
+            y.push_back(std::uniform_real_distribution<float>(0, 1)(rng));
+        TrainOptions o;
+        o.epochs = 6;
+        o.learning_rate = 1e-2;
+        net->train(Pointers(train), y, o);
+        std::string why;
+        auto fwd = MscnForward::build(net->weights(), d, hidden, &why);
+        ASSERT_TRUE(fwd) << why;
+        std::vector<Features> test = RandomFeatures(d, 200, 7 + hidden);
+        std::vector<float> expect, got;
+        ASSERT_TRUE(net->predict(Pointers(test), &expect, &why)) << why;
+        ASSERT_TRUE(fwd->predict(Pointers(test), &got, &why)) << why;
+        ASSERT_EQ(got.size(), expect.size());
+        double spread = 0;
+        for (size_t i = 0; i < got.size(); i++) {
+            EXPECT_NEAR(got[i], expect[i], 1e-5) << "hidden " << hidden << " record " << i;
+            spread += std::fabs(expect[i] - expect[0]);
+        }
+        EXPECT_GT(spread, 1e-3) << "the trained network gives every record the same label: the comparison is empty";
+        /* one at a time: the same labels as in the batch */
+        for (size_t i = 0; i < 5; i++) {
+            std::vector<float> one;
+            ASSERT_TRUE(fwd->predict({&test[i]}, &one, &why));
+            EXPECT_NEAR(one[0], got[i], 1e-6);
+        }
+    }
+}
+
+/* Set elements shared by the records of a batch are computed once. */
+TEST(MscnForward, SharedElementsAreComputedOnce) {
+    Schema s = MakeSchema();
+    auto net = Mscn::create(dims_of(s), 16, 3);
+    std::string why;
+    auto fwd = MscnForward::build(net->weights(), dims_of(s), 16, &why);
+    ASSERT_TRUE(fwd) << why;
+    Features f;
+    ASSERT_TRUE(featurize(s, Key(40), -1, &f, &why)) << why;
+    std::vector<const Features *> x(10, &f);
+    std::vector<float> out;
+    ASSERT_TRUE(fwd->predict(x, &out, &why));
+    /* one table instance and one predicate, whatever the batch size */
+    EXPECT_EQ(MscnForward::last_elements_computed(), 2u);
+    ASSERT_EQ(out.size(), 10u);
+    for (float v : out)
+        EXPECT_EQ(v, out[0]);
+}
+
+TEST(MscnForward, WrongShapesAreRefusedNotCrashed) {
+    Schema s = MakeSchema();
+    auto net = Mscn::create(dims_of(s), 8, 1);
+    std::string why;
+    MscnWeights w = net->weights();
+    EXPECT_FALSE(MscnForward::build(w, dims_of(s), 16, &why));
+    EXPECT_NE(why.find("shape"), std::string::npos) << why;
+    MscnWeights bad = w;
+    bad.out2.bias.pop_back();
+    EXPECT_FALSE(MscnForward::build(bad, dims_of(s), 8, &why));
+    bad = w;
+    bad.preds_b.weight[3] = std::nanf("");
+    EXPECT_FALSE(MscnForward::build(bad, dims_of(s), 8, &why));
+    auto fwd = MscnForward::build(w, dims_of(s), 8, &why);
+    ASSERT_TRUE(fwd) << why;
+    Features f;
+    f.ntables = 1;
+    f.tables.assign(3, 0.0f); /* wrong width */
+    std::vector<float> out;
+    EXPECT_FALSE(fwd->predict({&f}, &out, &why));
     EXPECT_NE(why.find("dimensions"), std::string::npos);
 }
