@@ -15,7 +15,9 @@
  * Slot life cycle (state word, all transitions by CAS / release stores):
  *
  *   backend:  FREE|DONE|PENDING|WRITING --CAS--> WRITING --write req--> PENDING
- *   pilotd:   PENDING --CAS--> BUSY --write resp--> DONE (futex wake)
+ *             then sets its bit in SegmentHeader::pending and rings the doorbell
+ *   pilotd:   takes the bits (exchange), PENDING --CAS--> BUSY --write resp-->
+ *             DONE (futex wake)
  *   backend:  waits for DONE with resp.seq == req.seq, at most its time budget.
  *
  * A slot belongs to exactly one live backend (its backend id), so a backend may
@@ -41,7 +43,7 @@ namespace pilot {
 namespace proto {
 
 constexpr uint64_t kMagic = 0x314D53544F4C4950ULL; /* "PILOTSM1" little endian */
-constexpr uint32_t kProtocolVersion = 4;
+constexpr uint32_t kProtocolVersion = 5;
 constexpr uint32_t kMaxItems = 256;     /* relation sets (or oracle entries) per message */
 constexpr uint32_t kMaxSlots = 65536;   /* sanity bound for a header read from memory */
 constexpr uint32_t kFeedbackRing = 128;  /* feedback records per slot (a power of two) */
@@ -355,6 +357,11 @@ struct alignas(64) SegmentHeader {
     /* non-zero while some model version is serving: backends then send key
      * texts with their estimate requests */
     std::atomic<uint32_t> model_serving;
+    /* bit i of word i / 64: slot i has a request PENDING.  pilotd's workers
+     * find requests here instead of visiting every slot (each slot is on
+     * pages of its own: a scan of all of them costs tens of microseconds);
+     * a full scan, rarely, still serves a slot whose bit was never set */
+    alignas(64) std::atomic<uint64_t> pending[kMaxSlots / 64];
 };
 
 static_assert(std::atomic<uint32_t>::is_always_lock_free, "futex words must be lock free");

@@ -309,6 +309,7 @@ Outcome SidecarClient::call(Request &req, Response &resp, int64_t timeout_us) no
         memcpy(dst.text, req.text, tu);
     slot->owner_pid.store(static_cast<uint32_t>(getpid()), std::memory_order_relaxed);
     slot->state.store(SLOT_PENDING, std::memory_order_release);
+    h->pending[slot_index_ / 64].fetch_or(uint64_t{1} << (slot_index_ % 64), std::memory_order_seq_cst);
 
     h->doorbell.fetch_add(1, std::memory_order_seq_cst);
     if (h->sleeping_workers.load(std::memory_order_seq_cst) > 0)

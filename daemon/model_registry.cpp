@@ -81,7 +81,7 @@ double LatencyHistogram::percentile(double p) const noexcept {
 
 LoadedModel::~LoadedModel() = default;
 
-void LoadedModel::estimate(const std::vector<std::string> &texts, const std::vector<double> &natives,
+bool LoadedModel::estimate(const std::vector<std::string> &texts, const std::vector<double> &natives,
                            std::vector<double> *rows, std::vector<bool> *ok, std::vector<float> *band) const noexcept {
     try {
         rows->assign(texts.size(), 0);
@@ -101,8 +101,10 @@ void LoadedModel::estimate(const std::vector<std::string> &texts, const std::vec
         }
         std::vector<float> pred;
         std::string why;
-        if (x.empty() || !forward->predict(x, &pred, &why))
-            return;
+        if (x.empty())
+            return true; /* every set declined by the featurizer */
+        if (!forward->predict(x, &pred, &why))
+            return false;
         for (size_t k = 0; k < at.size(); k++) {
             if (pm::unsure(schema, *x[k], pred[k], meta.decline_below))
                 continue; /* close to the estimate it corrects: PostgreSQL's stands */
@@ -114,8 +116,10 @@ void LoadedModel::estimate(const std::vector<std::string> &texts, const std::vec
                     (*band)[at[k]] = static_cast<float>(meta.decline_below.join);
             }
         }
+        return true;
     } catch (...) {
         ok->assign(texts.size(), false);
+        return false;
     }
 }
 
@@ -132,7 +136,8 @@ std::shared_ptr<LoadedModel> load_model_file(const std::string &path, std::strin
             auto net = pm::Mscn::load(weights, pm::dims_of(m->schema), m->meta.hidden, why);
             if (!net)
                 return nullptr;
-            m->forward = pm::MscnForward::build(net->weights(), pm::dims_of(m->schema), m->meta.hidden, why);
+            m->forward = pm::MscnForward::build(net->weights(), pm::dims_of(m->schema), m->meta.hidden, why,
+                                                pm::bitmap_columns(m->schema));
         }
         if (!m->forward)
             return nullptr;
@@ -544,7 +549,7 @@ void LearnedEstimator::estimate(const EstimateBatch &batch, pp::EstimateAnswer *
         return; /* bound to another database */
     }
     try {
-        std::vector<std::string> texts;
+        std::vector<uint64_t> keys;
         std::vector<double> natives;
         std::vector<uint32_t> at;
         for (uint32_t i = 0; i < batch.n; i++) {
@@ -553,25 +558,51 @@ void LearnedEstimator::estimate(const EstimateBatch &batch, pp::EstimateAnswer *
             std::string_view t = batch.item_text(i);
             if (t.empty() || pp::stable_hash64(t.data(), t.size()) != batch.items[i].key)
                 continue;
-            texts.emplace_back(t);
+            keys.push_back(batch.items[i].key);
             double nat = batch.items[i].native_rows;
             natives.push_back(std::isfinite(nat) ? nat : -1);
             at.push_back(i);
         }
-        if (texts.empty())
+        if (keys.empty())
             return;
-        std::vector<double> rows;
-        std::vector<bool> ok;
-        std::vector<float> band;
-        const uint64_t t0 = pp::monotonic_us();
-        m->estimate(texts, natives, &rows, &ok, &band);
-        m->inference.add(static_cast<double>(pp::monotonic_us() - t0));
+        const size_t n = keys.size();
+        std::unique_ptr<bool[]> found(new bool[n]);
+        std::vector<CachedAnswer> answers(n);
+        if (m->answers.find(keys.data(), natives.data(), n, found.get(), answers.data()) < n) {
+            /* the sets not answered before: one featurization and forward pass */
+            std::vector<std::string> texts;
+            std::vector<double> miss_natives;
+            std::vector<uint64_t> miss_keys;
+            std::vector<size_t> miss_at;
+            for (size_t k = 0; k < n; k++)
+                if (!found[k]) {
+                    texts.emplace_back(batch.item_text(at[k]));
+                    miss_natives.push_back(natives[k]);
+                    miss_keys.push_back(keys[k]);
+                    miss_at.push_back(k);
+                }
+            std::vector<double> rows;
+            std::vector<bool> ok;
+            std::vector<float> band;
+            const uint64_t t0 = pp::monotonic_us();
+            const bool ran = m->estimate(texts, miss_natives, &rows, &ok, &band);
+            m->inference.add(static_cast<double>(pp::monotonic_us() - t0));
+            std::vector<CachedAnswer> computed(texts.size());
+            for (size_t j = 0; j < texts.size(); j++) {
+                computed[j].ok = ok[j];
+                computed[j].rows = rows[j];
+                computed[j].band = band[j];
+                answers[miss_at[j]] = computed[j];
+            }
+            if (ran) /* a failure (out of memory) is not the model's answer */
+                m->answers.put(miss_keys.data(), miss_natives.data(), computed.data(), computed.size());
+        }
         uint64_t served = 0;
-        for (size_t k = 0; k < at.size(); k++)
-            if (ok[k]) {
-                out[at[k]].rows = rows[k];
+        for (size_t k = 0; k < n; k++)
+            if (answers[k].ok) {
+                out[at[k]].rows = answers[k].rows;
                 out[at[k]].source = pp::SRC_MODEL;
-                out[at[k]].keep_native_within = band[k];
+                out[at[k]].keep_native_within = answers[k].band;
                 served++;
             }
         m->served.fetch_add(served, std::memory_order_relaxed);

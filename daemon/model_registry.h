@@ -23,6 +23,7 @@
 #ifndef PILOTD_MODEL_REGISTRY_H
 #define PILOTD_MODEL_REGISTRY_H
 
+#include "answer_cache.h"
 #include "estimator.h"
 #include "model_file.h"
 
@@ -66,13 +67,15 @@ struct LoadedModel {
     std::string checksum;
     uint64_t size_bytes = 0;
     mutable std::atomic<uint64_t> served{0}, declined{0};
-    mutable LatencyHistogram inference; /* per planning batch */
+    mutable LatencyHistogram inference; /* per planning batch that computed a set (not all cached) */
+    mutable AnswerCache answers;        /* sets answered already (answer_cache.h) */
 
     ~LoadedModel();
     /* rows[i] valid where ok[i]; one forward pass.  band[i]: keep PostgreSQL's
      * estimate within this (natural log) of it (EstimateAnswer).  Base
-     * relations inside their band are declined here already.  Never throws. */
-    void estimate(const std::vector<std::string> &texts, const std::vector<double> &natives,
+     * relations inside their band are declined here already.  False when the
+     * model could not run (out of memory ...): nothing answered.  Never throws. */
+    bool estimate(const std::vector<std::string> &texts, const std::vector<double> &natives,
                   std::vector<double> *rows, std::vector<bool> *ok, std::vector<float> *band = nullptr) const noexcept;
 };
 

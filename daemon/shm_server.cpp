@@ -362,11 +362,15 @@ void ShmServer::worker_loop(uint32_t index) noexcept {
     const uint32_t start = static_cast<uint32_t>(static_cast<uint64_t>(index) * opt_.nslots /
                                                  (opt_.workers ? opt_.workers : 1));
     LOG_DEBUG("worker %u started (first slot %u)", index, start);
+    bool full_scan = true; /* at start and after an idle wait: see SegmentHeader::pending */
     while (!stopping_.load(std::memory_order_acquire)) {
         bool found = false;
         uint32_t v = h->doorbell.load(std::memory_order_seq_cst);
         try {
-            found = scan_once(start, *req, *resp);
+            found = serve_pending(*req, *resp);
+            if (full_scan)
+                found = scan_once(start, *req, *resp) || found;
+            full_scan = false;
         } catch (const std::exception &e) {
             LOG_ERROR("worker %u: %s (still serving)", index, e.what());
         } catch (...) {
@@ -378,7 +382,7 @@ void ShmServer::worker_loop(uint32_t index) noexcept {
             continue;
         h->sleeping_workers.fetch_add(1, std::memory_order_seq_cst);
         if (h->doorbell.load(std::memory_order_seq_cst) == v && !stopping_.load(std::memory_order_acquire))
-            futex_wait(&h->doorbell, v, kWorkerIdleWaitUs);
+            full_scan = !futex_wait(&h->doorbell, v, kWorkerIdleWaitUs); /* idle: a full scan */
         h->sleeping_workers.fetch_sub(1, std::memory_order_seq_cst);
     }
     LOG_DEBUG("worker %u stopped", index);
@@ -406,6 +410,31 @@ bool ShmServer::spin_for_work(uint32_t seen) noexcept {
     }
     spinning_.store(false, std::memory_order_release);
     return rang;
+}
+
+bool ShmServer::serve_pending(Request &req, Response &resp) {
+    SegmentHeader *h = header_;
+    const uint32_t n = opt_.nslots;
+    bool found = false;
+    for (uint32_t w = 0; w < (n + 63) / 64 && !stopping_.load(std::memory_order_relaxed); w++) {
+        if (h->pending[w].load(std::memory_order_relaxed) == 0)
+            continue;
+        uint64_t bits = h->pending[w].exchange(0, std::memory_order_acq_rel);
+        while (bits != 0) {
+            const uint32_t i = w * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
+            bits &= bits - 1;
+            if (i >= n)
+                continue; /* a bit beyond the slots: a broken writer */
+            Slot *slot = slot_at(h, i);
+            uint32_t s = SLOT_PENDING;
+            if (!slot->state.compare_exchange_strong(s, SLOT_BUSY, std::memory_order_acquire,
+                                                     std::memory_order_relaxed))
+                continue; /* withdrawn, or served by a full scan already */
+            found = true;
+            serve_slot(i, req, resp);
+        }
+    }
+    return found;
 }
 
 bool ShmServer::scan_once(uint32_t start, Request &req, Response &resp) {

@@ -45,7 +45,7 @@ inline float sigmoid(float v) { return 1.0f / (1.0f + std::exp(-v)); }
 uint64_t MscnForward::last_elements_computed() noexcept { return t_elements_computed; }
 
 std::unique_ptr<MscnForward> MscnForward::build(const MscnWeights &w, const Dims &d, uint32_t hidden,
-                                                std::string *why) noexcept {
+                                                std::string *why, BitmapColumns bitmap) noexcept {
     try {
         const uint32_t H = hidden;
         if (H == 0 || !shape_ok(w.tables_a, d.table, H) || !shape_ok(w.tables_b, H, H) ||
@@ -70,6 +70,14 @@ std::unique_ptr<MscnForward> MscnForward::build(const MscnWeights &w, const Dims
         path(w.tables_a, w.tables_b, 0, &f->tables_);
         path(w.joins_a, w.joins_b, 1, &f->joins_);
         path(w.preds_a, w.preds_b, 2, &f->preds_);
+        if (bitmap.count > 0 && bitmap.first <= d.table && bitmap.count <= d.table - bitmap.first) {
+            SetPath &t = f->tables_;
+            t.bitmap = bitmap;
+            t.bitmap_sum.assign(H, 0.0f);
+            for (uint32_t i = bitmap.first; i < bitmap.first + bitmap.count; i++)
+                for (uint32_t k = 0; k < H; k++)
+                    t.bitmap_sum[k] += t.a_t[static_cast<size_t>(i) * H + k];
+        }
         f->global_t_ = input_major(w.out1, 3 * H, d.global);
         f->out1_bias_ = w.out1.bias;
         f->out2_w_ = w.out2.weight;
@@ -82,20 +90,39 @@ std::unique_ptr<MscnForward> MscnForward::build(const MscnWeights &w, const Dims
     }
 }
 
-void MscnForward::project(const SetPath &p, const float *x, float *h1, float *h2, float *proj) const noexcept {
-    const uint32_t H = hidden_;
-    std::copy(p.a_bias.begin(), p.a_bias.end(), h1);
-    for (uint32_t i = 0; i < p.in; i++)
-        if (x[i] != 0.0f)
-            axpy(x[i], &p.a_t[static_cast<size_t>(i) * H], h1, H);
-    std::copy(p.b_bias.begin(), p.b_bias.end(), h2);
+/* The element MLP and its projection, as one function compiled twice: for
+ * AVX2 with FMA (chosen at load time on CPUs that have them) and for the
+ * baseline; the inner loops are the axpys above. */
+__attribute__((target_clones("arch=haswell", "default"))) void
+project_element(uint32_t in, uint32_t H, const float *a_t, const float *a_bias, const float *b_t, const float *b_bias,
+                const float *proj_t, uint32_t bits_first, uint32_t bits_count, const float *bits_sum, const float *x,
+                float *h1, float *h2, float *proj) noexcept {
+    std::copy(a_bias, a_bias + H, h1);
+    uint32_t ones = 0;
+    for (uint32_t i = bits_first; i < bits_first + bits_count; i++)
+        ones += x[i] != 0.0f;
+    /* mostly ones: sum(x_i a_i) = sum(a_i) + sum((x_i - 1) a_i) over the bitmap */
+    const bool complement = bits_count > 0 && 2 * ones > bits_count;
+    if (complement)
+        axpy(1.0f, bits_sum, h1, H);
+    for (uint32_t i = 0; i < in; i++) {
+        const float v = complement && i >= bits_first && i < bits_first + bits_count ? x[i] - 1.0f : x[i];
+        if (v != 0.0f)
+            axpy(v, &a_t[static_cast<size_t>(i) * H], h1, H);
+    }
+    std::copy(b_bias, b_bias + H, h2);
     for (uint32_t j = 0; j < H; j++)
         if (h1[j] > 0.0f) /* relu */
-            axpy(h1[j], &p.b_t[static_cast<size_t>(j) * H], h2, H);
+            axpy(h1[j], &b_t[static_cast<size_t>(j) * H], h2, H);
     std::fill(proj, proj + H, 0.0f);
     for (uint32_t j = 0; j < H; j++)
         if (h2[j] > 0.0f)
-            axpy(h2[j], &p.proj_t[static_cast<size_t>(j) * H], proj, H);
+            axpy(h2[j], &proj_t[static_cast<size_t>(j) * H], proj, H);
+}
+
+void MscnForward::project(const SetPath &p, const float *x, float *h1, float *h2, float *proj) const noexcept {
+    project_element(p.in, hidden_, p.a_t.data(), p.a_bias.data(), p.b_t.data(), p.b_bias.data(), p.proj_t.data(),
+                    p.bitmap.first, p.bitmap.count, p.bitmap_sum.data(), x, h1, h2, proj);
 }
 
 bool MscnForward::predict(const std::vector<const Features *> &x, std::vector<float> *out,

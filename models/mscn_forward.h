@@ -13,7 +13,10 @@
  *     projected through its slice of that layer once, and a set only averages
  *     the projections (W · mean(h) = mean(W · h));
  *   - inputs are one-hot codes and sample bitmaps, and hidden activations
- *     are ReLUs: mostly zeros, skipped (weights stored input-major).
+ *     are ReLUs: mostly zeros, skipped (weights stored input-major);
+ *   - a sample bitmap with more ones than zeros (a relation whose predicates
+ *     keep most rows) starts from the sum of all its columns and subtracts
+ *     the zeros: an unfiltered table costs nothing for its 256 bits.
  */
 #ifndef PILOT_MODELS_MSCN_FORWARD_H
 #define PILOT_MODELS_MSCN_FORWARD_H
@@ -45,12 +48,22 @@ struct MscnWeights {
     DenseLayer out2; /* [5 heads] <- [hidden] */
 };
 
+/* Where the table set's input holds the sample bitmap (featurize.h):
+ * columns [first, first + count), each 0 or 1. */
+struct BitmapColumns {
+    uint32_t first = 0, count = 0;
+};
+inline BitmapColumns bitmap_columns(const Schema &s) {
+    return {static_cast<uint32_t>(s.tables.size()), s.sample_size};
+}
+
 class MscnForward {
   public:
     /* nullptr and *why when the weights do not have the shapes these
-     * dimensions call for, or are not finite.  Never throws. */
+     * dimensions call for, or are not finite.  bitmap: none, or within the
+     * table input.  Never throws. */
     static std::unique_ptr<MscnForward> build(const MscnWeights &w, const Dims &dims, uint32_t hidden,
-                                              std::string *why) noexcept;
+                                              std::string *why, BitmapColumns bitmap = BitmapColumns()) noexcept;
 
     /* Labels in [0, 1], one per x, as Mscn::predict().  False (with *why)
      * when a feature vector does not fit the dimensions; never throws. */
@@ -68,6 +81,8 @@ class MscnForward {
         std::vector<float> a_t, a_bias; /* [in][hidden], [hidden] */
         std::vector<float> b_t, b_bias; /* [hidden][hidden] (input-major), [hidden] */
         std::vector<float> proj_t;      /* [hidden][hidden]: out1's columns for this set, input-major */
+        BitmapColumns bitmap;           /* count 0: none */
+        std::vector<float> bitmap_sum;  /* [hidden]: the sum of a_t over the bitmap's columns */
     };
     SetPath tables_, joins_, preds_;
     std::vector<float> global_t_; /* [global][hidden]: out1's columns for the global inputs */

@@ -285,6 +285,44 @@ TEST(MscnForward, MatchesLibtorchWithin1e5) {
     }
 }
 
+/* Sample bitmaps with mostly ones (relations that keep most rows) are summed
+ * the other way round: still libtorch's function. */
+TEST(MscnForward, MostlySetBitmapsMatchLibtorch) {
+    Dims d;
+    d.table = 40;
+    d.join = 6;
+    d.pred = 12;
+    d.global = 5;
+    const BitmapColumns bitmap{5, 30};
+    auto net = Mscn::create(d, 32, 5);
+    std::vector<Features> train = RandomFeatures(d, 200, 8);
+    std::vector<float> y(train.size(), 0.3f);
+    TrainOptions o;
+    o.epochs = 4;
+    o.learning_rate = 1e-2;
+    net->train(Pointers(train), y, o);
+    std::string why;
+    auto fwd = MscnForward::build(net->weights(), d, 32, &why, bitmap);
+    ASSERT_TRUE(fwd) << why;
+    std::vector<Features> test = RandomFeatures(d, 100, 9);
+    std::mt19937 rng(10);
+    for (size_t r = 0; r < test.size(); r++) {
+        const float p_one = r % 3 == 0 ? 0.2f : r % 3 == 1 ? 0.9f : 1.0f; /* few, most, all */
+        for (uint32_t t = 0; t < test[r].ntables; t++)
+            for (uint32_t i = bitmap.first; i < bitmap.first + bitmap.count; i++)
+                test[r].tables[t * d.table + i] =
+                    std::uniform_real_distribution<float>(0, 1)(rng) < p_one ? 1.0f : 0.0f;
+    }
+    std::vector<float> expect, got;
+    ASSERT_TRUE(net->predict(Pointers(test), &expect, &why)) << why;
+    ASSERT_TRUE(fwd->predict(Pointers(test), &got, &why)) << why;
+    ASSERT_EQ(got.size(), expect.size());
+    for (size_t i = 0; i < got.size(); i++)
+        EXPECT_NEAR(got[i], expect[i], 1e-5) << "record " << i;
+    /* a bitmap outside the table input is not used */
+    EXPECT_TRUE(MscnForward::build(net->weights(), d, 32, &why, BitmapColumns{35, 10}));
+}
+
 /* Set elements shared by the records of a batch are computed once. */
 TEST(MscnForward, SharedElementsAreComputedOnce) {
     Schema s = MakeSchema();

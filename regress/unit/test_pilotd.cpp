@@ -1280,6 +1280,36 @@ TEST_F(PilotdTest, BadRequestsWrittenByHandAreRefusedAndCounted) {
     EXPECT_NE(daemon_->log().find("bad request in slot 7"), std::string::npos);
 }
 
+/* Workers find requests through the header's pending bitmap.  Garbage bits
+ * (slots beyond the segment, slots with no request) are ignored, and a
+ * request whose bit was never set (a backend killed between the two stores,
+ * or a writer of its own) is still answered, by the scan of every slot that
+ * an idle worker makes. */
+TEST_F(PilotdTest, PendingBitmapGarbageIgnoredAndUnflaggedRequestsServed) {
+    start_and_wait();
+    RawSegment raw(segment_);
+    for (auto &w : raw.header->pending)
+        w.store(~uint64_t{0}, std::memory_order_release);
+    raw.ring();
+    auto c = client(3);
+    EXPECT_EQ(ping(*c), Outcome::OK);
+    ASSERT_TRUE(daemon_->running());
+
+    Slot *s = raw.slot(9);
+    memset(static_cast<void *>(&s->req), 0, sizeof s->req);
+    s->req.type = MSG_PING;
+    s->req.seq = 9191;
+    s->owner_pid.store(static_cast<uint32_t>(getpid()));
+    s->resp.seq = 0;
+    s->state.store(SLOT_PENDING, std::memory_order_release); /* no bit */
+    raw.ring();
+    ASSERT_TRUE(wait_until([&] { return s->state.load(std::memory_order_acquire) == SLOT_DONE; }, 10000));
+    EXPECT_EQ(s->resp.seq, 9191u);
+    EXPECT_EQ(s->resp.status, static_cast<uint32_t>(ST_OK));
+    /* and the client's requests, flagged, are answered as ever */
+    EXPECT_EQ(ping(*c), Outcome::OK);
+}
+
 /* ------------------------------------- 4b. protocol 4: texts and models */
 
 /* The guard both sides arm over their mapping: a segment truncated under a
