@@ -43,7 +43,7 @@ namespace pilot {
 namespace proto {
 
 constexpr uint64_t kMagic = 0x314D53544F4C4950ULL; /* "PILOTSM1" little endian */
-constexpr uint32_t kProtocolVersion = 5;
+constexpr uint32_t kProtocolVersion = 6;
 constexpr uint32_t kMaxItems = 256;     /* relation sets (or oracle entries) per message */
 constexpr uint32_t kMaxSlots = 65536;   /* sanity bound for a header read from memory */
 constexpr uint32_t kFeedbackRing = 128;  /* feedback records per slot (a power of two) */
@@ -357,6 +357,14 @@ struct alignas(64) SegmentHeader {
     /* non-zero while some model version is serving: backends then send key
      * texts with their estimate requests */
     std::atomic<uint32_t> model_serving;
+    /* Each changes when the answers of its source may change: the memo
+     * learned an observation, the oracle was loaded or cleared, another model
+     * version serves.  A backend reuses an answer only while the generations
+     * of the sources its estimator consults (answers_generation()) and the
+     * epoch are unchanged: a statement planned again makes no round trip. */
+    std::atomic<uint64_t> memo_generation;
+    std::atomic<uint64_t> oracle_generation;
+    std::atomic<uint64_t> model_generation;
     /* bit i of word i / 64: slot i has a request PENDING.  pilotd's workers
      * find requests here instead of visiting every slot (each slot is on
      * pages of its own: a scan of all of them costs tens of microseconds);
@@ -372,6 +380,21 @@ static_assert(offsetof(Request, text) + kMaxText == sizeof(Request), "Request::t
 static_assert(sizeof(EstimateAnswer) == 16, "EstimateAnswer layout");
 static_assert(sizeof(FeedbackRecord) == 128, "FeedbackRecord layout");
 static_assert((kFeedbackRing & (kFeedbackRing - 1)) == 0, "ring size must be a power of two");
+
+/* The generation of the answers an estimator gives (EstimatorId): the sum of
+ * the generations of the sources it consults (each only grows). */
+inline uint64_t answers_generation(const SegmentHeader *h, uint32_t estimator) {
+    const uint64_t memo = h->memo_generation.load(std::memory_order_acquire);
+    const uint64_t oracle = h->oracle_generation.load(std::memory_order_acquire);
+    const uint64_t model = h->model_generation.load(std::memory_order_acquire);
+    switch (estimator) {
+    case EST_NATIVE: return 0;
+    case EST_ORACLE: return oracle;
+    case EST_MEMO: return memo;
+    case EST_LEARNED: return model;
+    default: return memo + oracle + model;
+    }
+}
 
 inline uint64_t segment_size(uint32_t nslots) {
     return sizeof(SegmentHeader) + static_cast<uint64_t>(nslots) * sizeof(Slot);

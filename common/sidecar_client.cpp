@@ -206,6 +206,15 @@ void SidecarClient::note_unacknowledged() noexcept {
 
 Outcome SidecarClient::probe() noexcept { return ensure_attached(monotonic_us()); }
 
+bool SidecarClient::answers_generation(uint32_t estimator, uint64_t *epoch, uint64_t *generation) noexcept {
+    if (ensure_attached(monotonic_us()) != Outcome::OK)
+        return false;
+    const SegmentHeader *h = map_->header;
+    *generation = proto::answers_generation(h, estimator);
+    *epoch = h->epoch;
+    return true;
+}
+
 bool SidecarClient::model_serving() noexcept {
     if (ensure_attached(monotonic_us()) != Outcome::OK)
         return false;

@@ -83,6 +83,11 @@ class SidecarClient {
     /* Cheap check without sending anything: is pilotd there right now? */
     Outcome probe() noexcept;
 
+    /* The segment's epoch and the generation of this estimator's answers
+     * (proto::answers_generation()): answers received while both stay the
+     * same are still pilotd's answers.  False when pilotd is not there. */
+    bool answers_generation(uint32_t estimator, uint64_t *epoch, uint64_t *generation) noexcept;
+
     /* Is some model version serving (SegmentHeader::model_serving)?  False
      * when pilotd is not there. */
     bool model_serving() noexcept;

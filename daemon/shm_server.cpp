@@ -288,8 +288,10 @@ bool ShmServer::flush_batch(DrainBatch &b) noexcept {
             a.ring->tail.store(a.head, std::memory_order_release);
         if (b.ndead + b.bad_rings)
             ctr.feedback_invalid.fetch_add(b.ndead + b.bad_rings, std::memory_order_relaxed);
-        if (b.n)
+        if (b.n) {
             ctr.feedback_received.fetch_add(b.n, std::memory_order_relaxed);
+            header_->memo_generation.fetch_add(1, std::memory_order_release); /* the memo learned */
+        }
         b.acked += b.n + b.ndead;
     }
     b.n = 0;
@@ -491,6 +493,8 @@ void ShmServer::serve_slot(uint32_t i, Request &req, Response &resp) {
         return; /* shutting down: the backend already sees DAEMON_STOPPING */
 
     HandleResult r = handler_.handle(i, client_pid, req, resp);
+    if (req.type == MSG_ORACLE_COMMIT || req.type == MSG_ORACLE_CLEAR)
+        h->oracle_generation.fetch_add(1, std::memory_order_release); /* answers may differ now */
 
     h->counters.requests.fetch_add(1, std::memory_order_relaxed);
     if (r.bad_request)
@@ -522,6 +526,14 @@ void ShmServer::publish_models(const std::vector<ModelInfo> &models, bool any_se
             return;
         ModelTable &t = h->models;
         uint32_t n = models.size() < kMaxModels ? static_cast<uint32_t>(models.size()) : kMaxModels;
+        uint32_t serving = 0;
+        for (uint32_t i = 0; i < n; i++)
+            if (models[i].state == MODEL_SERVING)
+                serving = models[i].version;
+        if (serving != published_serving_) {
+            published_serving_ = serving;
+            h->model_generation.fetch_add(1, std::memory_order_release); /* another model answers */
+        }
         uint32_t s = t.seq.load(std::memory_order_relaxed);
         if (s & 1)
             s++; /* never left odd, but be safe */

@@ -115,6 +115,7 @@ class ShmServer {
     bool scan_once(uint32_t start, pilot::proto::Request &req, pilot::proto::Response &resp);
     /* Serves the slots whose bits are set in the header's pending bitmap. */
     bool serve_pending(pilot::proto::Request &req, pilot::proto::Response &resp);
+    uint32_t published_serving_ = 0; /* the serving model version last published (publish_mu_) */
     bool spin_for_work(uint32_t seen) noexcept;
     void serve_slot(uint32_t i, pilot::proto::Request &req, pilot::proto::Response &resp);
     bool sleep_unless_stopping(uint32_t ms);

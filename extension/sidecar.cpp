@@ -76,7 +76,45 @@ fallback_for(Outcome o)
 	return PF_ERROR;
 }
 
-/* One round trip for up to kMaxItems asks. */
+/*
+ * Answers this backend received, reused while the segment's epoch and the
+ * generation of the estimator's sources are unchanged (SegmentHeader::
+ * memo_generation and the others): a statement planned again
+ * in this session (a connection pool's usual work) makes no round trip.
+ * Direct-mapped by key and PostgreSQL's estimate; a collision only costs a
+ * round trip.  Static: nothing is allocated.
+ */
+#define LOCAL_ANSWERS 2048		/* a power of two */
+
+typedef struct LocalAnswer
+{
+	uint64		key;
+	uint64		native_bits;	/* PostgreSQL's estimate, bit for bit */
+	uint64		epoch;
+	uint64		generation;
+	uint32		estimator;
+	bool		valid;
+	bool		learned;		/* false: pilotd knew nothing (PF_UNKNOWN) */
+	uint32		source;
+	double		rows;
+	double		keep_native_within;
+} LocalAnswer;
+
+static LocalAnswer local_answers[LOCAL_ANSWERS];
+
+static LocalAnswer *
+local_answer(uint64 key, double native_rows, uint64 *native_bits) noexcept
+{
+	uint64		h;
+
+	memcpy(native_bits, &native_rows, sizeof *native_bits);
+	h = key ^ (*native_bits * UINT64CONST(0x9E3779B97F4A7C15));
+	h ^= h >> 29;
+	return &local_answers[h & (LOCAL_ANSWERS - 1)];
+}
+
+/* One round trip for up to kMaxItems asks, or none when every answer is known
+ * from an earlier one (see LocalAnswer). */
 static void
 estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 {
@@ -84,6 +122,11 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 	Outcome		o;
 	uint64_t	start;
 	int			answered = 0;
+	uint64_t	epoch = 0,
+				generation = 0;
+	bool		reuse;
+	int			miss[kMaxItems];
+	int			nmiss = 0;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -96,29 +139,59 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 		return;
 	c->set_stale_after_us(static_cast<uint64_t>(pilot_daemon_stale_ms) * 1000);
 
+	reuse = c->answers_generation(static_cast<uint32_t>(pilot_estimator), &epoch, &generation);
+	for (int i = 0; i < n; i++)
+	{
+		uint64		bits;
+		const LocalAnswer *la = local_answer(asks[i].key, asks[i].native_rows, &bits);
+
+		if (!reuse || !la->valid || la->key != asks[i].key || la->native_bits != bits ||
+			la->estimator != static_cast<uint32>(pilot_estimator) || la->epoch != epoch ||
+			la->generation != generation)
+		{
+			miss[nmiss++] = i;
+			continue;
+		}
+		asks[i].learned = la->learned;
+		asks[i].reason = la->learned ? PF_NONE : PF_UNKNOWN;
+		if (la->learned)
+		{
+			asks[i].rows = la->rows;
+			asks[i].source = la->source;
+			asks[i].keep_native_within = la->keep_native_within;
+			answered++;
+		}
+	}
+	if (nmiss == 0)
+	{
+		pilot_stats_count_items(n, answered);
+		return;
+	}
+
 	request_buf.type = MSG_ESTIMATE;
 	request_buf.estimator = static_cast<uint32_t>(pilot_estimator);
-	request_buf.count = static_cast<uint32_t>(n);
+	request_buf.count = static_cast<uint32_t>(nmiss);
 	request_buf.flags = 0;
 	request_buf.session = 0;
 	request_buf.dboid = static_cast<uint32_t>(MyDatabaseId);
 	request_buf.text_used = 0;
-	for (int i = 0; i < n; i++)
+	for (int k = 0; k < nmiss; k++)
 	{
-		EstimateItem &it = request_buf.items[i];
-		uint32_t	len = asks[i].text != nullptr ? asks[i].text_len : 0;
+		const PilotAsk &ask = asks[miss[k]];
+		EstimateItem &it = request_buf.items[k];
+		uint32_t	len = ask.text != nullptr ? ask.text_len : 0;
 
-		it.key = asks[i].key;
-		it.template_key = asks[i].template_key;
-		it.native_rows = asks[i].native_rows;
-		it.nrels = asks[i].nrels;
+		it.key = ask.key;
+		it.template_key = ask.template_key;
+		it.native_rows = ask.native_rows;
+		it.nrels = ask.nrels;
 		it.text_len = 0;
 		it.text_off = 0;
 		it.reserved = 0;
 		/* texts while they fit; the others are still asked, by key */
 		if (len > 0 && len <= kMaxText - request_buf.text_used)
 		{
-			memcpy(request_buf.text + request_buf.text_used, asks[i].text, len);
+			memcpy(request_buf.text + request_buf.text_used, ask.text, len);
 			it.text_off = request_buf.text_used;
 			it.text_len = len;
 			request_buf.text_used += len;
@@ -128,22 +201,40 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 	o = c->call(request_buf, response_buf, timeout_us);
 	if (o == Outcome::OK)
 	{
-		for (int i = 0; i < n; i++)
+		for (int k = 0; k < nmiss; k++)
 		{
-			const EstimateAnswer &a = response_buf.answers[i];
+			PilotAsk   &ask = asks[miss[k]];
+			const EstimateAnswer &a = response_buf.answers[k];
+			uint64		bits;
+			LocalAnswer *la = local_answer(ask.key, ask.native_rows, &bits);
 
 			/* validate_response() checked finiteness and range already */
 			if (a.source != SRC_NONE)
 			{
-				asks[i].learned = true;
-				asks[i].rows = a.rows;
-				asks[i].source = a.source;
-				asks[i].keep_native_within = a.keep_native_within;
-				asks[i].reason = PF_NONE;
+				ask.learned = true;
+				ask.rows = a.rows;
+				ask.source = a.source;
+				ask.keep_native_within = a.keep_native_within;
+				ask.reason = PF_NONE;
 				answered++;
 			}
 			else
-				asks[i].reason = PF_UNKNOWN;
+				ask.reason = PF_UNKNOWN;
+			/* stamped with the generation read before asking: an answer
+			 * that raced with a change is not reused */
+			if (reuse)
+			{
+				la->key = ask.key;
+				la->native_bits = bits;
+				la->epoch = epoch;
+				la->generation = generation;
+				la->estimator = static_cast<uint32>(pilot_estimator);
+				la->learned = ask.learned;
+				la->source = ask.source;
+				la->rows = ask.rows;
+				la->keep_native_within = ask.keep_native_within;
+				la->valid = true;
+			}
 		}
 		pilot_stats_count_request(monotonic_us() - start);
 	}
@@ -156,8 +247,8 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 		if (o == Outcome::REFUSED && response_buf.status == ST_UNKNOWN_ESTIMATOR)
 			f = PF_UNKNOWN;
 
-		for (int i = 0; i < n; i++)
-			asks[i].reason = f;
+		for (int k = 0; k < nmiss; k++)
+			asks[miss[k]].reason = f;
 		/* only attempts that reached pilotd count as requests */
 		if (o == Outcome::TIMEOUT || o == Outcome::INVALID || o == Outcome::REFUSED)
 			pilot_stats_count_request(monotonic_us() - start);

@@ -64,6 +64,22 @@ RESET max_parallel_workers_per_gather;
 SELECT relations, nrels, native_rows, pilot_rows, used_rows, source
 FROM pg_pilot.explain_estimates(:'query') ORDER BY nrels, relations;
 
+-- a statement planned again in this session reuses the answers it got, with
+-- no round trip to pilotd, while the oracle is unchanged; after a load it asks
+-- again (and still plans with the true counts)
+SET pg_pilot.estimator = 'oracle';
+SET max_parallel_workers_per_gather = 0;
+SELECT count(*) > 0 AS planned FROM plan_nodes(:'query');
+SELECT requests AS requests_before FROM pg_pilot.stats \gset
+SELECT count(*) > 0 AS planned_again FROM plan_nodes(:'query');
+SELECT requests - :requests_before AS round_trips FROM pg_pilot.stats;
+SELECT loaded FROM pg_pilot.load_cardinalities(:'cardfile', replace => true);
+SELECT requests AS requests_before FROM pg_pilot.stats \gset
+SELECT bool_and(p.plan_rows = t.true_rows) AS exact
+FROM plan_nodes(:'query') p JOIN truth t USING (relations) WHERE NOT p.per_loop;
+SELECT requests - :requests_before > 0 AS asked_after_the_load FROM pg_pilot.stats;
+RESET max_parallel_workers_per_gather;
+
 -- lines that cannot be keyed are reported with their line number, not dropped silently
 COPY (VALUES ('# a comment line is skipped'),
              ('12||SELECT COUNT(*) FROM region AS rg WHERE rg.id < 13;'),
