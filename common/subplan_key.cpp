@@ -469,9 +469,9 @@ std::string canonical_text(const KeyDesc &d, const std::map<int, int> &local,
 
 } // namespace
 
-bool subplan_key_compute(const KeyDesc &desc, SubplanKey *out, std::string *error) noexcept {
+bool subplan_key_compute(const KeyDesc &desc, SubplanKey *out, std::string *error, unsigned parts) noexcept {
     try {
-        if (out == nullptr)
+        if (out == nullptr || (parts & KEY_PARTS_BOTH) == 0)
             return false;
         *out = SubplanKey();
         if (desc.nrels <= 0 || desc.rel_ids == nullptr || desc.tables == nullptr)
@@ -532,10 +532,14 @@ bool subplan_key_compute(const KeyDesc &desc, SubplanKey *out, std::string *erro
             std::sort(v.begin(), v.end());
             v.erase(std::unique(v.begin(), v.end()), v.end());
         }
-        out->text = canonical_text(d, local, clause_rels, true);
-        out->template_text = canonical_text(d, local, clause_rels, false);
-        out->key = proto::stable_hash64(out->text.data(), out->text.size());
-        out->template_key = proto::stable_hash64(out->template_text.data(), out->template_text.size());
+        if (parts & KEY_PART_KEY) {
+            out->text = canonical_text(d, local, clause_rels, true);
+            out->key = proto::stable_hash64(out->text.data(), out->text.size());
+        }
+        if (parts & KEY_PART_TEMPLATE) {
+            out->template_text = canonical_text(d, local, clause_rels, false);
+            out->template_key = proto::stable_hash64(out->template_text.data(), out->template_text.size());
+        }
         return true;
     } catch (const std::exception &e) {
         try {

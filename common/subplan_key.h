@@ -77,10 +77,21 @@ struct SubplanKey {
     std::string template_text; /* canonical text with '?' for constants */
 };
 
-/* Computes both forms.  Returns false (and sets *error) for a malformed
- * description: a Var naming a relation not in the set, a null pointer, an
- * empty set.  Never throws. */
-bool subplan_key_compute(const KeyDesc &desc, SubplanKey *out, std::string *error) noexcept;
+/* Which forms subplan_key_compute() computes: each costs about as much as
+ * the other (the planner's asks need only the key, execution feedback only
+ * the template of the chosen plan's sets).  A form not computed has key 0
+ * and empty text. */
+enum KeyParts : unsigned {
+    KEY_PART_KEY = 1,
+    KEY_PART_TEMPLATE = 2,
+    KEY_PARTS_BOTH = 3,
+};
+
+/* Computes the forms asked for.  Returns false (and sets *error) for a
+ * malformed description: a Var naming a relation not in the set, a null
+ * pointer, an empty set.  Never throws. */
+bool subplan_key_compute(const KeyDesc &desc, SubplanKey *out, std::string *error,
+                         unsigned parts = KEY_PARTS_BOTH) noexcept;
 
 } // namespace pilot
 

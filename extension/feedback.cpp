@@ -241,6 +241,16 @@ plan_relids(MapBuild *b, Plan *plan)
 		{
 			FeedbackNode *fn = (FeedbackNode *) palloc(sizeof(FeedbackNode));
 
+			/* asks key without the template: the sets of the chosen plan get
+			 * it here, once (from the catalog built already: no catalog access) */
+			if (e->template_key == 0 && b->rs->catalog != NULL)
+			{
+				RelsetKey	k;
+
+				if (relset_key_for(b->rs->catalog, relids, false, RELSET_TEMPLATE, &k))
+					e->template_key = k.template_key;
+			}
+
 			fn->plan_node_id = plan->plan_node_id;
 			fn->nrels = (uint32) bms_num_members(relids);
 			fn->key = e->key;

@@ -6,7 +6,7 @@
 #include <string>
 
 bool
-pilot_key_compute(const pilot::KeyDesc *desc, uint64_t *key, uint64_t *template_key,
+pilot_key_compute(const pilot::KeyDesc *desc, unsigned parts, uint64_t *key, uint64_t *template_key,
 				  const char **text, const char **template_text, const char **error) noexcept
 {
 	static pilot::SubplanKey result;
@@ -15,7 +15,7 @@ pilot_key_compute(const pilot::KeyDesc *desc, uint64_t *key, uint64_t *template_
 	try
 	{
 		problem.clear();
-		if (!pilot::subplan_key_compute(*desc, &result, &problem))
+		if (!pilot::subplan_key_compute(*desc, &result, &problem, parts))
 		{
 			*error = problem.c_str();
 			return false;

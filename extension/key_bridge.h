@@ -13,9 +13,10 @@ struct KeyDesc;
 }
 
 /* On success fills the hashes and points *text / *template_text at static
- * storage valid until the next call.  On failure sets *error (static storage).
+ * storage valid until the next call (parts: pilot::KeyParts; a form not
+ * asked for is 0 and ""). On failure sets *error (static storage).
  * Never throws. */
-bool pilot_key_compute(const pilot::KeyDesc *desc, uint64_t *key, uint64_t *template_key,
+bool pilot_key_compute(const pilot::KeyDesc *desc, unsigned parts, uint64_t *key, uint64_t *template_key,
 					   const char **text, const char **template_text, const char **error) noexcept;
 
 #endif

@@ -94,9 +94,9 @@ _PG_init(void)
 							 &pilot_enabled, true, PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 	DefineCustomIntVariable("pg_pilot.timeout_ms",
-							"Longest time one query's planning waits for pilotd, in total.",
-							"Relation sets not answered in time keep PostgreSQL's estimate. "
-							"0 disables asking.",
+							"Longest time pg_pilot may add to one query's planning, in total.",
+							"Its own work (keys, join sizes) and waiting for pilotd count; relation "
+							"sets not answered within it keep PostgreSQL's estimate. 0 disables asking.",
 							&pilot_timeout_ms, 5, 0, 10000, PGC_USERSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomEnumVariable("pg_pilot.estimator",

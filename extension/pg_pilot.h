@@ -107,6 +107,11 @@ typedef struct PilotQueryState
 	bool		disabled;		/* an internal error or a dead sidecar: stop asking */
 	PilotFallback disabled_reason;
 	uint64		waited_us;		/* time spent waiting on pilotd so far */
+	/* pg_pilot's own time in this planning so far (keys, join sizing, round
+	 * trips): pg_pilot.timeout_ms bounds it (planner_hooks.cpp, work_spent()) */
+	uint64		work_us;
+	uint64		work_since_us;	/* start of the open work region */
+	int			work_depth;		/* work regions open (they nest) */
 	PilotRootState *roots;
 	List	   *records;		/* PilotRecord * */
 	/* PM_CAPTURE results */
@@ -150,8 +155,13 @@ typedef struct RelsetKey
 } RelsetKey;
 
 extern struct RelsetCatalog *relset_catalog_build(PlannerInfo *root, const char **problem);
+/* parts: which of the key and the template key to compute (KEY_PART_KEY,
+ * KEY_PART_TEMPLATE: each costs as much as the other; asks need the key,
+ * execution feedback the template of the chosen plan's sets) */
+#define RELSET_KEY 1			/* = pilot::KEY_PART_KEY */
+#define RELSET_TEMPLATE 2		/* = pilot::KEY_PART_TEMPLATE */
 extern bool relset_key_for(struct RelsetCatalog *cat, Relids relids, bool want_text,
-						   RelsetKey *out);
+						   unsigned parts, RelsetKey *out);
 extern char *relset_label(PlannerInfo *root, Relids relids);
 extern bool relset_join_graph(struct RelsetCatalog *cat, uint64 *adjacency, uint64 *present);
 

@@ -70,6 +70,39 @@ static PilotQueryState *pending_result = NULL;
 
 static bool sidecar_usable(PilotQueryState *qs, PilotFallback *reason);
 
+/*
+ * pg_pilot's own work in a planning is timed: keys, PostgreSQL's sizes of the
+ * prefetched joins, round trips.  pg_pilot.timeout_ms bounds the total, so a
+ * large join problem (GEQO revisiting hundreds of sets) cannot make planning
+ * grow without bound: once it is spent, the rest of the planning is native,
+ * counted as fallback_timeout.
+ */
+static void
+work_begin(PilotQueryState *qs)
+{
+	if (qs->work_depth++ == 0)
+		qs->work_since_us = pilot::proto::monotonic_us();
+}
+
+static void
+work_end(PilotQueryState *qs)
+{
+	if (qs->work_depth > 0 && --qs->work_depth == 0)
+		qs->work_us += pilot::proto::monotonic_us() - qs->work_since_us;
+}
+
+static uint64
+work_spent(const PilotQueryState *qs)
+{
+	return qs->work_us + (qs->work_depth > 0 ? pilot::proto::monotonic_us() - qs->work_since_us : 0);
+}
+
+static bool
+budget_spent(const PilotQueryState *qs)
+{
+	return work_spent(qs) >= (uint64) pilot_timeout_ms * 1000;
+}
+
 static PilotRootState *
 root_state(PilotQueryState *qs, PlannerInfo *root)
 {
@@ -218,19 +251,23 @@ root_catalog(PilotQueryState *qs, PilotRootState *rs)
 	return rs->catalog;
 }
 
-/* Computes the key of e; false (reason set) when the set cannot be keyed. */
+/* Computes the key of e (and its template key with want_template); false
+ * (reason set) when the set cannot be keyed. */
 static bool
-key_entry(PilotQueryState *qs, PilotRootState *rs, PilotEstimate *e, bool want_text, RelsetKey *k)
+key_entry(PilotQueryState *qs, PilotRootState *rs, PilotEstimate *e, bool want_text, bool want_template,
+		  RelsetKey *k)
 {
 	struct RelsetCatalog *cat = root_catalog(qs, rs);
 
-	if (cat == NULL || !relset_key_for(cat, e->relids, want_text, k))
+	if (cat == NULL || !relset_key_for(cat, e->relids, want_text,
+										   want_template ? RELSET_KEY | RELSET_TEMPLATE : RELSET_KEY, k))
 	{
 		e->reason = PF_UNKEYABLE;
 		return false;
 	}
 	e->key = k->key;
-	e->template_key = k->template_key;
+	if (want_template)
+		e->template_key = k->template_key;
 	return true;
 }
 
@@ -243,7 +280,7 @@ key_for_ask(PilotQueryState *qs, PilotRootState *rs, PilotEstimate *e, bool want
 {
 	RelsetKey	k;
 
-	if (!key_entry(qs, rs, e, want_text, &k))
+	if (!key_entry(qs, rs, e, want_text, false, &k))
 		return false;
 	if (k.template_text != NULL)
 		pfree(k.template_text);
@@ -325,7 +362,7 @@ finish_entry(PilotQueryState *qs, PilotRootState *rs, PilotEstimate *e)
 			{
 				RelsetKey	k;
 
-				if (key_entry(qs, rs, e, true, &k))
+				if (key_entry(qs, rs, e, true, false, &k))
 					r->key_text = k.text;
 			}
 			qs->records = lappend(qs->records, r);
@@ -343,7 +380,7 @@ sidecar_usable(PilotQueryState *qs, PilotFallback *reason)
 		*reason = qs->disabled_reason;
 		return false;
 	}
-	if (qs->waited_us >= (uint64) pilot_timeout_ms * 1000)
+	if (qs->waited_us >= (uint64) pilot_timeout_ms * 1000 || budget_spent(qs))
 	{
 		*reason = PF_TIMEOUT;
 		return false;
@@ -353,9 +390,9 @@ sidecar_usable(PilotQueryState *qs, PilotFallback *reason)
 
 /*
  * Sends asks for entries (all keyed) in one round trip.  The budget
- * (pg_pilot.timeout_ms) is the total time one planning may spend waiting on
- * pilotd, summed over its round trips; PostgreSQL's own planning work between
- * them does not count.
+ * (pg_pilot.timeout_ms) is the total time one planning may spend in pg_pilot:
+ * its own work (keys, join sizes) and waiting on pilotd, summed over its round
+ * trips; PostgreSQL's own planning work between them does not count.
  */
 static void
 ask_sidecar(PilotQueryState *qs, PilotEstimate **entries, int n)
@@ -401,7 +438,12 @@ ask_sidecar(PilotQueryState *qs, PilotEstimate **entries, int n)
 		}
 	}
 	start = pilot::proto::monotonic_us();
-	pilot_sidecar_estimate(asks, n, (int64) (budget - qs->waited_us));
+	{
+		uint64		spent = Max(work_spent(qs), qs->waited_us);
+
+		/* what is left of the budget (nothing left: every ask times out) */
+		pilot_sidecar_estimate(asks, n, spent < budget ? (int64) (budget - spent) : 0);
+	}
 	qs->waited_us += pilot::proto::monotonic_us() - start;
 	for (int i = 0; i < n; i++)
 	{
@@ -434,7 +476,7 @@ capture(PilotQueryState *qs, PilotRootState *rs, Relids relids)
 		return;
 	e = estimate_entry(rs, relids, 0);
 
-	if (key_entry(qs, rs, e, true, &k))
+	if (key_entry(qs, rs, e, true, true, &k))
 	{
 		qs->captured = true;
 		qs->captured_key = k.key;
@@ -550,7 +592,9 @@ base_rel_work(PilotQueryState *qs, PlannerInfo *root, RelOptInfo *rel)
 	if (!rs->base_fetched)
 	{
 		rs->base_fetched = true;
+		work_begin(qs);
 		fetch_base_estimates(qs, rs);
+		work_end(qs);
 	}
 	if (IS_DUMMY_REL(rel))
 		return;
@@ -620,6 +664,7 @@ enumerate_csg_rec(CsgEnum *en, uint64 set, uint64 excluded)
 
 typedef struct SizingWork
 {
+	PilotQueryState *qs;
 	PilotRootState *rs;
 	const uint64 *sets;
 	int			count;
@@ -668,6 +713,9 @@ size_joins(void *arg)
 	for (int k = 0; k < n; k++)
 	{
 		uint64		set = w->sets[order[k]];
+
+		if ((k & 15) == 15 && budget_spent(w->qs))
+			break;				/* the rest is not asked for: native */
 		Relids		relids = relids_of_bits(set);
 		PilotEstimate *e = (PilotEstimate *) hash_search(w->rs->estimates, &relids, HASH_FIND, NULL);
 
@@ -698,7 +746,7 @@ size_joins(void *arg)
 static void
 size_prefetched_joins(PilotQueryState *qs, PilotRootState *rs, const uint64 *sets, int count)
 {
-	SizingWork	w = {rs, sets, count};
+	SizingWork	w = {qs, rs, sets, count};
 
 	if (count > 0 && pilot_native_join_sizable(rs->root))
 		(void) run_guarded(qs, size_joins, &w, "cannot size this query's joins");
@@ -740,8 +788,11 @@ prefetch_join_estimates(PilotQueryState *qs, PilotRootState *rs)
 	for (int i = 0; i < en.count; i++)
 	{
 		Relids		relids = relids_of_bits(en.sets[i]);
-		PilotEstimate *e = estimate_entry(rs, relids, -1);
+		PilotEstimate *e;
 
+		if ((i & 15) == 15 && budget_spent(qs))
+			break;				/* asked for what was keyed; the rest: native */
+		e = estimate_entry(rs, relids, -1);
 		if (e->resolved || e->finished)
 			continue;
 		if (key_for_ask(qs, rs, e, want_text))
@@ -770,7 +821,9 @@ join_rel_work(PilotQueryState *qs, PlannerInfo *root, RelOptInfo *joinrel, doubl
 	if (!rs->joins_prefetched)
 	{
 		rs->joins_prefetched = true;
+		work_begin(qs);
 		prefetch_join_estimates(qs, rs);
+		work_end(qs);
 	}
 	e = estimate_entry(rs, joinrel->relids, joinrel->rows);
 	if (!e->finished)
@@ -783,8 +836,13 @@ join_rel_work(PilotQueryState *qs, PlannerInfo *root, RelOptInfo *joinrel, doubl
 			/* no key computed for an answer that cannot be asked for */
 			if (!sidecar_usable(qs, &reason))
 				e->reason = reason;
-			else if (key_for_ask(qs, rs, e, pilot_sidecar_wants_text()))
-				ask_sidecar(qs, &e, 1);
+			else
+			{
+				work_begin(qs);
+				if (key_for_ask(qs, rs, e, pilot_sidecar_wants_text()))
+					ask_sidecar(qs, &e, 1);
+				work_end(qs);
+			}
 		}
 		apply_model_band(e);
 		finish_entry(qs, rs, e);

@@ -656,7 +656,7 @@ relset_catalog_build(PlannerInfo *root, const char **problem)
 
 /* Builds the description of `relids` and computes its key. */
 bool
-relset_key_for(RelsetCatalog *cat, Relids relids, bool want_text, RelsetKey *out)
+relset_key_for(RelsetCatalog *cat, Relids relids, bool want_text, unsigned parts, RelsetKey *out)
 {
 	int			nrels = bms_num_members(relids);
 	int		   *ids;
@@ -746,7 +746,8 @@ relset_key_for(RelsetCatalog *cat, Relids relids, bool want_text, RelsetKey *out
 			arr[i++] = (const KeyNode *) lfirst(lc);
 		desc.clauses = arr;
 	}
-	if (!pilot_key_compute(&desc, &key, &tkey, &text, &ttext, &error))
+	static_assert(RELSET_KEY == pilot::KEY_PART_KEY && RELSET_TEMPLATE == pilot::KEY_PART_TEMPLATE, "key parts");
+	if (!pilot_key_compute(&desc, parts, &key, &tkey, &text, &ttext, &error))
 	{
 		out->problem = "malformed relation set description";
 		return false;

@@ -1744,3 +1744,31 @@ TEST(SubplanKeyLarge, ManyIdenticalInstancesInOneClass) {
 }
 
 } // namespace
+
+/* The planner's asks key without the template, execution feedback computes
+ * the template alone (each costs as much as the other): the same forms as
+ * computed together. */
+TEST(SubplanKeyTemplate, EachFormAloneIsTheSame) {
+    Query q = ThreeTables();
+    Builder b;
+    b.sp = Plain(3);
+    for (int i = 0; i < 3; i++)
+        b.AddRel(i + 1, q.tables[static_cast<size_t>(i)]);
+    q.where(b);
+    SubplanKey both, key_only;
+    std::string err;
+    ASSERT_TRUE(pilot::subplan_key_compute(b.Desc(), &both, &err)) << err;
+    ASSERT_TRUE(pilot::subplan_key_compute(b.Desc(), &key_only, &err, pilot::KEY_PART_KEY)) << err;
+    EXPECT_EQ(key_only.key, both.key);
+    EXPECT_EQ(key_only.text, both.text);
+    EXPECT_NE(both.template_key, 0u);
+    EXPECT_EQ(key_only.template_key, 0u);
+    EXPECT_TRUE(key_only.template_text.empty());
+    SubplanKey template_only;
+    ASSERT_TRUE(pilot::subplan_key_compute(b.Desc(), &template_only, &err, pilot::KEY_PART_TEMPLATE)) << err;
+    EXPECT_EQ(template_only.template_key, both.template_key);
+    EXPECT_EQ(template_only.template_text, both.template_text);
+    EXPECT_EQ(template_only.key, 0u);
+    EXPECT_TRUE(template_only.text.empty());
+    EXPECT_FALSE(pilot::subplan_key_compute(b.Desc(), &template_only, &err, 0));
+}
