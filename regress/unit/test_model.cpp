@@ -240,28 +240,40 @@ std::vector<const Features *> Pointers(const std::vector<Features> &v) {
     return x;
 }
 
-} // namespace
-
-/* The serving forward pass computes libtorch's function: a trained network
- * (its correction heads and gate no longer 0), random inputs, every record
- * within 1e-5, alone and in one batch. */
-TEST(MscnForward, MatchesLibtorchWithin1e5) {
+/* Small feature dimensions for the forward-pass tests. */
+Dims TestDims() {
     Dims d;
     d.table = 40;
     d.join = 6;
     d.pred = 12;
     d.global = 5;
+    return d;
+}
+
+/* A network trained a few epochs on random features and labels: its
+ * correction heads and gate are no longer 0, so every head counts. */
+std::unique_ptr<Mscn> TrainedOnRandom(const Dims &d, uint32_t hidden, uint64_t seed) {
+    auto net = Mscn::create(d, hidden, seed);
+    std::vector<Features> train = RandomFeatures(d, 300, 5);
+    std::vector<float> y;
+    std::mt19937 rng(6);
+    for (size_t i = 0; i < train.size(); i++)
+        y.push_back(std::uniform_real_distribution<float>(0, 1)(rng));
+    TrainOptions o;
+    o.epochs = 6;
+    o.learning_rate = 1e-2;
+    net->train(Pointers(train), y, o);
+    return net;
+}
+
+} // namespace
+
+/* The serving forward pass computes libtorch's function: a trained network,
+ * random inputs, every record within 1e-5, alone and in one batch. */
+TEST(MscnForward, MatchesLibtorchWithin1e5) {
+    const Dims d = TestDims();
     for (uint32_t hidden : {8u, 32u, 128u}) {
-        auto net = Mscn::create(d, hidden, 11 + hidden);
-        std::vector<Features> train = RandomFeatures(d, 300, 5);
-        std::vector<float> y;
-        std::mt19937 rng(6);
-        for (size_t i = 0; i < train.size(); i++)
-            y.push_back(std::uniform_real_distribution<float>(0, 1)(rng));
-        TrainOptions o;
-        o.epochs = 6;
-        o.learning_rate = 1e-2;
-        net->train(Pointers(train), y, o);
+        auto net = TrainedOnRandom(d, hidden, 11 + hidden);
         std::string why;
         auto fwd = MscnForward::build(net->weights(), d, hidden, &why);
         ASSERT_TRUE(fwd) << why;
@@ -288,19 +300,9 @@ TEST(MscnForward, MatchesLibtorchWithin1e5) {
 /* Sample bitmaps with mostly ones (relations that keep most rows) are summed
  * the other way round: still libtorch's function. */
 TEST(MscnForward, MostlySetBitmapsMatchLibtorch) {
-    Dims d;
-    d.table = 40;
-    d.join = 6;
-    d.pred = 12;
-    d.global = 5;
+    const Dims d = TestDims();
     const BitmapColumns bitmap{5, 30};
-    auto net = Mscn::create(d, 32, 5);
-    std::vector<Features> train = RandomFeatures(d, 200, 8);
-    std::vector<float> y(train.size(), 0.3f);
-    TrainOptions o;
-    o.epochs = 4;
-    o.learning_rate = 1e-2;
-    net->train(Pointers(train), y, o);
+    auto net = TrainedOnRandom(d, 32, 5);
     std::string why;
     auto fwd = MscnForward::build(net->weights(), d, 32, &why, bitmap);
     ASSERT_TRUE(fwd) << why;
