@@ -169,9 +169,10 @@ int run_service(const Config &cfg) {
         catalog.start();
         handler.set_key_text_sink(&catalog);
         std::atomic<ShmServer *> server_p{nullptr}; /* set while the segment exists */
-        ModelRegistry models(models_dir(cfg), [&server_p](const std::vector<pilot::proto::ModelInfo> &m, bool any) {
+        ModelRegistry models(models_dir(cfg), [&server_p](const std::vector<pilot::proto::ModelInfo> &m,
+                                                          uint32_t serving) {
             if (ShmServer *srv = server_p.load())
-                srv->publish_models(m, any);
+                srv->publish_models(m, serving);
         }, /*read_only=*/false, cfg.pgdata);
         models.open();
         Estimator *learned = registry.serve(pilot::proto::EST_LEARNED, std::make_unique<LearnedEstimator>(models));
@@ -239,6 +240,7 @@ int run_service(const Config &cfg) {
         opt.before_publish = [&oracle, &memo, spool_p](pilot::proto::SegmentHeader *h) {
             oracle.set_counter(&h->counters.oracle_entries);
             memo.set_counter(&h->counters.memo_entries);
+            memo.set_generation(&h->memo_generation);
             if (spool_p != nullptr)
                 spool_p->set_counters(&h->counters.spool_appended, &h->counters.spool_next_seq);
         };
@@ -320,6 +322,7 @@ int run_service(const Config &cfg) {
                  static_cast<unsigned long long>(catalog.dropped()));
         oracle.set_counter(nullptr);
         memo.set_counter(nullptr);
+        memo.set_generation(nullptr);
         if (store) {
             /* before the segment goes: the store thread publishes counters there */
             store->stop();

@@ -13,7 +13,7 @@ MemoStore::MemoStore(size_t max_entries) : max_entries_(max_entries) {}
 
 void MemoStore::observe(const FeedbackRecord *recs, uint32_t n) noexcept {
     uint64_t queries = 0, rejected = 0;
-    bool log_full = false;
+    bool log_full = false, changed = false;
     size_t size;
     {
         std::unique_lock<std::shared_mutex> g(mu_);
@@ -40,9 +40,13 @@ void MemoStore::observe(const FeedbackRecord *recs, uint32_t n) noexcept {
                     continue;
                 }
             }
+            changed = changed || it->second.count == 0 || it->second.rows != r.actual_rows;
             it->second.rows = r.actual_rows;
             it->second.count++;
         }
+        if (changed)
+            if (std::atomic<uint64_t> *gen = generation_.load())
+                gen->fetch_add(1, std::memory_order_release);
         size = map_.size();
         /* under the lock: a concurrent set_counter() cannot interleave */
         if (std::atomic<uint64_t> *c = counter_.load())

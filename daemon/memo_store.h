@@ -63,12 +63,17 @@ class MemoStore {
 
     /* Where the entry count is published (the segment's counter); may be null. */
     void set_counter(std::atomic<uint64_t> *counter);
+    /* Bumped whenever an answer of the memo changes (a new set, other rows):
+     * the segment's memo_generation (backends reuse answers while it holds);
+     * may be null. */
+    void set_generation(std::atomic<uint64_t> *generation) { generation_.store(generation); }
 
   private:
     const size_t max_entries_;
     mutable std::shared_mutex mu_;
     std::unordered_map<uint64_t, Entry> map_;
     std::atomic<std::atomic<uint64_t> *> counter_{nullptr};
+    std::atomic<std::atomic<uint64_t> *> generation_{nullptr};
     std::atomic<uint64_t> rejected_{0};
     std::atomic<uint64_t> query_records_{0};
     bool full_logged_ = false; /* under mu_ */

@@ -97,6 +97,8 @@ bool LoadedModel::estimate(const std::vector<std::string> &texts, const std::vec
             if (pm::featurize(schema, texts[i], natives[i], &feats[i], &why, &sample_cache)) {
                 x.push_back(&feats[i]);
                 at.push_back(i);
+            } else if (why == "out of memory") {
+                return false; /* not the model's answer: nothing cached */
             }
         }
         std::vector<float> pred;
@@ -535,7 +537,7 @@ void ModelRegistry::publish_locked() {
         copy_str(mi.note, sizeof mi.note, ver.note);
         out.push_back(mi);
     }
-    publish_(out, serving_version_ != 0);
+    publish_(out, serving_version_);
 }
 
 /* ------------------------------------------------------------------ */
@@ -588,12 +590,13 @@ void LearnedEstimator::estimate(const EstimateBatch &batch, pp::EstimateAnswer *
             const bool ran = m->estimate(texts, miss_natives, &rows, &ok, &band);
             m->inference.add(static_cast<double>(pp::monotonic_us() - t0));
             std::vector<CachedAnswer> computed(texts.size());
-            for (size_t j = 0; j < texts.size(); j++) {
-                computed[j].ok = ok[j];
-                computed[j].rows = rows[j];
-                computed[j].band = band[j];
-                answers[miss_at[j]] = computed[j];
-            }
+            if (ran)
+                for (size_t j = 0; j < texts.size(); j++) {
+                    computed[j].ok = ok[j];
+                    computed[j].rows = rows[j];
+                    computed[j].band = band[j];
+                    answers[miss_at[j]] = computed[j];
+                }
             if (ran) /* a failure (out of memory) is not the model's answer */
                 m->answers.put(miss_keys.data(), miss_natives.data(), computed.data(), computed.size());
         }

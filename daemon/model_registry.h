@@ -84,7 +84,8 @@ std::shared_ptr<LoadedModel> load_model_file(const std::string &path, std::strin
 
 class ModelRegistry final : public ModelControl {
   public:
-    using Publish = std::function<void(const std::vector<pilot::proto::ModelInfo> &, bool any_serving)>;
+    /* the model table, and the serving version (0: none) */
+    using Publish = std::function<void(const std::vector<pilot::proto::ModelInfo> &, uint32_t serving_version)>;
 
     /* read_only: never writes registry.json (`pilotd train` reads what serves);
      * pgdata: a version's DSN naming no host or port is verified on the

@@ -288,10 +288,8 @@ bool ShmServer::flush_batch(DrainBatch &b) noexcept {
             a.ring->tail.store(a.head, std::memory_order_release);
         if (b.ndead + b.bad_rings)
             ctr.feedback_invalid.fetch_add(b.ndead + b.bad_rings, std::memory_order_relaxed);
-        if (b.n) {
+        if (b.n)
             ctr.feedback_received.fetch_add(b.n, std::memory_order_relaxed);
-            header_->memo_generation.fetch_add(1, std::memory_order_release); /* the memo learned */
-        }
         b.acked += b.n + b.ndead;
     }
     b.n = 0;
@@ -375,8 +373,10 @@ void ShmServer::worker_loop(uint32_t index) noexcept {
             full_scan = false;
         } catch (const std::exception &e) {
             LOG_ERROR("worker %u: %s (still serving)", index, e.what());
+            full_scan = true; /* a request taken from the bitmap may be left */
         } catch (...) {
             LOG_ERROR("worker %u: unknown exception (still serving)", index);
+            full_scan = true;
         }
         if (found)
             continue;
@@ -419,12 +419,14 @@ bool ShmServer::serve_pending(Request &req, Response &resp) {
     const uint32_t n = opt_.nslots;
     bool found = false;
     for (uint32_t w = 0; w < (n + 63) / 64 && !stopping_.load(std::memory_order_relaxed); w++) {
-        if (h->pending[w].load(std::memory_order_relaxed) == 0)
-            continue;
-        uint64_t bits = h->pending[w].exchange(0, std::memory_order_acq_rel);
-        while (bits != 0) {
-            const uint32_t i = w * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
-            bits &= bits - 1;
+        /* one bit at a time: another worker takes the other requests of the
+         * word meanwhile, so none waits behind a slow one (a model pin, an
+         * oracle commit's fsync) */
+        for (uint64_t bits; (bits = h->pending[w].load(std::memory_order_acquire)) != 0;) {
+            const uint64_t bit = bits & (~bits + 1);
+            if ((h->pending[w].fetch_and(~bit, std::memory_order_acq_rel) & bit) == 0)
+                continue; /* another worker took it */
+            const uint32_t i = w * 64 + static_cast<uint32_t>(__builtin_ctzll(bit));
             if (i >= n)
                 continue; /* a bit beyond the slots: a broken writer */
             Slot *slot = slot_at(h, i);
@@ -518,7 +520,7 @@ void ShmServer::serve_slot(uint32_t i, Request &req, Response &resp) {
         handler_.note_key_texts(req);
 }
 
-void ShmServer::publish_models(const std::vector<ModelInfo> &models, bool any_serving) noexcept {
+void ShmServer::publish_models(const std::vector<ModelInfo> &models, uint32_t serving_version) noexcept {
     try {
         std::lock_guard<std::mutex> g(publish_mu_);
         SegmentHeader *h = header_;
@@ -526,14 +528,6 @@ void ShmServer::publish_models(const std::vector<ModelInfo> &models, bool any_se
             return;
         ModelTable &t = h->models;
         uint32_t n = models.size() < kMaxModels ? static_cast<uint32_t>(models.size()) : kMaxModels;
-        uint32_t serving = 0;
-        for (uint32_t i = 0; i < n; i++)
-            if (models[i].state == MODEL_SERVING)
-                serving = models[i].version;
-        if (serving != published_serving_) {
-            published_serving_ = serving;
-            h->model_generation.fetch_add(1, std::memory_order_release); /* another model answers */
-        }
         uint32_t s = t.seq.load(std::memory_order_relaxed);
         if (s & 1)
             s++; /* never left odd, but be safe */
@@ -552,7 +546,13 @@ void ShmServer::publish_models(const std::vector<ModelInfo> &models, bool any_se
             }
         }
         t.seq.store(s + 2, std::memory_order_release);
-        h->model_serving.store(any_serving ? 1u : 0u, std::memory_order_release);
+        h->model_serving.store(serving_version != 0 ? 1u : 0u, std::memory_order_release);
+        /* after model_serving: a backend that sees the new generation also
+         * sees whether to send key texts */
+        if (serving_version != published_serving_) {
+            published_serving_ = serving_version;
+            h->model_generation.fetch_add(1, std::memory_order_release); /* another model answers */
+        }
     } catch (...) {
         LOG_ERROR("cannot publish the model table");
     }

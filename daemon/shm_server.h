@@ -92,9 +92,10 @@ class ShmServer {
     void stop() noexcept;
 
     /* Writes the model table (at most kMaxModels rows; strings are cut and
-     * NUL-terminated) under its sequence counter, and model_serving.  Any
-     * thread, after start(); a no-op before start() or after stop(). */
-    void publish_models(const std::vector<pilot::proto::ModelInfo> &models, bool any_serving) noexcept;
+     * NUL-terminated) under its sequence counter, and model_serving; bumps
+     * model_generation when serving_version (0: none) is another than before.
+     * Any thread, after start(); a no-op before start() or after stop(). */
+    void publish_models(const std::vector<pilot::proto::ModelInfo> &models, uint32_t serving_version) noexcept;
 
     pilot::proto::SegmentHeader *header() const { return header_; }
     uint64_t epoch() const { return epoch_; }

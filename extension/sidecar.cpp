@@ -221,8 +221,11 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 			else
 				ask.reason = PF_UNKNOWN;
 			/* stamped with the generation read before asking: an answer
-			 * that raced with a change is not reused */
-			if (reuse)
+			 * that raced with a change is not reused.  An unknown set asked
+			 * without its text (none was wanted then, or it did not fit) is
+			 * asked again: the learned model needs the text to answer */
+			if (reuse && (ask.learned || request_buf.items[k].text_len > 0 ||
+						  (pilot_estimator != EST_AUTO && pilot_estimator != EST_LEARNED)))
 			{
 				la->key = ask.key;
 				la->native_bits = bits;

@@ -241,7 +241,7 @@ TEST_F(Plumbing, PublishedModelsAreWhatBackendsRead) {
         snprintf(m.database, sizeof m.database, "db%u", i);
         memset(m.note, 'n', sizeof m.note); /* not terminated: cut by publish */
     }
-    server_->publish_models(models, true);
+    server_->publish_models(models, 2);
     int n = client_->read_models(out, kMaxModels);
     ASSERT_EQ(n, static_cast<int>(kMaxModels));
     EXPECT_EQ(out[1].version, 2u);
