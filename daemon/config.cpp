@@ -40,6 +40,7 @@ constexpr Range kBackoffMaxRange{100, 3600000};
 constexpr Range kTrainEveryRange{0, UINT32_MAX};
 constexpr Range kTrainSecondsRange{1, 86400};
 constexpr Range kTrainEpochsRange{1, 10000};
+constexpr Range kTrainSeedRange{0, UINT32_MAX};
 constexpr Range kSampleRowsRange{0, 10000};
 constexpr Range kModelPollRange{100, 600000};
 constexpr Range kAdvisorEveryRange{0, 31 * 86400};
@@ -116,6 +117,8 @@ void apply_setting(Config &c, const std::string &key, const std::string &value) 
         c.train_seconds = parse_uint(key, value, kTrainSecondsRange);
     } else if (key == "train-epochs") {
         c.train_epochs = parse_uint(key, value, kTrainEpochsRange);
+    } else if (key == "train-seed") {
+        c.train_seed = parse_uint(key, value, kTrainSeedRange);
     } else if (key == "model-sample-rows") {
         c.model_sample_rows = parse_uint(key, value, kSampleRowsRange);
     } else if (key == "model-poll-ms") {
@@ -187,7 +190,7 @@ void apply_json_file(Config &c, const std::string &path) {
                  key == "memo-journal-max-mb" || key == "debug-answer-delay-ms" || key == "debug-protocol-version" ||
                  key == "spool-max-mb" || key == "store-retention-days" || key == "store-max-rows" ||
                  key == "store-retention-interval-s" || key == "store-backoff-max-ms" || key == "train-every" ||
-                 key == "train-seconds" || key == "train-epochs" || key == "model-sample-rows" ||
+                 key == "train-seconds" || key == "train-epochs" || key == "train-seed" || key == "model-sample-rows" ||
                  key == "model-poll-ms" || key == "advisor-every-s" || key == "advisor-budget-mb" ||
                  key == "advisor-max-indexes" || key == "advisor-width" || key == "advisor-min-benefit-pct" ||
                  key == "advisor-write-cost-us")
@@ -258,6 +261,7 @@ Invocation parse_command_line(int argc, char **argv) {
         {"train-every", required_argument, nullptr, O_SETTING},
         {"train-seconds", required_argument, nullptr, O_SETTING},
         {"train-epochs", required_argument, nullptr, O_SETTING},
+        {"train-seed", required_argument, nullptr, O_SETTING},
         {"model-sample-rows", required_argument, nullptr, O_SETTING},
         {"model-poll-ms", required_argument, nullptr, O_SETTING},
         {"foreground", no_argument, nullptr, O_FOREGROUND},
@@ -378,7 +382,7 @@ std::string config_summary(const Config &c) {
       << " store-max-rows=" << c.store_max_rows << " store-retention-interval-s=" << c.store_retention_interval_s
       << " store-backoff-max-ms=" << c.store_backoff_max_ms << " model-dsn=\"" << c.model_dsn << "\""
       << " train-every=" << c.train_every << " train-seconds=" << c.train_seconds
-      << " train-epochs=" << c.train_epochs << " model-sample-rows=" << c.model_sample_rows
+      << " train-epochs=" << c.train_epochs << " train-seed=" << c.train_seed << " model-sample-rows=" << c.model_sample_rows
       << " model-poll-ms=" << c.model_poll_ms << " advisor-dsn=\"" << c.advisor_dsn << "\""
       << " advisor-every-s=" << c.advisor_every_s << " advisor-budget-mb=" << c.advisor_budget_mb
       << " advisor-max-indexes=" << c.advisor_max_indexes << " advisor-width=" << c.advisor_width
@@ -482,6 +486,10 @@ void print_help(const char *argv0) {
         "      --train-epochs N       passes over the training records, 1..10000\n"
         "                               (default: 300; the best epoch on held-out\n"
         "                               templates is kept)\n"
+        "      --train-seed N         seed of the split into training and held-out\n"
+        "                               templates, the initial weights and the batch\n"
+        "                               order, 0..4294967295; recorded in the version\n"
+        "                               (default: 42)\n"
         "      --model-sample-rows N  rows sampled per table for the sample bitmaps,\n"
         "                               0..10000 (default: 256)\n"
         "      --model-poll-ms N      how often the models directory is checked for new\n"

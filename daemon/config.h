@@ -37,6 +37,7 @@ struct Config {
     uint32_t train_every = 50000;       /* train again after N new feedback records; 0: only `pilotd train` */
     uint32_t train_seconds = 300;       /* time budget of one training */
     uint32_t train_epochs = 300;
+    uint32_t train_seed = 42;           /* split, initial weights, batch order: recorded in the version */
     uint32_t model_sample_rows = 256;   /* sample rows per table (sample bitmaps) */
     uint32_t model_poll_ms = 2000;      /* how often the models directory is looked at */
     /* the index advisor (index_advisor.h, advisor_service.h) */

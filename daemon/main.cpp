@@ -62,6 +62,7 @@ TrainRequest train_request(const Config &cfg) {
     r.models_dir = models_dir(cfg);
     r.sample_rows = cfg.model_sample_rows;
     r.epochs = cfg.train_epochs;
+    r.seed = cfg.train_seed;
     r.max_seconds = cfg.train_seconds;
     return r;
 }

@@ -108,15 +108,14 @@ bool LoadedModel::estimate(const std::vector<std::string> &texts, const std::vec
         if (!forward->predict(x, &pred, &why))
             return false;
         for (size_t k = 0; k < at.size(); k++) {
-            if (pm::unsure(schema, *x[k], pred[k], meta.decline_below))
-                continue; /* close to the estimate it corrects: PostgreSQL's stands */
-            double r = pm::label_to_rows(schema, pred[k]);
-            if (std::isfinite(r) && r >= 0) {
-                (*rows)[at[k]] = r;
-                (*ok)[at[k]] = true;
-                if (band && x[k]->global[0] < 0.5f) /* a join: the backend decides */
-                    (*band)[at[k]] = static_cast<float>(meta.decline_below.join);
-            }
+            const pm::RuleOutcome o =
+                pm::apply_rule(meta.answer_rule, *x[k], pm::label_to_rows(schema, pred[k]), natives[at[k]]);
+            if (!o.answer)
+                continue; /* PostgreSQL's estimate stands */
+            (*rows)[at[k]] = o.rows;
+            (*ok)[at[k]] = true;
+            if (band) /* asked without PostgreSQL's estimate: the backend decides */
+                (*band)[at[k]] = static_cast<float>(o.band);
         }
         return true;
     } catch (...) {

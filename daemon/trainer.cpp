@@ -140,7 +140,8 @@ TrainResult train_model(const TrainRequest &r) noexcept {
             return out;
         out.version = version;
         marker = r.models_dir + "/" + std::to_string(version) + ".training";
-        say(r, "training model version " + std::to_string(version) + " for " + redacted_dsn(r.model_dsn));
+        say(r, "training model version " + std::to_string(version) + " for " + redacted_dsn(r.model_dsn) + " (seed " +
+                   std::to_string(r.seed) + ")");
 
         /* connections go to the server of -D unless the DSN names another;
          * the version records the DSN as given (pilotd completes it the same
@@ -220,14 +221,16 @@ TrainResult train_model(const TrainRequest &r) noexcept {
                 declined++;
                 continue;
             }
-            const bool validation = held_out(recs[i].template_key, r.validation_share);
-            if (!validation && held_out(recs[i].template_key ^ 0x5bd1e9955bd1e995ULL, 0.1)) {
+            /* the split follows the seed: another seed, other held-out templates */
+            const uint64_t tkey = recs[i].template_key ^ (r.seed * 0xD6E8FEB86659FD93ULL);
+            const bool validation = held_out(tkey, r.validation_share);
+            if (!validation && held_out(tkey ^ 0x5bd1e9955bd1e995ULL, 0.1)) {
                 /* another ~10 % of the templates: early stopping, not training */
                 dx.push_back(&feats[i]);
                 dy.push_back(pm::rows_to_label(schema, recs[i].actual));
                 d_actual.push_back(recs[i].actual);
                 d_native.push_back(recs[i].native);
-            } else if (!validation && held_out(recs[i].template_key ^ 0x2545f4914f6cdd1dULL, 0.15)) {
+            } else if (!validation && held_out(tkey ^ 0x2545f4914f6cdd1dULL, 0.15)) {
                 /* and ~15 % more: when to decline (calibration) */
                 cx.push_back(&feats[i]);
                 c_actual.push_back(recs[i].actual);
@@ -281,18 +284,11 @@ TrainResult train_model(const TrainRequest &r) noexcept {
         std::string why;
         if (!net->predict(vx, &pred, &why))
             throw std::runtime_error(why);
-        /* When to decline, for base relations and for joins apart: the
-         * narrowest band with which the model, on the calibration records, is
-         * no worse than PostgreSQL at p50, p90 and p99 of the q-error (a
-         * declined record getting PostgreSQL's estimate, as when serving),
-         * the smallest ln p50 + ln p90 + ln p99 among those; where no band
-         * passes, the model always declines.  Where the model is no better
-         * than PostgreSQL it stays out of the way; where it fixes large
-         * errors, it answers.  The calibration records and the early-stopping
-         * ones (neither trained on) are judged together; a group with fewer
-         * than kMinCalibration of them always declines: too few to tell. */
-        constexpr size_t kMinCalibration = 30;
-        pm::DeclineBelow decline_below;
+        /* When PostgreSQL's estimate stands (models/answer_rule.h): each
+         * cell's thresholds chosen on the calibration and early-stopping
+         * records together (neither trained on), then judged on the held-out
+         * templates as served. */
+        pm::AnswerRule rule;
         {
             std::vector<const pm::Features *> jx(cx);
             jx.insert(jx.end(), dx.begin(), dx.end());
@@ -302,57 +298,45 @@ TrainResult train_model(const TrainRequest &r) noexcept {
             std::vector<float> dpred;
             if (!jx.empty() && !net->predict(jx, &dpred, &why))
                 throw std::runtime_error(why);
-            for (int group = 0; group < 2; group++) {
-                const bool join = group == 1;
-                /* this group's records with a PostgreSQL estimate: theirs and the model's */
-                std::vector<double> model, pg, truth;
-                for (size_t k = 0; k < jx.size(); k++)
-                    if ((jx[k]->nrels > 1) == join && j_native[k] >= 0) {
-                        model.push_back(pm::label_to_rows(schema, dpred[k]));
-                        pg.push_back(j_native[k]);
-                        truth.push_back(j_actual[k]);
-                    }
-                const pm::QErrors n = pm::summarize_qerrors(pg, truth);
-                /* a band must beat always declining (PostgreSQL's own score) */
-                double best = std::log(n.p50) + std::log(n.p90) + std::log(n.p99), chosen = 99.0;
-                for (double tau : {0.0, 0.35, 0.7, 1.1, 1.6, 2.3, 3.0, 4.6, 6.9, 99.0}) {
-                    if (truth.size() < kMinCalibration)
-                        break;
-                    pm::DeclineBelow d;
-                    (join ? d.join : d.native) = tau;
-                    std::vector<double> est(model.size());
-                    for (size_t k = 0; k < model.size(); k++)
-                        est[k] = pm::unsure_rows(join, model[k], pg[k], d) ? pg[k] : model[k];
-                    pm::QErrors q = pm::summarize_qerrors(est, truth);
-                    if (q.p50 > n.p50 * 1.001 || q.p90 > n.p90 * 1.001 || q.p99 > n.p99 * 1.001)
-                        continue; /* worse than PostgreSQL somewhere */
-                    double score = std::log(q.p50) + std::log(q.p90) + std::log(q.p99);
-                    if (score < best - 1e-9) {
-                        best = score;
-                        chosen = tau;
-                    }
-                }
-                (group == 0 ? decline_below.native : decline_below.join) = chosen;
+            std::vector<pm::CalibrationRecord> cal;
+            for (size_t k = 0; k < jx.size(); k++) {
+                if (!(j_native[k] > 0))
+                    continue;
+                pm::CalibrationRecord c;
+                c.nrels = jx[k]->nrels;
+                c.fewest_hits = jx[k]->fewest_hits;
+                c.model_rows = pm::label_to_rows(schema, dpred[k]);
+                c.native_rows = j_native[k];
+                c.true_rows = j_actual[k];
+                cal.push_back(c);
             }
+            rule = pm::calibrate_rule(cal);
+            say(r, "when the model answers, by number of relations and fewest sample hits (" +
+                       std::to_string(cal.size()) + " calibration records):\n" + pm::rule_text(rule));
         }
         std::vector<double> v_model(pred.size());
-        uint64_t v_declined = 0;
+        uint64_t v_declined = 0, v_worse = 0, v_better = 0;
         for (size_t i = 0; i < pred.size(); i++) {
-            double model = pm::label_to_rows(schema, pred[i]);
-            if (v_native[i] >= 0 && pm::unsure_rows(vx[i]->nrels > 1, model, v_native[i], decline_below)) {
-                v_model[i] = v_native[i];
-                v_declined++;
+            const pm::RuleOutcome o =
+                pm::apply_rule(rule, *vx[i], pm::label_to_rows(schema, pred[i]), v_native[i]);
+            if (o.answer && (v_native[i] >= 0 || o.band < pm::kNoLimit)) {
+                v_model[i] = o.rows;
             } else {
-                v_model[i] = model;
+                v_model[i] = v_native[i] >= 0 ? v_native[i] : 1; /* as the backend would */
+                v_declined++;
+            }
+            if (v_native[i] >= 0) {
+                const double qm = pm::qerror(v_model[i], v_actual[i]), qn = pm::qerror(v_native[i], v_actual[i]);
+                v_worse += qm > 2 * qn;
+                v_better += qn > 2 * qm;
             }
         }
-        auto factor = [](double tau) { return tau >= 99 ? std::string("any") : std::to_string(std::exp(tau)).substr(0, 5); };
         char dmsg[240];
         snprintf(dmsg, sizeof dmsg,
-                 "keeps PostgreSQL's estimate where the model's is within a factor %s of it (base relations) "
-                 "or %s (joins): %llu of %zu held-out records",
-                 factor(decline_below.native).c_str(), factor(decline_below.join).c_str(),
-                 static_cast<unsigned long long>(v_declined), vx.size());
+                 "held out: PostgreSQL's estimate kept for %llu of %zu records; the model's is more than 2x "
+                 "worse than PostgreSQL's on %llu, more than 2x better on %llu",
+                 static_cast<unsigned long long>(v_declined), vx.size(), static_cast<unsigned long long>(v_worse),
+                 static_cast<unsigned long long>(v_better));
         say(r, dmsg);
 
         pm::ModelMeta &m = out.meta;
@@ -366,7 +350,10 @@ TrainResult train_model(const TrainRequest &r) noexcept {
         m.dsn = redacted_dsn(r.model_dsn);
         m.train_records = tx.size();
         m.validation_records = vx.size();
-        m.decline_below = decline_below;
+        m.seed = r.seed;
+        m.answer_rule = rule;
+        m.validation_worse_2x = v_worse;
+        m.validation_better_2x = v_better;
         m.declined_records = declined;
         m.model_q = pm::summarize_qerrors(v_model, v_actual);
         /* PostgreSQL's estimate where the record has one (it always should) */

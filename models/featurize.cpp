@@ -1,6 +1,8 @@
 /* featurize.cpp — see featurize.h. */
 #include "featurize.h"
 
+#include "answer_rule.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -753,6 +755,7 @@ bool featurize_impl(const Schema &s, const std::string &key_text, double native_
     /* table set: one-hot, sample bitmap, qualifying fraction, size; and the
      * rows each relation keeps by its sample, for the independence estimate */
     std::vector<double> rel_rows(k.rels.size());
+    out->fewest_hits = kNoSampleHits;
     out->ntables = static_cast<uint32_t>(k.rels.size());
     out->tables.assign(static_cast<size_t>(out->ntables) * d.table, 0.0f);
     for (size_t r = 0; r < k.rels.size(); r++) {
@@ -791,6 +794,8 @@ bool featurize_impl(const Schema &s, const std::string &key_text, double native_
         for (uint32_t i : found->rows)
             row[T + i] = 1.0f;
         const uint32_t hits = static_cast<uint32_t>(found->rows.size());
+        if (n > 0)
+            out->fewest_hits = std::min(out->fewest_hits, hits);
         row[T + s.sample_size] = n ? static_cast<float>(hits) / static_cast<float>(n) : 0.0f;
         /* no sample row qualifies: half a row's worth, not zero */
         double sel = n == 0 ? 1.0 : hits > 0 ? static_cast<double>(hits) / n : 0.5 / n;
@@ -1011,21 +1016,6 @@ bool featurize(const Schema &s, const std::string &key_text, double native_rows,
     } catch (...) {
         return decline(why, "featurization failed");
     }
-}
-
-bool unsure(const Schema &s, const Features &f, float label, const DeclineBelow &d) {
-    if (f.global.size() < 4 || f.global[0] < 0.5f)
-        return false;
-    return std::fabs(static_cast<double>(label - f.global[1])) * std::max(1.0, s.max_log_rows) <
-           (f.nrels > 1 ? d.join : d.native);
-}
-
-bool unsure_rows(bool join, double model_rows, double native_rows, const DeclineBelow &d) {
-    if (!(native_rows > 0) || !(model_rows >= 0))
-        return false;
-    /* as the planner compares them: both clamped to at least one row */
-    return std::fabs(std::log(std::max(1.0, model_rows) / std::max(1.0, native_rows))) <
-           (join ? d.join : d.native);
 }
 
 float rows_to_label(const Schema &s, double rows) {

@@ -131,6 +131,7 @@ struct Features {
     uint32_t ntables = 0, njoins = 0, npreds = 0;           /* rows */
     uint32_t real_joins = 0, real_preds = 0;                /* rows that are not padding */
     uint32_t nrels = 0;                                     /* relations in the set (> 1: a join) */
+    uint32_t fewest_hits = 0; /* fewest sample rows a relation of the set keeps (answer_rule.h) */
 };
 
 /* Whether f has the shape a network of these dimensions reads (inline: the
@@ -197,19 +198,6 @@ class SampleCache {
  * false on allocation failure). */
 bool featurize(const Schema &s, const std::string &key_text, double native_rows, Features *out,
                std::string *why, SampleCache *cache = nullptr) noexcept;
-
-/* A prediction within a band (natural log of rows) around PostgreSQL's
- * estimate is "unsure": PostgreSQL's estimate stands.  One band for base
- * relations, one for joins.  pilotd declines itself where the ask carried
- * PostgreSQL's estimate; for a join asked without it (outer joins, ...) the
- * backend applies the band once the planner has sized the join. */
-struct DeclineBelow {
-    double native = 0, join = 0;
-};
-/* Sets featurized with PostgreSQL's estimate; false for those without. */
-bool unsure(const Schema &s, const Features &f, float label, const DeclineBelow &d);
-/* The rule for any record whose PostgreSQL estimate is known (training). */
-bool unsure_rows(bool join, double model_rows, double native_rows, const DeclineBelow &d);
 
 /* Normalized label: ln(max(rows, 1)) / schema.max_log_rows, and back. */
 float rows_to_label(const Schema &s, double rows);

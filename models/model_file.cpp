@@ -52,6 +52,33 @@ QErrors q_from(const json &j) {
     return q;
 }
 
+/* the rule's cells, row by row: [relation bucket][hit bucket] */
+json rule_json(const AnswerRule &r) {
+    json cells = json::array();
+    for (const auto &row : r.cells)
+        for (const RuleCell &c : row)
+            cells.push_back({{"within", c.keep_native_within}, {"beyond", c.keep_native_beyond},
+                             {"calibrated_on", c.calibrated_on}});
+    return {{"rel_buckets", AnswerRule::kRelBuckets}, {"hit_buckets", AnswerRule::kHitBuckets}, {"cells", cells}};
+}
+bool rule_from(const json &j, AnswerRule *r) {
+    if (j.at("rel_buckets").get<int>() != AnswerRule::kRelBuckets ||
+        j.at("hit_buckets").get<int>() != AnswerRule::kHitBuckets)
+        return false;
+    const json &cells = j.at("cells");
+    if (!cells.is_array() || cells.size() != AnswerRule::kRelBuckets * AnswerRule::kHitBuckets)
+        return false;
+    size_t i = 0;
+    for (auto &row : r->cells)
+        for (RuleCell &c : row) {
+            const json &cj = cells.at(i++);
+            c.keep_native_within = cj.at("within").get<double>();
+            c.keep_native_beyond = cj.at("beyond").get<double>();
+            c.calibrated_on = cj.at("calibrated_on").get<uint32_t>();
+        }
+    return r->plausible();
+}
+
 /* NaN and infinities do not survive JSON: the sample stores NULL flags apart */
 double finite_or_zero(double v) { return std::isfinite(v) ? v : 0.0; }
 
@@ -74,8 +101,10 @@ std::string encode_model(const ModelMeta &m, const Schema &s, const std::string 
                  {"native_q", q_json(m.native_q)},
                  {"compared_version", m.compared_version},
                  {"compared_q", q_json(m.compared_q)},
-                 {"decline_below_native", m.decline_below.native},
-                 {"decline_below_join", m.decline_below.join}};
+                 {"seed", m.seed},
+                 {"answer_rule", rule_json(m.answer_rule)},
+                 {"validation_worse_2x", m.validation_worse_2x},
+                 {"validation_better_2x", m.validation_better_2x}};
     json tables = json::array();
     for (const TableInfo &t : s.tables) {
         json cols = json::array();
@@ -172,11 +201,20 @@ bool decode_model(const std::string &b, ModelMeta *m, Schema *s, std::string *we
         m->native_q = q_from(meta.at("native_q"));
         m->compared_version = meta.at("compared_version").get<uint32_t>();
         m->compared_q = q_from(meta.at("compared_q"));
-        m->decline_below.native = meta.value("decline_below_native", 0.0);
-        m->decline_below.join = meta.value("decline_below_join", 0.0);
-        if (!std::isfinite(m->decline_below.native) || m->decline_below.native < 0 ||
-            m->decline_below.native > 100 || !std::isfinite(m->decline_below.join) ||
-            m->decline_below.join < 0 || m->decline_below.join > 100) {
+        m->seed = meta.value("seed", static_cast<uint64_t>(0));
+        m->validation_worse_2x = meta.value("validation_worse_2x", static_cast<uint64_t>(0));
+        m->validation_better_2x = meta.value("validation_better_2x", static_cast<uint64_t>(0));
+        if (meta.contains("answer_rule")) {
+            if (!rule_from(meta.at("answer_rule"), &m->answer_rule)) {
+                *why = "implausible answer rule";
+                return false;
+            }
+        } else {
+            /* written before the trust region: one band for base relations, one for joins */
+            const double base = meta.value("decline_below_native", 0.0), join = meta.value("decline_below_join", 0.0);
+            m->answer_rule = AnswerRule::bands(std::min(base, kNoLimit), std::min(join, kNoLimit));
+        }
+        if (!m->answer_rule.plausible()) {
             *why = "implausible decline threshold";
             return false;
         }

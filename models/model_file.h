@@ -12,6 +12,7 @@
 #ifndef PILOT_MODELS_MODEL_FILE_H
 #define PILOT_MODELS_MODEL_FILE_H
 
+#include "answer_rule.h"
 #include "featurize.h"
 
 #include <cstdint>
@@ -31,6 +32,7 @@ struct ModelMeta {
     uint32_t version = 0;
     uint64_t created_unix = 0;
     uint32_t hidden = 0;
+    uint64_t seed = 0; /* of the initial weights and the batch order: the same feedback and seed train the same network */
     /* the database it is bound to */
     std::string system_identifier;
     std::string database;
@@ -45,9 +47,11 @@ struct ModelMeta {
     QErrors model_q, native_q;     /* on the held-out validation records */
     uint32_t compared_version = 0; /* the serving version it was compared with (0: none) */
     QErrors compared_q;            /* that version on the same records */
-    /* serving: PostgreSQL's estimate stands where the model's is within these
-     * bands of it (featurize.h DeclineBelow); calibrated on held-out templates */
-    DeclineBelow decline_below;
+    /* serving: when PostgreSQL's estimate stands (answer_rule.h); calibrated
+     * on held-out templates */
+    AnswerRule answer_rule;
+    uint64_t validation_worse_2x = 0;  /* held-out records the model made more than 2x worse than PostgreSQL */
+    uint64_t validation_better_2x = 0; /* and more than 2x better */
 };
 
 /* Serializes; never fails except on allocation. */

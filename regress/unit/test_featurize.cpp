@@ -256,37 +256,29 @@ TEST(Featurize, TruncatedTextsNeverCrash) {
     }
 }
 
-TEST(Featurize, UnsureBandsKeepPostgreSQLsEstimate) {
+TEST(Featurize, FewestSampleHitsOfTheSet) {
     Schema s = MakeSchema();
-    DeclineBelow d;
-    d.native = std::log(2.0);
-    d.join = std::log(4.0);
-    /* base relations: within a factor 2 of PostgreSQL's estimate */
-    EXPECT_TRUE(unsure_rows(false, 150, 100, d));
-    EXPECT_FALSE(unsure_rows(false, 250, 100, d));
-    EXPECT_TRUE(unsure_rows(false, 60, 100, d));
-    /* joins: within a factor 4 */
-    EXPECT_TRUE(unsure_rows(true, 350, 100, d));
-    EXPECT_FALSE(unsure_rows(true, 450, 100, d));
-    /* no PostgreSQL estimate: never unsure */
-    EXPECT_FALSE(unsure_rows(true, 100, -1, d));
-    /* features: sets asked with PostgreSQL's estimate decline in pilotd, with
-     * the band of their kind; a join asked without it never does (the backend
-     * applies the band once the planner has sized the join) */
-    Features base = Feat(s, "", 1000), join, join_native;
-    EXPECT_TRUE(unsure(s, base, rows_to_label(s, 1500), d));
-    EXPECT_FALSE(unsure(s, base, rows_to_label(s, 5000), d));
+    /* no predicate: every sample row (posts has 8) */
+    EXPECT_EQ(Feat(s, "").fewest_hits, 8u);
+    /* 0 <= score < 20: four rows */
+    EXPECT_EQ(Feat(s, "C ('0'::integer pg_catalog.<=(integer,integer) t1.score)\n"
+                      "C (t1.score pg_catalog.<(integer,integer) '20'::integer)\n")
+                  .fewest_hits,
+              4u);
+    /* no sampled row satisfies score > 80: zero, whatever the other relations keep */
+    EXPECT_EQ(Feat(s, "C ('80'::integer pg_catalog.<(integer,integer) t1.score)\n").fewest_hits, 0u);
     std::string why;
-    const std::string join_key = "pgpk1\nR t1 public.badges\nR t2 public.posts\nC EQ(t1.userid, t2.\"OwnerUserId\")\n";
-    ASSERT_TRUE(featurize(s, join_key, -1, &join, &why)) << why;
-    EXPECT_EQ(join.nrels, 2u);
-    EXPECT_FALSE(unsure(s, join, join.global[3], d)); /* even at its independence estimate */
-    ASSERT_TRUE(featurize(s, join_key, 1000, &join_native, &why)) << why;
-    EXPECT_EQ(join_native.global[0], 1.0f);
-    EXPECT_TRUE(unsure(s, join_native, rows_to_label(s, 3500), d));  /* within the join band (4x) */
-    EXPECT_FALSE(unsure(s, join_native, rows_to_label(s, 4500), d));
-    EXPECT_TRUE(unsure(s, base, rows_to_label(s, 1900), d));         /* base: 2x */
-    EXPECT_FALSE(unsure(s, base, rows_to_label(s, 2100), d));
+    Features join;
+    ASSERT_TRUE(featurize(s,
+                          "pgpk1\nR t1 public.badges\nR t2 public.posts\nC EQ(t1.userid, t2.\"OwnerUserId\")\n"
+                          "C ('80'::integer pg_catalog.<(integer,integer) t2.score)\n",
+                          -1, &join, &why))
+        << why;
+    EXPECT_EQ(join.fewest_hits, 0u); /* the join inherits its relation's zero */
+    ASSERT_TRUE(featurize(s, "pgpk1\nR t1 public.badges\nR t2 public.posts\nC EQ(t1.userid, t2.\"OwnerUserId\")\n",
+                          -1, &join, &why))
+        << why;
+    EXPECT_EQ(join.fewest_hits, 4u); /* badges' four sample rows */
 }
 
 /* ---- key texts as counting queries (models/key_sql.h) ---- */
