@@ -130,10 +130,11 @@ Choice choose(const std::vector<const CalibrationRecord *> &recs, double worse_w
     if (recs.size() < min_records)
         return out;
     out.qualified = true;
-    std::vector<double> native(recs.size()), truth(recs.size());
+    std::vector<double> native(recs.size()), truth(recs.size()), native_q(recs.size());
     for (size_t k = 0; k < recs.size(); k++) {
         native[k] = recs[k]->native_rows;
         truth[k] = recs[k]->true_rows;
+        native_q[k] = qerror(native[k], truth[k]);
     }
     const QErrors nq = summarize_qerrors(native, truth);
     /* always declining scores PostgreSQL's own quantiles and no worse record */
@@ -143,9 +144,9 @@ Choice choose(const std::vector<const CalibrationRecord *> &recs, double worse_w
     /* the trust region: no larger correction than the model made well
      * (halving PostgreSQL's q-error at least) on these records */
     double shown = 0;
-    for (const CalibrationRecord *r : recs)
-        if (2 * qerror(r->model_rows, r->true_rows) <= qerror(r->native_rows, r->true_rows))
-            shown = std::max(shown, std::fabs(std::log(std::max(1.0, r->model_rows) / std::max(1.0, r->native_rows))));
+    for (size_t k = 0; k < recs.size(); k++)
+        if (2 * qerror(recs[k]->model_rows, truth[k]) <= native_q[k])
+            shown = std::max(shown, std::fabs(std::log(std::max(1.0, recs[k]->model_rows) / std::max(1.0, native[k]))));
     std::vector<double> est(recs.size());
     for (double w : kWithin)
         for (double b : kBeyond) {
@@ -160,7 +161,7 @@ Choice choose(const std::vector<const CalibrationRecord *> &recs, double worse_w
                 const CalibrationRecord &r = *recs[k];
                 const RuleOutcome o = apply_cell(c, r.fewest_hits, r.model_rows, r.native_rows);
                 est[k] = o.answer ? o.rows : r.native_rows;
-                worse += qerror(est[k], r.true_rows) > 2 * qerror(r.native_rows, r.true_rows);
+                worse += qerror(est[k], r.true_rows) > 2 * native_q[k];
             }
             const QErrors q = summarize_qerrors(est, truth);
             if (q.p50 > nq.p50 * 1.001 || q.p90 > nq.p90 * 1.001 || q.p99 > nq.p99 * 1.001)
@@ -182,15 +183,16 @@ AnswerRule calibrate_rule(const std::vector<CalibrationRecord> &records, double 
                           size_t min_records) {
     AnswerRule rule;
     /* every join together: what a number of relations with too few records inherits */
+    auto usable = [](const CalibrationRecord &r) { return r.native_rows > 0 && std::isfinite(r.model_rows); };
     std::vector<const CalibrationRecord *> joins;
     for (const CalibrationRecord &r : records)
-        if (r.nrels > 1 && r.native_rows > 0 && std::isfinite(r.model_rows))
+        if (r.nrels > 1 && usable(r))
             joins.push_back(&r);
     const Choice all_joins = choose(joins, worse_weight, min_records);
     for (int b = 0; b < AnswerRule::kRelBuckets; b++) {
         std::vector<const CalibrationRecord *> by_rels;
         for (const CalibrationRecord &r : records)
-            if (AnswerRule::rel_bucket(r.nrels) == b && r.native_rows > 0 && std::isfinite(r.model_rows))
+            if (AnswerRule::rel_bucket(r.nrels) == b && usable(r))
                 by_rels.push_back(&r);
         Choice whole = choose(by_rels, worse_weight, min_records);
         if (!whole.qualified && b > 0)

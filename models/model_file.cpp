@@ -296,8 +296,7 @@ QErrors summarize_qerrors(const std::vector<double> &est, const std::vector<doub
     e.reserve(est.size());
     double sum_log = 0;
     for (size_t i = 0; i < est.size() && i < truth.size(); i++) {
-        double a = std::max(1.0, est[i]), t = std::max(1.0, truth[i]);
-        double v = std::max(a / t, t / a);
+        const double v = qerror(est[i], truth[i]);
         e.push_back(v);
         sum_log += std::log(v);
     }
