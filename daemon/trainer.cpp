@@ -310,7 +310,7 @@ TrainResult train_model(const TrainRequest &r) noexcept {
                 c.true_rows = j_actual[k];
                 cal.push_back(c);
             }
-            rule = pm::calibrate_rule(cal);
+            rule = pm::calibrate_rule(cal, max_rows);
             say(r, "when the model answers, by number of relations and fewest sample hits (" +
                        std::to_string(cal.size()) + " calibration records):\n" + pm::rule_text(rule));
         }

@@ -44,11 +44,13 @@ bool AnswerRule::plausible() const {
 namespace {
 
 /* the rule with one cell's thresholds */
-RuleOutcome apply_cell(const RuleCell &c, uint32_t fewest_hits, double model_rows,
+RuleOutcome apply_cell(const RuleCell &c, double ceiling_rows, uint32_t fewest_hits, double model_rows,
                        double native_rows) {
     RuleOutcome out;
     if (!std::isfinite(model_rows) || model_rows < 0)
         return out;
+    if (ceiling_rows > 0 && model_rows > ceiling_rows)
+        return out; /* beyond anything it was trained on */
     const double m = std::max(1.0, model_rows);
     if (!std::isfinite(native_rows) || native_rows < 0) {
         /* nothing to compare with here: the backend applies the band */
@@ -72,7 +74,7 @@ RuleOutcome apply_cell(const RuleCell &c, uint32_t fewest_hits, double model_row
 
 RuleOutcome apply_rule(const AnswerRule &rule, uint32_t nrels, uint32_t fewest_hits, double model_rows,
                        double native_rows) {
-    return apply_cell(rule.cell(nrels, fewest_hits), fewest_hits, model_rows, native_rows);
+    return apply_cell(rule.cell(nrels, fewest_hits), rule.ceiling_rows, fewest_hits, model_rows, native_rows);
 }
 
 RuleOutcome apply_rule(const AnswerRule &rule, const Features &f, double model_rows, double native_rows) {
@@ -123,7 +125,8 @@ struct Choice {
     RuleCell cell;
 };
 
-Choice choose(const std::vector<const CalibrationRecord *> &recs, double worse_weight, size_t min_records) {
+Choice choose(const std::vector<const CalibrationRecord *> &recs, double ceiling_rows, double worse_weight,
+              size_t min_records) {
     Choice out;
     out.cell.keep_native_within = kNoLimit; /* decline every correction */
     out.cell.calibrated_on = static_cast<uint32_t>(recs.size());
@@ -159,7 +162,7 @@ Choice choose(const std::vector<const CalibrationRecord *> &recs, double worse_w
             size_t worse = 0;
             for (size_t k = 0; k < recs.size(); k++) {
                 const CalibrationRecord &r = *recs[k];
-                const RuleOutcome o = apply_cell(c, r.fewest_hits, r.model_rows, r.native_rows);
+                const RuleOutcome o = apply_cell(c, ceiling_rows, r.fewest_hits, r.model_rows, r.native_rows);
                 est[k] = o.answer ? o.rows : r.native_rows;
                 worse += qerror(est[k], r.true_rows) > 2 * native_q[k];
             }
@@ -179,22 +182,23 @@ Choice choose(const std::vector<const CalibrationRecord *> &recs, double worse_w
 
 } // namespace
 
-AnswerRule calibrate_rule(const std::vector<CalibrationRecord> &records, double worse_weight,
+AnswerRule calibrate_rule(const std::vector<CalibrationRecord> &records, double ceiling_rows, double worse_weight,
                           size_t min_records) {
     AnswerRule rule;
+    rule.ceiling_rows = ceiling_rows;
     /* every join together: what a number of relations with too few records inherits */
     auto usable = [](const CalibrationRecord &r) { return r.native_rows > 0 && std::isfinite(r.model_rows); };
     std::vector<const CalibrationRecord *> joins;
     for (const CalibrationRecord &r : records)
         if (r.nrels > 1 && usable(r))
             joins.push_back(&r);
-    const Choice all_joins = choose(joins, worse_weight, min_records);
+    const Choice all_joins = choose(joins, ceiling_rows, worse_weight, min_records);
     for (int b = 0; b < AnswerRule::kRelBuckets; b++) {
         std::vector<const CalibrationRecord *> by_rels;
         for (const CalibrationRecord &r : records)
             if (AnswerRule::rel_bucket(r.nrels) == b && usable(r))
                 by_rels.push_back(&r);
-        Choice whole = choose(by_rels, worse_weight, min_records);
+        Choice whole = choose(by_rels, ceiling_rows, worse_weight, min_records);
         if (!whole.qualified && b > 0)
             whole = all_joins;
         for (int h = 0; h < AnswerRule::kHitBuckets; h++) {
@@ -202,7 +206,7 @@ AnswerRule calibrate_rule(const std::vector<CalibrationRecord> &records, double 
             for (const CalibrationRecord *r : by_rels)
                 if (AnswerRule::hit_bucket(r->fewest_hits) == h)
                     mine.push_back(r);
-            Choice c = choose(mine, worse_weight, min_records);
+            Choice c = choose(mine, ceiling_rows, worse_weight, min_records);
             if (!c.qualified) {
                 c.cell = whole.cell;
                 c.cell.calibrated_on = 0; /* inherited */

@@ -11,6 +11,8 @@
  *   - keep_native_within: a correction smaller than this (natural log of the
  *     ratio to PostgreSQL's estimate) is declined: there the model was no
  *     better than PostgreSQL on held-out records;
+ *   - ceiling: a prediction above the largest count the model was trained on
+ *     is declined (extrapolation, where the network saturates);
  *   - keep_native_beyond (the trust region): a correction larger than the
  *     model has shown it can make on held-out records of the same kind is
  *     declined, so one confident mistake cannot become a plan's worst number.
@@ -48,6 +50,10 @@ struct AnswerRule {
     static constexpr int kRelBuckets = 4; /* 1, 2, 3, 4+ relations */
     static constexpr int kHitBuckets = 3; /* fewest sample hits 0, 1-9, 10+ */
     RuleCell cells[kRelBuckets][kHitBuckets];
+    /* the largest count the model was trained on (0: none): a larger
+     * prediction is extrapolation (the network's output saturates at e times
+     * it) and is declined.  Derived from the schema, not stored. */
+    double ceiling_rows = 0;
 
     static int rel_bucket(uint32_t nrels);
     static int hit_bucket(uint32_t fewest_hits);
@@ -102,8 +108,9 @@ struct CalibrationRecord {
  * in a hundred made 2x worse costs as much as a 10 % larger quantile).  A
  * cell with fewer than min_records records takes the thresholds chosen over
  * its number of relations; a number of relations with too few, those chosen
- * over every join (base relations: none, it declines). */
-AnswerRule calibrate_rule(const std::vector<CalibrationRecord> &records, double worse_weight = 10.0,
+ * over every join (base relations: none, it declines).  ceiling_rows: see
+ * AnswerRule; the calibration sees it as serving will. */
+AnswerRule calibrate_rule(const std::vector<CalibrationRecord> &records, double ceiling_rows, double worse_weight = 10.0,
                           size_t min_records = 30);
 
 } // namespace model

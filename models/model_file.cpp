@@ -232,6 +232,7 @@ bool decode_model(const std::string &b, ModelMeta *m, Schema *s, std::string *we
             *why = "implausible schema section";
             return false;
         }
+        m->answer_rule.ceiling_rows = std::exp(s->max_log_rows - 1.0); /* the largest count trained on */
         for (const json &tj : sj.at("tables")) {
             TableInfo t;
             t.name = tj.at("name").get<std::string>();

@@ -121,7 +121,7 @@ std::vector<CalibrationRecord> Synthetic(uint32_t nrels, uint32_t hits, size_t n
 
 TEST(AnswerRule, CalibrationAnswersGoodCorrectionsAndDeclinesCatastrophicOnes) {
     std::vector<CalibrationRecord> recs = Synthetic(2, 50, 400, 7);
-    const AnswerRule r = calibrate_rule(recs);
+    const AnswerRule r = calibrate_rule(recs, 0);
     const RuleCell &c = r.cell(2, 50);
     EXPECT_EQ(c.calibrated_on, 400u);
     EXPECT_LT(c.keep_native_within, kNoLimit); /* it answers somewhere */
@@ -159,7 +159,7 @@ TEST(AnswerRule, CalibrationDeclinesWhereTheModelIsNoBetter) {
         c.model_rows = 1000 * std::exp(3 * (u(rng) - 0.5));
         recs.push_back(c);
     }
-    const AnswerRule r = calibrate_rule(recs);
+    const AnswerRule r = calibrate_rule(recs, 0);
     EXPECT_GE(r.cell(1, 100).keep_native_within, kNoLimit) << rule_text(r);
 }
 
@@ -167,7 +167,7 @@ TEST(AnswerRule, SmallCellsInheritTheirRowOrDecline) {
     std::vector<CalibrationRecord> recs = Synthetic(3, 50, 200, 11);
     std::vector<CalibrationRecord> few = Synthetic(3, 5, 10, 12); /* 10 records with 1-9 hits */
     recs.insert(recs.end(), few.begin(), few.end());
-    const AnswerRule r = calibrate_rule(recs);
+    const AnswerRule r = calibrate_rule(recs, 0);
     EXPECT_EQ(r.cell(3, 50).calibrated_on, 200u);
     EXPECT_EQ(r.cell(3, 5).calibrated_on, 0u); /* inherited from all 3-relation records */
     EXPECT_LT(r.cell(3, 5).keep_native_within, kNoLimit);
@@ -177,6 +177,18 @@ TEST(AnswerRule, SmallCellsInheritTheirRowOrDecline) {
     EXPECT_DOUBLE_EQ(r.cell(5, 50).keep_native_beyond, r.cell(3, 50).keep_native_beyond);
     /* none for base relations: never answers */
     EXPECT_GE(r.cell(1, 50).keep_native_within, kNoLimit);
+}
+
+TEST(AnswerRule, CeilingDeclinesPredictionsBeyondTraining) {
+    AnswerRule r = Rule(0, kNoLimit);
+    r.ceiling_rows = 4.7e6; /* the largest count trained on */
+    /* the network saturated at e times it: extrapolation, PostgreSQL's stands */
+    EXPECT_FALSE(apply_rule(r, 3, 50, 12.8e6, 220000).answer);
+    EXPECT_FALSE(apply_rule(r, 3, 50, 12.8e6, -1).answer);
+    EXPECT_TRUE(apply_rule(r, 3, 50, 4.0e6, 220000).answer);
+    /* and the calibration sees it as serving will */
+    std::vector<CalibrationRecord> recs = Synthetic(2, 50, 200, 5);
+    EXPECT_DOUBLE_EQ(calibrate_rule(recs, 123.0).ceiling_rows, 123.0);
 }
 
 TEST(AnswerRule, SurvivesTheModelFile) {
@@ -199,6 +211,8 @@ TEST(AnswerRule, SurvivesTheModelFile) {
     std::string w, why;
     ASSERT_TRUE(decode_model(bytes, &back, &s2, &w, &why)) << why;
     EXPECT_EQ(back.seed, 12345u);
+    /* the ceiling is the schema's largest trained count, not stored */
+    EXPECT_NEAR(back.answer_rule.ceiling_rows, std::exp(9.0), 1e-6);
     EXPECT_EQ(back.validation_worse_2x, 4u);
     EXPECT_EQ(back.validation_better_2x, 40u);
     for (int b = 0; b < AnswerRule::kRelBuckets; b++)
