@@ -4,7 +4,7 @@
 #
 #   make bench [DATA=load.sql TRAIN=train.txt {TEST=test.txt | HOLDOUT=n}] [OUT=dir]
 #              [SCALE=s] [WL_REPS=5] [TIMEOUT=10s] [CLIENTS=8] [MAX_SUBPLANS=256]
-#              [REPS=5] [QUICK=1] [TRAIN_SECONDS=300 TRAIN_EPOCHS=300]
+#              [REPS=5] [QUICK=1] [TRAIN_SECONDS=300 TRAIN_EPOCHS=300 TRAIN_SEED=42]
 #              [ADVISOR=0] [BUDGET_MB=mb MAX_INDEXES=n ADV_QUERIES=100 ADV_REPS=5]
 #
 # 1. The workload benchmark (regress/bench/workload_bench.py): DATA is a SQL
@@ -18,7 +18,7 @@
 #    TEST_QUERIES=50).  The train queries run with execution feedback, every
 #    sub-plan of the first SUBPLAN_QUERIES (200) of them is counted with
 #    `pilotd collect --subplans`, then `pilotd train` trains the learned model
-#    from that feedback (TRAIN_SECONDS, TRAIN_EPOCHS).  Native vs the memo vs the learned model vs the oracle:
+#    from that feedback (TRAIN_SECONDS, TRAIN_EPOCHS, TRAIN_SEED).  Native vs the memo vs the learned model vs the oracle:
 #    q-error of every sub-plan; native vs learned vs oracle: end-to-end time
 #    (WL_REPS repetitions, each query within TIMEOUT), planning time, the
 #    model's inference time per planning batch and size, feedback overhead,
@@ -56,7 +56,7 @@ if [ -n "${DATA:-}" ] && { [ -z "${TRAIN:-}" ] || { [ -z "${TEST:-}" ] && [ -z "
 fi
 pp_rerun_as_owner bench regress/bench/run_bench.sh OUT="$OUT" REPS="${REPS:-5}" DATA="${DATA:-}" \
   TRAIN="${TRAIN:-}" TEST="${TEST:-}" SCALE="${SCALE:-}" TIMEOUT="${TIMEOUT:-}" CLIENTS="${CLIENTS:-}" \
-  QUICK="${QUICK:-}" HOLDOUT="${HOLDOUT:-}" TRAIN_SECONDS="${TRAIN_SECONDS:-}" TRAIN_EPOCHS="${TRAIN_EPOCHS:-}" MAX_SUBPLANS="${MAX_SUBPLANS:-}" WL_REPS="${WL_REPS:-}" BENCH_SECONDS="${BENCH_SECONDS:-}" FB_REPS="${FB_REPS:-}" TRAIN_QUERIES="${TRAIN_QUERIES:-}" SUBPLAN_QUERIES="${SUBPLAN_QUERIES:-}" TEST_QUERIES="${TEST_QUERIES:-}" SOAK_SECONDS="${SOAK_SECONDS:-}" \
+  QUICK="${QUICK:-}" HOLDOUT="${HOLDOUT:-}" TRAIN_SECONDS="${TRAIN_SECONDS:-}" TRAIN_EPOCHS="${TRAIN_EPOCHS:-}" TRAIN_SEED="${TRAIN_SEED:-}" MAX_SUBPLANS="${MAX_SUBPLANS:-}" WL_REPS="${WL_REPS:-}" BENCH_SECONDS="${BENCH_SECONDS:-}" FB_REPS="${FB_REPS:-}" TRAIN_QUERIES="${TRAIN_QUERIES:-}" SUBPLAN_QUERIES="${SUBPLAN_QUERIES:-}" TEST_QUERIES="${TEST_QUERIES:-}" SOAK_SECONDS="${SOAK_SECONDS:-}" \
   ADVISOR="${ADVISOR:-}" BUDGET_MB="${BUDGET_MB:-}" MAX_INDEXES="${MAX_INDEXES:-}" ADV_QUERIES="${ADV_QUERIES:-}" \
   ADV_REPS="${ADV_REPS:-}" ADV_SEED="${ADV_SEED:-}" ADV_SELECTIVE="${ADV_SELECTIVE:-}"
 WORK=${PP_WORK:-$(mktemp -d /tmp/pg_pilot_bench.XXXXXX)}
@@ -104,7 +104,7 @@ python3 "$R/bench/workload_bench.py" --db "$WL_DB" --train "$WL_TRAIN" --test "$
   --seconds "${BENCH_SECONDS:-15}" --max-subplans "${MAX_SUBPLANS:-256}" --feedback-reps "${FB_REPS:-9}" \
   --pilotd "$PILOTD" --pgdata "$PGDATA" --state-dir "$PP_DIR/state" --store-dsn "$PP_STORE_DSN" \
   --model-dsn "dbname=$WL_DB host=$PGHOST port=$PGPORT" --train-seconds "${TRAIN_SECONDS:-300}" \
-  --train-epochs "${TRAIN_EPOCHS:-300}" --subplan-queries "${SUBPLAN_QUERIES:-200}" || exit 1
+  --train-epochs "${TRAIN_EPOCHS:-300}" --train-seed "${TRAIN_SEED:-42}" --subplan-queries "${SUBPLAN_QUERIES:-200}" || exit 1
 echo "   workload benchmark: $(( $(date +%s) - T_WL )) s"
 
 # --- 2. planning and feedback overhead on STATS and JOB ---------------------------

@@ -159,7 +159,7 @@ class Bench:
         a = self.a
         cmd = [a.pilotd, "train", "-D", a.pgdata, "--state-dir", a.state_dir, "--store-dsn", a.store_dsn,
                "--model-dsn", a.model_dsn, "--train-seconds", str(a.train_seconds),
-               "--train-epochs", str(a.train_epochs)]
+               "--train-epochs", str(a.train_epochs), "--train-seed", str(a.train_seed)]
         t0 = time.time()
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         secs = time.time() - t0
@@ -311,11 +311,14 @@ class Bench:
             v["q_learned"] = qerr(v["learned"][0], v["true"])
             worse += v["q_learned"] > 2 * v["q_native"]
             better += v["q_native"] > 2 * v["q_learned"]
-        worst = sorted(pairs, key=lambda v: v["q_learned"] / v["q_native"], reverse=True)[:10]
+        ranked = sorted(pairs, key=lambda v: v["q_learned"] / v["q_native"], reverse=True)
+        row = lambda v: {"nrels": v["nrels"], "true": v["true"], "native": v["native"][0],
+                         "learned": v["learned"][0], "source": v["learned"][1]}
         out["learned_vs_native"] = {
             "subplans": len(pairs), "worse_2x": worse, "better_2x": better,
-            "worst": [{"nrels": v["nrels"], "true": v["true"], "native": v["native"][0],
-                       "learned": v["learned"][0], "source": v["learned"][1]} for v in worst]}
+            "worst": [row(v) for v in ranked[:10]],
+            # every sub-plan made more than 2x worse, for the analysis of the answer rule
+            "all_worse_2x": [row(v) for v in ranked if v["q_learned"] > 2 * v["q_native"]]}
         self.qerror_values = values
         log(f"   qerror: learned vs native per sub-plan: {worse} of {len(pairs)} more than 2x worse, "
             f"{better} more than 2x better")
@@ -503,6 +506,7 @@ def main():
     ap.add_argument("--model-dsn", required=True)
     ap.add_argument("--train-seconds", type=int, default=300)
     ap.add_argument("--train-epochs", type=int, default=300)
+    ap.add_argument("--train-seed", type=int, default=42)
     ap.add_argument("--subplan-queries", type=int, default=200,
                     help="count every sub-plan of the first n train queries (pilotd collect --subplans)")
     a = ap.parse_args()
