@@ -42,6 +42,51 @@ const char *model_state_name(uint32_t s) {
     }
 }
 
+const char *guard_arm_name(uint32_t a) {
+    switch (a) {
+    case ARM_UNKNOWN: return "auto";
+    case ARM_PILOT: return "pilot";
+    case ARM_NATIVE: return "native";
+    default: return "invalid";
+    }
+}
+
+const char *guard_decision_name(uint32_t d) {
+    switch (d) {
+    case GUARD_EXPLORE: return "explore";
+    case GUARD_PILOT: return "pilot";
+    case GUARD_NATIVE: return "native";
+    default: return "invalid";
+    }
+}
+
+bool guard_lookup(const GuardTable &t, uint32_t dboid, uint64_t query_id, GuardEntry *out) {
+    if (query_id == 0)
+        return false;
+    const uint32_t home = guard_home(dboid, query_id);
+    for (uint32_t i = 0; i < kGuardProbes; i++) {
+        const GuardEntry &e = t.entries[(home + i) & (kGuardEntries - 1)];
+        bool copied = false;
+        for (int attempt = 0; attempt < 4 && !copied; attempt++) {
+            const uint32_t before = e.seq.load(std::memory_order_acquire);
+            if (before & 1u)
+                continue;
+            memcpy(static_cast<void *>(out), static_cast<const void *>(&e), sizeof *out);
+            std::atomic_thread_fence(std::memory_order_acquire);
+            copied = e.seq.load(std::memory_order_relaxed) == before;
+        }
+        if (!copied)
+            return false; /* being rewritten right now: treat as not guarded */
+        if (out->query_id == 0)
+            return false; /* an empty row ends the search */
+        if (out->query_id != query_id || out->dboid != dboid)
+            continue;
+        return out->decision <= GUARD_DECISION_MAX && out->pinned <= ARM_MAX &&
+               std::isfinite(out->pilot_median_ms) && std::isfinite(out->native_median_ms);
+    }
+    return false;
+}
+
 const char *header_check_name(HeaderCheck c) {
     switch (c) {
     case HDR_OK: return "ok";
@@ -163,6 +208,8 @@ FeedbackCheck feedback_check(const FeedbackRecord &r) {
         return FBC_BAD_RELATIONS;
     if (r.kind == FB_RELSET && (r.key == 0 || r.nrels == 0 || len == 0))
         return FBC_NO_KEY;
+    if (r.guard_arm > ARM_MAX)
+        return FBC_BAD_ARM;
     return FBC_OK;
 }
 
@@ -173,6 +220,7 @@ const char *feedback_check_name(uint32_t c) {
     case FBC_BAD_ROWS: return "row count negative or not finite";
     case FBC_NO_KEY: return "relation set without key, relation count or relation names";
     case FBC_BAD_RELATIONS: return "relation names not NUL-terminated or not clean UTF-8";
+    case FBC_BAD_ARM: return "guard arm out of range";
     default: return "unknown reason";
     }
 }
@@ -207,6 +255,8 @@ bool validate_request(const Request &r) {
     }
     if (r.type == MSG_MODEL_PIN && r.session > UINT32_MAX)
         return false; /* versions are 32-bit */
+    if (r.type == MSG_GUARD_PIN && (r.session == 0 || r.flags > ARM_MAX))
+        return false; /* a query id, and an arm */
     if (r.type == MSG_ADVISOR) {
         const AdvisorJob &j = r.advisor;
         if (j.action == 0 || j.action > ADVISE_ACTION_MAX || j.max_indexes > 1000)

@@ -43,12 +43,14 @@ namespace pilot {
 namespace proto {
 
 constexpr uint64_t kMagic = 0x314D53544F4C4950ULL; /* "PILOTSM1" little endian */
-constexpr uint32_t kProtocolVersion = 6;
+constexpr uint32_t kProtocolVersion = 7;
 constexpr uint32_t kMaxItems = 256;     /* relation sets (or oracle entries) per message */
 constexpr uint32_t kMaxSlots = 65536;   /* sanity bound for a header read from memory */
 constexpr uint32_t kFeedbackRing = 128;  /* feedback records per slot (a power of two) */
 constexpr uint32_t kMaxText = 65536;     /* bytes of key text per estimate request */
 constexpr uint32_t kMaxModels = 16;      /* rows of the model table */
+constexpr uint32_t kGuardEntries = 16384; /* rows of the plan guard's table (a power of two) */
+constexpr uint32_t kGuardProbes = 8;      /* rows a template may sit in, from its home row on */
 
 enum SlotState : uint32_t {
     SLOT_FREE = 0,
@@ -79,7 +81,11 @@ enum MsgType : uint32_t {
                             * the job id (it appears in pg_pilot.advisor_run of the
                             * requesting database), or ST_FAILED when pilotd has no
                             * advisor (--advisor-dsn) or its queue is full */
-    MSG_TYPE_MAX = 8,
+    MSG_GUARD_PIN = 9,     /* pin a query template for the plan guard: Request::session =
+                            * the query id, Request::flags = GuardArm (ARM_UNKNOWN: unpin,
+                            * the guard decides again), Request::dboid its database;
+                            * ST_OK once the pin is durable, else ST_FAILED */
+    MSG_TYPE_MAX = 9,
 };
 
 constexpr uint32_t ORACLE_REPLACE = 1u;
@@ -224,7 +230,7 @@ enum FeedbackKind : uint32_t {
     FB_KIND_MAX = 2,
 };
 
-constexpr size_t kRelationsLen = 72; /* FeedbackRecord::relations, NUL included */
+constexpr size_t kRelationsLen = 64; /* FeedbackRecord::relations, NUL included */
 
 struct FeedbackRecord {
     uint64_t key;          /* FB_RELSET: subplan key; FB_QUERY: 0 */
@@ -235,11 +241,35 @@ struct FeedbackRecord {
     double actual_rows;    /* observed (per loop, parallel workers added) */
     uint32_t kind;         /* FeedbackKind */
     uint32_t nrels;
+    uint32_t dboid;        /* the backend's database */
+    uint32_t guard_arm;    /* FB_QUERY: GuardArm of this execution; FB_RELSET: ARM_UNKNOWN */
     /* FB_RELSET: the set's relations for people ("a, b, c": table names in
      * the order of the set, cut with "..." when longer); NUL-terminated, valid
      * UTF-8 without control characters.  FB_QUERY: empty. */
     char relations[kRelationsLen];
 };
+
+/*
+ * The plan guard (daemon/guard_book.h): per query template, which estimates
+ * its executions are planned with.  An arm is what one execution used; a
+ * decision is what pilotd tells the backends to use for the template.
+ */
+enum GuardArm : uint32_t {
+    ARM_UNKNOWN = 0, /* not guarded (the guard is off, no query id, a relation set's record) */
+    ARM_PILOT = 1,   /* planned with pg_pilot's estimates */
+    ARM_NATIVE = 2,  /* planned with PostgreSQL's own (pg_pilot asked nothing) */
+    ARM_MAX = 2,
+};
+
+enum GuardDecision : uint32_t {
+    GUARD_EXPLORE = 0, /* not enough runs of each arm yet: alternate */
+    GUARD_PILOT = 1,   /* pg_pilot's estimates are not measurably slower: use them */
+    GUARD_NATIVE = 2,  /* pg_pilot's estimates were measurably slower: PostgreSQL's */
+    GUARD_DECISION_MAX = 2,
+};
+
+const char *guard_arm_name(uint32_t a);           /* "pilot", "native"; "auto" for ARM_UNKNOWN */
+const char *guard_decision_name(uint32_t d);      /* "explore", "pilot", "native"; "invalid" */
 
 /* Why a feedback record is unusable (feedback_check()); FBC_OK when usable. */
 enum FeedbackCheck {
@@ -248,7 +278,8 @@ enum FeedbackCheck {
     FBC_BAD_ROWS,       /* actual rows negative or not finite, estimates not finite */
     FBC_NO_KEY,         /* a relation set without key or relations */
     FBC_BAD_RELATIONS,  /* relations not NUL-terminated, not UTF-8, or control characters */
-    FBC_MAX = FBC_BAD_RELATIONS,
+    FBC_BAD_ARM,        /* guard_arm out of range */
+    FBC_MAX = FBC_BAD_ARM,
 };
 
 const char *feedback_check_name(uint32_t c);
@@ -328,6 +359,50 @@ struct ModelTable {
     ModelInfo models[kMaxModels];
 };
 
+/*
+ * The plan guard's table: pilotd publishes a row per query template it
+ * guards; a backend looks its template up when planning (guard_lookup(), a few
+ * cache lines, never a wait).  Open addressing: a template sits in one of the
+ * kGuardProbes rows from guard_home() on; pilotd never empties a row, it only
+ * gives it to another template, so a reader stops at the first empty row.
+ * Each row has its own sequence counter (odd while pilotd writes it); a reader
+ * copies the row and retries when the counter moved.  Written by pilotd only.
+ */
+struct GuardEntry {
+    std::atomic<uint32_t> seq;
+    uint32_t dboid;
+    uint64_t query_id;        /* 0: an empty row */
+    uint32_t decision;        /* GuardDecision */
+    uint32_t pinned;          /* GuardArm pinned by the DBA; ARM_UNKNOWN: none */
+    uint32_t pilot_runs;      /* runs in the decision's window, per arm */
+    uint32_t native_runs;
+    float pilot_median_ms;    /* median planning + execution time of the window; < 0 none */
+    float native_median_ms;
+    uint64_t decided_unix;    /* when the decision was taken; 0: never */
+};
+
+struct GuardTable {
+    std::atomic<uint64_t> templates; /* rows in use */
+    std::atomic<uint64_t> evicted;   /* templates that lost their row to another (table full) */
+    GuardEntry entries[kGuardEntries];
+};
+
+/* The row a template's search starts at. */
+inline uint32_t guard_home(uint32_t dboid, uint64_t query_id) {
+    uint64_t x = query_id ^ (static_cast<uint64_t>(dboid) << 32) ^ 0x9E3779B97F4A7C15ULL;
+    x ^= x >> 30;
+    x *= 0xBF58476D1CE4E5B9ULL;
+    x ^= x >> 27;
+    x *= 0x94D049BB133111EBULL;
+    x ^= x >> 31;
+    return static_cast<uint32_t>(x) & (kGuardEntries - 1);
+}
+
+/* A backend's lookup: copies the template's row into *out when it is there and
+ * valid (decision and pin in range, medians finite).  False: not guarded yet
+ * (or the row kept changing under the reader). */
+bool guard_lookup(const GuardTable &t, uint32_t dboid, uint64_t query_id, GuardEntry *out);
+
 enum StoreState : uint32_t {
     STORE_DISABLED = 0, /* no store configured: feedback feeds the memo only */
     STORE_OK = 1,       /* the last store transaction committed */
@@ -365,6 +440,7 @@ struct alignas(64) SegmentHeader {
     std::atomic<uint64_t> memo_generation;
     std::atomic<uint64_t> oracle_generation;
     std::atomic<uint64_t> model_generation;
+    GuardTable guard;
     /* bit i of word i / 64: slot i has a request PENDING.  pilotd's workers
      * find requests here instead of visiting every slot (each slot is on
      * pages of its own: a scan of all of them costs tens of microseconds);
@@ -379,6 +455,11 @@ static_assert(sizeof(ModelInfo) == 384, "ModelInfo layout");
 static_assert(offsetof(Request, text) + kMaxText == sizeof(Request), "Request::text must be last");
 static_assert(sizeof(EstimateAnswer) == 16, "EstimateAnswer layout");
 static_assert(sizeof(FeedbackRecord) == 128, "FeedbackRecord layout");
+static_assert(sizeof(GuardEntry) == 48, "GuardEntry layout");
+static_assert((kGuardEntries & (kGuardEntries - 1)) == 0, "guard table size must be a power of two");
+static_assert(static_cast<uint32_t>(GUARD_PILOT) == static_cast<uint32_t>(ARM_PILOT) &&
+                  static_cast<uint32_t>(GUARD_NATIVE) == static_cast<uint32_t>(ARM_NATIVE),
+              "a decision names the arm it chooses");
 static_assert((kFeedbackRing & (kFeedbackRing - 1)) == 0, "ring size must be a power of two");
 
 /* The generation of the answers an estimator gives (EstimatorId): the sum of

@@ -8,6 +8,7 @@
 #include <boost/interprocess/shared_memory_object.hpp>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <signal.h>
@@ -219,6 +220,30 @@ bool SidecarClient::model_serving() noexcept {
     if (ensure_attached(monotonic_us()) != Outcome::OK)
         return false;
     return map_->header->model_serving.load(std::memory_order_acquire) != 0;
+}
+
+bool SidecarClient::guard_entry(uint32_t dboid, uint64_t query_id, GuardEntry *out) noexcept {
+    if (ensure_attached(monotonic_us()) != Outcome::OK)
+        return false;
+    return guard_lookup(map_->header->guard, dboid, query_id, out);
+}
+
+bool SidecarClient::guard_row(uint32_t index, GuardEntry *out) noexcept {
+    if (index >= kGuardEntries || ensure_attached(monotonic_us()) != Outcome::OK)
+        return false;
+    const GuardEntry &e = map_->header->guard.entries[index];
+    for (int attempt = 0; attempt < 100; attempt++) {
+        const uint32_t before = e.seq.load(std::memory_order_acquire);
+        if (before & 1u)
+            continue;
+        memcpy(static_cast<void *>(out), static_cast<const void *>(&e), sizeof *out);
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (e.seq.load(std::memory_order_relaxed) != before)
+            continue;
+        return out->query_id != 0 && out->decision <= GUARD_DECISION_MAX && out->pinned <= ARM_MAX &&
+               std::isfinite(out->pilot_median_ms) && std::isfinite(out->native_median_ms);
+    }
+    return false;
 }
 
 int SidecarClient::read_models(ModelInfo *out, uint32_t cap) noexcept {

@@ -98,6 +98,15 @@ class SidecarClient {
      * the table never read consistently. */
     int read_models(proto::ModelInfo *out, uint32_t cap) noexcept;
 
+    /* The plan guard's row of a template (proto::guard_lookup()).  False when
+     * pilotd is not there or the template has no valid row. */
+    bool guard_entry(uint32_t dboid, uint64_t query_id, proto::GuardEntry *out) noexcept;
+
+    /* Row `index` (< kGuardEntries) of the guard table, copied consistently
+     * and checked; false when it is empty, invalid, kept changing, or pilotd
+     * is not there. */
+    bool guard_row(uint32_t index, proto::GuardEntry *out) noexcept;
+
     /* The segment's state, for status output.  May throw std::bad_alloc (it
      * builds strings): not for the planner path. */
     DaemonInfo info();

@@ -49,6 +49,9 @@ constexpr Range kAdvisorMaxIndexesRange{1, 1000};
 constexpr Range kAdvisorWidthRange{1, 3};
 constexpr Range kAdvisorMinBenefitRange{0, 100};
 constexpr Range kAdvisorWriteCostRange{0, 1000000};
+constexpr Range kGuardMinRunsRange{1, 64};
+constexpr Range kGuardSlowerPctRange{0, 10000};
+constexpr Range kGuardMinDifferenceRange{0, 60000000};
 
 std::string quoted(const std::string &s) { return "\"" + s + "\""; }
 
@@ -137,6 +140,12 @@ void apply_setting(Config &c, const std::string &key, const std::string &value) 
         c.advisor_min_benefit_pct = parse_uint(key, value, kAdvisorMinBenefitRange);
     } else if (key == "advisor-write-cost-us") {
         c.advisor_write_cost_us = parse_uint(key, value, kAdvisorWriteCostRange);
+    } else if (key == "guard-min-runs") {
+        c.guard_min_runs = parse_uint(key, value, kGuardMinRunsRange);
+    } else if (key == "guard-slower-pct") {
+        c.guard_slower_pct = parse_uint(key, value, kGuardSlowerPctRange);
+    } else if (key == "guard-min-difference-us") {
+        c.guard_min_difference_us = parse_uint(key, value, kGuardMinDifferenceRange);
     } else if (key == "pid-file") {
         if (value.empty())
             throw ConfigError("invalid value for pid-file: must not be empty");
@@ -193,7 +202,8 @@ void apply_json_file(Config &c, const std::string &path) {
                  key == "train-seconds" || key == "train-epochs" || key == "train-seed" || key == "model-sample-rows" ||
                  key == "model-poll-ms" || key == "advisor-every-s" || key == "advisor-budget-mb" ||
                  key == "advisor-max-indexes" || key == "advisor-width" || key == "advisor-min-benefit-pct" ||
-                 key == "advisor-write-cost-us")
+                 key == "advisor-write-cost-us" || key == "guard-min-runs" || key == "guard-slower-pct" ||
+                 key == "guard-min-difference-us")
             kind = NUMBER;
         else
             throw ConfigError("config file " + quoted(path) + ": unknown key " + quoted(it.key()) +
@@ -264,6 +274,9 @@ Invocation parse_command_line(int argc, char **argv) {
         {"train-seed", required_argument, nullptr, O_SETTING},
         {"model-sample-rows", required_argument, nullptr, O_SETTING},
         {"model-poll-ms", required_argument, nullptr, O_SETTING},
+        {"guard-min-runs", required_argument, nullptr, O_SETTING},
+        {"guard-slower-pct", required_argument, nullptr, O_SETTING},
+        {"guard-min-difference-us", required_argument, nullptr, O_SETTING},
         {"foreground", no_argument, nullptr, O_FOREGROUND},
         {"daemon", no_argument, nullptr, O_DAEMON},
         {"pid-file", required_argument, nullptr, O_PID_FILE},
@@ -387,7 +400,8 @@ std::string config_summary(const Config &c) {
       << " advisor-every-s=" << c.advisor_every_s << " advisor-budget-mb=" << c.advisor_budget_mb
       << " advisor-max-indexes=" << c.advisor_max_indexes << " advisor-width=" << c.advisor_width
       << " advisor-min-benefit-pct=" << c.advisor_min_benefit_pct
-      << " advisor-write-cost-us=" << c.advisor_write_cost_us
+      << " advisor-write-cost-us=" << c.advisor_write_cost_us << " guard-min-runs=" << c.guard_min_runs
+      << " guard-slower-pct=" << c.guard_slower_pct << " guard-min-difference-us=" << c.guard_min_difference_us
       << " mode=" << (c.daemon ? "daemon" : "foreground") << " pid-file=" << c.pid_file
       << " log-file=" << (c.log_file.empty() ? "stderr" : c.log_file)
       << " log-level=" << log_level_key(c.log_level);
@@ -510,6 +524,16 @@ void print_help(const char *argv0) {
         "                               percent, 0..100 (default: 1)\n"
         "      --advisor-write-cost-us N  cost of maintaining one index per changed table\n"
         "                               row, microseconds (default: 20)\n"
+        "\n"
+        "Plan guard (per query template, pg_pilot's estimates against PostgreSQL's, timed;\n"
+        "the backends' switch is pg_pilot.guard, see the README):\n"
+        "      --guard-min-runs N     runs of each side before a template is decided,\n"
+        "                               1..64 (default: 3)\n"
+        "      --guard-slower-pct N   a template goes back to PostgreSQL's estimates when\n"
+        "                               the median time with pg_pilot's is more than N %%\n"
+        "                               above the median with PostgreSQL's ... (default: 10)\n"
+        "      --guard-min-difference-us N  ... and more than N microseconds above it\n"
+        "                               (default: 500)\n"
         "\n"
         "      --foreground           stay in the foreground (default)\n"
         "      --daemon               detach: double fork, setsid, stdio to /dev/null or\n"

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cinttypes>
+#include <cstddef>
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
@@ -43,8 +44,21 @@ void encode_entry(unsigned char *p, const FeedbackSpool::Entry &e) {
     memcpy(p + kCrcOffset, &crc, 4);
 }
 
+/* A record written by a version-1 spool (protocol 6: relations[72] where
+ * protocol 7 has dboid, guard_arm and relations[64]) in today's layout: the
+ * database unknown (0), not guarded, the names cut at a character boundary. */
+void upgrade_v1_record(pilot::proto::FeedbackRecord *r) {
+    constexpr size_t kOffset = offsetof(pilot::proto::FeedbackRecord, dboid);
+    constexpr size_t kOldLen = sizeof(pilot::proto::FeedbackRecord) - kOffset; /* 72 */
+    char old[kOldLen];
+    memcpy(old, reinterpret_cast<const char *>(r) + kOffset, kOldLen);
+    r->dboid = 0;
+    r->guard_arm = pilot::proto::ARM_UNKNOWN;
+    pilot::proto::copy_clean_utf8(r->relations, sizeof r->relations, old, strnlen(old, kOldLen));
+}
+
 /* False when the entry's tag, CRC or seq is wrong. */
-bool decode_entry(const unsigned char *p, uint64_t expect_seq, FeedbackSpool::Entry *e) {
+bool decode_entry(const unsigned char *p, uint64_t expect_seq, uint32_t version, FeedbackSpool::Entry *e) {
     uint32_t tag, crc;
     memcpy(&tag, p + kTagOffset, 4);
     memcpy(&crc, p + kCrcOffset, 4);
@@ -55,6 +69,8 @@ bool decode_entry(const unsigned char *p, uint64_t expect_seq, FeedbackSpool::En
     memcpy(&e->type, p + 16, 4);
     memcpy(&e->reason, p + 20, 4);
     memcpy(static_cast<void *>(&e->rec), p + 24, sizeof e->rec);
+    if (version == 1)
+        upgrade_v1_record(&e->rec);
     return e->type == FeedbackSpool::FEEDBACK || e->type == FeedbackSpool::DEAD;
 }
 
@@ -187,7 +203,8 @@ void FeedbackSpool::recover() {
             memcpy(&version, hdr + 8, 4);
             memcpy(&entry_size, hdr + 12, 4);
             memcpy(&first, hdr + 16, 8);
-            hdr_ok = memcmp(hdr, kMagic, 8) == 0 && version == kVersion && entry_size == kEntryBytes &&
+            hdr_ok = memcmp(hdr, kMagic, 8) == 0 && (version == kVersion || version == 1) &&
+                     entry_size == kEntryBytes &&
                      first == files[i].first;
         }
         if (!hdr_ok) {
@@ -216,7 +233,7 @@ void FeedbackSpool::recover() {
                 n = k;
                 break;
             }
-            if (decode_entry(buf.data(), first + k, &e))
+            if (decode_entry(buf.data(), first + k, version, &e))
                 valid_end = k + 1;
             else
                 corrupt++;
@@ -250,7 +267,7 @@ void FeedbackSpool::recover() {
                 keep = next_first - first;
             }
         }
-        segments_.push_back({first, keep, path});
+        segments_.push_back({first, keep, path, version});
     }
     if (segments_.empty()) {
         std::string error;
@@ -259,9 +276,20 @@ void FeedbackSpool::recover() {
     } else {
         const Segment &last = segments_.back();
         next_seq_ = last.first_seq + last.count;
-        fd_ = open(last.path.c_str(), O_RDWR | O_CLOEXEC);
-        if (fd_ < 0)
-            throw std::runtime_error(errno_text("cannot open spool segment", last.path));
+        if (last.version != kVersion) {
+            /* written by an older pilotd: read as it is, appends go to a new one */
+            std::string error;
+            if (last.count == 0) {
+                unlink(last.path.c_str());
+                segments_.pop_back();
+            }
+            if (!open_new_segment(next_seq_, &error))
+                throw std::runtime_error(error);
+        } else {
+            fd_ = open(last.path.c_str(), O_RDWR | O_CLOEXEC);
+            if (fd_ < 0)
+                throw std::runtime_error(errno_text("cannot open spool segment", last.path));
+        }
     }
     LOG_INFO("spool \"%s\" (id %s): %zu segments, entries %llu..%llu", dir_.c_str(), id_.c_str(),
              segments_.size(), static_cast<unsigned long long>(segments_.front().first_seq),
@@ -288,7 +316,7 @@ bool FeedbackSpool::open_new_segment(uint64_t first_seq, std::string *error) noe
         if (fd_ >= 0)
             close(fd_);
         fd_ = fd;
-        segments_.push_back({first_seq, 0, path});
+        segments_.push_back({first_seq, 0, path, kVersion});
         next_seq_ = first_seq;
         return true;
     } catch (const std::exception &e) {
@@ -438,7 +466,7 @@ void FeedbackSpool::read(uint64_t from, size_t max, std::vector<Entry> *out) {
         for (uint64_t i = 0; i < n; i++) {
             Entry e;
             const unsigned char *p = &buf[i * kEntryBytes];
-            if (!decode_entry(p, start + i, &e))
+            if (!decode_entry(p, start + i, s.version, &e))
                 corrupt_entry(p, start + i, &e);
             out->push_back(e);
         }

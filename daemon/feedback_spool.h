@@ -16,7 +16,8 @@
  *                          watermark in pg_pilot.store_progress
  *   <16 hex first seq>.seg segments, appended; a new one when the current is
  *                          larger than segment_bytes
- * Segment: header, 32 bytes: "PLTSPOOL" | u32 version | u32 entry size |
+ * Segment: header, 32 bytes: "PLTSPOOL" | u32 version (2; segments of version 1,
+ *   protocol-6 records, are still read and converted) | u32 entry size |
  *   u64 first seq | u64 0;  entries, 160 bytes each:
  *   u64 seq | u64 received (unix us) | u32 type | u32 reason |
  *   FeedbackRecord (128) | u32 tag "SPE1" | u32 CRC-32 of the 156 bytes before.
@@ -56,7 +57,7 @@ namespace pilotd {
 
 class FeedbackSpool {
   public:
-    static constexpr uint32_t kVersion = 1;
+    static constexpr uint32_t kVersion = 2; /* 2: protocol 7 records; 1 is still read */
     static constexpr size_t kHeaderBytes = 32;
     static constexpr size_t kEntryBytes = 160;
 
@@ -124,6 +125,7 @@ class FeedbackSpool {
         uint64_t first_seq;
         uint64_t count; /* durable entries */
         std::string path;
+        uint32_t version; /* of its header: 1 (protocol 6 records) or kVersion */
     };
     bool open_new_segment(uint64_t first_seq, std::string *error) noexcept;
     void note_failure(const std::string &what) noexcept;

@@ -160,6 +160,13 @@ int run_service(const Config &cfg) {
         journal.recover();
         EstimatorRegistry registry(oracle, memo);
         RequestHandler handler(registry, oracle);
+        GuardRule guard_rule;
+        guard_rule.min_runs = cfg.guard_min_runs;
+        guard_rule.slower_ratio = 1.0 + cfg.guard_slower_pct / 100.0;
+        guard_rule.min_difference_ms = cfg.guard_min_difference_us / 1000.0;
+        GuardBook guard(guard_rule, cfg.state_dir);
+        guard.load_pins();
+        handler.set_guard(&guard);
 
         /* the learned model: versions in STATE_DIR/models, the serving one
          * answers EST_LEARNED and last in EST_AUTO's chain (after oracle and
@@ -221,7 +228,10 @@ int run_service(const Config &cfg) {
          * fails, the retry journals the batch again, which the memo absorbs
          * (the latest observation wins); the reverse would store it twice. */
         FeedbackSpool *spool_p = spool.get();
-        opt.on_feedback = [&memo, &journal, spool_p](const FeedbackBatch &b) {
+        /* the segment, for the guard to see the estimates' generations (set
+         * before the feedback thread starts, by before_publish) */
+        pilot::proto::SegmentHeader *guard_segment = nullptr;
+        opt.on_feedback = [&memo, &journal, spool_p, &guard, &guard_segment](const FeedbackBatch &b) {
             /* a full spool refuses before anything is journaled (no fsync
              * storm while the store is away) */
             if (spool_p != nullptr && !spool_p->has_room(static_cast<uint64_t>(b.n) + b.ndead))
@@ -235,16 +245,26 @@ int run_service(const Config &cfg) {
                     return false;
             }
             memo.observe(b.rec, b.n);
+            if (guard_segment != nullptr)
+                guard.observe(b.rec, b.n,
+                              guard_segment->model_generation.load(std::memory_order_acquire) +
+                                  guard_segment->oracle_generation.load(std::memory_order_acquire));
             return true;
         };
         opt.after_drain = [&journal] { journal.maybe_compact(); };
-        opt.before_publish = [&oracle, &memo, spool_p](pilot::proto::SegmentHeader *h) {
+        opt.before_publish = [&oracle, &memo, spool_p, &guard, &guard_segment](pilot::proto::SegmentHeader *h) {
+            guard.attach(&h->guard);
+            guard_segment = h;
             oracle.set_counter(&h->counters.oracle_entries);
             memo.set_counter(&h->counters.memo_entries);
             memo.set_generation(&h->memo_generation);
             if (spool_p != nullptr)
                 spool_p->set_counters(&h->counters.spool_appended, &h->counters.spool_next_seq);
         };
+        /* the guard's runs logged before this moment come back from the store */
+        const uint64_t started_unix_us = static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+                .count());
         ShmServer server(opt, handler);
         server.start();
         server_p = &server;
@@ -281,6 +301,8 @@ int run_service(const Config &cfg) {
             so.max_rows = cfg.store_max_rows;
             so.retention_interval_s = cfg.store_retention_interval_s;
             so.backoff_max_ms = cfg.store_backoff_max_ms;
+            so.started_unix_us = started_unix_us;
+            so.restore_guard = [&guard](const std::vector<GuardRun> &runs) { guard.restore(runs); };
             store.reset(new PgStore(so, *spool));
             store->start(&server.header()->counters);
         }

@@ -207,7 +207,69 @@ bool PgStore::connect(std::string *error) {
         cancel_ = PQgetCancel(conn_);
     }
     LOG_INFO("store: connected to database \"%s\" as \"%s\"", PQdb(conn_), PQuser(conn_));
-    return read_watermark(error) == Result::Ok;
+    if (read_watermark(error) != Result::Ok)
+        return false;
+    query_log_guard_ = check_query_log_columns();
+    return true;
+}
+
+/* Does pg_pilot.query_log have the plan guard's columns (extension 0.5)? */
+bool PgStore::check_query_log_columns() {
+    PGresult *r = PQexec(conn_, "SELECT count(*) FROM pg_catalog.pg_attribute WHERE attrelid = "
+                                "'pg_pilot.query_log'::pg_catalog.regclass AND attname IN ('dboid', 'estimates') "
+                                "AND NOT attisdropped");
+    const bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "2") == 0;
+    PQclear(r);
+    if (!ok)
+        LOG_WARNING("store: pg_pilot.query_log in database \"%s\" has no plan guard columns (extension older "
+                    "than 0.5): run ALTER EXTENSION pg_pilot UPDATE there; until then the guard's runs are not "
+                    "kept across restarts of pilotd",
+                    PQdb(conn_));
+    return ok;
+}
+
+/* Once per start, after the spool was committed: the guard's runs logged
+ * before this start, oldest first. */
+void PgStore::restore_guard_runs() noexcept {
+    guard_restored_ = true;
+    if (!opt_.restore_guard || !query_log_guard_ || conn_ == nullptr)
+        return;
+    const std::string since = std::to_string(opt_.started_unix_us / 1000000.0);
+    const std::string window = std::to_string(GuardBook::kWindow);
+    const char *params[2] = {since.c_str(), window.c_str()};
+    PGresult *r = PQexecParams(
+        conn_,
+        "SELECT dboid, query_id, estimates, coalesce(planning_ms, 0) + execution_ms FROM ("
+        " SELECT id, dboid, query_id, estimates, planning_ms, execution_ms, row_number() OVER"
+        " (PARTITION BY dboid, query_id, estimates ORDER BY id DESC) AS n FROM pg_pilot.query_log"
+        " WHERE estimates IS NOT NULL AND query_id IS NOT NULL AND dboid IS NOT NULL"
+        " AND logged_at < to_timestamp($1::float8) AND logged_at > now() - interval '7 days') s"
+        " WHERE n <= $2::int ORDER BY id LIMIT 1000000",
+        2, nullptr, params, nullptr, nullptr, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        LOG_WARNING("store: reading the plan guard's past runs failed: %s (the guard starts from its pins)",
+                    one_line(PQerrorMessage(conn_)).c_str());
+        PQclear(r);
+        return;
+    }
+    std::vector<GuardRun> runs;
+    try {
+        runs.reserve(static_cast<size_t>(PQntuples(r)));
+        for (int i = 0; i < PQntuples(r); i++) {
+            GuardRun g;
+            g.key.dboid = static_cast<uint32_t>(strtoul(PQgetvalue(r, i, 0), nullptr, 10));
+            g.key.query_id = static_cast<uint64_t>(strtoll(PQgetvalue(r, i, 1), nullptr, 10));
+            g.arm = strcmp(PQgetvalue(r, i, 2), "pilot") == 0 ? pilot::proto::ARM_PILOT : pilot::proto::ARM_NATIVE;
+            g.ms = strtod(PQgetvalue(r, i, 3), nullptr);
+            runs.push_back(g);
+        }
+        PQclear(r);
+        opt_.restore_guard(runs);
+        LOG_INFO("store: the plan guard got %zu past runs back", runs.size());
+    } catch (const std::exception &e) {
+        PQclear(r);
+        LOG_WARNING("store: the plan guard's past runs were not restored: %s", e.what());
+    }
 }
 
 void PgStore::disconnect() noexcept {
@@ -381,6 +443,12 @@ PgStore::Result PgStore::commit(const std::vector<FeedbackSpool::Entry> &entries
             copy_double(ql, r.actual_rows, false);
             ql += '\t';
             ql += std::to_string(r.nrels);
+            if (query_log_guard_) {
+                ql += '\t';
+                if (r.dboid) ql += std::to_string(r.dboid); else ql += "\\N";
+                ql += '\t';
+                ql += r.guard_arm == pilot::proto::ARM_PILOT ? "pilot" : r.guard_arm == pilot::proto::ARM_NATIVE ? "native" : "\\N";
+            }
             ql += '\n';
         }
     }
@@ -414,8 +482,11 @@ PgStore::Result PgStore::commit(const std::vector<FeedbackSpool::Entry> &entries
     if (!fb.empty() && !copy("COPY pg_pilot.feedback (observed_at, query_id, subplan_key, template_key, "
                              "relations, nrels, native_rows, pilot_rows, actual_rows) FROM STDIN", fb, &r))
         return fail(r, "COPY into pg_pilot.feedback");
-    if (!ql.empty() && !copy("COPY pg_pilot.query_log (logged_at, query_id, planning_ms, execution_ms, "
-                             "relation_sets) FROM STDIN", ql, &r))
+    if (!ql.empty() && !copy(query_log_guard_ ? "COPY pg_pilot.query_log (logged_at, query_id, planning_ms, "
+                                                "execution_ms, relation_sets, dboid, estimates) FROM STDIN"
+                                              : "COPY pg_pilot.query_log (logged_at, query_id, planning_ms, "
+                                                "execution_ms, relation_sets) FROM STDIN",
+                             ql, &r))
         return fail(r, "COPY into pg_pilot.query_log");
     if (!dl.empty() && !copy("COPY pg_pilot.feedback_dead_letter (received_at, reason, record) FROM STDIN", dl, &r))
         return fail(r, "COPY into pg_pilot.feedback_dead_letter");
@@ -508,6 +579,8 @@ void PgStore::run() noexcept {
                 res = Result::Retry;
             } else {
                 spool_.read(watermark_, opt_.chunk, &entries);
+                if (entries.empty() && !guard_restored_)
+                    restore_guard_runs();
                 if (entries.empty()) {
                     retention();
                     publish();

@@ -23,15 +23,24 @@
  * Retention: every retention_interval_s, rows older than retention_days and
  * rows beyond max_rows (the oldest ids) are deleted (0 = no limit).
  *
+ * The plan guard: runs carry their database and arm (pg_pilot.query_log
+ * dboid, estimates; schema 0.5, used when the table has them).  Once the
+ * spool is committed after a start, the runs logged before that start are
+ * read back (the latest GuardBook::kWindow per template and arm, of the
+ * last 7 days) and handed to restore_guard: a kill -9 loses none of the
+ * guard's acknowledged runs.
+ *
  * One thread; counters and the last error are published in the segment.
  */
 #ifndef PILOTD_PG_STORE_H
 #define PILOTD_PG_STORE_H
 
 #include "feedback_spool.h"
+#include "guard_book.h"
 #include "pilot_protocol.h"
 
 #include <atomic>
+#include <functional>
 #include <mutex>
 #include <cstdint>
 #include <string>
@@ -52,6 +61,9 @@ struct PgStoreOptions {
     uint32_t retention_days = 30;
     uint64_t max_rows = 10000000;
     uint32_t retention_interval_s = 60;
+    /* the guard's runs from before this start (see above); may be empty */
+    std::function<void(const std::vector<GuardRun> &)> restore_guard;
+    uint64_t started_unix_us = 0; /* runs logged before it are restored */
 };
 
 class PgStore {
@@ -81,6 +93,8 @@ class PgStore {
     Result commit(const std::vector<FeedbackSpool::Entry> &entries, size_t begin, size_t end,
                   const std::string *reject_reason, std::string *error);
     Result read_watermark(std::string *error);
+    bool check_query_log_columns();
+    void restore_guard_runs() noexcept;
     void retention() noexcept;
     void set_error(const std::string &e) noexcept;
     void publish() noexcept;
@@ -102,6 +116,8 @@ class PgStore {
     std::atomic<uint64_t> committed_{0};
     uint64_t replayed_ = 0, dead_ = 0, failures_ = 0;
     uint64_t last_retention_us_ = 0;
+    bool query_log_guard_ = false; /* query_log has dboid and estimates (0.5) */
+    bool guard_restored_ = false;
 };
 
 } // namespace pilotd

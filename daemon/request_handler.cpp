@@ -23,6 +23,7 @@ const char *msg_name(uint32_t t) {
     case MSG_ORACLE_CLEAR: return "ORACLE_CLEAR";
     case MSG_MODEL_PIN: return "MODEL_PIN";
     case MSG_ADVISOR: return "ADVISOR";
+    case MSG_GUARD_PIN: return "GUARD_PIN";
     default: return "invalid";
     }
 }
@@ -56,6 +57,9 @@ HandleResult RequestHandler::handle(uint32_t slot, uint32_t client_pid, const Re
             break;
         case MSG_ADVISOR:
             advisor(slot, client_pid, req, resp);
+            break;
+        case MSG_GUARD_PIN:
+            guard_pin(slot, client_pid, req, resp);
             break;
         default:
             oracle(slot, client_pid, req, resp);
@@ -114,6 +118,22 @@ void RequestHandler::advisor(uint32_t slot, uint32_t client_pid, const Request &
     }
     resp.status = ST_FAILED;
     LOG_WARNING("pid %u (slot %u): index advisor job refused: %s", client_pid, slot, why.c_str());
+}
+
+void RequestHandler::guard_pin(uint32_t slot, uint32_t client_pid, const Request &req, Response &resp) {
+    /* validated: query id non-zero, flags a GuardArm */
+    const GuardTemplateKey key{req.dboid, req.session};
+    const uint32_t arm = req.flags;
+    std::string why = "no plan guard in this pilotd";
+    if (guard_ != nullptr && guard_->pin(key, arm, &why)) {
+        LOG_INFO("guard: query %lld (database %u) %s%s by pid %u (slot %u)", static_cast<long long>(key.query_id),
+                 key.dboid, arm == ARM_UNKNOWN ? "unpinned" : "pinned to ",
+                 arm == ARM_UNKNOWN ? "" : guard_arm_name(arm), client_pid, slot);
+        return;
+    }
+    resp.status = ST_FAILED;
+    LOG_WARNING("pid %u (slot %u): cannot pin query %lld: %s", client_pid, slot, static_cast<long long>(key.query_id),
+                why.c_str());
 }
 
 void RequestHandler::model_pin(uint32_t slot, uint32_t client_pid, const Request &req, Response &resp) {

@@ -18,6 +18,7 @@
 
 #include "advisor_service.h"
 #include "estimator.h"
+#include "guard_book.h"
 #include "oracle_store.h"
 #include "pilot_protocol.h"
 
@@ -54,6 +55,7 @@ class RequestHandler {
     void set_key_text_sink(KeyTextSink *sink) { sink_ = sink; }
     void set_model_control(ModelControl *control) { model_control_ = control; }
     void set_advisor_control(AdvisorControl *control) { advisor_control_ = control; }
+    void set_guard(GuardBook *guard) { guard_ = guard; }
 
     /* Upper bound on the entries one load session may stage. */
     static constexpr size_t kMaxStagedEntries = 50u * 1000u * 1000u;
@@ -68,6 +70,8 @@ class RequestHandler {
     void estimate(const pilot::proto::Request &req, pilot::proto::Response &resp, HandleResult &r);
     void oracle(uint32_t slot, uint32_t client_pid, const pilot::proto::Request &req,
                 pilot::proto::Response &resp);
+    void guard_pin(uint32_t slot, uint32_t client_pid, const pilot::proto::Request &req,
+                   pilot::proto::Response &resp);
     void model_pin(uint32_t slot, uint32_t client_pid, const pilot::proto::Request &req,
                    pilot::proto::Response &resp);
     void advisor(uint32_t slot, uint32_t client_pid, const pilot::proto::Request &req,
@@ -78,6 +82,7 @@ class RequestHandler {
     OracleStore &oracle_;
     KeyTextSink *sink_ = nullptr;
     ModelControl *model_control_ = nullptr;
+    GuardBook *guard_ = nullptr;
     AdvisorControl *advisor_control_ = nullptr;
     std::mutex sessions_mu_;
     std::unordered_map<uint32_t, Session> sessions_; /* by slot index */

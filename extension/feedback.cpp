@@ -78,6 +78,7 @@ typedef struct FeedbackMap
 {
 	const PlannedStmt *stmt;	/* hash key: must be first */
 	double		planning_ms;
+	uint32		guard_arm;		/* proto::GuardArm the plan was made with */
 	int			n;
 	FeedbackNode *nodes;		/* sorted by plan_node_id */
 	MemoryContextCallback cb;
@@ -89,6 +90,7 @@ typedef struct Collecting
 	QueryDesc  *qd;
 	FeedbackMap *map;
 	bool		partial;		/* ExecutorRun with a row limit */
+	bool		timing_only;	/* not sampled: only the plan guard's FB_QUERY record */
 	double		planning_ms;	/* < 0: not planned for this run (a cached plan) */
 	SubTransactionId subid;		/* subtransaction it started in */
 	uint64		start_us;
@@ -265,7 +267,7 @@ plan_relids(MapBuild *b, Plan *plan)
 }
 
 void
-pilot_feedback_remember(PilotQueryState *qs, PlannedStmt *stmt, double planning_ms)
+pilot_feedback_remember(PilotQueryState *qs, PlannedStmt *stmt, double planning_ms, uint32 guard_arm)
 {
 	PilotRootState *top = NULL;
 	MapBuild	b;
@@ -275,18 +277,26 @@ pilot_feedback_remember(PilotQueryState *qs, PlannedStmt *stmt, double planning_
 	int			i;
 	ListCell   *lc;
 
-	if (!pilot_collect_feedback || pilot_feedback_sample_rate <= 0 || stmt == NULL ||
-		stmt->commandType == CMD_UTILITY)
+	if (!pilot_collect_feedback || stmt == NULL || stmt->commandType == CMD_UTILITY)
 		return;
-	for (PilotRootState *rs = qs->roots; rs != NULL; rs = rs->next)
-		if (rs->root->parent_root == NULL)
-			top = rs;
-	if (top == NULL)
+	if (pilot_feedback_sample_rate <= 0 && guard_arm == pilot::proto::ARM_UNKNOWN)
 		return;
-	b.rs = top;
 	b.nodes = NIL;
-	(void) plan_relids(&b, stmt->planTree);
-	if (b.nodes == NIL)
+	if (qs != NULL)
+	{
+		for (PilotRootState *rs = qs->roots; rs != NULL; rs = rs->next)
+			if (rs->root->parent_root == NULL)
+				top = rs;
+		if (top != NULL)
+		{
+			b.rs = top;
+			(void) plan_relids(&b, stmt->planTree);
+		}
+	}
+	/* planned with pg_pilot's estimates but nothing of it keyed: pg_pilot took
+	 * no part, nothing to report nor to guard.  Planned with PostgreSQL's by
+	 * the guard: the run's time is reported (a map without nodes). */
+	if (b.nodes == NIL && guard_arm != pilot::proto::ARM_NATIVE)
 		return;
 
 	/* the map lives and dies with the plan */
@@ -295,6 +305,7 @@ pilot_feedback_remember(PilotQueryState *qs, PlannedStmt *stmt, double planning_
 	m = (FeedbackMap *) palloc0(sizeof(FeedbackMap));
 	m->stmt = stmt;
 	m->planning_ms = planning_ms;
+	m->guard_arm = guard_arm;
 	m->n = list_length(b.nodes);
 	m->nodes = (FeedbackNode *) palloc(sizeof(FeedbackNode) * m->n);
 	i = 0;
@@ -578,6 +589,7 @@ adopt_copy(const PlannedStmt *stmt)
 													  sizeof(FeedbackMap) + sizeof(FeedbackNode) * orig->n);
 		copy->stmt = stmt;
 		copy->planning_ms = orig->planning_ms;
+		copy->guard_arm = orig->guard_arm;
 		orig->planning_ms = -1;
 		copy->n = orig->n;
 		copy->nodes = (FeedbackNode *) (copy + 1);
@@ -710,6 +722,7 @@ pilot_executor_start(QueryDesc *qd, int eflags)
 {
 	FeedbackMap *m = NULL;
 	double		planning_ms = -1;
+	bool		timing_only = false;
 
 	if (pilot_collect_feedback && !(eflags & EXEC_FLAG_EXPLAIN_ONLY) && qd->plannedstmt != NULL &&
 		qd->plannedstmt->commandType != CMD_UTILITY)
@@ -724,14 +737,20 @@ pilot_executor_start(QueryDesc *qd, int eflags)
 		/* a plan's planning time belongs to its first run only */
 		planning_ms = m->planning_ms;
 		m->planning_ms = -1;
-		if (!sampled())
-			m = NULL;
+		/* an unsampled run still reports its time to the plan guard */
+		if (m->n == 0 || pilot_feedback_sample_rate <= 0 || !sampled())
+		{
+			if (m->guard_arm != pilot::proto::ARM_UNKNOWN)
+				timing_only = true;
+			else
+				m = NULL;
+		}
 	}
 	/*
 	 * Parallel workers count rows only when the whole query is instrumented;
 	 * otherwise only the nodes we report on are (see instrument_mapped_nodes).
 	 */
-	if (m != NULL && qd->plannedstmt->parallelModeNeeded)
+	if (m != NULL && !timing_only && qd->plannedstmt->parallelModeNeeded)
 		qd->instrument_options |= INSTRUMENT_ROWS;
 
 	if (prev_executor_start)
@@ -739,7 +758,7 @@ pilot_executor_start(QueryDesc *qd, int eflags)
 	else
 		standard_ExecutorStart(qd, eflags);
 
-	if (m != NULL && qd->planstate != NULL)
+	if (m != NULL && !timing_only && qd->planstate != NULL)
 		instrument_mapped_nodes(qd, m);
 	if (m != NULL)
 	{
@@ -749,6 +768,7 @@ pilot_executor_start(QueryDesc *qd, int eflags)
 		c->qd = qd;
 		c->map = m;
 		c->planning_ms = planning_ms;
+		c->timing_only = timing_only;
 		c->subid = GetCurrentSubTransactionId();
 		c->start_us = pilot::proto::monotonic_us();
 		c->next = collecting;
@@ -946,12 +966,17 @@ send_feedback(Collecting *c)
 	w.query_id = qd->plannedstmt->queryId;
 	w.participants = 1;
 	w.unreliable = false;
-	(void) walk_node(qd->planstate, &w);
+	if (!c->timing_only)
+		(void) walk_node(qd->planstate, &w);
+	for (int i = 0; i < w.n; i++)
+		w.recs[i].dboid = (uint32) MyDatabaseId;
 	{
 		FeedbackRecord *q = &w.recs[w.n++];
 
 		q->kind = pilot::proto::FB_QUERY;
 		q->query_id = qd->plannedstmt->queryId;
+		q->dboid = (uint32) MyDatabaseId;
+		q->guard_arm = c->map->guard_arm;
 		q->nrels = (uint32) (w.n - 1);	/* relation sets reported */
 		q->native_rows = c->planning_ms;
 		q->pilot_rows = -1;

@@ -129,6 +129,17 @@ _PG_init(void)
 							 "Fraction of queries whose execution feedback is collected.",
 							 NULL, &pilot_feedback_sample_rate, 1.0, 0.0, 1.0, PGC_USERSET, 0,
 							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("pg_pilot.guard",
+							 "Guard each query template against slower plans from pg_pilot's estimates.",
+							 "pilotd times the template's runs with pg_pilot's and with PostgreSQL's "
+							 "estimates and keeps the faster; needs pg_pilot.collect_feedback.",
+							 &pilot_guard, true, PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomRealVariable("pg_pilot.guard_probe_rate",
+							 "Fraction of a decided template's runs that try the other estimates.",
+							 "So that a decision can be revised as data and models change.",
+							 &pilot_guard_probe_rate, 0.05, 0.0, 1.0, PGC_USERSET, 0,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("pg_pilot");
 
 	/* query ids (compute_query_id = auto): the feedback store's query log

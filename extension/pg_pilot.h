@@ -21,6 +21,8 @@ extern int pilot_daemon_stale_ms;
 extern int pilot_reattach_interval_ms;
 extern bool pilot_collect_feedback;
 extern double pilot_feedback_sample_rate;
+extern bool pilot_guard;               /* guard.cpp */
+extern double pilot_guard_probe_rate;
 
 /* Why a relation set kept PostgreSQL's estimate (also the pg_pilot.stats columns). */
 typedef enum PilotFallback
@@ -130,7 +132,15 @@ extern void pilot_install_planner_hooks(void);
 
 /* ---- execution feedback (feedback.cpp) ---- */
 extern void pilot_install_executor_hooks(void);
-extern void pilot_feedback_remember(PilotQueryState *qs, struct PlannedStmt *stmt, double planning_ms);
+/* qs NULL: planned without pg_pilot (the guard's native arm); guard_arm: proto::GuardArm */
+extern void pilot_feedback_remember(PilotQueryState *qs, struct PlannedStmt *stmt, double planning_ms,
+									uint32 guard_arm);
+
+/* ---- the plan guard (guard.cpp) ---- */
+/* Which estimates this planning of template query_id uses (proto::GuardArm):
+ * ARM_NATIVE means plan without pg_pilot; ARM_UNKNOWN: not guarded.  Never
+ * raises an error, never waits. */
+extern uint32 pilot_guard_arm(uint64 query_id);
 
 /* Plans `query` (one statement) in the given mode; returns the state it left
  * (allocated in CurrentMemoryContext).  Raises the query's own errors. */
@@ -218,7 +228,13 @@ extern uint64 pilot_sidecar_oracle_clear(void);
 
 extern void pilot_sidecar_status(Datum *values, bool *nulls, int natts);
 
-namespace pilot { namespace proto { struct FeedbackRecord; } }
+namespace pilot { namespace proto { struct FeedbackRecord; struct GuardEntry; } }
+/* The guard table's row of a template of this database / row `index`; false
+ * when there is none or pilotd is not there.  Never raise an error. */
+extern bool pilot_sidecar_guard_entry(uint64 query_id, pilot::proto::GuardEntry *out);
+extern bool pilot_sidecar_guard_row(uint32 index, pilot::proto::GuardEntry *out);
+/* MSG_GUARD_PIN (arm: proto::GuardArm, ARM_UNKNOWN = unpin); a clear ERROR when it fails. */
+extern void pilot_sidecar_pin_template(uint64 query_id, uint32 arm);
 /* Pushes feedback records into this backend's ring; never waits, never errors. */
 extern void pilot_sidecar_push_feedback(const pilot::proto::FeedbackRecord *recs, int n);
 

@@ -990,6 +990,7 @@ pilot_planner(Query *parse, const char *query_string, int cursorOptions,
 	bool		own_context = false;
 	MemoryContext caller_cxt = CurrentMemoryContext;
 	const uint64 planning_start_us = pilot::proto::monotonic_us();
+	uint32		guard_arm = pilot::proto::ARM_UNKNOWN;
 
 	if (pending)
 	{
@@ -1004,7 +1005,8 @@ pilot_planner(Query *parse, const char *query_string, int cursorOptions,
 		if (qs->mode == PM_PLAN && (!pilot_enabled || pilot_timeout_ms <= 0))
 			qs = NULL;
 	}
-	else if (pilot_enabled && pilot_timeout_ms > 0)
+	else if (pilot_enabled && pilot_timeout_ms > 0 &&
+			 (guard_arm = pilot_guard_arm(parse->queryId)) != pilot::proto::ARM_NATIVE)
 	{
 		MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_pilot planning",
 												  ALLOCSET_DEFAULT_SIZES);
@@ -1028,9 +1030,10 @@ pilot_planner(Query *parse, const char *query_string, int cursorOptions,
 			result = prev_planner_hook(parse, query_string, cursorOptions, boundParams);
 		else
 			result = standard_planner(parse, query_string, cursorOptions, boundParams);
-		if (qs != NULL && qs->mode == PM_PLAN && !qs->disabled)
+		if ((qs != NULL && qs->mode == PM_PLAN && !qs->disabled) || guard_arm == pilot::proto::ARM_NATIVE)
 			pilot_feedback_remember(qs, result,
-									(double) (pilot::proto::monotonic_us() - planning_start_us) / 1000.0);
+									(double) (pilot::proto::monotonic_us() - planning_start_us) / 1000.0,
+									guard_arm);
 	}
 	PG_FINALLY();
 	{

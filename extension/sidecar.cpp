@@ -417,6 +417,35 @@ pilot_sidecar_pin_model(uint32 version)
 	admin_check(o, version == 0 ? "unpinning the model" : "pinning the model version");
 }
 
+bool
+pilot_sidecar_guard_entry(uint64 query_id, GuardEntry *out)
+{
+	SidecarClient *c = get_client();
+
+	return c != nullptr && c->guard_entry(static_cast<uint32_t>(MyDatabaseId), query_id, out);
+}
+
+bool
+pilot_sidecar_guard_row(uint32 index, GuardEntry *out)
+{
+	SidecarClient *c = get_client();
+
+	return c != nullptr && c->guard_row(index, out);
+}
+
+void
+pilot_sidecar_pin_template(uint64 query_id, uint32 arm)
+{
+	Outcome		o = admin_call(MSG_GUARD_PIN, query_id, arm);
+
+	if (o == Outcome::REFUSED && response_buf.status == ST_FAILED)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pg_pilot: pilotd could not store the pin of query %lld", (long long) query_id),
+				 errhint("See pilotd's log (its state directory must be writable).")));
+	admin_check(o, "pinning the query template");
+}
+
 uint64
 pilot_sidecar_advisor_request(int32 action, double budget_mb, int32 max_indexes, int64 recommendation,
 							  bool drop_unhelpful)

@@ -5,7 +5,7 @@
 #   make bench [DATA=load.sql TRAIN=train.txt {TEST=test.txt | HOLDOUT=n}] [OUT=dir]
 #              [SCALE=s] [WL_REPS=5] [TIMEOUT=10s] [CLIENTS=8] [MAX_SUBPLANS=256]
 #              [REPS=5] [QUICK=1] [TRAIN_SECONDS=300 TRAIN_EPOCHS=300 TRAIN_SEED=42]
-#              [ADVISOR=0] [BUDGET_MB=mb MAX_INDEXES=n ADV_QUERIES=100 ADV_REPS=5]
+#              [ADVISOR=0] [BUDGET_MB=mb MAX_INDEXES=n ADV_QUERIES=100 ADV_REPS=5] [GUARD_ROUNDS=4 GUARD_REPS=3]
 #
 # 1. The workload benchmark (regress/bench/workload_bench.py): DATA is a SQL
 #    file run with psql from its own folder into a fresh database; TRAIN and
@@ -23,6 +23,12 @@
 #    (WL_REPS repetitions, each query within TIMEOUT), planning time, the
 #    model's inference time per planning batch and size, feedback overhead,
 #    and pgbench with CLIENTS sessions.
+# 1b. The plan guard (regress/bench/guard_rounds.py): the test queries in
+#    GUARD_ROUNDS rounds (4; 0 skips), each GUARD_REPS (3) times per mode per
+#    round on new connections: PostgreSQL alone, the learned model with
+#    pg_pilot.guard on, and (but with QUICK=1) PostgreSQL alone again as a
+#    noise control; per round the total against native, the queries more
+#    than 1.2x slower, and the guard's decisions.
 # 2. Planning overhead on STATS (659 queries) and JOB (113 queries, up to 17
 #    tables, REPS repetitions), and feedback overhead on STATS (FB_REPS=9),
 #    from ../shared/data (skipped when absent, or with QUICK=1).
@@ -58,7 +64,7 @@ pp_rerun_as_owner bench regress/bench/run_bench.sh OUT="$OUT" REPS="${REPS:-5}" 
   TRAIN="${TRAIN:-}" TEST="${TEST:-}" SCALE="${SCALE:-}" TIMEOUT="${TIMEOUT:-}" CLIENTS="${CLIENTS:-}" \
   QUICK="${QUICK:-}" HOLDOUT="${HOLDOUT:-}" TRAIN_SECONDS="${TRAIN_SECONDS:-}" TRAIN_EPOCHS="${TRAIN_EPOCHS:-}" TRAIN_SEED="${TRAIN_SEED:-}" MAX_SUBPLANS="${MAX_SUBPLANS:-}" WL_REPS="${WL_REPS:-}" BENCH_SECONDS="${BENCH_SECONDS:-}" FB_REPS="${FB_REPS:-}" TRAIN_QUERIES="${TRAIN_QUERIES:-}" SUBPLAN_QUERIES="${SUBPLAN_QUERIES:-}" TEST_QUERIES="${TEST_QUERIES:-}" SOAK_SECONDS="${SOAK_SECONDS:-}" \
   ADVISOR="${ADVISOR:-}" BUDGET_MB="${BUDGET_MB:-}" MAX_INDEXES="${MAX_INDEXES:-}" ADV_QUERIES="${ADV_QUERIES:-}" \
-  ADV_REPS="${ADV_REPS:-}" ADV_SEED="${ADV_SEED:-}" ADV_SELECTIVE="${ADV_SELECTIVE:-}"
+  ADV_REPS="${ADV_REPS:-}" ADV_SEED="${ADV_SEED:-}" ADV_SELECTIVE="${ADV_SELECTIVE:-}" GUARD_ROUNDS="${GUARD_ROUNDS:-}" GUARD_REPS="${GUARD_REPS:-}"
 WORK=${PP_WORK:-$(mktemp -d /tmp/pg_pilot_bench.XXXXXX)}
 R=$WORK/regress; [ -d "$R" ] || R=$ROOT/regress
 SHARED=${PP_SHARED:-$ROOT/../shared}
@@ -67,8 +73,10 @@ source "$R/lib/cluster.sh"
 trap pp_teardown EXIT
 echo "== starting a throw-away cluster and pilotd"
 # with the feedback store, as in production: feedback on = pilotd also commits
-# every record into pg_pilot's tables
-pp_cluster_init "$WORK/cluster" && pp_cluster_start && pp_store_setup && pp_pilotd_start || exit 1
+# every record into pg_pilot's tables.  The phases compare estimators
+# (pg_pilot.estimator) run by run, so the plan guard is off but in the
+# repeated-workload phase, which is about it.
+pp_cluster_init "$WORK/cluster" "pg_pilot.guard = off" && pp_cluster_start && pp_store_setup && pp_pilotd_start || exit 1
 echo "postgres $(pp_psql -At -c 'SHOW server_version'), $(nproc) cores, pilotd $("$PILOTD" --version 2>&1 | head -1)"
 
 # --- 1. the workload benchmark -------------------------------------------------
@@ -106,6 +114,13 @@ python3 "$R/bench/workload_bench.py" --db "$WL_DB" --train "$WL_TRAIN" --test "$
   --model-dsn "dbname=$WL_DB host=$PGHOST port=$PGPORT" --train-seconds "${TRAIN_SECONDS:-300}" \
   --train-epochs "${TRAIN_EPOCHS:-300}" --train-seed "${TRAIN_SEED:-42}" --subplan-queries "${SUBPLAN_QUERIES:-200}" || exit 1
 echo "   workload benchmark: $(( $(date +%s) - T_WL )) s"
+
+# --- 1b. the plan guard: the test queries repeated, guarded (GUARD_ROUNDS=4, GUARD_REPS=3) ---
+if [ "${GUARD_ROUNDS:-4}" != 0 ]; then
+  python3 "$R/bench/guard_rounds.py" --db "$WL_DB" --workload "$WL_TEST" --rounds "${GUARD_ROUNDS:-4}" \
+    --reps "${GUARD_REPS:-3}" --estimator learned --out "$OUT/guard.json" \
+    $([ -z "${QUICK:-}" ] && echo --control) || exit 1
+fi
 
 # --- 2. planning and feedback overhead on STATS and JOB ---------------------------
 results=()
@@ -160,11 +175,17 @@ out, fb_file, files = sys.argv[1], sys.argv[2], sys.argv[3:]
 wl = json.load(open(f"{out}/workload.json"))
 runs = [json.load(open(f)) for f in files]
 fb = json.load(open(fb_file)) if fb_file else None
+try:
+    guard = json.load(open(f"{out}/guard.json"))
+except OSError:
+    guard = None
 # the report: the workload benchmark's keys at the top, the rest beside them
 report = dict(wl)
 report["planning_overhead"] = {r["workload"]: r for r in runs}
 if fb:
     report["feedback_stats5"] = fb
+if guard:
+    report["guard"] = guard
 json.dump(report, open(f"{out}/report.json", "w"), indent=2)
 
 q, e, pl, c = wl["qerror"], wl["e2e"], wl["planning"], wl.get("concurrency")
@@ -259,6 +280,21 @@ t.append(("feedback overhead <= 3 %", met(f['overhead_ratio'] <= 1.03)))
 if c:
     t.append((f"sidecar round trip p99 <= 200 us with {c['clients']} sessions",
               met((c['modes']['pilot']['roundtrip_p99_us'] or 1e9) <= 200)))
+if guard:
+    late = [r for r in guard["per_round"] if r["round"] >= 3]
+    g = [r["modes"]["guarded"] for r in late]
+    t.append(("plan guard, rounds 3 on: no query more than 1.2x (and 2 ms) its native time",
+              met(bool(g) and all(v["slower_1_2x"] == 0 for v in g))))
+    t.append(("plan guard, rounds 3 on: total <= native", met(bool(g) and all(v["ratio"] <= 1.0 for v in g))))
+    L += ["", f"## Plan guard: the {guard['queries']} test queries repeated ({guard['rounds']} rounds x "
+          f"{guard['reps']} runs per mode, one connection per run, median per query; `guarded` = estimator "
+          f"`{guard['estimator']}` with pg_pilot.guard on; `control` = PostgreSQL alone again, for the noise)", "",
+          "| round | native ms | mode | total ms | vs native | > 1.2x slower | > 1.2x faster | guard decisions |",
+          "|---|---|---|---|---|---|---|---|"]
+    for r in guard["per_round"]:
+        for m, v in r["modes"].items():
+            L.append(f"| {r['round']} | {r['native_ms']:.0f} | {m} | {v['total_ms']:.0f} | {v['ratio']:.3f}x | "
+                     f"{v['slower_1_2x']} | {v['faster_1_2x']} | {r['decisions'] if m == 'guarded' else ''} |")
 L += ["", "## Targets", "", "| target | this run |", "|---|---|"] + [f"| {a} | {b} |" for a, b in t]
 if wl.get("plots"):
     L += ["", "## Plots", ""] + [f"![{p}]({p})" for p in wl["plots"]]

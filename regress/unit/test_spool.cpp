@@ -5,6 +5,7 @@
  */
 #include "feedback_spool.h"
 #include "feedback_batch.h"
+#include "crc32.h"
 
 #include <gtest/gtest.h>
 
@@ -138,6 +139,60 @@ TEST_F(SpoolTest, TornTailIsCutOffAndNumberingContinues) {
     ASSERT_EQ(e.size(), 3u);
     EXPECT_EQ(e[2].rec.key, 3u);
     EXPECT_EQ(e[2].type, FeedbackSpool::FEEDBACK);
+}
+
+/* A spool written by pilotd of protocol 6 (spool version 1: relations[72]
+ * where protocol 7 has dboid, guard_arm and relations[64]) is read after an
+ * upgrade, converted, and appended to in a new segment: nothing acknowledged
+ * before the upgrade is lost. */
+TEST_F(SpoolTest, VersionOneSegmentsAreReadAfterAnUpgrade) {
+    const std::string long_names(70, 'x'); /* fitted in 72 bytes, not in 64 */
+    {
+        FeedbackSpool s(dir_, 1 << 20, 1 << 20);
+        s.recover();
+        FeedbackRecord longer = rec(2, 2);
+        ASSERT_TRUE(append(s, {rec(1, 1), longer}));
+    }
+    /* rewrite the segment as version 1 would have written it */
+    auto segs = segments(dir_ + "/spool");
+    ASSERT_EQ(segs.size(), 1u);
+    int fd = open(segs[0].c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    const uint32_t v1 = 1;
+    ASSERT_EQ(pwrite(fd, &v1, 4, 8), 4);
+    const size_t rec_at = 24, names_at = rec_at + offsetof(FeedbackRecord, dboid);
+    for (int k = 0; k < 2; k++) {
+        unsigned char e[FeedbackSpool::kEntryBytes];
+        const off_t off = static_cast<off_t>(FeedbackSpool::kHeaderBytes + k * FeedbackSpool::kEntryBytes);
+        ASSERT_EQ(pread(fd, e, sizeof e, off), static_cast<ssize_t>(sizeof e));
+        memset(e + names_at, 0, 72);
+        memcpy(e + names_at, k == 0 ? "a, b" : long_names.c_str(), k == 0 ? 4 : long_names.size());
+        const uint32_t crc = crc32(e, 156);
+        memcpy(e + 156, &crc, 4);
+        ASSERT_EQ(pwrite(fd, e, sizeof e, off), static_cast<ssize_t>(sizeof e));
+    }
+    close(fd);
+    {
+        FeedbackSpool s(dir_, 1 << 20, 1 << 20);
+        s.recover();
+        EXPECT_EQ(s.recovered_corrupt(), 0u);
+        EXPECT_EQ(s.next_seq(), 2u);
+        ASSERT_TRUE(append(s, {rec(3, 3)}));
+        EXPECT_EQ(segments(dir_ + "/spool").size(), 2u) << "appends go to a segment of today's version";
+    }
+    FeedbackSpool s(dir_, 1 << 20, 1 << 20);
+    s.recover();
+    std::vector<FeedbackSpool::Entry> e;
+    s.read(0, 10, &e);
+    ASSERT_EQ(e.size(), 3u);
+    EXPECT_EQ(e[0].type, FeedbackSpool::FEEDBACK);
+    EXPECT_STREQ(e[0].rec.relations, "a, b");
+    EXPECT_EQ(e[0].rec.dboid, 0u);
+    EXPECT_EQ(e[0].rec.guard_arm, 0u);
+    EXPECT_EQ(std::string(e[1].rec.relations), long_names.substr(0, 63)) << "cut to fit";
+    EXPECT_EQ(e[1].rec.actual_rows, 2);
+    EXPECT_EQ(e[2].rec.key, 3u);
+    EXPECT_STREQ(e[2].rec.relations, "a, b");
 }
 
 TEST_F(SpoolTest, DamagedEntryIsReadBackAsDeadLetter) {

@@ -1,0 +1,304 @@
+/* guard_book.cpp — see guard_book.h */
+#include "guard_book.h"
+
+#include "durable_file.h"
+#include "log.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <cinttypes>
+#include <cstdlib>
+#include <ctime>
+#include <sstream>
+#include <stdexcept>
+
+namespace pilotd {
+
+using namespace pilot::proto;
+
+namespace {
+const char kPinsHeader[] = "# pg_pilot guard pins v1: database oid, query id, arm (pilot|native)";
+
+uint64_t now_unix() { return static_cast<uint64_t>(time(nullptr)); }
+
+/* the window's runs, oldest first */
+template <typename W> std::vector<double> in_order(const W &w, unsigned cap) {
+    std::vector<double> v;
+    v.reserve(w.n);
+    const unsigned start = (w.next + cap - w.n) % cap;
+    for (unsigned i = 0; i < w.n; i++)
+        v.push_back(w.ms[(start + i) % cap]);
+    return v;
+}
+} // namespace
+
+GuardBook::GuardBook(const GuardRule &rule, const std::string &state_dir)
+    : rule_(rule), state_dir_(state_dir), pins_path_(state_dir + "/guard.pins"), row_owner_(kGuardEntries) {}
+
+void GuardBook::load_pins() {
+    std::string text, error;
+    bool missing = false;
+    if (!read_file(pins_path_, &text, &error, &missing)) {
+        if (missing)
+            return;
+        throw std::runtime_error("guard: cannot read the pins: " + error);
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    std::istringstream in(text);
+    std::string line;
+    size_t lineno = 0, loaded = 0;
+    while (std::getline(in, line)) {
+        lineno++;
+        if (line.empty() || line[0] == '#')
+            continue;
+        char arm[16] = {};
+        unsigned long long dboid = 0, qid = 0;
+        if (sscanf(line.c_str(), "%llu %llu %15s", &dboid, &qid, arm) != 3 || dboid > UINT32_MAX || qid == 0 ||
+            (strcmp(arm, "pilot") != 0 && strcmp(arm, "native") != 0)) {
+            LOG_WARNING("guard: %s line %zu is not \"database-oid query-id pilot|native\": ignored",
+                        pins_path_.c_str(), lineno);
+            continue;
+        }
+        GuardTemplateKey key{static_cast<uint32_t>(dboid), static_cast<uint64_t>(qid)};
+        templates_[key].pinned = strcmp(arm, "pilot") == 0 ? ARM_PILOT : ARM_NATIVE;
+        loaded++;
+    }
+    if (loaded)
+        LOG_INFO("guard: %zu pinned query templates (%s)", loaded, pins_path_.c_str());
+}
+
+void GuardBook::attach(GuardTable *table) {
+    std::lock_guard<std::mutex> lock(mu_);
+    table_ = table;
+    std::fill(row_owner_.begin(), row_owner_.end(), GuardTemplateKey{});
+    for (auto &kv : templates_)
+        kv.second.row = -1;
+    if (table_ == nullptr)
+        return;
+    for (auto &kv : templates_)
+        publish(kv.first, kv.second);
+}
+
+void GuardBook::observe(const FeedbackRecord *recs, uint32_t n, uint64_t sources_generation) noexcept {
+    try {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (generation_known_ && sources_generation != sources_generation_) {
+            size_t reopened = 0;
+            for (auto &kv : templates_) {
+                Template &t = kv.second;
+                if (t.pinned != ARM_UNKNOWN || t.pilot.n == 0)
+                    continue;
+                t.pilot.clear();
+                decide(kv.first, t);
+                publish(kv.first, t);
+                reopened++;
+            }
+            if (reopened)
+                LOG_INFO("guard: pg_pilot's estimates changed (another model version or oracle): %zu query "
+                         "templates explore again",
+                         reopened);
+        }
+        sources_generation_ = sources_generation;
+        generation_known_ = true;
+        for (uint32_t i = 0; i < n; i++) {
+            const FeedbackRecord &r = recs[i];
+            if (r.kind != FB_QUERY || r.query_id == 0 || (r.guard_arm != ARM_PILOT && r.guard_arm != ARM_NATIVE))
+                continue;
+            const double ms = std::max(r.native_rows, 0.0) + r.actual_rows; /* planning (< 0: cached) + execution */
+            add_run(GuardTemplateKey{r.dboid, r.query_id}, r.guard_arm, ms, true);
+        }
+    } catch (const std::exception &e) {
+        LOG_ERROR("guard: %s (runs of this batch not counted)", e.what());
+    }
+}
+
+size_t GuardBook::restore(const std::vector<GuardRun> &runs) noexcept {
+    try {
+        std::lock_guard<std::mutex> lock(mu_);
+        std::unordered_map<GuardTemplateKey, std::vector<const GuardRun *>, GuardTemplateKeyHash> by_key;
+        size_t used = 0;
+        for (const GuardRun &r : runs)
+            if (r.key.query_id != 0 && (r.arm == ARM_PILOT || r.arm == ARM_NATIVE) && std::isfinite(r.ms) && r.ms >= 0)
+                by_key[r.key].push_back(&r);
+        for (auto &kv : by_key) {
+            Template &t = templates_[kv.first];
+            /* older runs first, then those observed since this start */
+            const std::vector<double> pilot_now = in_order(t.pilot, kWindow);
+            const std::vector<double> native_now = in_order(t.native, kWindow);
+            t.pilot.clear();
+            t.native.clear();
+            for (const GuardRun *r : kv.second) {
+                (r->arm == ARM_PILOT ? t.pilot : t.native).add(r->ms);
+                (r->arm == ARM_PILOT ? t.pilot_calls : t.native_calls)++;
+                used++;
+            }
+            for (double v : pilot_now)
+                t.pilot.add(v);
+            for (double v : native_now)
+                t.native.add(v);
+            decide(kv.first, t);
+            publish(kv.first, t);
+        }
+        return used;
+    } catch (const std::exception &e) {
+        LOG_ERROR("guard: restoring past runs failed: %s", e.what());
+        return 0;
+    }
+}
+
+bool GuardBook::pin(const GuardTemplateKey &key, uint32_t arm, std::string *why) {
+    std::lock_guard<std::mutex> lock(mu_);
+    Template &t = templates_[key];
+    const uint32_t before = t.pinned;
+    t.pinned = arm;
+    if (!save_pins(why)) {
+        t.pinned = before;
+        return false;
+    }
+    publish(key, t);
+    return true;
+}
+
+std::vector<GuardBook::TemplateStatus> GuardBook::snapshot() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<TemplateStatus> out;
+    out.reserve(templates_.size());
+    for (const auto &kv : templates_) {
+        TemplateStatus s;
+        s.key = kv.first;
+        s.decision = kv.second.verdict.decision;
+        s.pinned = kv.second.pinned;
+        s.pilot_calls = kv.second.pilot_calls;
+        s.native_calls = kv.second.native_calls;
+        s.pilot_median_ms = kv.second.verdict.pilot_median_ms;
+        s.native_median_ms = kv.second.verdict.native_median_ms;
+        s.decided_unix = kv.second.decided_unix;
+        s.reason = kv.second.reason;
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
+uint64_t GuardBook::decisions_native() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return to_native_;
+}
+
+uint64_t GuardBook::decisions_pilot() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return to_pilot_;
+}
+
+void GuardBook::add_run(const GuardTemplateKey &key, uint32_t arm, double ms, bool decide_now) {
+    Template &t = templates_[key];
+    if (arm == ARM_PILOT) {
+        t.pilot.add(ms);
+        t.pilot_calls++;
+    } else {
+        t.native.add(ms);
+        t.native_calls++;
+    }
+    if (decide_now) {
+        decide(key, t);
+        publish(key, t);
+    }
+}
+
+void GuardBook::decide(const GuardTemplateKey &key, Template &t) {
+    const GuardDecision before = t.verdict.decision;
+    t.verdict = guard_decide(rule_, t.pilot.ms, t.pilot.n, t.native.ms, t.native.n);
+    t.reason = t.verdict.decision == GUARD_EXPLORE ? std::string() : guard_reason(t.verdict, t.pilot.n, t.native.n);
+    if (t.verdict.decision == before)
+        return;
+    if (t.verdict.decision == GUARD_EXPLORE) {
+        t.decided_unix = 0;
+        return;
+    }
+    t.decided_unix = now_unix();
+    if (t.verdict.decision == GUARD_NATIVE)
+        to_native_++;
+    else
+        to_pilot_++;
+    LOG_INFO("guard: query %" PRId64 " (database %u) uses %s estimates: %s", static_cast<int64_t>(key.query_id),
+             key.dboid, t.verdict.decision == GUARD_NATIVE ? "PostgreSQL's" : "pg_pilot's", t.reason.c_str());
+}
+
+void GuardBook::publish(const GuardTemplateKey &key, Template &t) {
+    if (table_ == nullptr)
+        return;
+    if (t.row < 0) {
+        const uint32_t home = guard_home(key.dboid, key.query_id);
+        int32_t victim = -1;
+        uint64_t victim_calls = UINT64_MAX;
+        for (uint32_t i = 0; i < kGuardProbes && t.row < 0; i++) {
+            const uint32_t r = (home + i) & (kGuardEntries - 1);
+            const GuardTemplateKey &owner = row_owner_[r];
+            if (owner.query_id == 0) {
+                t.row = static_cast<int32_t>(r);
+                table_->templates.fetch_add(1, std::memory_order_relaxed);
+                break;
+            }
+            auto it = templates_.find(owner);
+            if (it == templates_.end())
+                continue;
+            const uint64_t calls = it->second.pilot_calls + it->second.native_calls;
+            if (it->second.pinned == ARM_UNKNOWN && calls < victim_calls) {
+                victim = static_cast<int32_t>(r);
+                victim_calls = calls;
+            }
+        }
+        if (t.row < 0) {
+            if (victim < 0)
+                return; /* every row around is pinned: the template stays unguarded */
+            templates_[row_owner_[victim]].row = -1;
+            table_->evicted.fetch_add(1, std::memory_order_relaxed);
+            t.row = victim;
+        }
+        row_owner_[t.row] = key;
+    }
+    write_row(static_cast<uint32_t>(t.row), key, t);
+}
+
+void GuardBook::write_row(uint32_t row, const GuardTemplateKey &key, const Template &t) {
+    GuardEntry &e = table_->entries[row];
+    const uint32_t s = e.seq.load(std::memory_order_relaxed);
+    e.seq.store(s + 1, std::memory_order_relaxed); /* odd: being written */
+    std::atomic_thread_fence(std::memory_order_release);
+    e.dboid = key.dboid;
+    e.query_id = key.query_id;
+    e.decision = t.verdict.decision;
+    e.pinned = t.pinned;
+    e.pilot_runs = t.pilot.n;
+    e.native_runs = t.native.n;
+    e.pilot_median_ms = static_cast<float>(t.verdict.pilot_median_ms);
+    e.native_median_ms = static_cast<float>(t.verdict.native_median_ms);
+    e.decided_unix = t.decided_unix;
+    e.seq.store(s + 2, std::memory_order_release);
+}
+
+bool GuardBook::save_pins(std::string *why) const {
+    std::string text = std::string(kPinsHeader) + "\n";
+    for (const auto &kv : templates_) {
+        if (kv.second.pinned == ARM_UNKNOWN)
+            continue;
+        char line[96];
+        snprintf(line, sizeof line, "%u %" PRIu64 " %s\n", kv.first.dboid, kv.first.query_id,
+                 guard_arm_name(kv.second.pinned));
+        text += line;
+    }
+    std::string error;
+    switch (replace_file(state_dir_, pins_path_, text.data(), text.size(), &error)) {
+    case Replaced::Done: return true;
+    case Replaced::NotDurable:
+        LOG_WARNING("guard: %s written, but its directory could not be synced: %s", pins_path_.c_str(),
+                    error.c_str());
+        return true;
+    case Replaced::Failed:
+    default: *why = "cannot write " + pins_path_ + ": " + error; return false;
+    }
+}
+
+} // namespace pilotd

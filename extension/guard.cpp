@@ -1,0 +1,148 @@
+/*
+ * guard.cpp — the plan guard's backend half (pilotd's half, which times the
+ * runs and decides, is daemon/guard_book.h).
+ *
+ * When planning a query with a query id, the backend looks its template up in
+ * the segment's guard table (a few cache lines, never a wait) and plans it
+ * either with pg_pilot's estimates (ARM_PILOT) or exactly as PostgreSQL alone
+ * would (ARM_NATIVE: pg_pilot asks nothing).  The executor hooks then report
+ * the run's planning + execution time with the arm (feedback.cpp), and pilotd
+ * decides from those runs:
+ *   no row yet     pg_pilot's estimates (pilotd starts the template's book)
+ *   explore        the arm with fewer runs, so the two alternate
+ *   pilot/native   that arm; a fraction pg_pilot.guard_probe_rate of runs
+ *                  takes the other, so that the decision can be revised
+ *   pinned         the pinned arm, always (pg_pilot.guard_pin())
+ * pilotd down or the guard off: pg_pilot's estimates, as without the guard
+ * (and they fall back to PostgreSQL's when pilotd cannot answer).
+ *
+ * SQL: pg_pilot.guard_pin(query_id, arm) (MSG_GUARD_PIN) and
+ * pg_pilot.guard_templates() (the table, for the pg_pilot.query_stats view).
+ */
+extern "C" {
+#include "postgres.h"
+
+#include "common/pg_prng.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+}
+
+#include "pg_pilot.h"
+#include "pilot_protocol.h"
+
+using namespace pilot::proto;
+
+extern "C" {
+PG_FUNCTION_INFO_V1(pg_pilot_guard_pin);
+PG_FUNCTION_INFO_V1(pg_pilot_guard_templates);
+}
+
+bool		pilot_guard = true;
+double		pilot_guard_probe_rate = 0.05;
+
+static bool
+probe(void)
+{
+	return pilot_guard_probe_rate > 0 && pg_prng_double(&pg_global_prng_state) < pilot_guard_probe_rate;
+}
+
+uint32
+pilot_guard_arm(uint64 query_id)
+{
+	GuardEntry	e;
+
+	/* no runs to time without feedback; nothing to guard with native estimates */
+	if (!pilot_guard || query_id == 0 || !pilot_collect_feedback || pilot_estimator == EST_NATIVE)
+		return ARM_UNKNOWN;
+	if (!pilot_sidecar_guard_entry(query_id, &e))
+		return ARM_PILOT;
+	if (e.pinned != ARM_UNKNOWN)
+		return e.pinned;
+	switch (e.decision)
+	{
+		case GUARD_EXPLORE:
+			return e.pilot_runs <= e.native_runs ? ARM_PILOT : ARM_NATIVE;
+		case GUARD_PILOT:
+			return probe() ? ARM_NATIVE : ARM_PILOT;
+		default:
+			return probe() ? ARM_PILOT : ARM_NATIVE;
+	}
+}
+
+/* guard_pin(query_id bigint, arm text): 'pilot', 'native' or 'auto' (unpin) */
+Datum
+pg_pilot_guard_pin(PG_FUNCTION_ARGS)
+{
+	int64		query_id;
+	const char *arm;
+	uint32		code;
+
+	pilot_require_preloaded();
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pg_pilot: the query id and the arm must not be NULL")));
+	query_id = PG_GETARG_INT64(0);
+	arm = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (query_id == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pg_pilot: query id 0 is not a query template"),
+				 errhint("Query ids are in pg_pilot.query_stats and pg_stat_statements.")));
+	if (strcmp(arm, "pilot") == 0)
+		code = ARM_PILOT;
+	else if (strcmp(arm, "native") == 0)
+		code = ARM_NATIVE;
+	else if (strcmp(arm, "auto") == 0)
+		code = ARM_UNKNOWN;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pg_pilot: unknown guard arm \"%s\"", arm),
+				 errhint("Use 'pilot' (pg_pilot's estimates), 'native' (PostgreSQL's) or 'auto' "
+						 "(the guard decides).")));
+	pilot_sidecar_pin_template((uint64) query_id, code);
+	PG_RETURN_VOID();
+}
+
+/* The guard table's rows (every database: like pg_stat_statements, query ids
+ * and times are not secret): dboid, query_id, decision, pinned, pilot_runs,
+ * native_runs, pilot_median_ms, native_median_ms, decided_at. */
+Datum
+pg_pilot_guard_templates(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum		values[9];
+	bool		nulls[9];
+
+	pilot_require_preloaded();
+	InitMaterializedSRF(fcinfo, 0);
+	if (rsinfo->setDesc->natts != 9)
+		elog(ERROR, "pg_pilot.guard_templates: expected 9 columns, got %d", rsinfo->setDesc->natts);
+	for (uint32 i = 0; i < kGuardEntries; i++)
+	{
+		GuardEntry	e;
+
+		if (!pilot_sidecar_guard_row(i, &e))
+			continue;
+		memset(nulls, 0, sizeof nulls);
+		values[0] = ObjectIdGetDatum((Oid) e.dboid);
+		values[1] = Int64GetDatum((int64) e.query_id);
+		values[2] = CStringGetTextDatum(guard_decision_name(e.decision));
+		values[3] = CStringGetTextDatum(guard_arm_name(e.pinned));
+		values[4] = Int32GetDatum((int32) Min(e.pilot_runs, (uint32) PG_INT32_MAX));
+		values[5] = Int32GetDatum((int32) Min(e.native_runs, (uint32) PG_INT32_MAX));
+		values[6] = Float8GetDatum(e.pilot_median_ms);
+		nulls[6] = !(e.pilot_median_ms >= 0);
+		values[7] = Float8GetDatum(e.native_median_ms);
+		nulls[7] = !(e.native_median_ms >= 0);
+		values[8] = TimestampTzGetDatum(time_t_to_timestamptz((pg_time_t) e.decided_unix));
+		nulls[8] = e.decided_unix == 0;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
