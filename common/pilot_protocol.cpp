@@ -60,6 +60,12 @@ const char *guard_decision_name(uint32_t d) {
     }
 }
 
+bool guard_entry_valid(const GuardEntry &e) {
+    return e.query_id != 0 && e.decision <= GUARD_DECISION_MAX && e.pinned <= ARM_MAX &&
+           std::isfinite(e.pilot_median_ms) && std::isfinite(e.native_median_ms) &&
+           e.decided_unix <= 253402300799ULL; /* 9999-12-31 */
+}
+
 bool guard_lookup(const GuardTable &t, uint32_t dboid, uint64_t query_id, GuardEntry *out) {
     if (query_id == 0)
         return false;
@@ -81,8 +87,7 @@ bool guard_lookup(const GuardTable &t, uint32_t dboid, uint64_t query_id, GuardE
             return false; /* an empty row ends the search */
         if (out->query_id != query_id || out->dboid != dboid)
             continue;
-        return out->decision <= GUARD_DECISION_MAX && out->pinned <= ARM_MAX &&
-               std::isfinite(out->pilot_median_ms) && std::isfinite(out->native_median_ms);
+        return guard_entry_valid(*out);
     }
     return false;
 }

@@ -85,7 +85,9 @@ enum MsgType : uint32_t {
                             * the query id, Request::flags = GuardArm (ARM_UNKNOWN: unpin,
                             * the guard decides again), Request::dboid its database;
                             * ST_OK once the pin is durable, else ST_FAILED */
-    MSG_TYPE_MAX = 9,
+    MSG_GUARD_RESET = 10,  /* the plan guard forgets the runs of every unpinned template of
+                            * Request::dboid (they explore again); ST_OK */
+    MSG_TYPE_MAX = 10,
 };
 
 constexpr uint32_t ORACLE_REPLACE = 1u;
@@ -402,6 +404,10 @@ inline uint32_t guard_home(uint32_t dboid, uint64_t query_id) {
  * valid (decision and pin in range, medians finite).  False: not guarded yet
  * (or the row kept changing under the reader). */
 bool guard_lookup(const GuardTable &t, uint32_t dboid, uint64_t query_id, GuardEntry *out);
+
+/* A row copied out of the table: in use, decision and pin in range, medians
+ * finite, decision time plausible. */
+bool guard_entry_valid(const GuardEntry &e);
 
 enum StoreState : uint32_t {
     STORE_DISABLED = 0, /* no store configured: feedback feeds the memo only */

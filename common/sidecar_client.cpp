@@ -240,8 +240,7 @@ bool SidecarClient::guard_row(uint32_t index, GuardEntry *out) noexcept {
         std::atomic_thread_fence(std::memory_order_acquire);
         if (e.seq.load(std::memory_order_relaxed) != before)
             continue;
-        return out->query_id != 0 && out->decision <= GUARD_DECISION_MAX && out->pinned <= ARM_MAX &&
-               std::isfinite(out->pilot_median_ms) && std::isfinite(out->native_median_ms);
+        return guard_entry_valid(*out);
     }
     return false;
 }

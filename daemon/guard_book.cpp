@@ -86,10 +86,13 @@ void GuardBook::observe(const FeedbackRecord *recs, uint32_t n, uint64_t sources
     try {
         std::lock_guard<std::mutex> lock(mu_);
         if (generation_known_ && sources_generation != sources_generation_) {
+            /* a template that went native keeps its runs: its probes bring
+             * runs of the new estimates in and may revise it, without sending
+             * every run back to a plan known to be slower */
             size_t reopened = 0;
             for (auto &kv : templates_) {
                 Template &t = kv.second;
-                if (t.pinned != ARM_UNKNOWN || t.pilot.n == 0)
+                if (t.pinned != ARM_UNKNOWN || t.pilot.n == 0 || t.verdict.decision == GUARD_NATIVE)
                     continue;
                 t.pilot.clear();
                 decide(kv.first, t);
@@ -150,16 +153,43 @@ size_t GuardBook::restore(const std::vector<GuardRun> &runs) noexcept {
 }
 
 bool GuardBook::pin(const GuardTemplateKey &key, uint32_t arm, std::string *why) {
+    /* one pin at a time; the file is written without mu_ held, so that the
+     * feedback thread's observe() never waits for an fsync */
+    std::lock_guard<std::mutex> one_pin(pin_mu_);
+    std::string text;
+    uint32_t before;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        Template &t = templates_[key];
+        before = t.pinned;
+        t.pinned = arm;
+        text = pins_text();
+        t.pinned = before;
+    }
+    if (!save_pins(text, why))
+        return false;
     std::lock_guard<std::mutex> lock(mu_);
     Template &t = templates_[key];
-    const uint32_t before = t.pinned;
     t.pinned = arm;
-    if (!save_pins(why)) {
-        t.pinned = before;
-        return false;
-    }
     publish(key, t);
     return true;
+}
+
+size_t GuardBook::reset(uint32_t dboid) noexcept {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t n = 0;
+    for (auto &kv : templates_) {
+        Template &t = kv.second;
+        if (kv.first.dboid != dboid || t.pinned != ARM_UNKNOWN)
+            continue;
+        t.pilot.clear();
+        t.native.clear();
+        t.pilot_calls = t.native_calls = 0;
+        decide(kv.first, t);
+        publish(kv.first, t);
+        n++;
+    }
+    return n;
 }
 
 std::vector<GuardBook::TemplateStatus> GuardBook::snapshot() const {
@@ -193,6 +223,8 @@ uint64_t GuardBook::decisions_pilot() const {
 }
 
 void GuardBook::add_run(const GuardTemplateKey &key, uint32_t arm, double ms, bool decide_now) {
+    if (templates_.size() >= kMaxTemplates && templates_.find(key) == templates_.end())
+        prune();
     Template &t = templates_[key];
     if (arm == ARM_PILOT) {
         t.pilot.add(ms);
@@ -205,6 +237,18 @@ void GuardBook::add_run(const GuardTemplateKey &key, uint32_t arm, double ms, bo
         decide(key, t);
         publish(key, t);
     }
+}
+
+/* Too many templates in memory (query ids that keep changing: temporary
+ * tables, IN lists of varying length): forget those that lost their row in
+ * the table (evicted) and are not pinned.  What remains is bounded by the
+ * table's rows plus the pins. */
+void GuardBook::prune() {
+    const size_t before = templates_.size();
+    for (auto it = templates_.begin(); it != templates_.end();)
+        it = it->second.row < 0 && it->second.pinned == ARM_UNKNOWN ? templates_.erase(it) : std::next(it);
+    LOG_INFO("guard: %zu query templates in memory, %zu forgotten (limit %zu)", templates_.size(),
+             before - templates_.size(), kMaxTemplates);
 }
 
 void GuardBook::decide(const GuardTemplateKey &key, Template &t) {
@@ -244,7 +288,10 @@ void GuardBook::publish(const GuardTemplateKey &key, Template &t) {
             auto it = templates_.find(owner);
             if (it == templates_.end())
                 continue;
-            const uint64_t calls = it->second.pilot_calls + it->second.native_calls;
+            /* the fewest runs goes first; a template decided native last (losing
+             * its row sends it back to pg_pilot's slower estimates) */
+            const uint64_t calls = it->second.pilot_calls + it->second.native_calls +
+                                   (it->second.verdict.decision == GUARD_NATIVE ? (1ull << 40) : 0);
             if (it->second.pinned == ARM_UNKNOWN && calls < victim_calls) {
                 victim = static_cast<int32_t>(r);
                 victim_calls = calls;
@@ -279,7 +326,7 @@ void GuardBook::write_row(uint32_t row, const GuardTemplateKey &key, const Templ
     e.seq.store(s + 2, std::memory_order_release);
 }
 
-bool GuardBook::save_pins(std::string *why) const {
+std::string GuardBook::pins_text() const {
     std::string text = std::string(kPinsHeader) + "\n";
     for (const auto &kv : templates_) {
         if (kv.second.pinned == ARM_UNKNOWN)
@@ -289,6 +336,10 @@ bool GuardBook::save_pins(std::string *why) const {
                  guard_arm_name(kv.second.pinned));
         text += line;
     }
+    return text;
+}
+
+bool GuardBook::save_pins(const std::string &text, std::string *why) const {
     std::string error;
     switch (replace_file(state_dir_, pins_path_, text.data(), text.size(), &error)) {
     case Replaced::Done: return true;

@@ -12,9 +12,11 @@
  *   pilot/native  -> per guard_decide(); a fraction of executions (the
  *                    backends' pg_pilot.guard_probe_rate) runs the other arm,
  *                    so each new run can revise the decision
- *   any           -> explore again, pg_pilot's runs forgotten, when another
+ *   explore/pilot -> explore again, pg_pilot's runs forgotten, when another
  *                    model version serves or the oracle changes (its
- *                    estimates, hence its plans, may change)
+ *                    estimates, hence its plans, may change); a native
+ *                    template keeps its runs, and its probes bring runs of
+ *                    the new estimates in
  *   pinned        -> the pinned arm always, no probing (guard_pin())
  *
  * Durability: pins are written to STATE_DIR/guard.pins (replace_file: the old
@@ -63,6 +65,7 @@ struct GuardRun {
 class GuardBook {
   public:
     static constexpr unsigned kWindow = 8; /* runs per arm the decision looks at */
+    static constexpr size_t kMaxTemplates = 4 * pilot::proto::kGuardEntries; /* in memory; see prune() */
 
     GuardBook(const GuardRule &rule, const std::string &state_dir);
 
@@ -87,6 +90,10 @@ class GuardBook {
      * durably.  False with *why when the pin file could not be written
      * (nothing changed then). */
     bool pin(const GuardTemplateKey &key, uint32_t arm, std::string *why);
+
+    /* Forgets the runs of every unpinned template of database dboid: they
+     * explore again.  Returns how many templates were reset. */
+    size_t reset(uint32_t dboid) noexcept;
 
     struct TemplateStatus {
         GuardTemplateKey key;
@@ -126,12 +133,15 @@ class GuardBook {
     };
 
     void add_run(const GuardTemplateKey &key, uint32_t arm, double ms, bool decide_now);
+    void prune();
     void decide(const GuardTemplateKey &key, Template &t);
     void publish(const GuardTemplateKey &key, Template &t);
     void write_row(uint32_t row, const GuardTemplateKey &key, const Template &t);
-    bool save_pins(std::string *why) const;
+    std::string pins_text() const; /* with mu_ held */
+    bool save_pins(const std::string &text, std::string *why) const;
 
     mutable std::mutex mu_;
+    std::mutex pin_mu_; /* serializes pin(): taken before mu_, never inside it */
     GuardRule rule_;
     std::string state_dir_, pins_path_;
     std::unordered_map<GuardTemplateKey, Template, GuardTemplateKeyHash> templates_;

@@ -229,8 +229,9 @@ int run_service(const Config &cfg) {
          * (the latest observation wins); the reverse would store it twice. */
         FeedbackSpool *spool_p = spool.get();
         /* the segment, for the guard to see the estimates' generations (set
-         * before the feedback thread starts, by before_publish) */
-        pilot::proto::SegmentHeader *guard_segment = nullptr;
+         * by before_publish, before the segment is published: no feedback
+         * arrives before that) */
+        std::atomic<pilot::proto::SegmentHeader *> guard_segment{nullptr};
         opt.on_feedback = [&memo, &journal, spool_p, &guard, &guard_segment](const FeedbackBatch &b) {
             /* a full spool refuses before anything is journaled (no fsync
              * storm while the store is away) */
@@ -245,16 +246,16 @@ int run_service(const Config &cfg) {
                     return false;
             }
             memo.observe(b.rec, b.n);
-            if (guard_segment != nullptr)
+            if (pilot::proto::SegmentHeader *h = guard_segment.load(std::memory_order_acquire))
                 guard.observe(b.rec, b.n,
-                              guard_segment->model_generation.load(std::memory_order_acquire) +
-                                  guard_segment->oracle_generation.load(std::memory_order_acquire));
+                              h->model_generation.load(std::memory_order_acquire) +
+                                  h->oracle_generation.load(std::memory_order_acquire));
             return true;
         };
         opt.after_drain = [&journal] { journal.maybe_compact(); };
         opt.before_publish = [&oracle, &memo, spool_p, &guard, &guard_segment](pilot::proto::SegmentHeader *h) {
             guard.attach(&h->guard);
-            guard_segment = h;
+            guard_segment.store(h, std::memory_order_release);
             oracle.set_counter(&h->counters.oracle_entries);
             memo.set_counter(&h->counters.memo_entries);
             memo.set_generation(&h->memo_generation);

@@ -98,6 +98,7 @@ PgStore::~PgStore() { stop(); }
 void PgStore::start(DaemonCounters *counters) {
     ctr_ = counters;
     replay_mark_ = spool_.next_seq(); /* what a previous run left */
+    restore_after_seq_ = replay_mark_;
     watermark_ = spool_.first_seq();  /* until the store says otherwise */
     if (ctr_)
         ctr_->store_watermark.store(watermark_, std::memory_order_release);
@@ -231,8 +232,10 @@ bool PgStore::check_query_log_columns() {
 /* Once per start, after the spool was committed: the guard's runs logged
  * before this start, oldest first. */
 void PgStore::restore_guard_runs() noexcept {
-    guard_restored_ = true;
-    if (!opt_.restore_guard || !query_log_guard_ || conn_ == nullptr)
+    if (conn_ == nullptr)
+        return;
+    guard_restored_ = true; /* cleared again when the query fails: tried on the next round */
+    if (!opt_.restore_guard || !query_log_guard_)
         return;
     const std::string since = std::to_string(opt_.started_unix_us / 1000000.0);
     const std::string window = std::to_string(GuardBook::kWindow);
@@ -247,9 +250,10 @@ void PgStore::restore_guard_runs() noexcept {
         " WHERE n <= $2::int ORDER BY id LIMIT 1000000",
         2, nullptr, params, nullptr, nullptr, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        LOG_WARNING("store: reading the plan guard's past runs failed: %s (the guard starts from its pins)",
+        LOG_WARNING("store: reading the plan guard's past runs failed: %s (trying again)",
                     one_line(PQerrorMessage(conn_)).c_str());
         PQclear(r);
+        guard_restored_ = false;
         return;
     }
     std::vector<GuardRun> runs;
@@ -579,7 +583,9 @@ void PgStore::run() noexcept {
                 res = Result::Retry;
             } else {
                 spool_.read(watermark_, opt_.chunk, &entries);
-                if (entries.empty() && !guard_restored_)
+                /* what the previous instance acknowledged is committed: its runs
+                 * are all in query_log now */
+                if (!guard_restored_ && watermark_ >= restore_after_seq_)
                     restore_guard_runs();
                 if (entries.empty()) {
                     retention();

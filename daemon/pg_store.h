@@ -25,7 +25,7 @@
  *
  * The plan guard: runs carry their database and arm (pg_pilot.query_log
  * dboid, estimates; schema 0.5, used when the table has them).  Once the
- * spool is committed after a start, the runs logged before that start are
+ * spool's entries from before a start are committed, the runs logged before that start are
  * read back (the latest GuardBook::kWindow per template and arm, of the
  * last 7 days) and handed to restore_guard: a kill -9 loses none of the
  * guard's acknowledged runs.
@@ -118,6 +118,7 @@ class PgStore {
     uint64_t last_retention_us_ = 0;
     bool query_log_guard_ = false; /* query_log has dboid and estimates (0.5) */
     bool guard_restored_ = false;
+    uint64_t restore_after_seq_ = 0; /* the spool's next seq at start */
 };
 
 } // namespace pilotd

@@ -24,6 +24,7 @@ const char *msg_name(uint32_t t) {
     case MSG_MODEL_PIN: return "MODEL_PIN";
     case MSG_ADVISOR: return "ADVISOR";
     case MSG_GUARD_PIN: return "GUARD_PIN";
+    case MSG_GUARD_RESET: return "GUARD_RESET";
     default: return "invalid";
     }
 }
@@ -60,6 +61,15 @@ HandleResult RequestHandler::handle(uint32_t slot, uint32_t client_pid, const Re
             break;
         case MSG_GUARD_PIN:
             guard_pin(slot, client_pid, req, resp);
+            break;
+        case MSG_GUARD_RESET:
+            if (guard_ == nullptr) {
+                resp.status = ST_FAILED;
+            } else {
+                const size_t n = guard_->reset(req.dboid);
+                LOG_INFO("guard: %zu query templates of database %u reset by pid %u (slot %u): they explore again",
+                         n, req.dboid, client_pid, slot);
+            }
             break;
         default:
             oracle(slot, client_pid, req, resp);

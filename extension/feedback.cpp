@@ -79,6 +79,7 @@ typedef struct FeedbackMap
 	const PlannedStmt *stmt;	/* hash key: must be first */
 	double		planning_ms;
 	uint32		guard_arm;		/* proto::GuardArm the plan was made with */
+	bool		guard_must_report;	/* the guard needs the run's time (explore, probe) */
 	int			n;
 	FeedbackNode *nodes;		/* sorted by plan_node_id */
 	MemoryContextCallback cb;
@@ -91,6 +92,7 @@ typedef struct Collecting
 	FeedbackMap *map;
 	bool		partial;		/* ExecutorRun with a row limit */
 	bool		timing_only;	/* not sampled: only the plan guard's FB_QUERY record */
+	uint32		guard_arm;		/* proto::GuardArm reported with the run; ARM_UNKNOWN: none */
 	double		planning_ms;	/* < 0: not planned for this run (a cached plan) */
 	SubTransactionId subid;		/* subtransaction it started in */
 	uint64		start_us;
@@ -267,7 +269,8 @@ plan_relids(MapBuild *b, Plan *plan)
 }
 
 void
-pilot_feedback_remember(PilotQueryState *qs, PlannedStmt *stmt, double planning_ms, uint32 guard_arm)
+pilot_feedback_remember(PilotQueryState *qs, PlannedStmt *stmt, double planning_ms, uint32 guard_arm,
+						bool guard_must_report)
 {
 	PilotRootState *top = NULL;
 	MapBuild	b;
@@ -306,6 +309,7 @@ pilot_feedback_remember(PilotQueryState *qs, PlannedStmt *stmt, double planning_
 	m->stmt = stmt;
 	m->planning_ms = planning_ms;
 	m->guard_arm = guard_arm;
+	m->guard_must_report = guard_must_report;
 	m->n = list_length(b.nodes);
 	m->nodes = (FeedbackNode *) palloc(sizeof(FeedbackNode) * m->n);
 	i = 0;
@@ -590,6 +594,7 @@ adopt_copy(const PlannedStmt *stmt)
 		copy->stmt = stmt;
 		copy->planning_ms = orig->planning_ms;
 		copy->guard_arm = orig->guard_arm;
+		copy->guard_must_report = orig->guard_must_report;
 		orig->planning_ms = -1;
 		copy->n = orig->n;
 		copy->nodes = (FeedbackNode *) (copy + 1);
@@ -723,6 +728,7 @@ pilot_executor_start(QueryDesc *qd, int eflags)
 	FeedbackMap *m = NULL;
 	double		planning_ms = -1;
 	bool		timing_only = false;
+	uint32		guard_arm = pilot::proto::ARM_UNKNOWN;
 
 	if (pilot_collect_feedback && !(eflags & EXEC_FLAG_EXPLAIN_ONLY) && qd->plannedstmt != NULL &&
 		qd->plannedstmt->commandType != CMD_UTILITY)
@@ -737,10 +743,20 @@ pilot_executor_start(QueryDesc *qd, int eflags)
 		/* a plan's planning time belongs to its first run only */
 		planning_ms = m->planning_ms;
 		m->planning_ms = -1;
-		/* an unsampled run still reports its time to the plan guard */
-		if (m->n == 0 || pilot_feedback_sample_rate <= 0 || !sampled())
+		/*
+		 * The plan guard times only runs planned for them: a cached plan's
+		 * later runs (no planning, and an arm chosen back then) are not its
+		 * template's evidence.  A run the guard needs (exploring, probing)
+		 * reports its time even when not sampled for row counts.
+		 */
+		const bool guard_run = m->guard_arm != pilot::proto::ARM_UNKNOWN && planning_ms >= 0;
+		const bool rows = m->n > 0 && pilot_feedback_sample_rate > 0 && sampled();
+
+		if (guard_run)
+			guard_arm = m->guard_arm;
+		if (!rows)
 		{
-			if (m->guard_arm != pilot::proto::ARM_UNKNOWN)
+			if (guard_run && m->guard_must_report)
 				timing_only = true;
 			else
 				m = NULL;
@@ -769,6 +785,7 @@ pilot_executor_start(QueryDesc *qd, int eflags)
 		c->map = m;
 		c->planning_ms = planning_ms;
 		c->timing_only = timing_only;
+		c->guard_arm = guard_arm;
 		c->subid = GetCurrentSubTransactionId();
 		c->start_us = pilot::proto::monotonic_us();
 		c->next = collecting;
@@ -976,7 +993,7 @@ send_feedback(Collecting *c)
 		q->kind = pilot::proto::FB_QUERY;
 		q->query_id = qd->plannedstmt->queryId;
 		q->dboid = (uint32) MyDatabaseId;
-		q->guard_arm = c->map->guard_arm;
+		q->guard_arm = c->guard_arm;
 		q->nrels = (uint32) (w.n - 1);	/* relation sets reported */
 		q->native_rows = c->planning_ms;
 		q->pilot_rows = -1;

@@ -8,16 +8,19 @@
  * would (ARM_NATIVE: pg_pilot asks nothing).  The executor hooks then report
  * the run's planning + execution time with the arm (feedback.cpp), and pilotd
  * decides from those runs:
- *   no row yet     pg_pilot's estimates (pilotd starts the template's book)
- *   explore        the arm with fewer runs, so the two alternate
+ *   no row yet     either, at random (pilotd starts the template's book)
+ *   explore        the arm with fewer runs, so the two alternate; at random
+ *                  when they have as many (concurrent backends that read the
+ *                  same counts then split, instead of all taking one arm)
  *   pilot/native   that arm; a fraction pg_pilot.guard_probe_rate of runs
  *                  takes the other, so that the decision can be revised
  *   pinned         the pinned arm, always (pg_pilot.guard_pin())
  * pilotd down or the guard off: pg_pilot's estimates, as without the guard
  * (and they fall back to PostgreSQL's when pilotd cannot answer).
  *
- * SQL: pg_pilot.guard_pin(query_id, arm) (MSG_GUARD_PIN) and
- * pg_pilot.guard_templates() (the table, for the pg_pilot.query_stats view).
+ * SQL: pg_pilot.guard_pin(query_id, arm) (MSG_GUARD_PIN), pg_pilot.guard_reset()
+ * (MSG_GUARD_RESET) and pg_pilot.guard_templates() (the table, for the
+ * pg_pilot.query_stats view).
  */
 extern "C" {
 #include "postgres.h"
@@ -39,6 +42,7 @@ using namespace pilot::proto;
 extern "C" {
 PG_FUNCTION_INFO_V1(pg_pilot_guard_pin);
 PG_FUNCTION_INFO_V1(pg_pilot_guard_templates);
+PG_FUNCTION_INFO_V1(pg_pilot_guard_reset);
 }
 
 bool		pilot_guard = true;
@@ -50,26 +54,41 @@ probe(void)
 	return pilot_guard_probe_rate > 0 && pg_prng_double(&pg_global_prng_state) < pilot_guard_probe_rate;
 }
 
+static uint32
+either_arm(void)
+{
+	return pg_prng_double(&pg_global_prng_state) < 0.5 ? ARM_PILOT : ARM_NATIVE;
+}
+
 uint32
-pilot_guard_arm(uint64 query_id)
+pilot_guard_arm(uint64 query_id, bool *must_report)
 {
 	GuardEntry	e;
 
+	*must_report = false;
 	/* no runs to time without feedback; nothing to guard with native estimates */
 	if (!pilot_guard || query_id == 0 || !pilot_collect_feedback || pilot_estimator == EST_NATIVE)
 		return ARM_UNKNOWN;
 	if (!pilot_sidecar_guard_entry(query_id, &e))
-		return ARM_PILOT;
+	{
+		*must_report = true;
+		return either_arm();
+	}
 	if (e.pinned != ARM_UNKNOWN)
 		return e.pinned;
 	switch (e.decision)
 	{
 		case GUARD_EXPLORE:
-			return e.pilot_runs <= e.native_runs ? ARM_PILOT : ARM_NATIVE;
+			*must_report = true;
+			if (e.pilot_runs != e.native_runs)
+				return e.pilot_runs < e.native_runs ? ARM_PILOT : ARM_NATIVE;
+			return either_arm();
 		case GUARD_PILOT:
-			return probe() ? ARM_NATIVE : ARM_PILOT;
+			*must_report = probe();
+			return *must_report ? ARM_NATIVE : ARM_PILOT;
 		default:
-			return probe() ? ARM_PILOT : ARM_NATIVE;
+			*must_report = probe();
+			return *must_report ? ARM_PILOT : ARM_NATIVE;
 	}
 }
 
@@ -106,6 +125,15 @@ pg_pilot_guard_pin(PG_FUNCTION_ARGS)
 				 errhint("Use 'pilot' (pg_pilot's estimates), 'native' (PostgreSQL's) or 'auto' "
 						 "(the guard decides).")));
 	pilot_sidecar_pin_template((uint64) query_id, code);
+	PG_RETURN_VOID();
+}
+
+/* guard_reset(): every unpinned template of this database explores again */
+Datum
+pg_pilot_guard_reset(PG_FUNCTION_ARGS)
+{
+	pilot_require_preloaded();
+	pilot_sidecar_reset_guard();
 	PG_RETURN_VOID();
 }
 

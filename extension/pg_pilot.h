@@ -134,13 +134,15 @@ extern void pilot_install_planner_hooks(void);
 extern void pilot_install_executor_hooks(void);
 /* qs NULL: planned without pg_pilot (the guard's native arm); guard_arm: proto::GuardArm */
 extern void pilot_feedback_remember(PilotQueryState *qs, struct PlannedStmt *stmt, double planning_ms,
-									uint32 guard_arm);
+									uint32 guard_arm, bool guard_must_report);
 
 /* ---- the plan guard (guard.cpp) ---- */
 /* Which estimates this planning of template query_id uses (proto::GuardArm):
- * ARM_NATIVE means plan without pg_pilot; ARM_UNKNOWN: not guarded.  Never
+ * ARM_NATIVE means plan without pg_pilot; ARM_UNKNOWN: not guarded.
+ * *must_report: the guard needs this run's time (exploring, probing); other
+ * runs report it only when sampled (pg_pilot.feedback_sample_rate).  Never
  * raises an error, never waits. */
-extern uint32 pilot_guard_arm(uint64 query_id);
+extern uint32 pilot_guard_arm(uint64 query_id, bool *must_report);
 
 /* Plans `query` (one statement) in the given mode; returns the state it left
  * (allocated in CurrentMemoryContext).  Raises the query's own errors. */
@@ -235,6 +237,8 @@ extern bool pilot_sidecar_guard_entry(uint64 query_id, pilot::proto::GuardEntry 
 extern bool pilot_sidecar_guard_row(uint32 index, pilot::proto::GuardEntry *out);
 /* MSG_GUARD_PIN (arm: proto::GuardArm, ARM_UNKNOWN = unpin); a clear ERROR when it fails. */
 extern void pilot_sidecar_pin_template(uint64 query_id, uint32 arm);
+/* MSG_GUARD_RESET for this database; a clear ERROR when it fails. */
+extern void pilot_sidecar_reset_guard(void);
 /* Pushes feedback records into this backend's ring; never waits, never errors. */
 extern void pilot_sidecar_push_feedback(const pilot::proto::FeedbackRecord *recs, int n);
 

@@ -991,6 +991,7 @@ pilot_planner(Query *parse, const char *query_string, int cursorOptions,
 	MemoryContext caller_cxt = CurrentMemoryContext;
 	const uint64 planning_start_us = pilot::proto::monotonic_us();
 	uint32		guard_arm = pilot::proto::ARM_UNKNOWN;
+	bool		guard_must_report = false;
 
 	if (pending)
 	{
@@ -1006,7 +1007,7 @@ pilot_planner(Query *parse, const char *query_string, int cursorOptions,
 			qs = NULL;
 	}
 	else if (pilot_enabled && pilot_timeout_ms > 0 &&
-			 (guard_arm = pilot_guard_arm(parse->queryId)) != pilot::proto::ARM_NATIVE)
+			 (guard_arm = pilot_guard_arm(parse->queryId, &guard_must_report)) != pilot::proto::ARM_NATIVE)
 	{
 		MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_pilot planning",
 												  ALLOCSET_DEFAULT_SIZES);
@@ -1033,7 +1034,7 @@ pilot_planner(Query *parse, const char *query_string, int cursorOptions,
 		if ((qs != NULL && qs->mode == PM_PLAN && !qs->disabled) || guard_arm == pilot::proto::ARM_NATIVE)
 			pilot_feedback_remember(qs, result,
 									(double) (pilot::proto::monotonic_us() - planning_start_us) / 1000.0,
-									guard_arm);
+									guard_arm, guard_must_report);
 	}
 	PG_FINALLY();
 	{

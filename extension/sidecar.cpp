@@ -446,6 +446,12 @@ pilot_sidecar_pin_template(uint64 query_id, uint32 arm)
 	admin_check(o, "pinning the query template");
 }
 
+void
+pilot_sidecar_reset_guard(void)
+{
+	admin_check(admin_call(MSG_GUARD_RESET, 0, 0), "resetting the plan guard");
+}
+
 uint64
 pilot_sidecar_advisor_request(int32 action, double budget_mb, int32 max_indexes, int64 recommendation,
 							  bool drop_unhelpful)

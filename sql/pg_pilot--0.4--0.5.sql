@@ -29,6 +29,10 @@ CREATE FUNCTION pg_pilot.guard_templates(
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'pg_pilot_guard_templates'
 LANGUAGE C VOLATILE;
+-- every database's query ids and times: for roles that may see every
+-- session's statistics (as pg_stat_statements shows others' query ids only to them)
+REVOKE ALL ON FUNCTION pg_pilot.guard_templates() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pg_pilot.guard_templates() TO pilot_admin, pg_read_all_stats;
 
 -- Pins a query template of this database to 'pilot' (pg_pilot's estimates),
 -- 'native' (PostgreSQL's), or 'auto' (the guard decides again).  Durable in
@@ -40,13 +44,24 @@ LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION pg_pilot.guard_pin(bigint, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pg_pilot.guard_pin(bigint, text) TO pilot_admin;
 
+-- Makes the guard forget the runs of every unpinned template of this database:
+-- they explore again (after a change the guard cannot see, e.g. new indexes or
+-- hardware).  Pins stay; pg_pilot.query_log keeps its history.
+CREATE FUNCTION pg_pilot.guard_reset()
+RETURNS void
+AS 'MODULE_PATHNAME', 'pg_pilot_guard_reset'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION pg_pilot.guard_reset() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pg_pilot.guard_reset() TO pilot_admin;
+
 -- Per query template (database, query id), like pg_stat_statements: the
 -- guard's decision with its reason and the medians it decided on; the runs
 -- with pg_pilot's estimates and with PostgreSQL's and their mean planning and
 -- execution times, and the worst q-error of pg_pilot's estimates on the
 -- template's relation sets (these two from the feedback store: shown in the
--- store's database).  No query texts: join pg_stat_statements on query_id,
--- which shows them only to roles that may read them (pg_read_all_stats).
+-- store's database).  No query texts: join pg_stat_statements on query_id.
+-- Readable by pilot_admin and pg_read_all_stats (it shows every database's
+-- templates and the store's run history).
 CREATE VIEW pg_pilot.query_stats AS
 WITH runs AS (
     SELECT l.dboid, l.query_id,
@@ -99,4 +114,4 @@ SELECT d.datname AS database, b.query_id,
 FROM both_sides b
 LEFT JOIN pg_catalog.pg_database d ON d.oid = b.dboid
 LEFT JOIN qerr q ON q.query_id = b.query_id;
-GRANT SELECT ON pg_pilot.query_stats TO PUBLIC;
+GRANT SELECT ON pg_pilot.query_stats TO pilot_admin, pg_read_all_stats;

@@ -26,8 +26,8 @@
 # 1b. The plan guard (regress/bench/guard_rounds.py): the test queries in
 #    GUARD_ROUNDS rounds (4; 0 skips), each GUARD_REPS (3) times per mode per
 #    round on new connections: PostgreSQL alone, the learned model with
-#    pg_pilot.guard on, and (but with QUICK=1) PostgreSQL alone again as a
-#    noise control; per round the total against native, the queries more
+#    pg_pilot.guard on, and (but with QUICK=1, unless GUARD_CONTROL=1)
+#    PostgreSQL alone again as a noise control; per round the total against native, the queries more
 #    than 1.2x slower, and the guard's decisions.
 # 2. Planning overhead on STATS (659 queries) and JOB (113 queries, up to 17
 #    tables, REPS repetitions), and feedback overhead on STATS (FB_REPS=9),
@@ -64,7 +64,7 @@ pp_rerun_as_owner bench regress/bench/run_bench.sh OUT="$OUT" REPS="${REPS:-5}" 
   TRAIN="${TRAIN:-}" TEST="${TEST:-}" SCALE="${SCALE:-}" TIMEOUT="${TIMEOUT:-}" CLIENTS="${CLIENTS:-}" \
   QUICK="${QUICK:-}" HOLDOUT="${HOLDOUT:-}" TRAIN_SECONDS="${TRAIN_SECONDS:-}" TRAIN_EPOCHS="${TRAIN_EPOCHS:-}" TRAIN_SEED="${TRAIN_SEED:-}" MAX_SUBPLANS="${MAX_SUBPLANS:-}" WL_REPS="${WL_REPS:-}" BENCH_SECONDS="${BENCH_SECONDS:-}" FB_REPS="${FB_REPS:-}" TRAIN_QUERIES="${TRAIN_QUERIES:-}" SUBPLAN_QUERIES="${SUBPLAN_QUERIES:-}" TEST_QUERIES="${TEST_QUERIES:-}" SOAK_SECONDS="${SOAK_SECONDS:-}" \
   ADVISOR="${ADVISOR:-}" BUDGET_MB="${BUDGET_MB:-}" MAX_INDEXES="${MAX_INDEXES:-}" ADV_QUERIES="${ADV_QUERIES:-}" \
-  ADV_REPS="${ADV_REPS:-}" ADV_SEED="${ADV_SEED:-}" ADV_SELECTIVE="${ADV_SELECTIVE:-}" GUARD_ROUNDS="${GUARD_ROUNDS:-}" GUARD_REPS="${GUARD_REPS:-}"
+  ADV_REPS="${ADV_REPS:-}" ADV_SEED="${ADV_SEED:-}" ADV_SELECTIVE="${ADV_SELECTIVE:-}" GUARD_ROUNDS="${GUARD_ROUNDS:-}" GUARD_REPS="${GUARD_REPS:-}" GUARD_CONTROL="${GUARD_CONTROL:-}"
 WORK=${PP_WORK:-$(mktemp -d /tmp/pg_pilot_bench.XXXXXX)}
 R=$WORK/regress; [ -d "$R" ] || R=$ROOT/regress
 SHARED=${PP_SHARED:-$ROOT/../shared}
@@ -119,7 +119,7 @@ echo "   workload benchmark: $(( $(date +%s) - T_WL )) s"
 if [ "${GUARD_ROUNDS:-4}" != 0 ]; then
   python3 "$R/bench/guard_rounds.py" --db "$WL_DB" --workload "$WL_TEST" --rounds "${GUARD_ROUNDS:-4}" \
     --reps "${GUARD_REPS:-3}" --estimator learned --out "$OUT/guard.json" \
-    $([ -z "${QUICK:-}" ] && echo --control) || exit 1
+    $([ -z "${QUICK:-}" ] || [ "${GUARD_CONTROL:-}" = 1 ] && echo --control) || exit 1
 fi
 
 # --- 2. planning and feedback overhead on STATS and JOB ---------------------------
@@ -286,6 +286,9 @@ if guard:
     t.append(("plan guard, rounds 3 on: no query more than 1.2x (and 2 ms) its native time",
               met(bool(g) and all(v["slower_1_2x"] == 0 for v in g))))
     t.append(("plan guard, rounds 3 on: total <= native", met(bool(g) and all(v["ratio"] <= 1.0 for v in g))))
+    if guard.get("control"):
+        t.append(("plan guard, rounds 3 on: queries > 1.2x slower no more than PostgreSQL against itself (control)",
+                  met(all(r["modes"]["guarded"]["slower_1_2x"] <= r["modes"]["control"]["slower_1_2x"] for r in late))))
     L += ["", f"## Plan guard: the {guard['queries']} test queries repeated ({guard['rounds']} rounds x "
           f"{guard['reps']} runs per mode, one connection per run, median per query; `guarded` = estimator "
           f"`{guard['estimator']}` with pg_pilot.guard on; `control` = PostgreSQL alone again, for the noise)", "",

@@ -140,12 +140,57 @@ TEST(GuardBook, NewEstimatesReopenExploration) {
     GuardEntry e;
     ASSERT_TRUE(guard_lookup(*table, 1, 9, &e));
     EXPECT_EQ(e.decision, GUARD_PILOT);
-    /* another model version serves: pg_pilot's runs are forgotten */
+    /* a template that went native */
+    runs.clear();
+    for (int i = 0; i < 3; i++) {
+        runs.push_back(QueryRun(1, 10, ARM_PILOT, 0, 90));
+        runs.push_back(QueryRun(1, 10, ARM_NATIVE, 0, 20));
+    }
+    book.observe(runs.data(), static_cast<uint32_t>(runs.size()), 7);
+    ASSERT_TRUE(guard_lookup(*table, 1, 10, &e));
+    EXPECT_EQ(e.decision, GUARD_NATIVE);
+    /* another model version serves: pg_pilot's runs are forgotten ... */
     book.observe(nullptr, 0, 8);
     ASSERT_TRUE(guard_lookup(*table, 1, 9, &e));
     EXPECT_EQ(e.decision, GUARD_EXPLORE);
     EXPECT_EQ(e.pilot_runs, 0u);
     EXPECT_EQ(e.native_runs, 3u);
+    /* ... but a native template keeps its runs (probes bring the new ones in) */
+    ASSERT_TRUE(guard_lookup(*table, 1, 10, &e));
+    EXPECT_EQ(e.decision, GUARD_NATIVE);
+    EXPECT_EQ(e.pilot_runs, 3u);
+    FeedbackRecord probe[8];
+    for (FeedbackRecord &p : probe)
+        p = QueryRun(1, 10, ARM_PILOT, 0, 10);
+    book.observe(probe, 8, 8);
+    ASSERT_TRUE(guard_lookup(*table, 1, 10, &e));
+    EXPECT_EQ(e.decision, GUARD_PILOT) << "the new estimates' probes win it back";
+}
+
+TEST(GuardBook, ResetForgetsTheRunsOfUnpinnedTemplatesOfOneDatabase) {
+    TempDir dir;
+    GuardBook book(GuardRule{}, dir.path);
+    auto table = NewTable();
+    book.attach(table.get());
+    std::vector<FeedbackRecord> runs;
+    for (uint64_t q : {11, 12, 13})
+        for (int i = 0; i < 3; i++) {
+            runs.push_back(QueryRun(q == 13 ? 2 : 1, q, ARM_PILOT, 0, 10));
+            runs.push_back(QueryRun(q == 13 ? 2 : 1, q, ARM_NATIVE, 0, 50));
+        }
+    book.observe(runs.data(), static_cast<uint32_t>(runs.size()), 0);
+    std::string why;
+    ASSERT_TRUE(book.pin(GuardTemplateKey{1, 12}, ARM_PILOT, &why)) << why;
+    EXPECT_EQ(book.reset(1), 1u);
+    GuardEntry e;
+    ASSERT_TRUE(guard_lookup(*table, 1, 11, &e));
+    EXPECT_EQ(e.decision, GUARD_EXPLORE);
+    EXPECT_EQ(e.pilot_runs + e.native_runs, 0u);
+    ASSERT_TRUE(guard_lookup(*table, 1, 12, &e));
+    EXPECT_EQ(e.pinned, static_cast<uint32_t>(ARM_PILOT)) << "pinned: kept";
+    EXPECT_EQ(e.pilot_runs, 3u);
+    ASSERT_TRUE(guard_lookup(*table, 2, 13, &e));
+    EXPECT_EQ(e.decision, GUARD_PILOT) << "another database: kept";
 }
 
 TEST(GuardBook, PinsWinAndSurviveARestart) {
