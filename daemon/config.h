@@ -50,8 +50,8 @@ struct Config {
     uint32_t advisor_write_cost_us = 20;
     /* the plan guard (guard_rule.h) */
     uint32_t guard_min_runs = 3;         /* runs per arm before a template is decided */
-    uint32_t guard_slower_pct = 10;      /* pg_pilot's median more than this % above PostgreSQL's ... */
-    uint32_t guard_min_difference_us = 500; /* ... and by more than this: native */
+    uint32_t guard_slower_pct = 0;       /* pg_pilot's median more than this % above PostgreSQL's ... */
+    uint32_t guard_min_difference_us = 200; /* ... and by more than this: native */
     bool daemon = false;    /* --daemon; --foreground is the default */
     std::string pid_file;   /* default: STATE_DIR/pilotd.pid */
     std::string log_file;   /* empty: stderr */

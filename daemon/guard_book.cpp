@@ -106,12 +106,27 @@ void GuardBook::observe(const FeedbackRecord *recs, uint32_t n, uint64_t sources
         }
         sources_generation_ = sources_generation;
         generation_known_ = true;
+        /* a run's records are consecutive: its relation sets, then its FB_QUERY */
+        std::vector<uint64_t> run_sets;
+        GuardTemplateKey run_of;
         for (uint32_t i = 0; i < n; i++) {
             const FeedbackRecord &r = recs[i];
+            const GuardTemplateKey key{r.dboid, r.query_id};
+            if (!(key == run_of)) {
+                run_sets.clear();
+                run_of = key;
+            }
+            if (r.kind == FB_RELSET && r.template_key != 0) {
+                run_sets.push_back(r.template_key);
+                continue;
+            }
             if (r.kind != FB_QUERY || r.query_id == 0 || (r.guard_arm != ARM_PILOT && r.guard_arm != ARM_NATIVE))
                 continue;
+            if (r.guard_arm == ARM_PILOT && !run_sets.empty())
+                note_relation_sets(key, run_sets);
+            run_sets.clear();
             const double ms = std::max(r.native_rows, 0.0) + r.actual_rows; /* planning (< 0: cached) + execution */
-            add_run(GuardTemplateKey{r.dboid, r.query_id}, r.guard_arm, ms, true);
+            add_run(key, r.guard_arm, ms, true);
         }
     } catch (const std::exception &e) {
         LOG_ERROR("guard: %s (runs of this batch not counted)", e.what());
@@ -220,6 +235,34 @@ uint64_t GuardBook::decisions_native() const {
 uint64_t GuardBook::decisions_pilot() const {
     std::lock_guard<std::mutex> lock(mu_);
     return to_pilot_;
+}
+
+/* The relation sets a run with pg_pilot's estimates executed.  Sets the
+ * template never ran before mean its plan changed with what pg_pilot knows
+ * (the memo learns the sets of every run): its earlier runs with pg_pilot's
+ * estimates were of other plans and are forgotten, so that it explores the
+ * current one (a native template keeps them: its probes bring the new plan's
+ * runs in).  The first run only records its sets. */
+void GuardBook::note_relation_sets(const GuardTemplateKey &key, const std::vector<uint64_t> &sets) {
+    auto it = templates_.find(key);
+    if (it == templates_.end())
+        return; /* its first run: add_run() creates it next */
+    Template &t = it->second;
+    const bool first = t.known_sets.empty();
+    bool changed = false;
+    for (uint64_t s : sets) {
+        if (std::find(t.known_sets.begin(), t.known_sets.end(), s) != t.known_sets.end())
+            continue;
+        if (t.known_sets.size() < kMaxKnownSets)
+            t.known_sets.push_back(s);
+        changed = true;
+    }
+    if (!changed || first || t.pinned != ARM_UNKNOWN || t.verdict.decision == GUARD_NATIVE || t.pilot.n == 0)
+        return;
+    t.pilot.clear();
+    LOG_DEBUG("guard: query %" PRId64 " (database %u) planned other relation sets with pg_pilot's estimates: "
+              "its earlier runs with them are forgotten",
+              static_cast<int64_t>(key.query_id), key.dboid);
 }
 
 void GuardBook::add_run(const GuardTemplateKey &key, uint32_t arm, double ms, bool decide_now) {

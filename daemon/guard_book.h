@@ -17,6 +17,9 @@
  *                    estimates, hence its plans, may change); a native
  *                    template keeps its runs, and its probes bring runs of
  *                    the new estimates in
+ *   explore/pilot -> the same when a run with pg_pilot's estimates executed
+ *                    relation sets the template's earlier runs did not (the
+ *                    memo learned them, the plan changed): note_relation_sets()
  *   pinned        -> the pinned arm always, no probing (guard_pin())
  *
  * Durability: pins are written to STATE_DIR/guard.pins (replace_file: the old
@@ -130,10 +133,13 @@ class GuardBook {
         uint32_t pinned = pilot::proto::ARM_UNKNOWN;
         int32_t row = -1; /* in the table; -1: none */
         std::string reason;
+        std::vector<uint64_t> known_sets; /* template keys of the relation sets its pilot runs executed */
     };
+    static constexpr size_t kMaxKnownSets = 64;
 
     void add_run(const GuardTemplateKey &key, uint32_t arm, double ms, bool decide_now);
     void prune();
+    void note_relation_sets(const GuardTemplateKey &key, const std::vector<uint64_t> &sets);
     void decide(const GuardTemplateKey &key, Template &t);
     void publish(const GuardTemplateKey &key, Template &t);
     void write_row(uint32_t row, const GuardTemplateKey &key, const Template &t);

@@ -9,12 +9,16 @@
  *     on a 2-core machine) moves a median of three or more runs very little,
  *     while a plan that is really slower is slower in most runs.
  *   - pg_pilot's estimates lose the template when their median is both
- *     `slower_ratio` times and `min_difference_ms` above PostgreSQL's: the
- *     ratio ignores jitter of long queries, the difference that of sub-
- *     millisecond ones (where a ratio alone would flip on scheduler noise).
- *   - Under those thresholds pg_pilot's estimates stay: they win or cost too
- *     little to measure.  A wrong "native" only gives up a gain; a wrong
- *     "pilot" keeps a regression, so the thresholds are kept small.
+ *     `slower_ratio` times and `min_difference_ms` above PostgreSQL's.  By
+ *     default the ratio is 1 and the difference 0.2 ms: they must not be
+ *     slower at all, beyond the jitter of sub-millisecond runs.  Where both
+ *     sides plan alike, pg_pilot's side is slower by its planning work (most
+ *     of a millisecond on a new connection), so such templates go native and
+ *     save it; where the arms differ by noise only, either choice costs
+ *     nothing.  A wrong "native" only gives up a gain smaller than the noise;
+ *     a wrong "pilot" keeps a regression: hence no tolerance by default.
+ *     A larger ratio (guard-slower-pct) keeps pg_pilot's estimates where they
+ *     cost a little, e.g. to keep learning from their feedback.
  *   - Until each arm has `min_runs` runs the template explores (the backends
  *     alternate the arms).
  * Pure: no clock, no I/O; unit-tested in regress/unit/test_guard_rule.cpp.
@@ -31,8 +35,8 @@ namespace pilotd {
 
 struct GuardRule {
     unsigned min_runs = 3;          /* runs per arm before deciding */
-    double slower_ratio = 1.1;      /* pg_pilot's median above PostgreSQL's by this factor ... */
-    double min_difference_ms = 0.5; /* ... and by this much: native */
+    double slower_ratio = 1.0;      /* pg_pilot's median above PostgreSQL's by this factor ... */
+    double min_difference_ms = 0.2; /* ... and by this much: native */
 };
 
 struct GuardVerdict {

@@ -57,8 +57,21 @@ TEST(GuardRule, ExploresUntilEachArmHasItsRuns) {
     EXPECT_EQ(guard_decide(rule, nullptr, 0, nullptr, 0).decision, GUARD_EXPLORE);
 }
 
+TEST(GuardRule, ByDefaultPgPilotMustNotBeSlower) {
+    GuardRule rule; /* ratio 1, 0.2 ms */
+    const double native[] = {100, 100, 100};
+    const double a_bit[] = {101, 101, 102};      /* 1 ms slower: the planning work of a new connection */
+    const double faster[] = {99, 99.5, 98};
+    EXPECT_EQ(guard_decide(rule, a_bit, 3, native, 3).decision, GUARD_NATIVE);
+    EXPECT_EQ(guard_decide(rule, faster, 3, native, 3).decision, GUARD_PILOT);
+    const double tiny_native[] = {0.4, 0.4, 0.4}, tiny_pilot[] = {0.5, 0.5, 0.5}; /* within jitter */
+    EXPECT_EQ(guard_decide(rule, tiny_pilot, 3, tiny_native, 3).decision, GUARD_PILOT);
+}
+
 TEST(GuardRule, NativeOnlyBeyondBothThresholds) {
     GuardRule rule;
+    rule.slower_ratio = 1.1;
+    rule.min_difference_ms = 0.5;
     const double native[] = {100, 100, 100};
     const double slower[] = {111, 112, 115};   /* > 10 % and > 0.5 ms */
     const double close[] = {105, 108, 109};    /* within 10 % */
@@ -165,6 +178,45 @@ TEST(GuardBook, NewEstimatesReopenExploration) {
     book.observe(probe, 8, 8);
     ASSERT_TRUE(guard_lookup(*table, 1, 10, &e));
     EXPECT_EQ(e.decision, GUARD_PILOT) << "the new estimates' probes win it back";
+}
+
+FeedbackRecord RelationSet(uint32_t dboid, uint64_t query_id, uint64_t template_key) {
+    FeedbackRecord r{};
+    r.kind = FB_RELSET;
+    r.query_id = query_id;
+    r.dboid = dboid;
+    r.key = template_key * 7;
+    r.template_key = template_key;
+    r.nrels = 1;
+    r.native_rows = r.pilot_rows = r.actual_rows = 1;
+    strcpy(r.relations, "t");
+    return r;
+}
+
+TEST(GuardBook, ANewPlanWithPgPilotsEstimatesIsExploredAgain) {
+    TempDir dir;
+    GuardBook book(GuardRule{}, dir.path);
+    auto table = NewTable();
+    book.attach(table.get());
+    /* runs with pg_pilot's estimates over sets 1, 2; one native run */
+    std::vector<FeedbackRecord> runs;
+    for (int i = 0; i < 2; i++) {
+        runs.push_back(RelationSet(1, 5, 1));
+        runs.push_back(RelationSet(1, 5, 2));
+        runs.push_back(QueryRun(1, 5, ARM_PILOT, 0, 10));
+    }
+    runs.push_back(QueryRun(1, 5, ARM_NATIVE, 0, 12));
+    book.observe(runs.data(), static_cast<uint32_t>(runs.size()), 0);
+    GuardEntry e;
+    ASSERT_TRUE(guard_lookup(*table, 1, 5, &e));
+    EXPECT_EQ(e.pilot_runs, 2u) << "the same sets: the same plan";
+    /* the memo learned them: the next plan executes set 3 */
+    runs = {RelationSet(1, 5, 1), RelationSet(1, 5, 3), QueryRun(1, 5, ARM_PILOT, 0, 8)};
+    book.observe(runs.data(), static_cast<uint32_t>(runs.size()), 0);
+    ASSERT_TRUE(guard_lookup(*table, 1, 5, &e));
+    EXPECT_EQ(e.pilot_runs, 1u) << "runs of the earlier plan forgotten, the new plan's kept";
+    EXPECT_EQ(e.native_runs, 1u);
+    EXPECT_EQ(e.decision, GUARD_EXPLORE);
 }
 
 TEST(GuardBook, ResetForgetsTheRunsOfUnpinnedTemplatesOfOneDatabase) {
