@@ -17,6 +17,9 @@
  *   pinned         the pinned arm, always (pg_pilot.guard_pin())
  * pilotd down or the guard off: pg_pilot's estimates, as without the guard
  * (and they fall back to PostgreSQL's when pilotd cannot answer).
+ * EXPLAIN without ANALYZE executes nothing: it shows the side the template's
+ * runs use now (pg_pilot's while it explores), never a random or probing one
+ * (ExplainOneQuery_hook marks that planning). 
  *
  * SQL: pg_pilot.guard_pin(query_id, arm) (MSG_GUARD_PIN), pg_pilot.guard_reset()
  * (MSG_GUARD_RESET) and pg_pilot.guard_templates() (the table, for the
@@ -25,10 +28,14 @@
 extern "C" {
 #include "postgres.h"
 
+#include "commands/explain.h"
 #include "common/pg_prng.h"
+#include "executor/instrument.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "portability/instr_time.h"
+#include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
@@ -47,6 +54,9 @@ PG_FUNCTION_INFO_V1(pg_pilot_guard_reset);
 
 bool		pilot_guard = true;
 double		pilot_guard_probe_rate = 0.05;
+
+static ExplainOneQuery_hook_type prev_explain_one_query = NULL;
+static int	explain_only_depth = 0;	/* > 0 while EXPLAIN without ANALYZE plans */
 
 static bool
 probe(void)
@@ -71,11 +81,13 @@ pilot_guard_arm(uint64 query_id, bool *must_report)
 		return ARM_UNKNOWN;
 	if (!pilot_sidecar_guard_entry(query_id, &e))
 	{
-		*must_report = true;
-		return either_arm();
+		*must_report = explain_only_depth == 0;
+		return *must_report ? either_arm() : ARM_PILOT;
 	}
 	if (e.pinned != ARM_UNKNOWN)
 		return e.pinned;
+	if (explain_only_depth > 0)
+		return e.decision == GUARD_NATIVE ? ARM_NATIVE : ARM_PILOT;
 	switch (e.decision)
 	{
 		case GUARD_EXPLORE:
@@ -90,6 +102,58 @@ pilot_guard_arm(uint64 query_id, bool *must_report)
 			*must_report = probe();
 			return *must_report ? ARM_PILOT : ARM_NATIVE;
 	}
+}
+
+/* EXPLAIN: what ExplainOneQuery() does (explain.c, PostgreSQL 15), with
+ * plannings of EXPLAIN without ANALYZE marked for pilot_guard_arm() */
+static void
+pilot_explain_one_query(Query *query, int cursorOptions, IntoClause *into, ExplainState *es,
+						const char *queryString, ParamListInfo params, QueryEnvironment *queryEnv)
+{
+	const bool	only = !es->analyze;
+
+	if (only)
+		explain_only_depth++;
+	PG_TRY();
+	{
+		if (prev_explain_one_query)
+			prev_explain_one_query(query, cursorOptions, into, es, queryString, params, queryEnv);
+		else
+		{
+			PlannedStmt *plan;
+			instr_time	planstart,
+						planduration;
+			BufferUsage bufusage_start,
+						bufusage;
+
+			if (es->buffers)
+				bufusage_start = pgBufferUsage;
+			INSTR_TIME_SET_CURRENT(planstart);
+			plan = pg_plan_query(query, queryString, cursorOptions, params);
+			INSTR_TIME_SET_CURRENT(planduration);
+			INSTR_TIME_SUBTRACT(planduration, planstart);
+			if (es->buffers)
+			{
+				memset(&bufusage, 0, sizeof(BufferUsage));
+				BufferUsageAccumDiff(&bufusage, &pgBufferUsage, &bufusage_start);
+			}
+			ExplainOnePlan(plan, into, es, queryString, params, queryEnv, &planduration,
+						   es->buffers ? &bufusage : NULL);
+		}
+	}
+	PG_FINALLY();
+	{
+		if (only)
+			explain_only_depth--;
+	}
+	PG_END_TRY();
+}
+
+void
+pilot_install_guard_hooks(void)
+{
+	prev_explain_one_query = ExplainOneQuery_hook;
+	ExplainOneQuery_hook = pilot_explain_one_query;
 }
 
 /* guard_pin(query_id bigint, arm text): 'pilot', 'native' or 'auto' (unpin) */

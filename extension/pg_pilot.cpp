@@ -153,6 +153,7 @@ _PG_init(void)
 
 	pilot_install_planner_hooks();
 	pilot_install_executor_hooks();
+	pilot_install_guard_hooks();
 }
 
 const char *

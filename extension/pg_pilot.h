@@ -143,6 +143,7 @@ extern void pilot_feedback_remember(PilotQueryState *qs, struct PlannedStmt *stm
  * runs report it only when sampled (pg_pilot.feedback_sample_rate).  Never
  * raises an error, never waits. */
 extern uint32 pilot_guard_arm(uint64 query_id, bool *must_report);
+extern void pilot_install_guard_hooks(void);
 
 /* Plans `query` (one statement) in the given mode; returns the state it left
  * (allocated in CurrentMemoryContext).  Raises the query's own errors. */

@@ -74,6 +74,9 @@ check "after the decision, the slower template plans with PostgreSQL's estimates
   [ "$(join_of "$SLOW")" = "Hash Join" ]
 check "after the decision, the faster template plans with pg_pilot's estimates (hash join)" \
   [ "$(join_of "$FAST")" = "Hash Join" ]
+# EXPLAIN without ANALYZE shows the decided side, never a probe's
+plans=$(for i in 1 2 3 4 5; do GUARD="$GUARD -c pg_pilot.guard_probe_rate=1" join_of "$SLOW"; done | sort -u)
+check "EXPLAIN shows the decided side even when every run would probe" [ "$plans" = "Hash Join" ]
 # a probe (probe rate 1 for one run) tries pg_pilot's again, and reports
 [ "$(run "$SLOW" "-c pg_pilot.guard_probe_rate=1")" = "$slow_rows" ] || wrong=$((wrong + 1))
 wait_until 30 seen "$slow_id" 7
