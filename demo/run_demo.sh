@@ -550,6 +550,27 @@ if [ "$late" -gt 0 ]; then
 else
   echo "  (every answer came in time)"
 fi
+# -- the plan guard: the same queries again, each run on a new connection -------
+GUARD_RUNS=${PG_PILOT_DEMO_GUARD_RUNS:-8}
+echo
+echo "  The plan guard (pg_pilot.guard = on, estimator auto: the true counts here), each query $GUARD_RUNS times, one"
+echo "  connection per run: a new query template explores (its runs alternate with PostgreSQL's estimates until"
+echo "  each side has 3), then keeps the faster side; ms per run, then the median of the last 3 against PostgreSQL alone:"
+for id in "${QIDS[@]}"; do
+  runs=()
+  for i in $(seq 1 "$GUARD_RUNS"); do
+    t=$(dpsql -At -c "SET statement_timeout = '$TIMEOUT'" -c "SET pg_pilot.guard = on" -c '\timing on' \
+          -c "${QUERY[$id]}" 2>/dev/null | awk '/^Time:/ { print $2 }')
+    runs+=("${t:-timeout}")
+  done
+  last=$(printf '%s\n' "${runs[@]: -3}" | median)
+  read -r tn _ <<<"${SUM_T[$id]}"
+  printf "  %-${qw}s %s -> %s\n" "$(qlabel "$id")" \
+    "$(for r in "${runs[@]}"; do [ "$r" = timeout ] && printf 'timeout ' || printf '%.0f ' "$r"; done)" \
+    "$(speedup "$tn" "$last")"
+done
+echo "  decisions: $(pp_psql -At -c "SELECT string_agg(decision || ' ' || n, ', ') FROM (SELECT decision, count(*) AS n
+  FROM pg_pilot.guard_templates() GROUP BY 1 ORDER BY 1) d")"
 echo "  demo took $(since "$T0") s"
 [ "$OUTNAME" = demo/out ] || echo "  plans, timings and the cardinality file: $OUTNAME/"
 [ "$FAILED" -eq 0 ] || { echo; echo "demo FAILED (see above)"; exit 1; }
