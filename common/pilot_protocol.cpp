@@ -66,22 +66,25 @@ bool guard_entry_valid(const GuardEntry &e) {
            e.decided_unix <= 253402300799ULL; /* 9999-12-31 */
 }
 
+bool guard_copy_row(const GuardEntry &e, GuardEntry *out, int attempts) {
+    for (int attempt = 0; attempt < attempts; attempt++) {
+        const uint32_t before = e.seq.load(std::memory_order_acquire);
+        if (before & 1u)
+            continue;
+        memcpy(static_cast<void *>(out), static_cast<const void *>(&e), sizeof *out);
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (e.seq.load(std::memory_order_relaxed) == before)
+            return true;
+    }
+    return false;
+}
+
 bool guard_lookup(const GuardTable &t, uint32_t dboid, uint64_t query_id, GuardEntry *out) {
     if (query_id == 0)
         return false;
     const uint32_t home = guard_home(dboid, query_id);
     for (uint32_t i = 0; i < kGuardProbes; i++) {
-        const GuardEntry &e = t.entries[(home + i) & (kGuardEntries - 1)];
-        bool copied = false;
-        for (int attempt = 0; attempt < 4 && !copied; attempt++) {
-            const uint32_t before = e.seq.load(std::memory_order_acquire);
-            if (before & 1u)
-                continue;
-            memcpy(static_cast<void *>(out), static_cast<const void *>(&e), sizeof *out);
-            std::atomic_thread_fence(std::memory_order_acquire);
-            copied = e.seq.load(std::memory_order_relaxed) == before;
-        }
-        if (!copied)
+        if (!guard_copy_row(t.entries[(home + i) & (kGuardEntries - 1)], out, 4))
             return false; /* being rewritten right now: treat as not guarded */
         if (out->query_id == 0)
             return false; /* an empty row ends the search */

@@ -405,6 +405,10 @@ inline uint32_t guard_home(uint32_t dboid, uint64_t query_id) {
  * (or the row kept changing under the reader). */
 bool guard_lookup(const GuardTable &t, uint32_t dboid, uint64_t query_id, GuardEntry *out);
 
+/* Copies row e into *out under its sequence counter, trying at most
+ * `attempts` times (never waits); false when it kept changing. */
+bool guard_copy_row(const GuardEntry &e, GuardEntry *out, int attempts);
+
 /* A row copied out of the table: in use, decision and pin in range, medians
  * finite, decision time plausible. */
 bool guard_entry_valid(const GuardEntry &e);

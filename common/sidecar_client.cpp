@@ -231,18 +231,7 @@ bool SidecarClient::guard_entry(uint32_t dboid, uint64_t query_id, GuardEntry *o
 bool SidecarClient::guard_row(uint32_t index, GuardEntry *out) noexcept {
     if (index >= kGuardEntries || ensure_attached(monotonic_us()) != Outcome::OK)
         return false;
-    const GuardEntry &e = map_->header->guard.entries[index];
-    for (int attempt = 0; attempt < 100; attempt++) {
-        const uint32_t before = e.seq.load(std::memory_order_acquire);
-        if (before & 1u)
-            continue;
-        memcpy(static_cast<void *>(out), static_cast<const void *>(&e), sizeof *out);
-        std::atomic_thread_fence(std::memory_order_acquire);
-        if (e.seq.load(std::memory_order_relaxed) != before)
-            continue;
-        return guard_entry_valid(*out);
-    }
-    return false;
+    return guard_copy_row(map_->header->guard.entries[index], out, 100) && guard_entry_valid(*out);
 }
 
 int SidecarClient::read_models(ModelInfo *out, uint32_t cap) noexcept {

@@ -207,26 +207,6 @@ size_t GuardBook::reset(uint32_t dboid) noexcept {
     return n;
 }
 
-std::vector<GuardBook::TemplateStatus> GuardBook::snapshot() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::vector<TemplateStatus> out;
-    out.reserve(templates_.size());
-    for (const auto &kv : templates_) {
-        TemplateStatus s;
-        s.key = kv.first;
-        s.decision = kv.second.verdict.decision;
-        s.pinned = kv.second.pinned;
-        s.pilot_calls = kv.second.pilot_calls;
-        s.native_calls = kv.second.native_calls;
-        s.pilot_median_ms = kv.second.verdict.pilot_median_ms;
-        s.native_median_ms = kv.second.verdict.native_median_ms;
-        s.decided_unix = kv.second.decided_unix;
-        s.reason = kv.second.reason;
-        out.push_back(std::move(s));
-    }
-    return out;
-}
-
 uint64_t GuardBook::decisions_native() const {
     std::lock_guard<std::mutex> lock(mu_);
     return to_native_;
@@ -297,7 +277,6 @@ void GuardBook::prune() {
 void GuardBook::decide(const GuardTemplateKey &key, Template &t) {
     const GuardDecision before = t.verdict.decision;
     t.verdict = guard_decide(rule_, t.pilot.ms, t.pilot.n, t.native.ms, t.native.n);
-    t.reason = t.verdict.decision == GUARD_EXPLORE ? std::string() : guard_reason(t.verdict, t.pilot.n, t.native.n);
     if (t.verdict.decision == before)
         return;
     if (t.verdict.decision == GUARD_EXPLORE) {
@@ -310,7 +289,8 @@ void GuardBook::decide(const GuardTemplateKey &key, Template &t) {
     else
         to_pilot_++;
     LOG_INFO("guard: query %" PRId64 " (database %u) uses %s estimates: %s", static_cast<int64_t>(key.query_id),
-             key.dboid, t.verdict.decision == GUARD_NATIVE ? "PostgreSQL's" : "pg_pilot's", t.reason.c_str());
+             key.dboid, t.verdict.decision == GUARD_NATIVE ? "PostgreSQL's" : "pg_pilot's",
+             guard_reason(t.verdict, t.pilot.n, t.native.n).c_str());
 }
 
 void GuardBook::publish(const GuardTemplateKey &key, Template &t) {

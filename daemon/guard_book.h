@@ -28,7 +28,7 @@
  * (pg_pilot.query_log); restore() reloads them after a restart.
  *
  * Thread safety: one mutex.  The feedback thread calls observe(); request
- * workers call pin(); the status readers call snapshot().
+ * workers call pin() and reset().
  */
 #ifndef PILOTD_GUARD_BOOK_H
 #define PILOTD_GUARD_BOOK_H
@@ -98,17 +98,6 @@ class GuardBook {
      * explore again.  Returns how many templates were reset. */
     size_t reset(uint32_t dboid) noexcept;
 
-    struct TemplateStatus {
-        GuardTemplateKey key;
-        uint32_t decision = pilot::proto::GUARD_EXPLORE;
-        uint32_t pinned = pilot::proto::ARM_UNKNOWN;
-        uint64_t pilot_calls = 0, native_calls = 0;
-        double pilot_median_ms = -1, native_median_ms = -1;
-        uint64_t decided_unix = 0;
-        std::string reason;
-    };
-    std::vector<TemplateStatus> snapshot() const;
-
     uint64_t decisions_native() const;
     uint64_t decisions_pilot() const;
 
@@ -132,7 +121,6 @@ class GuardBook {
         uint64_t decided_unix = 0;
         uint32_t pinned = pilot::proto::ARM_UNKNOWN;
         int32_t row = -1; /* in the table; -1: none */
-        std::string reason;
         std::vector<uint64_t> known_sets; /* template keys of the relation sets its pilot runs executed */
     };
     static constexpr size_t kMaxKnownSets = 64;
