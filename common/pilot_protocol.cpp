@@ -79,6 +79,78 @@ bool guard_copy_row(const GuardEntry &e, GuardEntry *out, int attempts) {
     return false;
 }
 
+namespace {
+uint64_t mix64(uint64_t h) {
+    h += 0x9e3779b97f4a7c15ULL;
+    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    h = (h ^ (h >> 27)) * 0x94d049bb133111ebULL;
+    return h ^ (h >> 31);
+}
+} // namespace
+
+uint64_t table_set_finish(uint64_t acc) {
+    uint64_t h = mix64(acc ^ 0x7461626c65736574ULL /* "tableset" */);
+    return h == 0 ? 1 : h;
+}
+
+uint64_t table_set_of_key_text(const char *text, size_t len) {
+    /* the version line, then "R t<n> <table>" lines (subplan_key.h); the
+     * first other line ends them (clauses may hold anything in constants) */
+    uint64_t acc = 0;
+    bool any = false;
+    size_t i = 0;
+    bool first = true;
+    while (i < len) {
+        const char *line = text + i;
+        const void *nl = memchr(line, '\n', len - i);
+        size_t n = nl ? static_cast<size_t>(static_cast<const char *>(nl) - line) : len - i;
+        if (first) {
+            first = false;
+        } else if (n > 2 && line[0] == 'R' && line[1] == ' ') {
+            const void *sp = memchr(line + 2, ' ', n - 2);
+            if (sp == nullptr)
+                return 0;
+            const char *name = static_cast<const char *>(sp) + 1;
+            acc = table_set_add(acc, stable_hash64(name, static_cast<size_t>(line + n - name)));
+            any = true;
+        } else {
+            break;
+        }
+        i += n + 1;
+    }
+    return any ? table_set_finish(acc) : 0;
+}
+
+uint64_t model_database_mark(uint32_t dboid) {
+    uint64_t h = mix64((static_cast<uint64_t>(dboid) << 8) ^ 0x6d6f64656cULL /* "model" */);
+    return h == 0 ? 1 : h;
+}
+
+void known_set_positions(uint64_t table_set, uint32_t pos[kKnownSetHashes]) {
+    /* three 21-bit slices of a well-mixed 64-bit number */
+    static_assert(kKnownSetBits <= (1u << 21), "positions come from 21-bit slices");
+    for (uint32_t i = 0; i < kKnownSetHashes; i++)
+        pos[i] = static_cast<uint32_t>(table_set >> (21 * i)) & (kKnownSetBits - 1);
+}
+
+bool known_sets_may_answer(const KnownSets &k, uint64_t table_set) {
+    if (k.state.load(std::memory_order_acquire) != KNOWN_SETS_FILTER)
+        return true;
+    const uint32_t b = k.active.load(std::memory_order_acquire) & 1u;
+    const uint64_t before = k.seq[b].load(std::memory_order_acquire);
+    if (before & 1u)
+        return true;
+    uint32_t pos[kKnownSetHashes];
+    known_set_positions(table_set, pos);
+    bool all = true;
+    for (uint32_t i = 0; i < kKnownSetHashes && all; i++)
+        all = (k.bits[b][pos[i] / 64].load(std::memory_order_relaxed) >> (pos[i] % 64)) & 1u;
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (k.seq[b].load(std::memory_order_relaxed) != before)
+        return true;
+    return all;
+}
+
 bool guard_lookup(const GuardTable &t, uint32_t dboid, uint64_t query_id, GuardEntry *out) {
     if (query_id == 0)
         return false;

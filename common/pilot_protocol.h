@@ -43,7 +43,7 @@ namespace pilot {
 namespace proto {
 
 constexpr uint64_t kMagic = 0x314D53544F4C4950ULL; /* "PILOTSM1" little endian */
-constexpr uint32_t kProtocolVersion = 7;
+constexpr uint32_t kProtocolVersion = 8;
 constexpr uint32_t kMaxItems = 256;     /* relation sets (or oracle entries) per message */
 constexpr uint32_t kMaxSlots = 65536;   /* sanity bound for a header read from memory */
 constexpr uint32_t kFeedbackRing = 128;  /* feedback records per slot (a power of two) */
@@ -51,6 +51,7 @@ constexpr uint32_t kMaxText = 65536;     /* bytes of key text per estimate reque
 constexpr uint32_t kMaxModels = 16;      /* rows of the model table */
 constexpr uint32_t kGuardEntries = 16384; /* rows of the plan guard's table (a power of two) */
 constexpr uint32_t kGuardProbes = 8;      /* rows a template may sit in, from its home row on */
+constexpr uint32_t kKnownSetBits = 1u << 20; /* bits of one buffer of the known-sets filter (a power of two) */
 
 enum SlotState : uint32_t {
     SLOT_FREE = 0,
@@ -104,7 +105,7 @@ enum Status : uint32_t {
 /* Which estimator a backend asks for (the pg_pilot.estimator parameter). */
 enum EstimatorId : uint32_t {
     EST_AUTO = 0,   /* pilotd's chain: oracle, memo, learned model */
-    EST_NATIVE = 1, /* answers nothing: PostgreSQL's own estimates, full round trip */
+    EST_NATIVE = 1, /* answers nothing: PostgreSQL's own estimates (backends do not ask) */
     EST_ORACLE = 2, /* only cardinalities loaded with pg_pilot.load_cardinalities() */
     EST_MEMO = 3,   /* only cardinalities observed by execution feedback */
     EST_LEARNED = 4, /* only the learned model */
@@ -161,6 +162,7 @@ struct EstimateAnswer {
 struct OracleEntry {
     uint64_t key;
     double rows;
+    uint64_t table_set; /* table_set_finish() of the set's tables; 0 unknown */
 };
 
 /* An index-advisor job (MSG_ADVISOR), for the requesting backend's database. */
@@ -232,7 +234,7 @@ enum FeedbackKind : uint32_t {
     FB_KIND_MAX = 2,
 };
 
-constexpr size_t kRelationsLen = 64; /* FeedbackRecord::relations, NUL included */
+constexpr size_t kRelationsLen = 56; /* FeedbackRecord::relations, NUL included */
 
 struct FeedbackRecord {
     uint64_t key;          /* FB_RELSET: subplan key; FB_QUERY: 0 */
@@ -245,6 +247,7 @@ struct FeedbackRecord {
     uint32_t nrels;
     uint32_t dboid;        /* the backend's database */
     uint32_t guard_arm;    /* FB_QUERY: GuardArm of this execution; FB_RELSET: ARM_UNKNOWN */
+    uint64_t table_set;    /* FB_RELSET: table_set_finish() of the set's tables (0 unknown); FB_QUERY: 0 */
     /* FB_RELSET: the set's relations for people ("a, b, c": table names in
      * the order of the set, cut with "..." when longer); NUL-terminated, valid
      * UTF-8 without control characters.  FB_QUERY: empty. */
@@ -413,6 +416,53 @@ bool guard_copy_row(const GuardEntry &e, GuardEntry *out, int attempts);
  * finite, decision time plausible. */
 bool guard_entry_valid(const GuardEntry &e);
 
+/*
+ * The known-sets filter: which relation sets pilotd may answer, told by their
+ * tables alone, so a backend learns it without computing a set's key (the
+ * expensive part of asking).  A Bloom filter of the table sets of the
+ * oracle's and the memo's keys, plus one mark per database a learned model
+ * serves (model_database_mark(): every set of that database may be answered).
+ * A "no" is certain, a "yes" may be wrong (then pilotd answers "unknown").
+ *
+ * Two buffers: pilotd adds bits to the active one in place (bits are only
+ * added, so a reader never misses what was known before); a rebuild (the
+ * oracle replaced or cleared, another model serving) fills the other one
+ * under its sequence counter (odd while written) and then makes it active.
+ * A reader that sees the counter odd or moved treats the set as known.
+ * state KNOWN_SETS_ASK_ALL (also any value out of range): pilotd cannot tell
+ * (entries from before protocol 8 carry no table set): backends ask for
+ * every set, as without the filter.  Written by pilotd only.
+ */
+enum KnownSetsState : uint32_t {
+    KNOWN_SETS_ASK_ALL = 0,
+    KNOWN_SETS_FILTER = 1,
+};
+
+constexpr uint32_t kKnownSetHashes = 3; /* bits per table set */
+
+struct KnownSets {
+    std::atomic<uint32_t> state;  /* KnownSetsState */
+    std::atomic<uint32_t> active; /* the buffer readers probe: 0 or 1 */
+    std::atomic<uint64_t> seq[2]; /* per buffer: odd while it is rebuilt */
+    std::atomic<uint64_t> bits[2][kKnownSetBits / 64];
+};
+
+/* A relation set's tables as one number, independent of their order and of
+ * aliases: table hashes (stable_hash64 of the schema-qualified, quoted name as
+ * in the key text's "R" lines, "*" appended for a table with inheritance
+ * children) added up, then mixed; never 0. */
+inline uint64_t table_set_add(uint64_t acc, uint64_t table_hash) { return acc + table_hash; }
+uint64_t table_set_finish(uint64_t acc);
+/* The table set of a canonical key text (its "R" lines); 0 when it has none. */
+uint64_t table_set_of_key_text(const char *text, size_t len);
+/* The mark of "a model serves database dboid" in the filter. */
+uint64_t model_database_mark(uint32_t dboid);
+/* The filter's bit positions of a table set. */
+void known_set_positions(uint64_t table_set, uint32_t pos[kKnownSetHashes]);
+/* A backend's question: may pilotd answer a set of these tables?  True also
+ * when the filter is off, being rebuilt, or in an unknown state. */
+bool known_sets_may_answer(const KnownSets &k, uint64_t table_set);
+
 enum StoreState : uint32_t {
     STORE_DISABLED = 0, /* no store configured: feedback feeds the memo only */
     STORE_OK = 1,       /* the last store transaction committed */
@@ -451,6 +501,7 @@ struct alignas(64) SegmentHeader {
     std::atomic<uint64_t> oracle_generation;
     std::atomic<uint64_t> model_generation;
     GuardTable guard;
+    KnownSets known_sets;
     /* bit i of word i / 64: slot i has a request PENDING.  pilotd's workers
      * find requests here instead of visiting every slot (each slot is on
      * pages of its own: a scan of all of them costs tens of microseconds);

@@ -216,6 +216,23 @@ bool SidecarClient::answers_generation(uint32_t estimator, uint64_t *epoch, uint
     return true;
 }
 
+bool SidecarClient::may_answer(uint32_t dboid, bool model_counts, const uint64_t *table_sets, bool *may,
+                              int n) noexcept {
+    /* no fstat() per call (GEQO asks this per set): an attached segment stays
+     * mapped; only its header is checked (a pilotd that stopped or went
+     * stale is looked for again, in a new segment) */
+    const uint64_t now = monotonic_us();
+    if (!map_ || validate_header(map_->header, map_->size, now, stale_after_us_) != HDR_OK) {
+        if (ensure_attached(now) != Outcome::OK)
+            return false;
+    }
+    const KnownSets &k = map_->header->known_sets;
+    const bool all = model_counts && known_sets_may_answer(k, model_database_mark(dboid));
+    for (int i = 0; i < n; i++)
+        may[i] = all || table_sets[i] == 0 || known_sets_may_answer(k, table_sets[i]);
+    return true;
+}
+
 bool SidecarClient::model_serving() noexcept {
     if (ensure_attached(monotonic_us()) != Outcome::OK)
         return false;

@@ -92,6 +92,14 @@ class SidecarClient {
      * when pilotd is not there. */
     bool model_serving() noexcept;
 
+    /* The known-sets filter (proto::known_sets_may_answer()) for n table
+     * sets of database dboid: may[i] false when pilotd knows no set of those
+     * tables; table set 0 (unknown) is always true, and every set is when
+     * model_counts and a model serves dboid.  False (may untouched) when
+     * pilotd is not there.  An attached segment's header is checked, without
+     * the fstat() of a round trip. */
+    bool may_answer(uint32_t dboid, bool model_counts, const uint64_t *table_sets, bool *may, int n) noexcept;
+
     /* Copies the model table (consistent: retried while pilotd rewrites it)
      * into out[0, cap), each row checked with clean_model_info() (bad rows are
      * left out).  Returns the rows copied, or -1 when pilotd is not there or

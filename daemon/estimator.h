@@ -7,8 +7,8 @@
  * SRC_NONE ("don't know"); an estimator writes only the answers it knows
  * (finite rows >= 0 and its source), and must not throw for any input.
  *
- *   NativeEstimator   answers nothing: the control (PostgreSQL's own estimates,
- *                     but with the full round trip)
+ *   NativeEstimator   answers nothing: the control (PostgreSQL's own estimates;
+ *                     backends do not ask it, only send key texts to catalog)
  *   OracleEstimator   keys loaded with pg_pilot.load_cardinalities(), SRC_ORACLE
  *   MemoEstimator     keys observed by execution feedback (MemoStore), SRC_MEMO
  *   ChainEstimator    asks a list of estimators in order; the first answer wins

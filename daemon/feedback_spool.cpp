@@ -44,17 +44,25 @@ void encode_entry(unsigned char *p, const FeedbackSpool::Entry &e) {
     memcpy(p + kCrcOffset, &crc, 4);
 }
 
-/* A record written by a version-1 spool (protocol 6: relations[72] where
- * protocol 7 has dboid, guard_arm and relations[64]) in today's layout: the
- * database unknown (0), not guarded, the names cut at a character boundary. */
-void upgrade_v1_record(pilot::proto::FeedbackRecord *r) {
-    constexpr size_t kOffset = offsetof(pilot::proto::FeedbackRecord, dboid);
-    constexpr size_t kOldLen = sizeof(pilot::proto::FeedbackRecord) - kOffset; /* 72 */
-    char old[kOldLen];
-    memcpy(old, reinterpret_cast<const char *>(r) + kOffset, kOldLen);
-    r->dboid = 0;
-    r->guard_arm = pilot::proto::ARM_UNKNOWN;
-    pilot::proto::copy_clean_utf8(r->relations, sizeof r->relations, old, strnlen(old, kOldLen));
+/* A record written by an older spool in today's layout.  Version 1
+ * (protocol 6): relations[72] where protocol 7 has dboid, guard_arm and
+ * relations[64]: the database unknown (0), not guarded.  Version 2 (protocol
+ * 7): relations[64] where protocol 8 has table_set and relations[56].  The
+ * table set is unknown (0), the names are cut at a character boundary. */
+void upgrade_record(pilot::proto::FeedbackRecord *r, uint32_t version) {
+    constexpr size_t kV1Offset = offsetof(pilot::proto::FeedbackRecord, dboid);     /* 56 */
+    constexpr size_t kV2Offset = offsetof(pilot::proto::FeedbackRecord, table_set); /* 64 */
+    static_assert(kV2Offset == kV1Offset + 8, "protocol 7 added dboid and guard_arm");
+    const size_t offset = version == 1 ? kV1Offset : kV2Offset;
+    const size_t old_len = sizeof(pilot::proto::FeedbackRecord) - offset;
+    char old[sizeof(pilot::proto::FeedbackRecord)];
+    memcpy(old, reinterpret_cast<const char *>(r) + offset, old_len);
+    if (version == 1) {
+        r->dboid = 0;
+        r->guard_arm = pilot::proto::ARM_UNKNOWN;
+    }
+    r->table_set = 0;
+    pilot::proto::copy_clean_utf8(r->relations, sizeof r->relations, old, strnlen(old, old_len));
 }
 
 /* False when the entry's tag, CRC or seq is wrong. */
@@ -69,8 +77,8 @@ bool decode_entry(const unsigned char *p, uint64_t expect_seq, uint32_t version,
     memcpy(&e->type, p + 16, 4);
     memcpy(&e->reason, p + 20, 4);
     memcpy(static_cast<void *>(&e->rec), p + 24, sizeof e->rec);
-    if (version == 1)
-        upgrade_v1_record(&e->rec);
+    if (version < FeedbackSpool::kVersion)
+        upgrade_record(&e->rec, version);
     return e->type == FeedbackSpool::FEEDBACK || e->type == FeedbackSpool::DEAD;
 }
 
@@ -203,7 +211,7 @@ void FeedbackSpool::recover() {
             memcpy(&version, hdr + 8, 4);
             memcpy(&entry_size, hdr + 12, 4);
             memcpy(&first, hdr + 16, 8);
-            hdr_ok = memcmp(hdr, kMagic, 8) == 0 && (version == kVersion || version == 1) &&
+            hdr_ok = memcmp(hdr, kMagic, 8) == 0 && (version >= 1 && version <= kVersion) &&
                      entry_size == kEntryBytes &&
                      first == files[i].first;
         }

@@ -57,7 +57,7 @@ namespace pilotd {
 
 class FeedbackSpool {
   public:
-    static constexpr uint32_t kVersion = 2; /* 2: protocol 7 records; 1 is still read */
+    static constexpr uint32_t kVersion = 3; /* 3: protocol 8 records; 1 and 2 are still read */
     static constexpr size_t kHeaderBytes = 32;
     static constexpr size_t kEntryBytes = 160;
 
@@ -125,7 +125,7 @@ class FeedbackSpool {
         uint64_t first_seq;
         uint64_t count; /* durable entries */
         std::string path;
-        uint32_t version; /* of its header: 1 (protocol 6 records) or kVersion */
+        uint32_t version; /* of its header: 1 (protocol 6 records), 2 (protocol 7) or kVersion */
     };
     bool open_new_segment(uint64_t first_seq, std::string *error) noexcept;
     void note_failure(const std::string &what) noexcept;

@@ -11,6 +11,7 @@
 #include "index_advisor.h"
 #include "key_catalog.h"
 #include "log.h"
+#include "known_sets.h"
 #include "memo_journal.h"
 #include "memo_store.h"
 #include "model_registry.h"
@@ -153,11 +154,17 @@ int run_service(const Config &cfg) {
         instance.acquire(segment);
         pid_file.acquire(cfg.pid_file);
 
+        /* what backends may ask for at all: the table sets of the oracle's
+         * and the memo's entries, and the database a model serves */
+        KnownSetsFilter known;
         OracleStore oracle(cfg.state_dir);
         oracle.load();
+        oracle.set_table_sets_listener(
+            [&known](const OracleTableSets &s) { known.set_oracle(s.sets, s.complete); });
         MemoStore memo(cfg.memo_max_entries);
         MemoJournal journal(cfg.state_dir, static_cast<uint64_t>(cfg.memo_journal_max_mb) << 20, memo);
         journal.recover();
+        known.restore_memo(journal.table_sets(), journal.table_sets_complete());
         EstimatorRegistry registry(oracle, memo);
         RequestHandler handler(registry, oracle);
         GuardRule guard_rule;
@@ -177,8 +184,13 @@ int run_service(const Config &cfg) {
         catalog.start();
         handler.set_key_text_sink(&catalog);
         std::atomic<ShmServer *> server_p{nullptr}; /* set while the segment exists */
-        ModelRegistry models(models_dir(cfg), [&server_p](const std::vector<pilot::proto::ModelInfo> &m,
-                                                          uint32_t serving) {
+        ModelRegistry models(models_dir(cfg), [&server_p, &known](const std::vector<pilot::proto::ModelInfo> &m,
+                                                                  uint32_t serving) {
+            uint32_t model_dboid = 0;
+            for (const auto &info : m)
+                if (serving != 0 && info.version == serving)
+                    model_dboid = info.dboid;
+            known.set_model_database(model_dboid);
             if (ShmServer *srv = server_p.load())
                 srv->publish_models(m, serving);
         }, /*read_only=*/false, cfg.pgdata);
@@ -232,7 +244,7 @@ int run_service(const Config &cfg) {
          * by before_publish, before the segment is published: no feedback
          * arrives before that) */
         std::atomic<pilot::proto::SegmentHeader *> guard_segment{nullptr};
-        opt.on_feedback = [&memo, &journal, spool_p, &guard, &guard_segment](const FeedbackBatch &b) {
+        opt.on_feedback = [&memo, &journal, spool_p, &guard, &guard_segment, &known](const FeedbackBatch &b) {
             /* a full spool refuses before anything is journaled (no fsync
              * storm while the store is away) */
             if (spool_p != nullptr && !spool_p->has_room(static_cast<uint64_t>(b.n) + b.ndead))
@@ -245,6 +257,10 @@ int run_service(const Config &cfg) {
                                             std::chrono::duration_cast<std::chrono::microseconds>(now).count())))
                     return false;
             }
+            /* known before the memo answers for it */
+            for (uint32_t i = 0; i < b.n; i++)
+                if (b.rec[i].kind == pilot::proto::FB_RELSET)
+                    known.add_memo(b.rec[i].table_set);
             memo.observe(b.rec, b.n);
             if (pilot::proto::SegmentHeader *h = guard_segment.load(std::memory_order_acquire))
                 guard.observe(b.rec, b.n,
@@ -253,8 +269,10 @@ int run_service(const Config &cfg) {
             return true;
         };
         opt.after_drain = [&journal] { journal.maybe_compact(); };
-        opt.before_publish = [&oracle, &memo, spool_p, &guard, &guard_segment](pilot::proto::SegmentHeader *h) {
+        opt.before_publish = [&oracle, &memo, spool_p, &guard, &guard_segment,
+                              &known](pilot::proto::SegmentHeader *h) {
             guard.attach(&h->guard);
+            known.attach(&h->known_sets);
             guard_segment.store(h, std::memory_order_release);
             oracle.set_counter(&h->counters.oracle_entries);
             memo.set_counter(&h->counters.memo_entries);
@@ -359,6 +377,7 @@ int run_service(const Config &cfg) {
         }
         if (spool)
             spool->set_counters(nullptr, nullptr);
+        known.detach(); /* backends ask for everything until the next pilotd publishes */
         server.stop(); /* drains the rings a last time (into the spool: committed next run) */
         LOG_INFO("memo: %zu relation sets (%llu observations of new ones not stored: memo full), "
                  "%llu query records",

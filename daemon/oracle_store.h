@@ -10,12 +10,19 @@
  * crash.  Format (little endian):
  *
  *   char[8]  magic "PLTORCL1"
- *   uint32   format version (1)
- *   uint32   reserved (0)
+ *   uint32   format version (2)
+ *   uint32   flags: 1 = every entry's table set is listed below
  *   uint64   count
  *   { uint64 key; float64 rows; } [count]
+ *   uint64   nsets                                  (version 2)
+ *   uint64   table set [nsets]                      (version 2)
  *   uint32   CRC-32 (IEEE) of every byte before it
  *   uint32   reserved (0)
+ *
+ * The table sets (pilot_protocol.h, table_set_finish()) of the entries feed
+ * the known-sets filter (known_sets.h).  A version-1 file is read; its
+ * entries' table sets are unknown (the filter stays off until the oracle is
+ * loaded with replace or cleared).
  */
 #ifndef PILOTD_ORACLE_STORE_H
 #define PILOTD_ORACLE_STORE_H
@@ -24,6 +31,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -35,10 +43,17 @@ namespace pilotd {
 using OracleMap = std::unordered_map<uint64_t, double>;
 using OracleSnapshot = std::shared_ptr<const OracleMap>;
 
+/* The distinct table sets of the oracle's entries; complete is false when
+ * some entry's is unknown. */
+struct OracleTableSets {
+    std::vector<uint64_t> sets;
+    bool complete = true;
+};
+
 /* Serialisation, exposed for tests and tools. */
-std::string oracle_encode(const OracleMap &m);
+std::string oracle_encode(const OracleMap &m, const OracleTableSets &sets);
 /* false (and *error) when the bytes are not a valid oracle file */
-bool oracle_decode(const std::string &bytes, OracleMap *out, std::string *error);
+bool oracle_decode(const std::string &bytes, OracleMap *out, OracleTableSets *sets, std::string *error);
 
 class OracleStore {
   public:
@@ -61,16 +76,20 @@ class OracleStore {
 
     /* Where the entry count is published (the segment's counter); may be null. */
     void set_counter(std::atomic<uint64_t> *counter);
+    /* Called with the table sets after load() and every commit (and now). */
+    void set_table_sets_listener(std::function<void(const OracleTableSets &)> f);
 
     const std::string &path() const { return path_; }
 
   private:
-    bool persist(const OracleMap &m, std::string *error);
+    bool persist(const OracleMap &m, const OracleTableSets &sets, std::string *error);
 
     std::string dir_, path_;
     OracleSnapshot current_;
     std::mutex commit_mu_; /* one commit at a time; readers never take it */
     std::atomic<std::atomic<uint64_t> *> counter_{nullptr};
+    OracleTableSets sets_; /* of current_; under commit_mu_ */
+    std::function<void(const OracleTableSets &)> listener_;
 };
 
 } // namespace pilotd

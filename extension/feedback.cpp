@@ -69,6 +69,7 @@ typedef struct FeedbackNode
 	uint32		nrels;
 	uint64		key;
 	uint64		template_key;
+	uint64		table_set;
 	double		native_rows;
 	double		pilot_rows;
 	char		relations[pilot::proto::kRelationsLen];	/* "a, b, c" */
@@ -131,10 +132,47 @@ forget_map(void *arg)
 	forget_recent(m);
 }
 
+/*
+ * The key texts of the chosen plan's sets that were not asked for (the
+ * known-sets filter kept them from being keyed): pilotd needs them to train
+ * on the feedback they will bring.  Sent in one round trip at the end of the
+ * planning, within what is left of its budget; a backend remembers the keys
+ * whose texts it sent (a small direct-mapped table), so planning a statement
+ * again sends nothing.
+ */
+#define SENT_TEXTS 4096
+static uint64 sent_text_keys[SENT_TEXTS];
+
+static bool
+pilot_text_sent(uint64 key)
+{
+	return sent_text_keys[key & (SENT_TEXTS - 1)] == key;
+}
+
+static void
+send_key_texts(PilotQueryState *qs, List *entries)
+{
+	int			n = list_length(entries);
+	PilotEstimate **arr = (PilotEstimate **) palloc(sizeof(PilotEstimate *) * n);
+	int			i = 0;
+	ListCell   *lc;
+
+	foreach(lc, entries)
+		arr[i++] = (PilotEstimate *) lfirst(lc);
+	pilot_send_key_texts(qs, arr, n);
+	for (i = 0; i < n; i++)
+		if (arr[i]->text_sent)
+			sent_text_keys[arr[i]->key & (SENT_TEXTS - 1)] = arr[i]->key;
+	pfree(arr);
+}
+
 typedef struct MapBuild
 {
+	PilotQueryState *qs;
 	PilotRootState *rs;
 	List	   *nodes;			/* FeedbackNode * */
+	bool		want_text;		/* pilotd catalogs key texts (pilot_sidecar_wants_text()) */
+	List	   *unsent;			/* PilotEstimate * keyed here with a text pilotd has not had */
 } MapBuild;
 
 /*
@@ -241,6 +279,28 @@ plan_relids(MapBuild *b, Plan *plan)
 		PilotEstimate *e = (PilotEstimate *) hash_search(b->rs->estimates, &relids,
 														 HASH_FIND, NULL);
 
+		/* a set the known-sets filter kept from being keyed: its key now
+		 * (once per chosen plan's set, not per set the planner sized) */
+		if (e != NULL && e->key == 0 && e->not_asked && b->rs->catalog != NULL &&
+			!pilot_budget_spent(b->qs))
+		{
+			RelsetKey	k;
+
+			if (relset_key_for(b->rs->catalog, relids, b->want_text, RELSET_KEY | RELSET_TEMPLATE, &k))
+			{
+				e->key = k.key;
+				e->template_key = k.template_key;
+				if (k.template_text != NULL)
+					pfree(k.template_text);
+				if (k.text != NULL && !pilot_text_sent(k.key))
+				{
+					e->key_text = k.text;
+					b->unsent = lappend(b->unsent, e);
+				}
+				else if (k.text != NULL)
+					pfree(k.text);
+			}
+		}
 		if (e != NULL && e->key != 0)
 		{
 			FeedbackNode *fn = (FeedbackNode *) palloc(sizeof(FeedbackNode));
@@ -259,7 +319,13 @@ plan_relids(MapBuild *b, Plan *plan)
 			fn->nrels = (uint32) bms_num_members(relids);
 			fn->key = e->key;
 			fn->template_key = e->template_key;
-			fn->native_rows = e->pg_rows;	/* as the model sees it (pg_pilot.h) */
+			if (e->table_set == 0)
+				e->table_set = relset_table_set(b->rs->catalog, relids);
+			fn->table_set = e->table_set;
+			/* as the model sees it (pg_pilot.h); a set not sized from its
+			 * parts (nothing asked) in a level where nothing was learned:
+			 * the planner's own estimate is PostgreSQL's alone */
+			fn->native_rows = (e->pg_rows < 0 && !b->rs->any_learned) ? e->native_rows : e->pg_rows;
 			fn->pilot_rows = e->learned ? e->rows : -1;
 			relset_names(b->rs->root, relids, fn->relations, sizeof fn->relations);
 			b->nodes = lappend(b->nodes, fn);
@@ -285,6 +351,8 @@ pilot_feedback_remember(PilotQueryState *qs, PlannedStmt *stmt, double planning_
 	if (pilot_feedback_sample_rate <= 0 && guard_arm == pilot::proto::ARM_UNKNOWN)
 		return;
 	b.nodes = NIL;
+	b.unsent = NIL;
+	b.qs = qs;
 	if (qs != NULL)
 	{
 		for (PilotRootState *rs = qs->roots; rs != NULL; rs = rs->next)
@@ -292,8 +360,17 @@ pilot_feedback_remember(PilotQueryState *qs, PlannedStmt *stmt, double planning_
 				top = rs;
 		if (top != NULL)
 		{
+			/* keys computed here die with the planning's state */
+			old = MemoryContextSwitchTo(qs->cxt);
 			b.rs = top;
+			b.want_text = pilot_sidecar_wants_text();
+			/* keys of sets not asked: within the planning's budget */
+			pilot_work_begin(qs);
 			(void) plan_relids(&b, stmt->planTree);
+			pilot_work_end(qs);
+			if (b.unsent != NIL)
+				send_key_texts(qs, b.unsent);
+			MemoryContextSwitchTo(old);
 		}
 	}
 	/* planned with pg_pilot's estimates but nothing of it keyed: pg_pilot took
@@ -916,6 +993,7 @@ walk_node(PlanState *ps, void *arg)
 			r->kind = pilot::proto::FB_RELSET;
 			r->key = fn->key;
 			r->template_key = fn->template_key;
+			r->table_set = fn->table_set;
 			r->native_rows = fn->native_rows;
 			r->pilot_rows = fn->pilot_rows;
 			r->actual_rows = in->ntuples;

@@ -104,7 +104,8 @@ _PG_init(void)
 							 "auto: pilotd's chain (oracle, memo, learned model); "
 							 "oracle: only loaded cardinalities; memo: only observed ones; "
 							 "learned: only the learned model; "
-							 "native: none (PostgreSQL's estimates, same round trips).",
+							 "native: none (PostgreSQL's estimates; nothing is asked, the chosen "
+							 "plan's sets are still keyed for execution feedback).",
 							 &pilot_estimator, pilot::proto::EST_AUTO, estimator_options,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable("pg_pilot.log_estimates",

@@ -60,8 +60,12 @@ typedef struct PilotEstimate
 								 * of the parts (< 0: unknown): the model's input
 								 * and the feedback's native rows.  Base relations:
 								 * native_rows; joins: native_join_size.cpp */
-	uint64		key;			/* 0 when unkeyable */
+	uint64		key;			/* 0 when unkeyable or not keyed (not_asked) */
 	uint64		template_key;
+	uint64		table_set;		/* relset_table_set(); 0 until computed */
+	bool		not_asked;		/* pilotd knows no set of these tables (its
+								 * known-sets filter): neither keyed nor asked */
+	bool		text_sent;		/* pilotd received its key text */
 	char	   *key_text;		/* canonical key text to send with the ask, or NULL
 								 * (only while a text is wanted; freed once asked) */
 	bool		recorded;		/* already added to the explain record */
@@ -77,6 +81,9 @@ typedef struct PilotRootState
 	bool		catalog_failed;
 	bool		base_fetched;
 	bool		joins_prefetched;
+	bool		any_learned;	/* some set of this level was sized with pilotd's rows: the
+								 * planner's own estimates of the others are no longer
+								 * PostgreSQL's alone (see size_joins) */
 	HTAB	   *estimates;		/* Relids -> PilotEstimate */
 	struct PilotRootState *next;
 } PilotRootState;
@@ -114,12 +121,14 @@ typedef struct PilotQueryState
 	uint64		work_us;
 	uint64		work_since_us;	/* start of the open work region */
 	int			work_depth;		/* work regions open (they nest) */
+	int			not_asked;		/* relation sets the known-sets filter kept from asking */
 	PilotRootState *roots;
 	List	   *records;		/* PilotRecord * */
 	/* PM_CAPTURE results */
 	bool		captured;
 	uint64		captured_key;
 	uint64		captured_template;
+	uint64		captured_table_set;	/* relset_table_set() of the whole query */
 	char	   *captured_text;
 	char	   *captured_template_text;
 	char	   *capture_problem;
@@ -129,6 +138,15 @@ typedef struct PilotQueryState
 extern PilotQueryState *pilot_query;	/* innermost planning, or NULL */
 
 extern void pilot_install_planner_hooks(void);
+/* pg_pilot's own work in a planning, bounded by pg_pilot.timeout_ms (the
+ * work regions nest; planner_hooks.cpp) */
+extern void pilot_work_begin(PilotQueryState *qs);
+extern void pilot_work_end(PilotQueryState *qs);
+extern bool pilot_budget_spent(const PilotQueryState *qs);
+/* Sends n entries' key texts (keyed after the planning, for its feedback) to
+ * pilotd in one round trip within what is left of the planning's budget;
+ * the answers are not used.  Never raises an error. */
+extern void pilot_send_key_texts(PilotQueryState *qs, PilotEstimate **entries, int n);
 
 /* ---- execution feedback (feedback.cpp) ---- */
 extern void pilot_install_executor_hooks(void);
@@ -176,6 +194,12 @@ extern struct RelsetCatalog *relset_catalog_build(PlannerInfo *root, const char 
 extern bool relset_key_for(struct RelsetCatalog *cat, Relids relids, bool want_text,
 						   unsigned parts, RelsetKey *out);
 extern char *relset_label(PlannerInfo *root, Relids relids);
+/* Keys (RELSET_KEY) computed since the last call (pg_pilot.stats keys_computed). */
+extern uint64 relset_keys_take(void);
+/* The set's tables as one number (proto::table_set_finish()); 0 when some
+ * relation cannot be keyed.  _bits: range-table indexes < 64 as bits. */
+extern uint64 relset_table_set(struct RelsetCatalog *cat, Relids relids);
+extern uint64 relset_table_set_bits(struct RelsetCatalog *cat, uint64 bits);
 extern bool relset_join_graph(struct RelsetCatalog *cat, uint64 *adjacency, uint64 *present);
 
 /* ---- PostgreSQL's estimate of a join not built yet (native_join_size.cpp) ---- */
@@ -200,12 +224,19 @@ typedef struct PilotAsk
 	uint32		source;
 	double		keep_native_within;	/* see EstimateAnswer */
 	PilotFallback reason;
+	bool		text_sent;		/* pilotd received the text (this ask or an earlier one) */
 } PilotAsk;
 
 /* Asks pilotd for n relation sets, waiting at most timeout_us in total.
  * Never raises an error; fills every ask's out fields.  Key texts are packed
  * into the request while they fit (64 KiB per round trip). */
 extern void pilot_sidecar_estimate(PilotAsk *asks, int n, int64 timeout_us);
+
+/* May pilotd answer sets of these tables (relset_table_set(); 0: unknown)?
+ * may[i] false only when pilotd says it knows no set of table_sets[i] (its
+ * known-sets filter) or the estimator is native: such a set is neither keyed
+ * nor asked.  One look at the segment for all n.  Never raises an error. */
+extern void pilot_sidecar_may_answer(const uint64 *table_sets, bool *may, int n);
 
 /* Are key texts worth computing and sending with this session's asks?  While
  * execution feedback is collected (pilotd catalogs the texts to train on), or
@@ -225,8 +256,8 @@ extern uint64 pilot_sidecar_advisor_request(int32 action, double budget_mb, int3
 											int64 recommendation, bool drop_unhelpful);
 
 /* Oracle loading; these raise clear ERRORs (admin functions, not planning). */
-extern uint64 pilot_sidecar_oracle_load(const uint64 *keys, const double *rows, int n,
-										bool replace);
+extern uint64 pilot_sidecar_oracle_load(const uint64 *keys, const double *rows,
+										const uint64 *table_sets, int n, bool replace);
 extern uint64 pilot_sidecar_oracle_clear(void);
 
 extern void pilot_sidecar_status(Datum *values, bool *nulls, int natts);
@@ -249,6 +280,8 @@ extern void pilot_stats_shmem_startup(void);
 extern void pilot_stats_count_request(uint64 latency_us);
 extern void pilot_stats_count_items(int requested, int answered);
 extern void pilot_stats_count_fallback(PilotFallback reason, int n);
+/* relation sets the known-sets filter kept from being keyed and asked; keys computed */
+extern void pilot_stats_count_planning_work(int not_asked, int keys_computed);
 extern void pilot_stats_count_feedback(uint32 sent, uint32 dropped, uint64 lost);
 /* ERROR with a hint unless pg_pilot was loaded by shared_preload_libraries */
 extern void pilot_require_preloaded(void);

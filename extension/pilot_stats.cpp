@@ -40,6 +40,8 @@ typedef struct PilotSharedStats
 	pg_atomic_uint64 feedback_sent;		/* records pushed into pilotd's rings */
 	pg_atomic_uint64 feedback_dropped;	/* records dropped: ring full or no pilotd */
 	pg_atomic_uint64 feedback_lost;		/* sent, but pilotd was killed before acknowledging */
+	pg_atomic_uint64 not_asked;		/* relation sets the known-sets filter kept from asking */
+	pg_atomic_uint64 keys_computed;	/* subplan keys computed */
 	pg_atomic_uint64 latency[LAT_BUCKETS];
 	pg_atomic_uint64 reset_time;	/* TimestampTz */
 } PilotSharedStats;
@@ -70,6 +72,8 @@ pilot_stats_shmem_startup(void)
 		pg_atomic_init_u64(&stats->feedback_sent, 0);
 		pg_atomic_init_u64(&stats->feedback_dropped, 0);
 		pg_atomic_init_u64(&stats->feedback_lost, 0);
+		pg_atomic_init_u64(&stats->not_asked, 0);
+		pg_atomic_init_u64(&stats->keys_computed, 0);
 		for (int i = 0; i < LAT_BUCKETS; i++)
 			pg_atomic_init_u64(&stats->latency[i], 0);
 		pg_atomic_init_u64(&stats->reset_time, (uint64) GetCurrentTimestamp());
@@ -136,6 +140,17 @@ pilot_stats_count_feedback(uint32 sent, uint32 dropped, uint64 lost)
 }
 
 void
+pilot_stats_count_planning_work(int not_asked, int keys_computed)
+{
+	if (stats == NULL)
+		return;
+	if (not_asked > 0)
+		pg_atomic_fetch_add_u64(&stats->not_asked, (uint64) not_asked);
+	if (keys_computed > 0)
+		pg_atomic_fetch_add_u64(&stats->keys_computed, (uint64) keys_computed);
+}
+
+void
 pilot_stats_count_fallback(PilotFallback reason, int n)
 {
 	if (stats == NULL || reason <= PF_NONE || reason >= PF_NUM_REASONS || n <= 0)
@@ -179,8 +194,8 @@ Datum
 pg_pilot_stats(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	Datum		values[20];
-	bool		nulls[20];
+	Datum		values[22];
+	bool		nulls[22];
 	uint64		counts[LAT_BUCKETS];
 	uint64		total = 0;
 	int			i = 0;
@@ -217,6 +232,12 @@ pg_pilot_stats(PG_FUNCTION_ARGS)
 		}
 	}
 	values[i++] = TimestampTzGetDatum((TimestampTz) pg_atomic_read_u64(&stats->reset_time));
+	/* extension 0.6 added these two; an older SQL definition has no room for them */
+	if (tupdesc->natts >= i + 2)
+	{
+		values[i++] = Int64GetDatum((int64) pg_atomic_read_u64(&stats->not_asked));
+		values[i++] = Int64GetDatum((int64) pg_atomic_read_u64(&stats->keys_computed));
+	}
 	if (i != tupdesc->natts)
 		elog(ERROR, "pg_pilot.stats: %d columns expected, %d built", tupdesc->natts, i);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
@@ -234,6 +255,8 @@ pg_pilot_reset_stats(PG_FUNCTION_ARGS)
 	pg_atomic_write_u64(&stats->feedback_sent, 0);
 	pg_atomic_write_u64(&stats->feedback_dropped, 0);
 	pg_atomic_write_u64(&stats->feedback_lost, 0);
+	pg_atomic_write_u64(&stats->not_asked, 0);
+	pg_atomic_write_u64(&stats->keys_computed, 0);
 	for (int b = 0; b < LAT_BUCKETS; b++)
 		pg_atomic_write_u64(&stats->latency[b], 0);
 	pg_atomic_write_u64(&stats->reset_time, (uint64) GetCurrentTimestamp());

@@ -149,6 +149,9 @@ estimate_entry(PilotRootState *rs, Relids relids, double native_rows)
 		e->pg_rows = bms_membership(relids) == BMS_SINGLETON ? native_rows : -1;
 		e->key = 0;
 		e->template_key = 0;
+		e->table_set = 0;
+		e->not_asked = false;
+		e->text_sent = false;
 		e->key_text = NULL;
 		e->recorded = false;
 	}
@@ -332,7 +335,9 @@ finish_entry(PilotQueryState *qs, PilotRootState *rs, PilotEstimate *e)
 {
 	e->resolved = true;
 	e->finished = true;
-	if (!e->learned)
+	if (e->learned)
+		rs->any_learned = true;
+	else
 		pilot_stats_count_fallback(e->reason, 1);
 	if (pilot_log_estimates || qs->record)
 	{
@@ -452,6 +457,7 @@ ask_sidecar(PilotQueryState *qs, PilotEstimate **entries, int n)
 		entries[i]->source = asks[i].source;
 		entries[i]->keep_native_within = asks[i].keep_native_within;
 		entries[i]->reason = asks[i].learned ? PF_NONE : asks[i].reason;
+		entries[i]->text_sent = asks[i].text_sent;
 		if (entries[i]->key_text != NULL)
 		{
 			pfree(entries[i]->key_text);	/* sent: no longer needed */
@@ -463,6 +469,32 @@ ask_sidecar(PilotQueryState *qs, PilotEstimate **entries, int n)
 			qs->disabled_reason = asks[i].reason;
 	}
 	pfree(asks);
+}
+
+void
+pilot_work_begin(PilotQueryState *qs)
+{
+	work_begin(qs);
+}
+
+void
+pilot_work_end(PilotQueryState *qs)
+{
+	work_end(qs);
+}
+
+bool
+pilot_budget_spent(const PilotQueryState *qs)
+{
+	return budget_spent(qs);
+}
+
+void
+pilot_send_key_texts(PilotQueryState *qs, PilotEstimate **entries, int n)
+{
+	work_begin(qs);
+	ask_sidecar(qs, entries, n);
+	work_end(qs);
 }
 
 static void
@@ -481,6 +513,7 @@ capture(PilotQueryState *qs, PilotRootState *rs, Relids relids)
 		qs->captured = true;
 		qs->captured_key = k.key;
 		qs->captured_template = k.template_key;
+		qs->captured_table_set = relset_table_set(rs->catalog, relids);
 		qs->captured_text = k.text;
 		qs->captured_template_text = k.template_text;
 	}
@@ -536,6 +569,49 @@ apply_base_rows(RelOptInfo *rel, double rows)
 	}
 }
 
+/*
+ * Which of n entries pilotd may answer (its known-sets filter, asked by the
+ * entries' tables: no key needed).  The others are marked not asked: no key,
+ * no round trip, PostgreSQL's estimate (counted as unknown, which is what
+ * pilotd would have said).  Planning for explain_estimates() and subplans()
+ * describes every set: nothing is filtered there.  Returns how many pass,
+ * compacted to the front of entries.
+ */
+static int
+filter_known(PilotQueryState *qs, PilotRootState *rs, PilotEstimate **entries, int n)
+{
+	uint64	   *sets;
+	bool	   *may;
+	int			kept = 0;
+
+	if (n == 0 || qs->record)
+		return n;
+	sets = (uint64 *) palloc(sizeof(uint64) * n);
+	may = (bool *) palloc(sizeof(bool) * n);
+	for (int i = 0; i < n; i++)
+	{
+		if (entries[i]->table_set == 0)
+			entries[i]->table_set = relset_table_set(rs->catalog, entries[i]->relids);
+		sets[i] = entries[i]->table_set;
+	}
+	pilot_sidecar_may_answer(sets, may, n);
+	for (int i = 0; i < n; i++)
+	{
+		if (may[i])
+			entries[kept++] = entries[i];
+		else
+		{
+			entries[i]->not_asked = true;
+			entries[i]->resolved = true;
+			entries[i]->reason = PF_UNKNOWN;
+			qs->not_asked++;
+		}
+	}
+	pfree(sets);
+	pfree(may);
+	return kept;
+}
+
 /* All base relations of this query level, one round trip. */
 static void
 fetch_base_estimates(PilotQueryState *qs, PilotRootState *rs)
@@ -545,10 +621,14 @@ fetch_base_estimates(PilotQueryState *qs, PilotRootState *rs)
 													  root->simple_rel_array_size);
 	PilotEstimate **all = (PilotEstimate **) palloc(sizeof(PilotEstimate *) *
 													root->simple_rel_array_size);
+	PilotEstimate **asked = (PilotEstimate **) palloc(sizeof(PilotEstimate *) *
+													  root->simple_rel_array_size);
 	int			nkeyed = 0;
 	int			nall = 0;
+	int			nasked;
 	bool		want_text = want_key_text(qs);
 
+	(void) root_catalog(qs, rs);
 	for (int i = 1; i < root->simple_rel_array_size; i++)
 	{
 		RelOptInfo *rel = root->simple_rel_array[i];
@@ -559,10 +639,14 @@ fetch_base_estimates(PilotQueryState *qs, PilotRootState *rs)
 		e = estimate_entry(rs, rel->relids, rel->rows);
 		if (e->resolved)
 			continue;
-		all[nall++] = e;
-		if (key_for_ask(qs, rs, e, want_text))
-			keyed[nkeyed++] = e;
+		all[nall] = e;
+		asked[nall] = e;
+		nall++;
 	}
+	nasked = filter_known(qs, rs, asked, nall);
+	for (int i = 0; i < nasked; i++)
+		if (key_for_ask(qs, rs, asked[i], want_text))
+			keyed[nkeyed++] = asked[i];
 	ask_sidecar(qs, keyed, nkeyed);
 	for (int i = 0; i < nall; i++)
 	{
@@ -780,11 +864,40 @@ prefetch_join_estimates(PilotQueryState *qs, PilotRootState *rs)
 			enumerate_csg_rec(&en, bit, (bit << 1) - 1);
 	}
 	keyed = (PilotEstimate **) palloc(sizeof(PilotEstimate *) * (en.count > 0 ? en.count : 1));
-	for (int i = 0; i < en.count; i++)
-		(void) estimate_entry(rs, relids_of_bits(en.sets[i]), -1);	/* not built yet */
-	size_prefetched_joins(qs, rs, en.sets, en.count);
-	if (qs->disabled)
-		return;
+	{
+		/* only the sets pilotd may answer are keyed and asked */
+		PilotEstimate **entries = (PilotEstimate **) palloc(sizeof(PilotEstimate *) * (en.count > 0 ? en.count : 1));
+		uint64	   *known = (uint64 *) palloc(sizeof(uint64) * (en.count > 0 ? en.count : 1));
+		int			nknown;
+
+		for (int i = 0; i < en.count; i++)
+		{
+			entries[i] = estimate_entry(rs, relids_of_bits(en.sets[i]), -1);	/* not built yet */
+			if (entries[i]->table_set == 0)
+				entries[i]->table_set = relset_table_set_bits(cat, en.sets[i]);
+		}
+		nknown = filter_known(qs, rs, entries, en.count);
+
+		/*
+		 * PostgreSQL's own estimate of each set (the model's input and the
+		 * feedback's native rows), sized from its parts: needed once some
+		 * set is asked or some base relation got pilotd's rows.  Otherwise
+		 * the planner's own estimates are PostgreSQL's alone, and the
+		 * feedback takes them as they are (any_learned stays false).
+		 */
+		if (nknown > 0 || rs->any_learned)
+			size_prefetched_joins(qs, rs, en.sets, en.count);
+		if (qs->disabled)
+			return;
+		for (int i = 0; i < nknown; i++)
+		{
+			known[i] = 0;
+			for (int x = -1; (x = bms_next_member(entries[i]->relids, x)) >= 0;)
+				known[i] |= UINT64CONST(1) << x;
+		}
+		en.sets = known;
+		en.count = nknown;
+	}
 	for (int i = 0; i < en.count; i++)
 	{
 		Relids		relids = relids_of_bits(en.sets[i]);
@@ -839,7 +952,9 @@ join_rel_work(PilotQueryState *qs, PlannerInfo *root, RelOptInfo *joinrel, doubl
 			else
 			{
 				work_begin(qs);
-				if (key_for_ask(qs, rs, e, pilot_sidecar_wants_text()))
+				(void) root_catalog(qs, rs);
+				if (filter_known(qs, rs, &e, 1) == 1 &&
+					key_for_ask(qs, rs, e, pilot_sidecar_wants_text()))
 					ask_sidecar(qs, &e, 1);
 				work_end(qs);
 			}
@@ -1040,6 +1155,8 @@ pilot_planner(Query *parse, const char *query_string, int cursorOptions,
 	{
 		pilot_query = outer;
 		join_rerun_guard = outer_guard;
+		/* this planning's work (a planning nested in it took its own share) */
+		pilot_stats_count_planning_work(qs != NULL ? qs->not_asked : 0, (int) relset_keys_take());
 		if (own_context)
 		{
 			/* an error may have left us inside our context: leave it first */

@@ -48,6 +48,7 @@ extern "C" {
 
 #include "key_bridge.h"
 #include "pg_pilot.h"
+#include "pilot_protocol.h"
 #include "subplan_key.h"
 
 using pilot::KeyDesc;
@@ -58,6 +59,7 @@ typedef struct CatRel
 	bool		present;		/* a base relation of this planning */
 	const char *problem;		/* non-NULL: sets containing it are unkeyable */
 	const char *table;
+	uint64		table_hash;		/* stable_hash64(table): see relset_table_set() */
 	List	   *clauses;		/* KeyNode * */
 } CatRel;
 
@@ -571,6 +573,7 @@ relset_catalog_build(PlannerInfo *root, const char **problem)
 		/* "t" with inheritance children differs from "ONLY t" ("t*", as in old SQL) */
 		if (rte->inh)
 			cr->table = psprintf("%s*", cr->table);
+		cr->table_hash = pilot::proto::stable_hash64(cr->table, strlen(cr->table));
 		foreach(lc, rel->baserestrictinfo)
 		{
 			RestrictInfo *ri = (RestrictInfo *) lfirst(lc);
@@ -652,6 +655,18 @@ relset_catalog_build(PlannerInfo *root, const char **problem)
 		cat->clauses = lappend(cat->clauses, cc);
 	}
 	return cat;
+}
+
+/* keys computed since relset_keys_take() last ran (pg_pilot.stats) */
+static uint64 keys_computed = 0;
+
+uint64
+relset_keys_take(void)
+{
+	uint64		n = keys_computed;
+
+	keys_computed = 0;
+	return n;
 }
 
 /* Builds the description of `relids` and computes its key. */
@@ -754,6 +769,8 @@ relset_key_for(RelsetCatalog *cat, Relids relids, bool want_text, unsigned parts
 	}
 	out->key = key;
 	out->template_key = tkey;
+	if (parts & RELSET_KEY)
+		keys_computed++;
 	if (want_text)
 	{
 		/* copy out of the bridge's static storage before anything else runs */
@@ -761,6 +778,49 @@ relset_key_for(RelsetCatalog *cat, Relids relids, bool want_text, unsigned parts
 		out->template_text = pstrdup(ttext);
 	}
 	return true;
+}
+
+/*
+ * The set's tables as one number (proto::table_set_finish()), as pilotd
+ * derives it from the set's key text: what the known-sets filter is asked
+ * about before any key is computed.  0 when some relation cannot be keyed.
+ */
+uint64
+relset_table_set(RelsetCatalog *cat, Relids relids)
+{
+	uint64		acc = 0;
+	int			x = -1;
+
+	if (cat == NULL || relids == NULL)
+		return 0;
+	while ((x = bms_next_member(relids, x)) >= 0)
+	{
+		CatRel	   *cr = (x < cat->nrels) ? &cat->rels[x] : NULL;
+
+		if (cr == NULL || !cr->present || cr->problem != NULL)
+			return 0;
+		acc = pilot::proto::table_set_add(acc, cr->table_hash);
+	}
+	return pilot::proto::table_set_finish(acc);
+}
+
+/* The same for a set given as bits of range-table indexes (< 64). */
+uint64
+relset_table_set_bits(RelsetCatalog *cat, uint64 bits)
+{
+	uint64		acc = 0;
+
+	while (bits != 0)
+	{
+		int			x = __builtin_ctzll(bits);
+		CatRel	   *cr = (x < cat->nrels) ? &cat->rels[x] : NULL;
+
+		bits &= bits - 1;
+		if (cr == NULL || !cr->present || cr->problem != NULL)
+			return 0;
+		acc = pilot::proto::table_set_add(acc, cr->table_hash);
+	}
+	return pilot::proto::table_set_finish(acc);
 }
 
 /*

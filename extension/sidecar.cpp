@@ -95,6 +95,7 @@ typedef struct LocalAnswer
 	uint32		estimator;
 	bool		valid;
 	bool		learned;		/* false: pilotd knew nothing (PF_UNKNOWN) */
+	bool		text_sent;		/* the ask carried the set's key text */
 	uint32		source;
 	double		rows;
 	double		keep_native_within;
@@ -134,6 +135,7 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 		asks[i].rows = 0;
 		asks[i].source = SRC_NONE;
 		asks[i].reason = PF_ERROR;
+		asks[i].text_sent = false;
 	}
 	if (c == nullptr)
 		return;
@@ -153,6 +155,7 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 			continue;
 		}
 		asks[i].learned = la->learned;
+		asks[i].text_sent = la->text_sent;
 		asks[i].reason = la->learned ? PF_NONE : PF_UNKNOWN;
 		if (la->learned)
 		{
@@ -220,6 +223,7 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 			}
 			else
 				ask.reason = PF_UNKNOWN;
+			ask.text_sent = request_buf.items[k].text_len > 0;
 			/* stamped with the generation read before asking: an answer
 			 * that raced with a change is not reused.  An unknown set asked
 			 * without its text (none was wanted then, or it did not fit) is
@@ -233,6 +237,7 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 				la->generation = generation;
 				la->estimator = static_cast<uint32>(pilot_estimator);
 				la->learned = ask.learned;
+				la->text_sent = ask.text_sent;
 				la->source = ask.source;
 				la->rows = ask.rows;
 				la->keep_native_within = ask.keep_native_within;
@@ -279,6 +284,30 @@ pilot_sidecar_estimate(PilotAsk *asks, int n, int64 timeout_us)
 			return;
 		}
 		estimate_chunk(asks + off, m, (int64) (deadline - now));
+	}
+}
+
+void
+pilot_sidecar_may_answer(const uint64 *table_sets, bool *may, int n)
+{
+	SidecarClient *c;
+
+	if (pilot_estimator == EST_NATIVE)
+	{
+		/* pilotd would answer nothing: no key, no round trip */
+		for (int i = 0; i < n; i++)
+			may[i] = false;
+		return;
+	}
+	c = get_client();
+	if (c == nullptr ||
+		!c->may_answer(static_cast<uint32_t>(MyDatabaseId),
+					   pilot_estimator == EST_AUTO || pilot_estimator == EST_LEARNED,
+					   reinterpret_cast<const uint64_t *>(table_sets), may, n))
+	{
+		/* not there: ask, and fall back as always */
+		for (int i = 0; i < n; i++)
+			may[i] = true;
 	}
 }
 
@@ -361,7 +390,8 @@ admin_check(Outcome o, const char *what)
 }
 
 uint64
-pilot_sidecar_oracle_load(const uint64 *keys, const double *rows, int n, bool replace)
+pilot_sidecar_oracle_load(const uint64 *keys, const double *rows, const uint64 *table_sets, int n,
+						  bool replace)
 {
 	Outcome		o;
 	uint64_t	session;
@@ -377,6 +407,7 @@ pilot_sidecar_oracle_load(const uint64 *keys, const double *rows, int n, bool re
 		{
 			request_buf.entries[i].key = keys[off + i];
 			request_buf.entries[i].rows = rows[off + i];
+			request_buf.entries[i].table_set = table_sets[off + i];
 		}
 		request_buf.count = (uint32) m;
 		o = admin_call(MSG_ORACLE_ADD, session, 0);

@@ -42,6 +42,7 @@ PG_FUNCTION_INFO_V1(pg_pilot_advisor_request);
 }
 
 #include "pg_pilot.h"
+#include "pilot_protocol.h"
 
 #include <cmath>
 
@@ -155,6 +156,7 @@ pg_pilot_load_cardinalities(PG_FUNCTION_ARGS)
 	int			cap = 1024;
 	int			n = 0;
 	uint64	   *keys;
+	uint64	   *table_sets;
 	double	   *rows;
 	uint64		total;
 	TupleDesc	tupdesc;
@@ -182,6 +184,7 @@ pg_pilot_load_cardinalities(PG_FUNCTION_ARGS)
 	/* warnings name the file without its directory: short, and stable in tests */
 	file_name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
 	keys = (uint64 *) palloc(sizeof(uint64) * cap);
+	table_sets = (uint64 *) palloc(sizeof(uint64) * cap);
 	rows = (double *) palloc(sizeof(double) * cap);
 	initStringInfo(&buf);
 	fn_cxt = CurrentMemoryContext;
@@ -228,9 +231,12 @@ pg_pilot_load_cardinalities(PG_FUNCTION_ARGS)
 		{
 			cap *= 2;
 			keys = (uint64 *) repalloc(keys, sizeof(uint64) * cap);
+			table_sets = (uint64 *) repalloc(table_sets, sizeof(uint64) * cap);
 			rows = (double *) repalloc(rows, sizeof(double) * cap);
 		}
 		keys[n] = qs->captured_key;
+		/* the known-sets filter learns the entry's tables */
+		table_sets[n] = qs->captured_table_set;
 		rows[n] = r;
 		n++;
 		MemoryContextReset(line_cxt);
@@ -246,7 +252,7 @@ pg_pilot_load_cardinalities(PG_FUNCTION_ARGS)
 				(errmsg("pg_pilot: %lld more lines of \"%s\" skipped (not shown)",
 						(long long) (failed - MAX_LINE_WARNINGS), file_name)));
 
-	total = pilot_sidecar_oracle_load(keys, rows, n, replace);
+	total = pilot_sidecar_oracle_load(keys, rows, table_sets, n, replace);
 
 	values[0] = Int64GetDatum(nlines);
 	values[1] = Int64GetDatum((int64) n);

@@ -1,5 +1,6 @@
 -- planning.sql — planning time per query: PostgreSQL alone vs pg_pilot asking
--- pilotd (estimator 'native': full round trips, no answers = pure overhead)
+-- with nothing to answer (estimator 'native': nothing asked, the chosen plan's
+-- sets keyed for feedback = pg_pilot's own work)
 -- vs pg_pilot with the oracle's answers.  Modes are interleaved per query and
 -- repeated (:reps); the median per query and mode is kept.
 -- Input: temp table bench_queries(n int, q text), psql variables :reps, :label.

@@ -132,6 +132,15 @@ bench_workload() { # label db queries-file
     -c "CREATE TEMP TABLE bench_queries AS SELECT n::int, l AS q FROM regexp_split_to_table(pg_read_file('$file'), E'\n') WITH ORDINALITY t(l, n) WHERE l ~ '\S'" \
     -f "$R/bench/planning.sql" | tail -1 >"$OUT/planning_$label.json" || return 1
   results+=("$OUT/planning_$label.json")
+  # the yardstick of ../shared/tools: warm (best of 3) and the first planning
+  # in a new backend (10 queries), PostgreSQL alone vs pg_pilot's defaults vs
+  # estimator native (nothing asked)
+  if [ -f "$SHARED/tools/plan_time.py" ]; then
+    echo "== $label: plan_time.py (warm and first planning in a new backend)"
+    python3 "$SHARED/tools/plan_time.py" --psql "$PG_BIN/psql -h $PGHOST -p $PGPORT -X -qAt -d $db" \
+      --workload "$file" --mode 'native=SET pg_pilot.enabled = off;' --mode 'auto=SET pg_pilot.enabled = on;' \
+      --mode 'nothing_asked=SET pg_pilot.estimator = native;' | tee "$OUT/plan_time_$label.txt" | tail -4
+  fi
 }
 
 if [ -z "${QUICK:-}" ] && [ -f "$SHARED/data/stats5/train.txt" ]; then
@@ -174,6 +183,14 @@ import json, sys
 out, fb_file, files = sys.argv[1], sys.argv[2], sys.argv[3:]
 wl = json.load(open(f"{out}/workload.json"))
 runs = [json.load(open(f)) for f in files]
+for r in runs:  # plan_time.py's summary line, when it ran
+    try:
+        last = open(f"{out}/plan_time_{r['workload']}.txt").read().strip().splitlines()[-1]
+        r["plan_time"] = {m: dict(kv.split("=") for kv in rest.split())
+                          for m, rest in (x.split(" ", 1) for x in
+                                          __import__("re").findall(r"(\w+ added_p50=\S+ added_p99=\S+ first_added=\S+)", last))}
+    except (OSError, IndexError, ValueError):
+        pass
 fb = json.load(open(fb_file)) if fb_file else None
 try:
     guard = json.load(open(f"{out}/guard.json"))
@@ -304,7 +321,7 @@ if wl.get("plots"):
 if runs:
     L += ["", "## Planning overhead on STATS and JOB", "",
           "Planning time per query (median of the reps), PostgreSQL alone vs pg_pilot, same run, modes interleaved.",
-          "`pilot_noanswer`: pg_pilot asks pilotd for every relation set, pilotd answers nothing (estimator `native`): pure overhead.",
+          "`pilot_noanswer`: estimator `native`: nothing is asked, the chosen plan's sets are keyed for feedback: pg_pilot's own work.",
           "`pilot_oracle`: pilotd answers with loaded cardinalities (estimator `oracle`).", "",
           "| workload | queries | native p50 ms | mode | p50 ms | added p50 ms | added p90 ms | added p99 ms | total vs native | round trip p50 / p99 us |",
           "|---|---|---|---|---|---|---|---|---|---|"]
@@ -315,6 +332,19 @@ if runs:
             L.append(f"| {r['workload']} | {r['queries']} | {r['planning']['native']['p50_ms']} | {mode} | "
                      f"{r['planning'][mode]['p50_ms']} | {a['p50_ms']} | {a['p90_ms']} | {a['p99_ms']} | "
                      f"{a['total_ratio']}x | {rt['p50']} / {rt['p99']} |")
+    pts = [r for r in runs if r.get("plan_time")]
+    if pts:
+        L += ["", "`../shared/tools/plan_time.py` in the same run: warm = best of 3 per query after a warm-up "
+              "pass, one session per mode; first = the first planning in a new backend (10 queries). "
+              "`auto`: pg_pilot's defaults (STATS: the oracle holds the true counts of these queries; JOB: "
+              "pilotd knows nothing of its tables); `nothing_asked`: estimator `native`.", "",
+              "| workload | mode | warm added p50 ms | warm added p99 ms | first planning added (median) ms |",
+              "|---|---|---|---|---|"]
+        for r in pts:
+            for mode, v in r["plan_time"].items():
+                if mode != "native":
+                    L.append(f"| {r['workload']} | {mode} | {float(v['added_p50']):+.3f} | "
+                             f"{float(v['added_p99']):+.3f} | {float(v['first_added']):+.2f} |")
 if fb:
     L += ["", "Feedback overhead on STATS (sample rate 1.0 vs off, same plans, interleaved, sum of per-query medians):", "",
           "| workload | queries | reps | off total ms | on total ms | overhead | records sent / dropped |",

@@ -385,6 +385,7 @@ FeedbackRecord relset(uint64_t key, double rows, uint32_t nrels = 2) {
     r.actual_rows = rows;
     r.kind = FB_RELSET;
     r.nrels = nrels;
+    r.table_set = table_set_finish(nrels); /* one table set per size: one journal record for it */
     snprintf(r.relations, sizeof r.relations, "t%llx, u", static_cast<unsigned long long>(key));
     return r;
 }
@@ -596,7 +597,7 @@ TEST_F(PilotdTest, OracleLoadMergeReplaceClear) {
 
     /* merge: new keys added, an existing key overridden, the rest kept */
     std::vector<OracleEntry> more = make_entries(5000, 10, 7.0);
-    more.push_back(OracleEntry{1000, 123456.0});
+    more.push_back(OracleEntry{1000, 123456.0, 0});
     EXPECT_EQ(oracle_load(*c, false, more), 610u);
     ASSERT_EQ(estimate(*c, EST_ORACLE, {1000, 1001, 5009, 5010}, &ans), Outcome::OK);
     EXPECT_EQ(ans[0].rows, 123456.0);
@@ -607,7 +608,7 @@ TEST_F(PilotdTest, OracleLoadMergeReplaceClear) {
     EXPECT_EQ(ans[3].source, static_cast<uint32_t>(SRC_NONE));
 
     /* replace: only the new entries remain (rows 0 is a valid answer) */
-    std::vector<OracleEntry> small = {{77, 0.0}, {78, 1e12}};
+    std::vector<OracleEntry> small = {{77, 0.0, 0}, {78, 1e12, 0}};
     EXPECT_EQ(oracle_load(*c, true, small), 2u);
     ASSERT_EQ(estimate(*c, EST_AUTO, {77, 78, 1000, 5000}, &ans), Outcome::OK);
     EXPECT_EQ(ans[0].source, static_cast<uint32_t>(SRC_ORACLE));
@@ -810,7 +811,7 @@ TEST_F(PilotdTest, MemoAnswersObservedRowsLatestWinsOracleFirst) {
     EXPECT_EQ(ctr.memo_entries.load(), 3u);
 
     /* a key both loaded and observed: the oracle wins in EST_AUTO */
-    EXPECT_EQ(oracle_load(*c, false, {{0x1002, 777}}), 1u);
+    EXPECT_EQ(oracle_load(*c, false, {{0x1002, 777, 0}}), 1u);
     EstimateAnswer a = answer_for(*c, EST_AUTO, 0x1002);
     EXPECT_EQ(a.source, static_cast<uint32_t>(SRC_ORACLE));
     EXPECT_EQ(a.rows, 777);
@@ -989,8 +990,8 @@ TEST_F(PilotdTest, MemoSurvivesKill9LatestWins) {
     EXPECT_EQ(ans[3].source, static_cast<uint32_t>(SRC_NONE));
     EXPECT_EQ(c3->info().memo_entries, 3u);
     EXPECT_NE(daemon_->log().find("replayed 5 records into 3 relation sets"), std::string::npos);
-    /* compacted at startup: one record per key */
-    EXPECT_EQ(file_size(statedir_ + "/memo.journal"), static_cast<off_t>(kJournalHeader + 3 * kJournalRecord));
+    /* compacted at startup: one record per key, and the one table set */
+    EXPECT_EQ(file_size(statedir_ + "/memo.journal"), static_cast<off_t>(kJournalHeader + 4 * kJournalRecord));
 }
 
 class CorruptJournalTest : public PilotdTest, public ::testing::WithParamInterface<std::string> {};
@@ -1009,14 +1010,15 @@ TEST_P(CorruptJournalTest, IntactRecordsAreReplayed) {
     }
     daemon_->kill9();
     std::string bytes = read_text(journal);
-    ASSERT_EQ(bytes.size(), kJournalHeader + 16 * kJournalRecord);
+    /* the table set's record first, then the 16 observations */
+    ASSERT_EQ(bytes.size(), kJournalHeader + 17 * kJournalRecord);
     const std::string how = GetParam();
     size_t lost = 99; /* index of the record that must be gone */
     if (how == "torn") {
         bytes.resize(bytes.size() - 5);
         lost = 15;
     } else if (how == "flipped") {
-        bytes[kJournalHeader + 5 * kJournalRecord + 3] ^= 0x10;
+        bytes[kJournalHeader + 6 * kJournalRecord + 3] ^= 0x10;
         lost = 5;
     } else {
         bytes[0] = 'X'; /* wrong magic */
@@ -1064,7 +1066,7 @@ TEST_P(CorruptJournalTest, IntactRecordsAreReplayed) {
                   std::string::npos)
             << log;
     /* rewritten by the startup compaction: clean again */
-    EXPECT_EQ(file_size(journal), static_cast<off_t>(kJournalHeader + 15 * kJournalRecord));
+    EXPECT_EQ(file_size(journal), static_cast<off_t>(kJournalHeader + 16 * kJournalRecord));
 }
 
 INSTANTIATE_TEST_SUITE_P(Corruptions, CorruptJournalTest, ::testing::Values("torn", "flipped", "magic"));
@@ -1084,12 +1086,12 @@ TEST_F(PilotdTest, MemoJournalIsCompacted) {
             sent += 100;
             ASSERT_TRUE(wait_until([&] { return raw.header->counters.feedback_received.load() == sent; }, 10000));
         }
-        EXPECT_EQ(file_size(journal), static_cast<off_t>(kJournalHeader + 1000 * kJournalRecord));
+        EXPECT_EQ(file_size(journal), static_cast<off_t>(kJournalHeader + 1001 * kJournalRecord));
     }
     daemon_->signal(SIGTERM);
     ASSERT_EQ(daemon_->wait_exit(10000), 0);
     start_and_wait();
-    EXPECT_EQ(file_size(journal), static_cast<off_t>(kJournalHeader + 4 * kJournalRecord));
+    EXPECT_EQ(file_size(journal), static_cast<off_t>(kJournalHeader + 5 * kJournalRecord));
     auto c = client(24);
     std::vector<EstimateAnswer> ans;
     ASSERT_EQ(estimate(*c, EST_MEMO, {0x8000, 0x8001, 0x8002, 0x8003}, &ans), Outcome::OK);

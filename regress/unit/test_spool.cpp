@@ -141,31 +141,38 @@ TEST_F(SpoolTest, TornTailIsCutOffAndNumberingContinues) {
     EXPECT_EQ(e[2].type, FeedbackSpool::FEEDBACK);
 }
 
-/* A spool written by pilotd of protocol 6 (spool version 1: relations[72]
- * where protocol 7 has dboid, guard_arm and relations[64]) is read after an
- * upgrade, converted, and appended to in a new segment: nothing acknowledged
- * before the upgrade is lost. */
-TEST_F(SpoolTest, VersionOneSegmentsAreReadAfterAnUpgrade) {
-    const std::string long_names(70, 'x'); /* fitted in 72 bytes, not in 64 */
+/* A spool written by an older pilotd is read after an upgrade, converted,
+ * and appended to in a new segment: nothing acknowledged before the upgrade
+ * is lost.  Version 1 (protocol 6): relations[72] where protocol 7 has dboid,
+ * guard_arm and relations[64]; version 2 (protocol 7): relations[64] where
+ * protocol 8 has table_set and relations[56]. */
+class SpoolUpgradeTest : public SpoolTest, public ::testing::WithParamInterface<uint32_t> {};
+
+TEST_P(SpoolUpgradeTest, OlderSegmentsAreReadAfterAnUpgrade) {
+    const uint32_t version = GetParam();
+    const size_t names_len = version == 1 ? 72 : 64;
+    const std::string long_names(names_len - 2, 'x'); /* fitted then, not in today's 56 bytes */
     {
         FeedbackSpool s(dir_, 1 << 20, 1 << 20);
         s.recover();
-        FeedbackRecord longer = rec(2, 2);
-        ASSERT_TRUE(append(s, {rec(1, 1), longer}));
+        FeedbackRecord first = rec(1, 1), longer = rec(2, 2);
+        first.dboid = longer.dboid = 7;
+        ASSERT_TRUE(append(s, {first, longer}));
     }
-    /* rewrite the segment as version 1 would have written it */
+    /* rewrite the segment as that version would have written it */
     auto segs = segments(dir_ + "/spool");
     ASSERT_EQ(segs.size(), 1u);
     int fd = open(segs[0].c_str(), O_RDWR);
     ASSERT_GE(fd, 0);
-    const uint32_t v1 = 1;
-    ASSERT_EQ(pwrite(fd, &v1, 4, 8), 4);
-    const size_t rec_at = 24, names_at = rec_at + offsetof(FeedbackRecord, dboid);
+    ASSERT_EQ(pwrite(fd, &version, 4, 8), 4);
+    const size_t rec_at = 24;
+    const size_t names_at =
+        rec_at + (version == 1 ? offsetof(FeedbackRecord, dboid) : offsetof(FeedbackRecord, table_set));
     for (int k = 0; k < 2; k++) {
         unsigned char e[FeedbackSpool::kEntryBytes];
         const off_t off = static_cast<off_t>(FeedbackSpool::kHeaderBytes + k * FeedbackSpool::kEntryBytes);
         ASSERT_EQ(pread(fd, e, sizeof e, off), static_cast<ssize_t>(sizeof e));
-        memset(e + names_at, 0, 72);
+        memset(e + names_at, 0, names_len);
         memcpy(e + names_at, k == 0 ? "a, b" : long_names.c_str(), k == 0 ? 4 : long_names.size());
         const uint32_t crc = crc32(e, 156);
         memcpy(e + 156, &crc, 4);
@@ -187,13 +194,17 @@ TEST_F(SpoolTest, VersionOneSegmentsAreReadAfterAnUpgrade) {
     ASSERT_EQ(e.size(), 3u);
     EXPECT_EQ(e[0].type, FeedbackSpool::FEEDBACK);
     EXPECT_STREQ(e[0].rec.relations, "a, b");
-    EXPECT_EQ(e[0].rec.dboid, 0u);
+    EXPECT_EQ(e[0].rec.dboid, version == 1 ? 0u : 7u) << "version 1 did not know the database";
     EXPECT_EQ(e[0].rec.guard_arm, 0u);
-    EXPECT_EQ(std::string(e[1].rec.relations), long_names.substr(0, 63)) << "cut to fit";
+    EXPECT_EQ(e[0].rec.table_set, 0u) << "no table set before protocol 8";
+    EXPECT_EQ(std::string(e[1].rec.relations), long_names.substr(0, pilot::proto::kRelationsLen - 1))
+        << "cut to fit";
     EXPECT_EQ(e[1].rec.actual_rows, 2);
     EXPECT_EQ(e[2].rec.key, 3u);
     EXPECT_STREQ(e[2].rec.relations, "a, b");
 }
+
+INSTANTIATE_TEST_SUITE_P(Versions, SpoolUpgradeTest, ::testing::Values(1u, 2u));
 
 TEST_F(SpoolTest, DamagedEntryIsReadBackAsDeadLetter) {
     {

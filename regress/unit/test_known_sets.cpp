@@ -1,0 +1,302 @@
+/*
+ * test_known_sets.cpp — the known-sets filter: table-set numbers as the
+ * backend and pilotd compute them (pilot_protocol.h), what pilotd publishes
+ * (daemon/known_sets.h) and how the memo journal and the oracle file keep the
+ * table sets across restarts, also when written by an older pilotd.
+ */
+#include "known_sets.h"
+#include "memo_journal.h"
+#include "memo_store.h"
+#include "oracle_store.h"
+#include "crc32.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+using namespace pilotd;
+namespace pp = pilot::proto;
+
+namespace {
+
+uint64_t table_hash(const std::string &name) { return pp::stable_hash64(name.data(), name.size()); }
+
+uint64_t table_set(const std::vector<std::string> &tables) {
+    uint64_t acc = 0;
+    for (const auto &t : tables)
+        acc = pp::table_set_add(acc, table_hash(t));
+    return pp::table_set_finish(acc);
+}
+
+std::unique_ptr<pp::KnownSets> segment_filter() {
+    return std::unique_ptr<pp::KnownSets>(new pp::KnownSets()); /* zeroed, as a new segment */
+}
+
+class TempDir : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/pp_known_sets.XXXXXX";
+        ASSERT_NE(mkdtemp(tmpl), nullptr);
+        dir_ = tmpl;
+    }
+    void TearDown() override { (void)!system(("rm -rf " + dir_).c_str()); }
+    std::string dir_;
+};
+
+pp::FeedbackRecord observation(uint64_t key, double rows, uint64_t tables) {
+    pp::FeedbackRecord r;
+    memset(static_cast<void *>(&r), 0, sizeof r);
+    r.key = key;
+    r.template_key = key + 1;
+    r.native_rows = 10;
+    r.pilot_rows = -1;
+    r.actual_rows = rows;
+    r.kind = pp::FB_RELSET;
+    r.nrels = 2;
+    r.table_set = tables;
+    snprintf(r.relations, sizeof r.relations, "a, b");
+    return r;
+}
+
+} // namespace
+
+TEST(TableSet, OrderOfTablesDoesNotMatterTheirCountDoes) {
+    EXPECT_EQ(table_set({"public.a", "public.b"}), table_set({"public.b", "public.a"}));
+    EXPECT_NE(table_set({"public.a", "public.a"}), table_set({"public.a"})) << "a self-join is another set";
+    EXPECT_NE(table_set({"public.a"}), table_set({"public.a*"})) << "with inheritance children is another table";
+    EXPECT_NE(table_set({"public.a", "public.b"}), table_set({"public.a", "public.c"}));
+    EXPECT_NE(table_set({}), 0u);
+}
+
+TEST(TableSet, PilotdReadsTheSameNumberFromAKeyText) {
+    const std::string text = "pgpk1\nR t1 public.a\nR t2 public.a\nR t3 \"My Schema\".\"b c\"\n"
+                             "C (t1.id = t2.id)\nC (t2.x = 'R t9 public.z'::text)\n";
+    EXPECT_EQ(pp::table_set_of_key_text(text.data(), text.size()),
+              table_set({"public.a", "\"My Schema\".\"b c\"", "public.a"}));
+    const std::string tricky = "pgpk1\nR t1 public.a\nC (t1.x = 'a\nR t2 public.z'::text)\n";
+    EXPECT_EQ(pp::table_set_of_key_text(tricky.data(), tricky.size()), table_set({"public.a"}))
+        << "relations are only the R lines before the first clause";
+    const std::string none = "pgpk1\nC (t1.x = 1)\n";
+    EXPECT_EQ(pp::table_set_of_key_text(none.data(), none.size()), 0u) << "no relations: unknown";
+    EXPECT_EQ(pp::table_set_of_key_text("", 0), 0u);
+}
+
+TEST(KnownSetsFilter, AnswersOnlyWhatIsKnown) {
+    auto seg = segment_filter();
+    const uint64_t ab = table_set({"public.a", "public.b"}), bc = table_set({"public.b", "public.c"}),
+                   cd = table_set({"public.c", "public.d"});
+    EXPECT_TRUE(pp::known_sets_may_answer(*seg, ab)) << "a new segment asks for everything until published";
+    KnownSetsFilter f;
+    f.attach(seg.get());
+    EXPECT_EQ(seg->state.load(), static_cast<uint32_t>(pp::KNOWN_SETS_FILTER));
+    EXPECT_FALSE(pp::known_sets_may_answer(*seg, ab)) << "nothing known yet";
+
+    EXPECT_TRUE(f.add_memo(ab));
+    EXPECT_FALSE(f.add_memo(ab)) << "known already";
+    EXPECT_TRUE(pp::known_sets_may_answer(*seg, ab));
+    EXPECT_FALSE(pp::known_sets_may_answer(*seg, bc));
+
+    f.set_oracle({bc}, true);
+    EXPECT_TRUE(pp::known_sets_may_answer(*seg, ab)) << "the memo's part stays through an oracle rebuild";
+    EXPECT_TRUE(pp::known_sets_may_answer(*seg, bc));
+    f.set_oracle({cd}, true); /* loaded with replace */
+    EXPECT_FALSE(pp::known_sets_may_answer(*seg, bc)) << "the oracle's old sets are gone";
+    EXPECT_TRUE(pp::known_sets_may_answer(*seg, cd));
+
+    EXPECT_FALSE(pp::known_sets_may_answer(*seg, pp::model_database_mark(5)));
+    f.set_model_database(5);
+    EXPECT_TRUE(pp::known_sets_may_answer(*seg, pp::model_database_mark(5)));
+    EXPECT_FALSE(pp::known_sets_may_answer(*seg, pp::model_database_mark(6)));
+    f.set_model_database(0);
+    EXPECT_FALSE(pp::known_sets_may_answer(*seg, pp::model_database_mark(5)));
+    EXPECT_TRUE(pp::known_sets_may_answer(*seg, ab));
+}
+
+TEST(KnownSetsFilter, AnUnknownTableSetTurnsTheFilterOff) {
+    auto seg = segment_filter();
+    const uint64_t ab = table_set({"public.a", "public.b"});
+    KnownSetsFilter f;
+    f.attach(seg.get());
+    EXPECT_FALSE(pp::known_sets_may_answer(*seg, ab));
+    f.add_memo(0); /* an observation without a table set */
+    EXPECT_EQ(seg->state.load(), static_cast<uint32_t>(pp::KNOWN_SETS_ASK_ALL));
+    EXPECT_TRUE(pp::known_sets_may_answer(*seg, ab));
+    EXPECT_FALSE(f.filtering());
+
+    KnownSetsFilter g;
+    g.restore_memo({ab}, true);
+    g.set_oracle({}, false); /* an oracle file of an older pilotd */
+    g.attach(seg.get());
+    EXPECT_TRUE(pp::known_sets_may_answer(*seg, table_set({"public.x"})));
+    g.set_oracle({}, true); /* cleared */
+    EXPECT_FALSE(pp::known_sets_may_answer(*seg, table_set({"public.x"})));
+    EXPECT_TRUE(pp::known_sets_may_answer(*seg, ab));
+}
+
+TEST(KnownSetsFilter, ABufferBeingRewrittenIsNotTrusted) {
+    auto seg = segment_filter();
+    KnownSetsFilter f;
+    f.attach(seg.get());
+    const uint64_t unknown = table_set({"public.u"});
+    EXPECT_FALSE(pp::known_sets_may_answer(*seg, unknown));
+    const uint32_t b = seg->active.load() & 1u;
+    seg->seq[b].fetch_add(1); /* odd: pilotd is writing it */
+    EXPECT_TRUE(pp::known_sets_may_answer(*seg, unknown));
+    seg->seq[b].fetch_add(1);
+    EXPECT_FALSE(pp::known_sets_may_answer(*seg, unknown));
+    seg->state.store(77); /* garbage: ask */
+    EXPECT_TRUE(pp::known_sets_may_answer(*seg, unknown));
+}
+
+TEST(KnownSetsFilter, FewFalsePositivesAtTenThousandSets) {
+    auto seg = segment_filter();
+    KnownSetsFilter f;
+    f.attach(seg.get());
+    for (int i = 0; i < 10000; i++)
+        f.add_memo(table_set({"public.t" + std::to_string(i), "public.u"}));
+    for (int i = 0; i < 10000; i++)
+        ASSERT_TRUE(pp::known_sets_may_answer(*seg, table_set({"public.t" + std::to_string(i), "public.u"})));
+    int wrong = 0;
+    for (int i = 0; i < 10000; i++)
+        wrong += pp::known_sets_may_answer(*seg, table_set({"public.t" + std::to_string(i), "public.v"}));
+    EXPECT_LT(wrong, 20) << "expected about 0.002 % at 3 bits of 1M per set";
+}
+
+TEST_F(TempDir, MemoJournalKeepsTheTableSets) {
+    const uint64_t ab = table_set({"public.a", "public.b"}), bc = table_set({"public.b", "public.c"});
+    {
+        MemoStore memo(100);
+        MemoJournal j(dir_, 1 << 20, memo);
+        j.recover();
+        EXPECT_TRUE(j.table_sets_complete());
+        std::vector<pp::FeedbackRecord> recs = {observation(1, 10, ab), observation(2, 20, ab),
+                                                observation(3, 30, bc)};
+        ASSERT_TRUE(j.append(recs.data(), static_cast<uint32_t>(recs.size())));
+        EXPECT_EQ(j.appended(), 3u) << "observations, not table-set records";
+    }
+    MemoStore memo(100);
+    MemoJournal j(dir_, 1 << 20, memo);
+    j.recover();
+    std::vector<uint64_t> sets = j.table_sets();
+    std::sort(sets.begin(), sets.end());
+    std::vector<uint64_t> want = {ab, bc};
+    std::sort(want.begin(), want.end());
+    EXPECT_EQ(sets, want);
+    EXPECT_TRUE(j.table_sets_complete());
+    EXPECT_EQ(memo.size(), 3u);
+    /* compacted at startup, and still there after another restart */
+    MemoStore memo2(100);
+    MemoJournal j2(dir_, 1 << 20, memo2);
+    j2.recover();
+    EXPECT_EQ(j2.table_sets().size(), 2u);
+    /* an observation without a table set: incomplete, durably */
+    pp::FeedbackRecord old = observation(4, 40, 0);
+    ASSERT_TRUE(j2.append(&old, 1));
+    EXPECT_FALSE(j2.table_sets_complete());
+    MemoStore memo3(100);
+    MemoJournal j3(dir_, 1 << 20, memo3);
+    j3.recover();
+    EXPECT_FALSE(j3.table_sets_complete());
+    EXPECT_EQ(memo3.size(), 4u);
+}
+
+TEST_F(TempDir, VersionOneMemoJournalIsReadWithoutTableSets) {
+    const uint64_t ab = table_set({"public.a", "public.b"});
+    {
+        MemoStore memo(100);
+        MemoJournal j(dir_, 1 << 20, memo);
+        j.recover();
+        pp::FeedbackRecord r = observation(9, 90, ab);
+        ASSERT_TRUE(j.append(&r, 1));
+    }
+    /* as pilotd of protocol 7 wrote it: version 1, no table-set record */
+    std::string bytes;
+    {
+        std::ifstream in(dir_ + "/memo.journal", std::ios::binary);
+        bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    ASSERT_EQ(bytes.size(), MemoJournal::kHeaderBytes + 2 * MemoJournal::kRecordBytes);
+    const uint32_t v1 = 1;
+    memcpy(&bytes[8], &v1, 4);
+    bytes.erase(MemoJournal::kHeaderBytes, MemoJournal::kRecordBytes); /* the table-set record */
+    {
+        std::ofstream out(dir_ + "/memo.journal", std::ios::binary | std::ios::trunc);
+        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    }
+    MemoStore memo(100);
+    MemoJournal j(dir_, 1 << 20, memo);
+    j.recover();
+    MemoStore::Entry e;
+    ASSERT_TRUE(memo.lookup(9, &e)) << "nothing acknowledged is lost";
+    EXPECT_EQ(e.rows, 90);
+    EXPECT_FALSE(j.table_sets_complete()) << "its sets' tables are unknown: the filter must stay off";
+}
+
+TEST(OracleFile, TableSetsRoundTripAndOldFilesAreIncomplete) {
+    OracleMap m = {{11, 1.5}, {12, 2.5}};
+    OracleTableSets sets;
+    sets.sets = {table_set({"public.a"}), table_set({"public.a", "public.b"})};
+    sets.complete = true;
+    const std::string bytes = oracle_encode(m, sets);
+    OracleMap back;
+    OracleTableSets back_sets;
+    std::string error;
+    ASSERT_TRUE(oracle_decode(bytes, &back, &back_sets, &error)) << error;
+    EXPECT_EQ(back, m);
+    EXPECT_EQ(back_sets.sets, sets.sets);
+    EXPECT_TRUE(back_sets.complete);
+    /* truncated inside the table sets: refused */
+    std::string cut = bytes.substr(0, bytes.size() - 16);
+    EXPECT_FALSE(oracle_decode(cut, &back, &back_sets, &error));
+
+    /* version 1: entries only */
+    std::string v1(bytes.data(), 24 + 2 * 16);
+    const uint32_t one = 1, zero = 0;
+    memcpy(&v1[8], &one, 4);
+    memcpy(&v1[12], &zero, 4);
+    const uint32_t crc = crc32(v1.data(), v1.size());
+    v1.append(reinterpret_cast<const char *>(&crc), 4);
+    v1.append(reinterpret_cast<const char *>(&zero), 4);
+    ASSERT_TRUE(oracle_decode(v1, &back, &back_sets, &error)) << error;
+    EXPECT_EQ(back, m);
+    EXPECT_TRUE(back_sets.sets.empty());
+    EXPECT_FALSE(back_sets.complete) << "entries of unknown tables";
+}
+
+TEST_F(TempDir, OracleCommitsPublishTheirTableSets) {
+    OracleStore oracle(dir_);
+    oracle.load();
+    OracleTableSets seen;
+    int calls = 0;
+    oracle.set_table_sets_listener([&](const OracleTableSets &s) {
+        seen = s;
+        calls++;
+    });
+    EXPECT_EQ(calls, 1);
+    EXPECT_TRUE(seen.complete);
+    const uint64_t a = table_set({"public.a"}), ab = table_set({"public.a", "public.b"});
+    uint64_t n;
+    std::string error;
+    ASSERT_TRUE(oracle.commit({{1, 10, a}, {2, 20, a}}, true, &n, &error)) << error;
+    EXPECT_EQ(seen.sets, std::vector<uint64_t>{a});
+    ASSERT_TRUE(oracle.commit({{3, 30, ab}}, false, &n, &error)) << error;
+    EXPECT_EQ(seen.sets.size(), 2u) << "a merge keeps the old sets";
+    ASSERT_TRUE(oracle.commit({{4, 40, 0}}, false, &n, &error)) << error;
+    EXPECT_FALSE(seen.complete);
+    /* after a restart */
+    OracleStore again(dir_);
+    again.load();
+    OracleTableSets reloaded;
+    again.set_table_sets_listener([&](const OracleTableSets &s) { reloaded = s; });
+    EXPECT_EQ(reloaded.sets.size(), 2u);
+    EXPECT_FALSE(reloaded.complete);
+    ASSERT_TRUE(again.clear(&error)) << error;
+    EXPECT_TRUE(reloaded.complete) << "cleared: nothing unknown is left";
+    EXPECT_TRUE(reloaded.sets.empty());
+}
