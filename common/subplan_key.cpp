@@ -115,29 +115,33 @@ uint64_t htext(const char *s) {
     return s ? proto::stable_hash64(s, std::strlen(s)) : 0x5bd1e9955bd1e995ULL;
 }
 
+/* a node's hashed texts: cached in the node by its builder, else computed */
+uint64_t text_hash_of(const KeyNode *n) { return n->text_hash ? n->text_hash : htext(n->text); }
+uint64_t commutator_hash_of(const KeyNode *n) { return n->commutator_hash ? n->commutator_hash : htext(n->commutator); }
+
 /* render() with each relation named by its own index, as a hash: equal for
  * clauses that render equal (commuted operands, reordered argument sets) */
 uint64_t structural_hash(const KeyNode *n, const std::map<int, int> &local) {
     switch (n->kind) {
     case KN_VAR:
-        return hmix(hmix(1, static_cast<uint64_t>(local.at(n->rel))), htext(n->text));
+        return hmix(hmix(1, static_cast<uint64_t>(local.at(n->rel))), text_hash_of(n));
     case KN_CONST:
-        return hmix(2, htext(n->text));
+        return hmix(2, text_hash_of(n));
     default: {
         std::vector<uint64_t> args;
         for (int i = 0; i < n->nargs; i++)
             args.push_back(structural_hash(n->args[i], local));
         if ((n->flags & KF_INFIX) && args.size() == 2) {
-            uint64_t a = hmix(hmix(hmix(4, htext(n->text)), args[0]), args[1]);
+            uint64_t a = hmix(hmix(hmix(4, text_hash_of(n)), args[0]), args[1]);
             if (n->commutator == nullptr)
                 return a;
-            return std::min(a, hmix(hmix(hmix(4, htext(n->commutator)), args[1]), args[0]));
+            return std::min(a, hmix(hmix(hmix(4, commutator_hash_of(n)), args[1]), args[0]));
         }
         if (n->flags & KF_SORT_ARGS) {
             std::sort(args.begin(), args.end());
             args.erase(std::unique(args.begin(), args.end()), args.end());
         }
-        uint64_t h = hmix(5, htext(n->text));
+        uint64_t h = hmix(5, text_hash_of(n));
         for (uint64_t x : args)
             h = hmix(h, x);
         return h;
@@ -169,8 +173,6 @@ public:
           member_of_(static_cast<size_t>(d.nrels)) {
         for (int r = 0; r < n_; r++)
             table_hash_.push_back(text_hash(d.tables[r]));
-        for (int c = 0; c < d.nclauses; c++)
-            index_node(d.clauses[c]);
         for (int c = 0; c < d.nclauses; c++)
             for (int r : clause_rels[static_cast<size_t>(c)])
                 if (member_of_[static_cast<size_t>(r)].empty() ||
@@ -247,15 +249,15 @@ private:
      * commutative operators and argument sets, relation "self" marked, the
      * others named by their colour */
     uint64_t hash_node(const KeyNode *n, int self, const std::vector<int> &col) const {
-        const NodeInfo &info = info_.at(n);
         switch (n->kind) {
         case KN_VAR: {
-            uint64_t name = info.rel == self ? 0x73656c66ULL /* "self" */
-                                             : mix(0xc010c010ULL, static_cast<uint64_t>(col[static_cast<size_t>(info.rel)]));
-            return mix(mix(1, name), info.text);
+            const int rel = local_.at(n->rel);
+            uint64_t name = rel == self ? 0x73656c66ULL /* "self" */
+                                        : mix(0xc010c010ULL, static_cast<uint64_t>(col[static_cast<size_t>(rel)]));
+            return mix(mix(1, name), node_text_hash(n));
         }
         case KN_CONST:
-            return with_consts_ ? mix(2, info.text) : 3;
+            return with_consts_ ? mix(2, node_text_hash(n)) : 3;
         default: {
             /* most calls have few arguments: no heap allocation for them */
             uint64_t small[8];
@@ -269,17 +271,17 @@ private:
             for (size_t i = 0; i < nargs; i++)
                 args[i] = hash_node(n->args[i], self, col);
             if ((n->flags & KF_INFIX) && nargs == 2) {
-                uint64_t a = mix(mix(mix(4, info.text), args[0]), args[1]);
+                uint64_t a = mix(mix(mix(4, node_text_hash(n)), args[0]), args[1]);
                 if (n->commutator == nullptr)
                     return a;
-                uint64_t b = mix(mix(mix(4, info.commutator), args[1]), args[0]);
+                uint64_t b = mix(mix(mix(4, node_commutator_hash(n)), args[1]), args[0]);
                 return std::min(a, b);
             }
             if (n->flags & KF_SORT_ARGS) {
                 std::sort(args, args + nargs);
                 nargs = static_cast<size_t>(std::unique(args, args + nargs) - args);
             }
-            uint64_t h = mix(5, info.text);
+            uint64_t h = mix(5, node_text_hash(n));
             for (size_t i = 0; i < nargs; i++)
                 h = mix(h, args[i]);
             return h;
@@ -287,21 +289,10 @@ private:
         }
     }
 
-    struct NodeInfo {
-        uint64_t text;
-        uint64_t commutator;
-        int rel;
-    };
-
-    void index_node(const KeyNode *n) {
-        NodeInfo info{text_hash(n->text), text_hash(n->commutator), -1};
-        if (n->kind == KN_VAR)
-            info.rel = local_.at(n->rel);
-        info_[n] = info;
-        if (n->kind == KN_CALL)
-            for (int i = 0; i < n->nargs; i++)
-                index_node(n->args[i]);
-    }
+    /* the node's hashed texts: computed once by whoever built the node
+     * (KeyNode::text_hash), else here */
+    static uint64_t node_text_hash(const KeyNode *n) { return text_hash_of(n); }
+    static uint64_t node_commutator_hash(const KeyNode *n) { return commutator_hash_of(n); }
 
     /* the clauses rendered with relation r named "r<g[r]>", sorted: equal to
      * plain_ iff g maps the description onto itself */
@@ -454,7 +445,6 @@ private:
     const int n_;
     std::vector<std::vector<int>> member_of_; /* clauses each relation takes part in */
     std::vector<uint64_t> table_hash_;
-    std::unordered_map<const KeyNode *, NodeInfo> info_; /* per node: hashed text, relation */
     std::vector<std::string> plain_;          /* relabelled(identity), computed on demand */
     std::vector<std::vector<int>> gens_;      /* automorphisms found so far */
     std::map<std::string, std::vector<int>> seen_; /* leaf text -> its numbering */
@@ -468,6 +458,8 @@ std::string canonical_text(const KeyDesc &d, const std::map<int, int> &local,
 }
 
 } // namespace
+
+uint64_t key_node_text_hash(const char *text) noexcept { return htext(text); }
 
 bool subplan_key_compute(const KeyDesc &desc, SubplanKey *out, std::string *error, unsigned parts) noexcept {
     try {

@@ -60,7 +60,15 @@ struct KeyNode {
     const char *commutator;  /* KF_INFIX: name of the commuted operator, or nullptr */
     int nargs;
     const KeyNode *const *args;
+    /* key_node_text_hash() of text and commutator, filled in by a builder
+     * that keys many sets from the same nodes (the planner's catalog), so
+     * they are hashed once; 0: not filled in (computed when needed) */
+    uint64_t text_hash;
+    uint64_t commutator_hash;
 };
+
+/* The hash of a node's text (or commutator) that KeyNode caches. */
+uint64_t key_node_text_hash(const char *text) noexcept;
 
 struct KeyDesc {
     int nrels;

@@ -58,14 +58,8 @@ void KnownSetsFilter::restore_memo(const std::vector<uint64_t> &sets, bool compl
 
 bool KnownSetsFilter::add_memo(uint64_t table_set) {
     std::lock_guard<std::mutex> g(mu_);
-    if (table_set == 0) {
-        if (memo_complete_) {
-            memo_complete_ = false;
-            if (seg_ != nullptr)
-                seg_->state.store(pp::KNOWN_SETS_ASK_ALL, std::memory_order_release);
-        }
-        return false;
-    }
+    if (table_set == 0)
+        return false; /* the memo's completeness is restore_memo()'s business */
     if (!memo_.insert(table_set).second)
         return false;
     if (seg_ != nullptr)

@@ -37,10 +37,11 @@ class KnownSetsFilter {
      * the next pilotd); publishes nothing more. */
     void detach();
 
-    /* The memo's table sets; complete = false when some memo entry has none. */
+    /* The memo's table sets (MemoStore::table_sets()); complete = false
+     * when some memo entry has none (MemoStore::without_table_set()). */
     void restore_memo(const std::vector<uint64_t> &sets, bool complete);
-    /* A table set the memo is about to learn; 0 (unknown) makes the memo
-     * incomplete.  Returns true when it was new. */
+    /* A table set the memo is about to learn (0: ignored).  Returns true
+     * when it was new. */
     bool add_memo(uint64_t table_set);
     void set_oracle(const std::vector<uint64_t> &sets, bool complete);
     /* The database the serving model was trained for; 0: no model serves. */

@@ -164,7 +164,7 @@ int run_service(const Config &cfg) {
         MemoStore memo(cfg.memo_max_entries);
         MemoJournal journal(cfg.state_dir, static_cast<uint64_t>(cfg.memo_journal_max_mb) << 20, memo);
         journal.recover();
-        known.restore_memo(journal.table_sets(), journal.table_sets_complete());
+        known.restore_memo(memo.table_sets(), memo.without_table_set() == 0);
         EstimatorRegistry registry(oracle, memo);
         RequestHandler handler(registry, oracle);
         GuardRule guard_rule;
@@ -262,6 +262,11 @@ int run_service(const Config &cfg) {
                 if (b.rec[i].kind == pilot::proto::FB_RELSET)
                     known.add_memo(b.rec[i].table_set);
             memo.observe(b.rec, b.n);
+            /* entries of unknown tables (from an older journal) turn the
+             * filter off until each was observed again */
+            const bool memo_complete = memo.without_table_set() == 0;
+            if (memo_complete != known.memo_complete())
+                known.restore_memo(memo.table_sets(), memo_complete);
             if (pilot::proto::SegmentHeader *h = guard_segment.load(std::memory_order_acquire))
                 guard.observe(b.rec, b.n,
                               h->model_generation.load(std::memory_order_acquire) +

@@ -6,7 +6,6 @@
 #include "log.h"
 #include "crc32.h"
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -24,8 +23,8 @@ using namespace pilot::proto;
 namespace {
 
 constexpr char kMagic[8] = {'P', 'L', 'T', 'M', 'E', 'M', 'O', 'J'};
-constexpr uint32_t kTag = 0x31524A4Du;    /* "MJR1" */
-constexpr uint32_t kSetTag = 0x31544A4Du; /* "MJT1" */
+constexpr uint32_t kTag = 0x32524A4Du;   /* "MJR2" */
+constexpr uint32_t kV1Tag = 0x31524A4Du; /* "MJR1" */
 constexpr uint64_t kFailureLogIntervalUs = 10ull * 1000 * 1000;
 
 
@@ -36,30 +35,32 @@ void encode_header(unsigned char *p) {
     memcpy(p + 12, &z, 4);
 }
 
-void encode_record(unsigned char *p, uint64_t key, double rows, uint64_t count, uint32_t tag = kTag) {
+void encode_record(unsigned char *p, uint64_t key, double rows, uint64_t count, uint64_t table_set) {
     memcpy(p, &key, 8);
     memcpy(p + 8, &rows, 8);
     memcpy(p + 16, &count, 8);
-    memcpy(p + 24, &tag, 4);
-    uint32_t crc = crc32(p, 28);
-    memcpy(p + 28, &crc, 4);
+    memcpy(p + 24, &table_set, 8);
+    memcpy(p + 32, &kTag, 4);
+    uint32_t crc = crc32(p, 36);
+    memcpy(p + 36, &crc, 4);
 }
 
-void encode_set_record(unsigned char *p, uint64_t table_set) { encode_record(p, table_set, 0, 0, kSetTag); }
-
-/* *is_set: a table-set record (*key = the table set). */
-bool decode_record(const unsigned char *p, uint64_t *key, double *rows, uint64_t *count, bool *is_set) {
+/* A record of a journal of `version` (1: 32 bytes, no table set). */
+bool decode_record(const unsigned char *p, uint32_t version, uint64_t *key, double *rows, uint64_t *count,
+                   uint64_t *table_set) {
+    const size_t body = version == 1 ? 28 : 36;
+    const uint32_t want = version == 1 ? kV1Tag : kTag;
     uint32_t tag, crc;
-    memcpy(&tag, p + 24, 4);
-    memcpy(&crc, p + 28, 4);
-    if ((tag != kTag && tag != kSetTag) || crc != crc32(p, 28))
+    memcpy(&tag, p + body - 4, 4);
+    memcpy(&crc, p + body, 4);
+    if (tag != want || crc != crc32(p, body))
         return false;
     memcpy(key, p, 8);
     memcpy(rows, p + 8, 8);
     memcpy(count, p + 16, 8);
-    *is_set = tag == kSetTag;
-    if (*is_set)
-        return *count == 0 && *rows == 0;
+    *table_set = 0;
+    if (version != 1)
+        memcpy(table_set, p + 24, 8);
     return *count > 0 && *rows >= 0 && *rows == *rows;
 }
 
@@ -95,43 +96,34 @@ void MemoJournal::recover() {
         std::unordered_map<uint64_t, MemoStore::Entry> m;
         uint32_t version;
         memcpy(&version, b.data() + 8, 4);
-        const size_t nrec = (b.size() - kHeaderBytes) / kRecordBytes;
+        const size_t record_bytes = version == 1 ? kV1RecordBytes : kRecordBytes;
+        const size_t nrec = (b.size() - kHeaderBytes) / record_bytes;
         size_t replayed = 0, bad_pending = 0, corrupt = 0;
         size_t good_end = kHeaderBytes; /* just past the last valid record */
         for (size_t i = 0; i < nrec; i++) {
-            const unsigned char *p = reinterpret_cast<const unsigned char *>(b.data()) + kHeaderBytes + i * kRecordBytes;
-            uint64_t key, count;
+            const unsigned char *p = reinterpret_cast<const unsigned char *>(b.data()) + kHeaderBytes + i * record_bytes;
+            uint64_t key, count, table_set;
             double rows;
-            bool is_set;
-            if (!decode_record(p, &key, &rows, &count, &is_set)) {
+            if (!decode_record(p, version, &key, &rows, &count, &table_set)) {
                 bad_pending++;
                 continue;
             }
             corrupt += bad_pending; /* bad records followed by a good one */
             bad_pending = 0;
-            if (is_set) {
-                good_end = kHeaderBytes + (i + 1) * kRecordBytes;
-                if (key == 0)
-                    sets_incomplete_ = true;
-                else
-                    sets_.insert(key);
-                continue;
-            }
             MemoStore::Entry &e = m[key];
             e.rows = rows;
             e.count += count;
+            if (table_set != 0)
+                e.table_set = table_set;
             replayed++;
-            good_end = kHeaderBytes + (i + 1) * kRecordBytes;
+            good_end = kHeaderBytes + (i + 1) * record_bytes;
         }
         const size_t torn = b.size() - good_end;
-        if (version == 1 && !m.empty()) {
-            sets_incomplete_ = true;
-            LOG_WARNING("memo journal \"%s\" was written by an older pilotd: its %zu relation sets carry no "
-                        "table set, so backends keep asking pilotd for every relation set (the known-sets "
-                        "filter is off) until that memo is gone: stop pilotd and remove the file to start "
-                        "the memo anew",
+        if (version == 1 && !m.empty())
+            LOG_WARNING("memo journal \"%s\" was written by an older pilotd: the tables of its %zu relation sets "
+                        "are unknown until each is observed again, and until then backends ask pilotd for every "
+                        "relation set (the known-sets filter is off)",
                         path_.c_str(), m.size());
-        }
         size_t loaded = memo_.restore(m);
         LOG_INFO("memo journal \"%s\": replayed %zu records into %zu relation sets (%zu loaded), skipped %zu "
                  "corrupt records, discarded a torn tail of %zu bytes",
@@ -155,20 +147,11 @@ void MemoJournal::recover() {
 bool MemoJournal::compact(std::string *error) noexcept {
     try {
         std::vector<std::pair<uint64_t, MemoStore::Entry>> entries = memo_.snapshot();
-        const size_t nsets = sets_.size() + (sets_incomplete_ ? 1 : 0);
-        std::vector<unsigned char> bytes(kHeaderBytes + (nsets + entries.size()) * kRecordBytes);
+        std::vector<unsigned char> bytes(kHeaderBytes + entries.size() * kRecordBytes);
         encode_header(bytes.data());
         unsigned char *p = bytes.data() + kHeaderBytes;
-        if (sets_incomplete_) {
-            encode_set_record(p, 0);
-            p += kRecordBytes;
-        }
-        for (uint64_t t : sets_) {
-            encode_set_record(p, t);
-            p += kRecordBytes;
-        }
         for (const auto &kv : entries) {
-            encode_record(p, kv.first, kv.second.rows, kv.second.count ? kv.second.count : 1);
+            encode_record(p, kv.first, kv.second.rows, kv.second.count ? kv.second.count : 1, kv.second.table_set);
             p += kRecordBytes;
         }
         Replaced r = replace_file(dir_, path_, bytes.data(), bytes.size(), error);
@@ -211,22 +194,13 @@ void MemoJournal::note_failure(const std::string &what) noexcept {
 bool MemoJournal::append(const FeedbackRecord *recs, uint32_t n) noexcept {
     try {
         std::vector<unsigned char> bytes;
-        std::vector<uint64_t> new_sets; /* journaled by this append: known once it is durable */
         bytes.reserve(static_cast<size_t>(n) * kRecordBytes);
         for (uint32_t i = 0; i < n; i++) {
             if (recs[i].kind != FB_RELSET)
                 continue;
-            const uint64_t t = recs[i].table_set;
-            if ((t == 0 ? !sets_incomplete_ : sets_.count(t) == 0) &&
-                std::find(new_sets.begin(), new_sets.end(), t) == new_sets.end()) {
-                size_t off = bytes.size();
-                bytes.resize(off + kRecordBytes);
-                encode_set_record(bytes.data() + off, t);
-                new_sets.push_back(t);
-            }
             size_t off = bytes.size();
             bytes.resize(off + kRecordBytes);
-            encode_record(bytes.data() + off, recs[i].key, recs[i].actual_rows, 1);
+            encode_record(bytes.data() + off, recs[i].key, recs[i].actual_rows, 1, recs[i].table_set);
         }
         if (bytes.empty())
             return true;
@@ -264,14 +238,8 @@ bool MemoJournal::append(const FeedbackRecord *recs, uint32_t n) noexcept {
             return false;
         }
         close(fd);
-        for (uint64_t t : new_sets) {
-            if (t == 0)
-                sets_incomplete_ = true;
-            else
-                sets_.insert(t);
-        }
         size_ = static_cast<uint64_t>(before) + bytes.size();
-        appended_ += bytes.size() / kRecordBytes - new_sets.size(); /* observations */
+        appended_ += bytes.size() / kRecordBytes;
         if (failing_) {
             LOG_INFO("memo journal \"%s\" is writable again after %llu failed attempts",
                      path_.c_str(), static_cast<unsigned long long>(failures_));
@@ -284,8 +252,6 @@ bool MemoJournal::append(const FeedbackRecord *recs, uint32_t n) noexcept {
         return false;
     }
 }
-
-std::vector<uint64_t> MemoJournal::table_sets() const { return std::vector<uint64_t>(sets_.begin(), sets_.end()); }
 
 void MemoJournal::maybe_compact() noexcept {
     if (size_ <= max_bytes_ || size_ < retry_at_ || needs_compact_)

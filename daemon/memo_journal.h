@@ -4,17 +4,15 @@
  *
  * File format (host byte order, like oracle.bin):
  *   header, 16 bytes:  "PLTMEMOJ" (8) | uint32 version = 2 | uint32 0
- *   records, 32 bytes each, appended:
- *     uint64 key | double rows | uint64 count | uint32 tag 'MJR1' |
- *     uint32 CRC-32 of the 28 bytes before it
+ *   records, 40 bytes each, appended:
+ *     uint64 key | double rows | uint64 count | uint64 table set |
+ *     uint32 tag 'MJR2' | uint32 CRC-32 of the 36 bytes before it
  *   count is how many observations the record stands for: 1 for a record the
- *   drain appended, the key's total for a record written by compaction.
- *   Table-set records (version 2), the same size with tag 'MJT1': uint64
- *   table set | 0 | 0: the memo knows sets of these tables (the known-sets
- *   filter, known_sets.h); written before the first observation of a table
- *   set.  Table set 0 marks entries whose table set is unknown (a version-1
- *   journal, a record without one): the filter stays off while it is there.
- *   A version-1 journal is read, and compaction writes it as version 2.
+ *   drain appended, the key's total for a record written by compaction.  The
+ *   table set (FeedbackRecord::table_set) feeds the known-sets filter
+ *   (known_sets.h); 0 is unknown.  A version-1 journal (32-byte records
+ *   without the table set, tag 'MJR1') is read, its sets' tables unknown
+ *   until they are observed again; compaction writes version 2.
  *
  * Replay: records in file order, the latest rows of a key win, counts add up.
  * A record with a bad CRC/tag followed by a valid one is skipped and counted
@@ -41,8 +39,6 @@
 
 #include <cstdint>
 #include <string>
-#include <unordered_set>
-#include <vector>
 
 namespace pilotd {
 
@@ -50,7 +46,8 @@ class MemoJournal {
   public:
     static constexpr uint32_t kVersion = 2;
     static constexpr size_t kHeaderBytes = 16;
-    static constexpr size_t kRecordBytes = 32;
+    static constexpr size_t kRecordBytes = 40;
+    static constexpr size_t kV1RecordBytes = 32;
 
     MemoJournal(const std::string &state_dir, uint64_t max_bytes, MemoStore &memo);
 
@@ -67,11 +64,6 @@ class MemoJournal {
 
     /* Compacts when the journal is larger than max_bytes. */
     void maybe_compact() noexcept;
-
-    /* The table sets of the memo's entries (after recover(), then as appended);
-     * complete is false when some entry's table set is unknown. */
-    std::vector<uint64_t> table_sets() const;
-    bool table_sets_complete() const { return !sets_incomplete_; }
 
     const std::string &path() const { return path_; }
     uint64_t bytes() const { return size_; }
@@ -95,8 +87,6 @@ class MemoJournal {
     uint64_t last_failure_log_us_ = 0;
     bool failing_ = false;
     uint64_t compactions_ = 0;
-    std::unordered_set<uint64_t> sets_; /* table sets journaled (durable) */
-    bool sets_incomplete_ = false;      /* the 0 marker is journaled */
 };
 
 } // namespace pilotd

@@ -4,6 +4,7 @@
 #include "log.h"
 
 #include <mutex>
+#include <unordered_set>
 
 namespace pilotd {
 
@@ -39,6 +40,11 @@ void MemoStore::observe(const FeedbackRecord *recs, uint32_t n) noexcept {
                     rejected++;
                     continue;
                 }
+                without_table_set_++; /* until set below */
+            }
+            if (it->second.table_set == 0 && r.table_set != 0) {
+                it->second.table_set = r.table_set;
+                without_table_set_--;
             }
             changed = changed || it->second.count == 0 || it->second.rows != r.actual_rows;
             it->second.rows = r.actual_rows;
@@ -89,7 +95,12 @@ size_t MemoStore::restore(const std::unordered_map<uint64_t, Entry> &entries) {
                 rejected++;
                 continue;
             }
+            auto it = map_.find(kv.first);
+            if (it != map_.end() && it->second.table_set == 0)
+                without_table_set_--;
             map_[kv.first] = kv.second;
+            if (kv.second.table_set == 0)
+                without_table_set_++;
             loaded++;
         }
         if (std::atomic<uint64_t> *c = counter_.load())
@@ -106,6 +117,22 @@ size_t MemoStore::restore(const std::unordered_map<uint64_t, Entry> &entries) {
 std::vector<std::pair<uint64_t, MemoStore::Entry>> MemoStore::snapshot() const {
     std::shared_lock<std::shared_mutex> g(mu_);
     return std::vector<std::pair<uint64_t, Entry>>(map_.begin(), map_.end());
+}
+
+size_t MemoStore::without_table_set() const {
+    std::shared_lock<std::shared_mutex> g(mu_);
+    return without_table_set_;
+}
+
+std::vector<uint64_t> MemoStore::table_sets() const {
+    std::unordered_set<uint64_t> distinct;
+    {
+        std::shared_lock<std::shared_mutex> g(mu_);
+        for (const auto &kv : map_)
+            if (kv.second.table_set != 0)
+                distinct.insert(kv.second.table_set);
+    }
+    return std::vector<uint64_t>(distinct.begin(), distinct.end());
 }
 
 size_t MemoStore::size() const {

@@ -35,8 +35,9 @@ namespace pilotd {
 class MemoStore {
   public:
     struct Entry {
-        double rows = 0;    /* latest observation */
-        uint64_t count = 0; /* observations so far */
+        double rows = 0;        /* latest observation */
+        uint64_t count = 0;     /* observations so far */
+        uint64_t table_set = 0; /* the set's tables (FeedbackRecord::table_set); 0 unknown */
     };
 
     explicit MemoStore(size_t max_entries);
@@ -58,6 +59,11 @@ class MemoStore {
 
     size_t size() const;
     size_t max_entries() const { return max_entries_; }
+    /* Entries whose table set is unknown (restored from a journal of an
+     * older pilotd, until they are observed again). */
+    size_t without_table_set() const;
+    /* The distinct table sets of the entries (a scan: not for every batch). */
+    std::vector<uint64_t> table_sets() const;
     uint64_t rejected() const { return rejected_.load(std::memory_order_relaxed); }
     uint64_t query_records() const { return query_records_.load(std::memory_order_relaxed); }
 
@@ -77,6 +83,7 @@ class MemoStore {
     std::atomic<uint64_t> rejected_{0};
     std::atomic<uint64_t> query_records_{0};
     bool full_logged_ = false; /* under mu_ */
+    size_t without_table_set_ = 0; /* under mu_ */
 };
 
 } // namespace pilotd

@@ -870,6 +870,29 @@ prefetch_join_estimates(PilotQueryState *qs, PilotRootState *rs)
 		uint64	   *known = (uint64 *) palloc(sizeof(uint64) * (en.count > 0 ? en.count : 1));
 		int			nknown;
 
+		if (!qs->record && !rs->any_learned)
+		{
+			/*
+			 * When pilotd may answer none of the sets (and nothing of this
+			 * level was learned), no entry is made and nothing is sized: the
+			 * planner looks each set up in the filter again, cheaply, when it
+			 * builds it.  A large join problem whose tables pilotd does not
+			 * know costs an enumeration and a look per set, nothing more.
+			 */
+			uint64	   *sets = (uint64 *) palloc(sizeof(uint64) * (en.count > 0 ? en.count : 1));
+			bool	   *may = (bool *) palloc(sizeof(bool) * (en.count > 0 ? en.count : 1));
+			bool		any = false;
+
+			for (int i = 0; i < en.count; i++)
+				sets[i] = relset_table_set_bits(cat, en.sets[i]);
+			pilot_sidecar_may_answer(sets, may, en.count);
+			for (int i = 0; i < en.count && !any; i++)
+				any = may[i];
+			if (!any)
+				en.count = 0;
+			pfree(sets);
+			pfree(may);
+		}
 		for (int i = 0; i < en.count; i++)
 		{
 			entries[i] = estimate_entry(rs, relids_of_bits(en.sets[i]), -1);	/* not built yet */

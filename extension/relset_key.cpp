@@ -108,6 +108,8 @@ make_node(int kind, const char *text)
 
 	n->kind = kind;
 	n->text = text;
+	/* hashed once here, not in every set keyed from the catalog */
+	n->text_hash = pilot::key_node_text_hash(text);
 	n->rel = -1;
 	return n;
 }
@@ -282,6 +284,7 @@ serialize_op(SerCtx *ctx, Oid opno, Oid collid, List *args, const char *prefix)
 				: with_collation(operator_name(comm), collid);
 
 			n->commutator = (prefix && comm != opno) ? psprintf("%s %s", prefix, cname) : cname;
+			n->commutator_hash = pilot::key_node_text_hash(n->commutator);
 		}
 		return n;
 	}

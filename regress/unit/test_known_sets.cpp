@@ -124,10 +124,15 @@ TEST(KnownSetsFilter, AnUnknownTableSetTurnsTheFilterOff) {
     KnownSetsFilter f;
     f.attach(seg.get());
     EXPECT_FALSE(pp::known_sets_may_answer(*seg, ab));
-    f.add_memo(0); /* an observation without a table set */
+    EXPECT_FALSE(f.add_memo(0)) << "0 is no table set";
+    EXPECT_FALSE(pp::known_sets_may_answer(*seg, ab));
+    f.restore_memo({}, false); /* memo entries of unknown tables */
     EXPECT_EQ(seg->state.load(), static_cast<uint32_t>(pp::KNOWN_SETS_ASK_ALL));
     EXPECT_TRUE(pp::known_sets_may_answer(*seg, ab));
     EXPECT_FALSE(f.filtering());
+    f.restore_memo({ab}, true); /* observed again */
+    EXPECT_TRUE(f.filtering());
+    EXPECT_FALSE(pp::known_sets_may_answer(*seg, table_set({"public.x"})));
 
     KnownSetsFilter g;
     g.restore_memo({ab}, true);
@@ -137,6 +142,8 @@ TEST(KnownSetsFilter, AnUnknownTableSetTurnsTheFilterOff) {
     g.set_oracle({}, true); /* cleared */
     EXPECT_FALSE(pp::known_sets_may_answer(*seg, table_set({"public.x"})));
     EXPECT_TRUE(pp::known_sets_may_answer(*seg, ab));
+    g.detach(); /* pilotd stops: backends ask for everything */
+    EXPECT_TRUE(pp::known_sets_may_answer(*seg, table_set({"public.x"})));
 }
 
 TEST(KnownSetsFilter, ABufferBeingRewrittenIsNotTrusted) {
@@ -174,68 +181,76 @@ TEST_F(TempDir, MemoJournalKeepsTheTableSets) {
         MemoStore memo(100);
         MemoJournal j(dir_, 1 << 20, memo);
         j.recover();
-        EXPECT_TRUE(j.table_sets_complete());
         std::vector<pp::FeedbackRecord> recs = {observation(1, 10, ab), observation(2, 20, ab),
                                                 observation(3, 30, bc)};
         ASSERT_TRUE(j.append(recs.data(), static_cast<uint32_t>(recs.size())));
-        EXPECT_EQ(j.appended(), 3u) << "observations, not table-set records";
+        memo.observe(recs.data(), static_cast<uint32_t>(recs.size()));
+        EXPECT_EQ(memo.without_table_set(), 0u);
     }
-    MemoStore memo(100);
-    MemoJournal j(dir_, 1 << 20, memo);
-    j.recover();
-    std::vector<uint64_t> sets = j.table_sets();
-    std::sort(sets.begin(), sets.end());
-    std::vector<uint64_t> want = {ab, bc};
-    std::sort(want.begin(), want.end());
-    EXPECT_EQ(sets, want);
-    EXPECT_TRUE(j.table_sets_complete());
-    EXPECT_EQ(memo.size(), 3u);
-    /* compacted at startup, and still there after another restart */
-    MemoStore memo2(100);
-    MemoJournal j2(dir_, 1 << 20, memo2);
-    j2.recover();
-    EXPECT_EQ(j2.table_sets().size(), 2u);
-    /* an observation without a table set: incomplete, durably */
-    pp::FeedbackRecord old = observation(4, 40, 0);
-    ASSERT_TRUE(j2.append(&old, 1));
-    EXPECT_FALSE(j2.table_sets_complete());
-    MemoStore memo3(100);
-    MemoJournal j3(dir_, 1 << 20, memo3);
-    j3.recover();
-    EXPECT_FALSE(j3.table_sets_complete());
-    EXPECT_EQ(memo3.size(), 4u);
+    for (int restart = 0; restart < 2; restart++) { /* replayed, then compacted and replayed */
+        MemoStore memo(100);
+        MemoJournal j(dir_, 1 << 20, memo);
+        j.recover();
+        std::vector<uint64_t> sets = memo.table_sets();
+        std::sort(sets.begin(), sets.end());
+        std::vector<uint64_t> want = {ab, bc};
+        std::sort(want.begin(), want.end());
+        EXPECT_EQ(sets, want) << restart;
+        EXPECT_EQ(memo.without_table_set(), 0u) << restart;
+        MemoStore::Entry e;
+        ASSERT_TRUE(memo.lookup(3, &e));
+        EXPECT_EQ(e.table_set, bc);
+        EXPECT_EQ(e.rows, 30);
+    }
 }
 
 TEST_F(TempDir, VersionOneMemoJournalIsReadWithoutTableSets) {
+    /* as pilotd of protocol 7 wrote it: version 1, 32-byte records, no table set */
+    std::string bytes("PLTMEMOJ", 8);
+    const uint32_t v1 = 1, zero = 0, tag = 0x31524A4Du; /* "MJR1" */
+    bytes.append(reinterpret_cast<const char *>(&v1), 4);
+    bytes.append(reinterpret_cast<const char *>(&zero), 4);
+    for (uint64_t key = 9; key <= 10; key++) {
+        unsigned char r[32];
+        const double rows = static_cast<double>(key * 10);
+        const uint64_t count = 1;
+        memcpy(r, &key, 8);
+        memcpy(r + 8, &rows, 8);
+        memcpy(r + 16, &count, 8);
+        memcpy(r + 24, &tag, 4);
+        const uint32_t crc = crc32(r, 28);
+        memcpy(r + 28, &crc, 4);
+        bytes.append(reinterpret_cast<const char *>(r), 32);
+    }
+    {
+        std::ofstream out(dir_ + "/memo.journal", std::ios::binary | std::ios::trunc);
+        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    }
     const uint64_t ab = table_set({"public.a", "public.b"});
     {
         MemoStore memo(100);
         MemoJournal j(dir_, 1 << 20, memo);
         j.recover();
-        pp::FeedbackRecord r = observation(9, 90, ab);
-        ASSERT_TRUE(j.append(&r, 1));
-    }
-    /* as pilotd of protocol 7 wrote it: version 1, no table-set record */
-    std::string bytes;
-    {
-        std::ifstream in(dir_ + "/memo.journal", std::ios::binary);
-        bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    }
-    ASSERT_EQ(bytes.size(), MemoJournal::kHeaderBytes + 2 * MemoJournal::kRecordBytes);
-    const uint32_t v1 = 1;
-    memcpy(&bytes[8], &v1, 4);
-    bytes.erase(MemoJournal::kHeaderBytes, MemoJournal::kRecordBytes); /* the table-set record */
-    {
-        std::ofstream out(dir_ + "/memo.journal", std::ios::binary | std::ios::trunc);
-        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+        MemoStore::Entry e;
+        ASSERT_TRUE(memo.lookup(9, &e)) << "nothing acknowledged is lost";
+        EXPECT_EQ(e.rows, 90);
+        EXPECT_EQ(memo.without_table_set(), 2u) << "their tables are unknown: the filter must stay off";
+        /* observed again: its table set is known from now on, also after a restart */
+        pp::FeedbackRecord again = observation(9, 91, ab);
+        ASSERT_TRUE(j.append(&again, 1));
+        memo.observe(&again, 1);
+        EXPECT_EQ(memo.without_table_set(), 1u);
+        pp::FeedbackRecord other = observation(10, 101, ab);
+        ASSERT_TRUE(j.append(&other, 1));
+        memo.observe(&other, 1);
+        EXPECT_EQ(memo.without_table_set(), 0u) << "every set observed again: the filter can work";
     }
     MemoStore memo(100);
     MemoJournal j(dir_, 1 << 20, memo);
     j.recover();
-    MemoStore::Entry e;
-    ASSERT_TRUE(memo.lookup(9, &e)) << "nothing acknowledged is lost";
-    EXPECT_EQ(e.rows, 90);
-    EXPECT_FALSE(j.table_sets_complete()) << "its sets' tables are unknown: the filter must stay off";
+    EXPECT_EQ(memo.without_table_set(), 0u);
+    EXPECT_EQ(memo.table_sets(), std::vector<uint64_t>{ab});
+    EXPECT_EQ(memo.size(), 2u);
 }
 
 TEST(OracleFile, TableSetsRoundTripAndOldFilesAreIncomplete) {

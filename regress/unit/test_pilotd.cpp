@@ -953,7 +953,7 @@ TEST_F(PilotdTest, MemoIsBounded) {
 /* ------------------------------------------------ 3c. the memo journal */
 
 namespace {
-constexpr size_t kJournalHeader = 16, kJournalRecord = 32;
+constexpr size_t kJournalHeader = 16, kJournalRecord = 40;
 
 off_t file_size(const std::string &path) {
     struct stat st;
@@ -990,8 +990,8 @@ TEST_F(PilotdTest, MemoSurvivesKill9LatestWins) {
     EXPECT_EQ(ans[3].source, static_cast<uint32_t>(SRC_NONE));
     EXPECT_EQ(c3->info().memo_entries, 3u);
     EXPECT_NE(daemon_->log().find("replayed 5 records into 3 relation sets"), std::string::npos);
-    /* compacted at startup: one record per key, and the one table set */
-    EXPECT_EQ(file_size(statedir_ + "/memo.journal"), static_cast<off_t>(kJournalHeader + 4 * kJournalRecord));
+    /* compacted at startup: one record per key */
+    EXPECT_EQ(file_size(statedir_ + "/memo.journal"), static_cast<off_t>(kJournalHeader + 3 * kJournalRecord));
 }
 
 class CorruptJournalTest : public PilotdTest, public ::testing::WithParamInterface<std::string> {};
@@ -1010,15 +1010,14 @@ TEST_P(CorruptJournalTest, IntactRecordsAreReplayed) {
     }
     daemon_->kill9();
     std::string bytes = read_text(journal);
-    /* the table set's record first, then the 16 observations */
-    ASSERT_EQ(bytes.size(), kJournalHeader + 17 * kJournalRecord);
+    ASSERT_EQ(bytes.size(), kJournalHeader + 16 * kJournalRecord);
     const std::string how = GetParam();
     size_t lost = 99; /* index of the record that must be gone */
     if (how == "torn") {
         bytes.resize(bytes.size() - 5);
         lost = 15;
     } else if (how == "flipped") {
-        bytes[kJournalHeader + 6 * kJournalRecord + 3] ^= 0x10;
+        bytes[kJournalHeader + 5 * kJournalRecord + 3] ^= 0x10;
         lost = 5;
     } else {
         bytes[0] = 'X'; /* wrong magic */
@@ -1058,7 +1057,7 @@ TEST_P(CorruptJournalTest, IntactRecordsAreReplayed) {
         }
     }
     if (how == "torn")
-        EXPECT_NE(log.find("skipped 0 corrupt records, discarded a torn tail of 27 bytes"), std::string::npos)
+        EXPECT_NE(log.find("skipped 0 corrupt records, discarded a torn tail of 35 bytes"), std::string::npos)
             << log;
     else
         EXPECT_NE(log.find("replayed 15 records into 15 relation sets (15 loaded), skipped 1 corrupt records, "
@@ -1066,7 +1065,7 @@ TEST_P(CorruptJournalTest, IntactRecordsAreReplayed) {
                   std::string::npos)
             << log;
     /* rewritten by the startup compaction: clean again */
-    EXPECT_EQ(file_size(journal), static_cast<off_t>(kJournalHeader + 16 * kJournalRecord));
+    EXPECT_EQ(file_size(journal), static_cast<off_t>(kJournalHeader + 15 * kJournalRecord));
 }
 
 INSTANTIATE_TEST_SUITE_P(Corruptions, CorruptJournalTest, ::testing::Values("torn", "flipped", "magic"));
@@ -1086,12 +1085,12 @@ TEST_F(PilotdTest, MemoJournalIsCompacted) {
             sent += 100;
             ASSERT_TRUE(wait_until([&] { return raw.header->counters.feedback_received.load() == sent; }, 10000));
         }
-        EXPECT_EQ(file_size(journal), static_cast<off_t>(kJournalHeader + 1001 * kJournalRecord));
+        EXPECT_EQ(file_size(journal), static_cast<off_t>(kJournalHeader + 1000 * kJournalRecord));
     }
     daemon_->signal(SIGTERM);
     ASSERT_EQ(daemon_->wait_exit(10000), 0);
     start_and_wait();
-    EXPECT_EQ(file_size(journal), static_cast<off_t>(kJournalHeader + 5 * kJournalRecord));
+    EXPECT_EQ(file_size(journal), static_cast<off_t>(kJournalHeader + 4 * kJournalRecord));
     auto c = client(24);
     std::vector<EstimateAnswer> ans;
     ASSERT_EQ(estimate(*c, EST_MEMO, {0x8000, 0x8001, 0x8002, 0x8003}, &ans), Outcome::OK);

@@ -52,6 +52,7 @@ struct Spelling {
     bool reverse = false;    /* reverse the arguments of set-like calls */
     uint32_t shuffle = 0;    /* != 0: seed for shuffling clauses and set-like arguments */
     uint32_t duplicate = 0;  /* != 0: seed choosing clauses to emit a second time */
+    bool cache_hashes = false; /* nodes carry their texts' hashes, as the planner's catalog fills them in */
 };
 
 const char *commutator_of(const std::string &op) {
@@ -171,6 +172,10 @@ public:
 private:
     const KeyNode *Push(const KeyNode &n) {
         nodes_.push_back(n);
+        if (sp.cache_hashes) {
+            nodes_.back().text_hash = pilot::key_node_text_hash(n.text);
+            nodes_.back().commutator_hash = pilot::key_node_text_hash(n.commutator);
+        }
         return &nodes_.back();
     }
     std::deque<KeyNode> nodes_;
@@ -278,6 +283,7 @@ Spelling RandomSpelling(size_t n, std::mt19937 &rng, bool with_duplicates) {
     s.reverse = rng() % 2;
     s.shuffle = 1 + static_cast<uint32_t>(rng() % 100000);
     s.duplicate = with_duplicates && rng() % 2 ? 1 + static_cast<uint32_t>(rng() % 100000) : 0;
+    s.cache_hashes = (s.shuffle & 1) != 0;
     return s;
 }
 
@@ -287,7 +293,8 @@ std::string Describe(const Spelling &s) {
         out += " L" + std::to_string(s.order[i]) + "=" +
                std::to_string(s.ids[static_cast<size_t>(s.order[i])]);
     out += " swap=" + std::to_string(s.swap) + " reverse=" + std::to_string(s.reverse) +
-           " shuffle=" + std::to_string(s.shuffle) + " duplicate=" + std::to_string(s.duplicate);
+           " shuffle=" + std::to_string(s.shuffle) + " duplicate=" + std::to_string(s.duplicate) +
+           " cache_hashes=" + std::to_string(s.cache_hashes);
     return out;
 }
 
