@@ -332,6 +332,14 @@ if runs:
             L.append(f"| {r['workload']} | {r['queries']} | {r['planning']['native']['p50_ms']} | {mode} | "
                      f"{r['planning'][mode]['p50_ms']} | {a['p50_ms']} | {a['p90_ms']} | {a['p99_ms']} | "
                      f"{a['total_ratio']}x | {rt['p50']} / {rt['p99']} |")
+    for r in runs:
+        s = r["sidecar"]
+        if s.get("sets_sized"):
+            L.append(f"\n{r['workload']}: pg_pilot sized {s['sets_sized']} relation sets in {s['pilot_plannings']} plannings "
+                     f"({s['sets_sized'] / s['pilot_plannings']:.1f} per planning): {s['relation_sets']} asked, "
+                     f"{s['not_asked']} not asked (the known-sets filter), {s['keys_computed']} keys computed "
+                     f"({s['keys_computed'] / s['pilot_plannings']:.1f} per planning); planning time added per relation "
+                     f"set sized: {1000 * float(s['added_total_ms']) / s['sets_sized']:.1f} us.")
     pts = [r for r in runs if r.get("plan_time")]
     if pts:
         L += ["", "`../shared/tools/plan_time.py` in the same run: warm = best of 3 per query after a warm-up "
