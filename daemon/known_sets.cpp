@@ -47,13 +47,18 @@ void KnownSetsFilter::detach() {
     seg_ = nullptr;
 }
 
+void KnownSetsFilter::replace_locked(std::unordered_set<uint64_t> &part, bool &part_complete,
+                                     const std::vector<uint64_t> &sets, bool complete) {
+    part.clear();
+    part.insert(sets.begin(), sets.end());
+    part.erase(0);
+    part_complete = complete;
+    rebuild_locked();
+}
+
 void KnownSetsFilter::restore_memo(const std::vector<uint64_t> &sets, bool complete) {
     std::lock_guard<std::mutex> g(mu_);
-    memo_.clear();
-    memo_.insert(sets.begin(), sets.end());
-    memo_.erase(0);
-    memo_complete_ = complete;
-    rebuild_locked();
+    replace_locked(memo_, memo_complete_, sets, complete);
 }
 
 bool KnownSetsFilter::add_memo(uint64_t table_set) {
@@ -69,11 +74,7 @@ bool KnownSetsFilter::add_memo(uint64_t table_set) {
 
 void KnownSetsFilter::set_oracle(const std::vector<uint64_t> &sets, bool complete) {
     std::lock_guard<std::mutex> g(mu_);
-    oracle_.clear();
-    oracle_.insert(sets.begin(), sets.end());
-    oracle_.erase(0);
-    oracle_complete_ = complete;
-    rebuild_locked();
+    replace_locked(oracle_, oracle_complete_, sets, complete);
 }
 
 void KnownSetsFilter::set_model_database(uint32_t dboid) {

@@ -54,6 +54,9 @@ class KnownSetsFilter {
 
   private:
     void rebuild_locked();
+    /* one source's part replaced, then the filter rebuilt */
+    void replace_locked(std::unordered_set<uint64_t> &part, bool &part_complete, const std::vector<uint64_t> &sets,
+                        bool complete);
     void set_bits_locked(uint32_t buffer, uint64_t table_set);
 
     mutable std::mutex mu_;
