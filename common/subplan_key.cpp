@@ -461,6 +461,52 @@ std::string canonical_text(const KeyDesc &d, const std::map<int, int> &local,
 
 uint64_t key_node_text_hash(const char *text) noexcept { return htext(text); }
 
+namespace {
+/* false: a malformed node (what validate() refuses) */
+bool fingerprint_node(const KeyNode *n, int depth, uint64_t *h) {
+    if (n == nullptr || depth > 1000)
+        return false;
+    *h = hmix(*h, static_cast<uint64_t>(n->kind) << 32 | n->flags);
+    *h = hmix(*h, text_hash_of(n));
+    switch (n->kind) {
+    case KN_VAR:
+        *h = hmix(*h, static_cast<uint64_t>(static_cast<uint32_t>(n->rel)));
+        return true;
+    case KN_CONST:
+        return true;
+    case KN_CALL:
+        if (n->nargs < 0 || (n->nargs > 0 && n->args == nullptr))
+            return false;
+        *h = hmix(*h, commutator_hash_of(n));
+        *h = hmix(*h, static_cast<uint64_t>(n->nargs));
+        for (int i = 0; i < n->nargs; i++)
+            if (!fingerprint_node(n->args[i], depth + 1, h))
+                return false;
+        return true;
+    default:
+        return false;
+    }
+}
+} // namespace
+
+uint64_t subplan_desc_fingerprint(const KeyDesc &desc) noexcept {
+    if (desc.nrels <= 0 || desc.rel_ids == nullptr || desc.tables == nullptr || desc.nclauses < 0 ||
+        (desc.nclauses > 0 && desc.clauses == nullptr))
+        return 0;
+    uint64_t h = hmix(0x6b657964657363ULL /* "keydesc" */, static_cast<uint64_t>(desc.nrels));
+    for (int i = 0; i < desc.nrels; i++) {
+        if (desc.tables[i] == nullptr)
+            return 0;
+        h = hmix(h, static_cast<uint64_t>(static_cast<uint32_t>(desc.rel_ids[i])));
+        h = hmix(h, htext(desc.tables[i]));
+    }
+    h = hmix(h, static_cast<uint64_t>(desc.nclauses));
+    for (int c = 0; c < desc.nclauses; c++)
+        if (!fingerprint_node(desc.clauses[c], 0, &h))
+            return 0;
+    return h == 0 ? 1 : h;
+}
+
 bool subplan_key_compute(const KeyDesc &desc, SubplanKey *out, std::string *error, unsigned parts) noexcept {
     try {
         if (out == nullptr || (parts & KEY_PARTS_BOTH) == 0)

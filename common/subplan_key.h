@@ -95,6 +95,14 @@ enum KeyParts : unsigned {
     KEY_PARTS_BOTH = 3,
 };
 
+/* A fingerprint of the description exactly as given (relation ids, tables,
+ * clause trees in their order, constants included): equal descriptions give
+ * equal fingerprints, so a caller may reuse the key it computed for one;
+ * unlike the key it is not canonical (another spelling of the same set
+ * differs).  Cheap: one pass over the nodes, using their cached text hashes.
+ * 0 for a malformed description (never for a valid one). */
+uint64_t subplan_desc_fingerprint(const KeyDesc &desc) noexcept;
+
 /* Computes the forms asked for.  Returns false (and sets *error) for a
  * malformed description: a Var naming a relation not in the set, a null
  * pointer, an empty set.  Never throws. */

@@ -136,19 +136,10 @@ forget_map(void *arg)
  * The key texts of the chosen plan's sets that were not asked for (the
  * known-sets filter kept them from being keyed): pilotd needs them to train
  * on the feedback they will bring.  Sent in one round trip at the end of the
- * planning, within what is left of its budget; a backend remembers the keys
- * whose texts it sent (a small direct-mapped table), so planning a statement
+ * planning, within what is left of its budget; only texts pilotd has not
+ * had from this backend (pilot_sidecar_text_sent()), so planning a statement
  * again sends nothing.
  */
-#define SENT_TEXTS 4096
-static uint64 sent_text_keys[SENT_TEXTS];
-
-static bool
-pilot_text_sent(uint64 key)
-{
-	return sent_text_keys[key & (SENT_TEXTS - 1)] == key;
-}
-
 static void
 send_key_texts(PilotQueryState *qs, List *entries)
 {
@@ -160,9 +151,6 @@ send_key_texts(PilotQueryState *qs, List *entries)
 	foreach(lc, entries)
 		arr[i++] = (PilotEstimate *) lfirst(lc);
 	pilot_send_key_texts(qs, arr, n);
-	for (i = 0; i < n; i++)
-		if (arr[i]->text_sent)
-			sent_text_keys[arr[i]->key & (SENT_TEXTS - 1)] = arr[i]->key;
 	pfree(arr);
 }
 
@@ -286,13 +274,30 @@ plan_relids(MapBuild *b, Plan *plan)
 		{
 			RelsetKey	k;
 
-			if (relset_key_for(b->rs->catalog, relids, b->want_text, RELSET_KEY | RELSET_TEMPLATE, &k))
+			/* a statement planned again finds its keys in the backend's memo
+			 * (relset_key.cpp), without their texts: pilotd has them already */
+			if (relset_key_for(b->rs->catalog, relids, b->want_text,
+							   RELSET_KEY | RELSET_TEMPLATE | RELSET_TEXT_IF_COMPUTED, &k))
 			{
+				const bool need_text = b->want_text && !pilot_sidecar_text_sent(k.key);
+
 				e->key = k.key;
 				e->template_key = k.template_key;
 				if (k.template_text != NULL)
 					pfree(k.template_text);
-				if (k.text != NULL && !pilot_text_sent(k.key))
+				if (need_text && k.text == NULL)
+				{
+					/* from the memo, but pilotd has not had the text (rare) */
+					RelsetKey	t;
+
+					if (relset_key_for(b->rs->catalog, relids, true, RELSET_KEY, &t))
+					{
+						k.text = t.text;
+						if (t.template_text != NULL)
+							pfree(t.template_text);
+					}
+				}
+				if (need_text && k.text != NULL)
 				{
 					e->key_text = k.text;
 					b->unsent = lappend(b->unsent, e);

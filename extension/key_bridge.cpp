@@ -5,6 +5,12 @@
 
 #include <string>
 
+uint64_t
+pilot_key_fingerprint(const pilot::KeyDesc *desc) noexcept
+{
+	return pilot::subplan_desc_fingerprint(*desc);
+}
+
 bool
 pilot_key_compute(const pilot::KeyDesc *desc, unsigned parts, uint64_t *key, uint64_t *template_key,
 				  const char **text, const char **template_text, const char **error) noexcept

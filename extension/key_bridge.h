@@ -18,5 +18,7 @@ struct KeyDesc;
  * Never throws. */
 bool pilot_key_compute(const pilot::KeyDesc *desc, unsigned parts, uint64_t *key, uint64_t *template_key,
 					   const char **text, const char **template_text, const char **error) noexcept;
+/* pilot::subplan_desc_fingerprint(); 0 for a malformed description. */
+uint64_t pilot_key_fingerprint(const pilot::KeyDesc *desc) noexcept;
 
 #endif

@@ -122,6 +122,8 @@ typedef struct PilotQueryState
 	uint64		work_since_us;	/* start of the open work region */
 	int			work_depth;		/* work regions open (they nest) */
 	int			not_asked;		/* relation sets the known-sets filter kept from asking */
+	int			model_text;		/* 0: not looked up yet; 1: asks need no key text for
+								 * the model; 2: they do (pilot_sidecar_model_needs_text) */
 	PilotRootState *roots;
 	List	   *records;		/* PilotRecord * */
 	/* PM_CAPTURE results */
@@ -191,6 +193,9 @@ extern struct RelsetCatalog *relset_catalog_build(PlannerInfo *root, const char 
  * execution feedback the template of the chosen plan's sets) */
 #define RELSET_KEY 1			/* = pilot::KEY_PART_KEY */
 #define RELSET_TEMPLATE 2		/* = pilot::KEY_PART_TEMPLATE */
+#define RELSET_TEXT_IF_COMPUTED 4	/* with want_text: a key found in the backend's
+									 * memo of keys comes without its text (text
+									 * NULL); a key computed comes with it */
 extern bool relset_key_for(struct RelsetCatalog *cat, Relids relids, bool want_text,
 						   unsigned parts, RelsetKey *out);
 extern char *relset_label(PlannerInfo *root, Relids relids);
@@ -237,6 +242,12 @@ extern void pilot_sidecar_estimate(PilotAsk *asks, int n, int64 timeout_us);
  * known-sets filter) or the estimator is native: such a set is neither keyed
  * nor asked.  One look at the segment for all n.  Never raises an error. */
 extern void pilot_sidecar_may_answer(const uint64 *table_sets, bool *may, int n);
+
+/* Has pilotd received this key's text from this backend already? */
+extern bool pilot_sidecar_text_sent(uint64 key);
+/* Does the learned model answer this session's asks (it needs every ask's
+ * key text)?  Never raises an error. */
+extern bool pilot_sidecar_model_needs_text(void);
 
 /* Are key texts worth computing and sending with this session's asks?  While
  * execution feedback is collected (pilotd catalogs the texts to train on), or

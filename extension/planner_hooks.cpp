@@ -258,12 +258,12 @@ root_catalog(PilotQueryState *qs, PilotRootState *rs)
  * (reason set) when the set cannot be keyed. */
 static bool
 key_entry(PilotQueryState *qs, PilotRootState *rs, PilotEstimate *e, bool want_text, bool want_template,
-		  RelsetKey *k)
+		  RelsetKey *k, unsigned flags = 0)
 {
 	struct RelsetCatalog *cat = root_catalog(qs, rs);
 
 	if (cat == NULL || !relset_key_for(cat, e->relids, want_text,
-										   want_template ? RELSET_KEY | RELSET_TEMPLATE : RELSET_KEY, k))
+										   (want_template ? RELSET_KEY | RELSET_TEMPLATE : RELSET_KEY) | flags, k))
 	{
 		e->reason = PF_UNKEYABLE;
 		return false;
@@ -283,6 +283,36 @@ key_for_ask(PilotQueryState *qs, PilotRootState *rs, PilotEstimate *e, bool want
 {
 	RelsetKey	k;
 
+	/* the text only for the model (every ask) or for pilotd's catalog (once
+	 * per backend); without it a repeated statement's key comes from the
+	 * backend's memo (relset_key.cpp) */
+	if (want_text)
+	{
+		if (qs->model_text == 0)
+			qs->model_text = pilot_sidecar_model_needs_text() ? 2 : 1;
+		if (qs->model_text == 1)
+		{
+			/* the text comes when the key is computed, not from the memo */
+			if (!key_entry(qs, rs, e, true, false, &k, RELSET_TEXT_IF_COMPUTED))
+				return false;
+			if (k.text == NULL && pilot_sidecar_text_sent(e->key))
+				return true;
+			if (k.text != NULL)
+			{
+				if (k.template_text != NULL)
+					pfree(k.template_text);
+				if (pilot_sidecar_text_sent(e->key))
+				{
+					pfree(k.text);
+					return true;
+				}
+				if (e->key_text != NULL)
+					pfree(e->key_text);
+				e->key_text = k.text;
+				return true;
+			}
+		}
+	}
 	if (!key_entry(qs, rs, e, want_text, false, &k))
 		return false;
 	if (k.template_text != NULL)

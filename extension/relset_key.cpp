@@ -663,6 +663,23 @@ relset_catalog_build(PlannerInfo *root, const char **problem)
 /* keys computed since relset_keys_take() last ran (pg_pilot.stats) */
 static uint64 keys_computed = 0;
 
+/*
+ * The keys this backend computed, by the fingerprint of their description
+ * (subplan_desc_fingerprint(): the same query planned again describes its
+ * sets the same way).  A repeated statement's sets cost a pass over their
+ * description instead of a canonicalisation.  Direct-mapped, no allocation;
+ * only for keys asked without their text.
+ */
+#define KEY_MEMO_SIZE 4096
+typedef struct KeyMemo
+{
+	uint64		fingerprint;	/* 0: empty */
+	uint64		key;
+	uint64		template_key;
+	unsigned	parts;			/* which of the two are filled in */
+} KeyMemo;
+static KeyMemo key_memo[KEY_MEMO_SIZE];
+
 uint64
 relset_keys_take(void)
 {
@@ -765,10 +782,37 @@ relset_key_for(RelsetCatalog *cat, Relids relids, bool want_text, unsigned parts
 		desc.clauses = arr;
 	}
 	static_assert(RELSET_KEY == pilot::KEY_PART_KEY && RELSET_TEMPLATE == pilot::KEY_PART_TEMPLATE, "key parts");
-	if (!pilot_key_compute(&desc, parts, &key, &tkey, &text, &ttext, &error))
 	{
-		out->problem = "malformed relation set description";
-		return false;
+		uint64		fp = pilot_key_fingerprint(&desc);
+		KeyMemo    *m = &key_memo[fp & (KEY_MEMO_SIZE - 1)];
+
+		const bool memo_ok = !want_text || (parts & RELSET_TEXT_IF_COMPUTED);
+
+		parts &= RELSET_KEY | RELSET_TEMPLATE;
+		if (memo_ok && fp != 0 && m->fingerprint == fp && (m->parts & parts) == parts)
+		{
+			out->key = (parts & RELSET_KEY) ? m->key : 0;
+			out->template_key = (parts & RELSET_TEMPLATE) ? m->template_key : 0;
+			return true;
+		}
+		if (!pilot_key_compute(&desc, parts, &key, &tkey, &text, &ttext, &error))
+		{
+			out->problem = "malformed relation set description";
+			return false;
+		}
+		if (fp != 0)
+		{
+			if (m->fingerprint != fp)
+			{
+				m->fingerprint = fp;
+				m->parts = 0;
+			}
+			if (parts & RELSET_KEY)
+				m->key = key;
+			if (parts & RELSET_TEMPLATE)
+				m->template_key = tkey;
+			m->parts |= parts;
+		}
 	}
 	out->key = key;
 	out->template_key = tkey;

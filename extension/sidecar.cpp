@@ -114,6 +114,20 @@ local_answer(uint64 key, double native_rows, uint64 *native_bits) noexcept
 	return &local_answers[h & (LOCAL_ANSWERS - 1)];
 }
 
+/*
+ * The keys whose texts pilotd received from this backend (a request carried
+ * them and came back): a text need not be sent again for pilotd's catalog
+ * (the learned model still needs it with every ask).  Direct-mapped.
+ */
+#define SENT_TEXTS 4096
+static uint64 sent_text_keys[SENT_TEXTS];
+
+bool
+pilot_sidecar_text_sent(uint64 key)
+{
+	return sent_text_keys[key & (SENT_TEXTS - 1)] == key;
+}
+
 /* One round trip for up to kMaxItems asks, or none when every answer is known
  * from an earlier one (see LocalAnswer). */
 static void
@@ -224,6 +238,8 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 			else
 				ask.reason = PF_UNKNOWN;
 			ask.text_sent = request_buf.items[k].text_len > 0;
+			if (ask.text_sent)
+				sent_text_keys[ask.key & (SENT_TEXTS - 1)] = ask.key;
 			/* stamped with the generation read before asking: an answer
 			 * that raced with a change is not reused.  An unknown set asked
 			 * without its text (none was wanted then, or it did not fit) is
@@ -309,6 +325,17 @@ pilot_sidecar_may_answer(const uint64 *table_sets, bool *may, int n)
 		for (int i = 0; i < n; i++)
 			may[i] = true;
 	}
+}
+
+bool
+pilot_sidecar_model_needs_text(void)
+{
+	SidecarClient *c;
+
+	if (pilot_estimator != EST_AUTO && pilot_estimator != EST_LEARNED)
+		return false;
+	c = get_client();
+	return c != nullptr && c->model_serving();
 }
 
 bool

@@ -199,6 +199,7 @@ struct Result {
     bool ok = false;
     SubplanKey key;
     std::string error;
+    uint64_t fingerprint = 0; /* subplan_desc_fingerprint() */
 };
 
 Spelling Plain(size_t n) {
@@ -240,6 +241,7 @@ Result Compute(const Query &q, const Spelling &sp) {
     }
     Result res;
     res.ok = pilot::subplan_key_compute(b.Desc(), &res.key, &res.error);
+    res.fingerprint = pilot::subplan_desc_fingerprint(b.Desc());
     return res;
 }
 
@@ -439,6 +441,41 @@ TEST(SubplanKeyInvariance, SingleRelationAnyId) {
         SameKey(base, KeyOf(q, s), "id " + std::to_string(id));
     }
     ExpectInvariant(q);
+}
+
+/* The fingerprint a backend reuses keys by: the same description (the same
+ * query planned again) gives the same one, whether the nodes carry their
+ * texts' hashes or not; another constant, relation id or clause order gives
+ * another; a malformed description none. */
+TEST(SubplanDescFingerprint, SameDescriptionSameFingerprint) {
+    auto with_year = [](const char *year) {
+        return Query{{kTitle, kTitle}, [year](Builder &b) {
+                         b.Where(b.Op("=", b.Var(0, "id"), b.Var(1, "id")));
+                         b.Where(b.Op("<", b.Const(year), b.Var(1, "production_year")));
+                     }};
+    };
+    Spelling plain = Plain(2), cached = Plain(2);
+    cached.cache_hashes = true;
+    const uint64_t a = Compute(with_year("'1990'::integer"), plain).fingerprint;
+    EXPECT_NE(a, 0u);
+    EXPECT_EQ(Compute(with_year("'1990'::integer"), plain).fingerprint, a);
+    EXPECT_EQ(Compute(with_year("'1990'::integer"), cached).fingerprint, a);
+    EXPECT_NE(Compute(with_year("'1991'::integer"), plain).fingerprint, a) << "another constant";
+    Spelling other_ids = Plain(2);
+    other_ids.ids = {5, 9};
+    EXPECT_NE(Compute(with_year("'1990'::integer"), other_ids).fingerprint, a) << "other relation ids";
+    Spelling reversed = Plain(2);
+    reversed.order = {1, 0};
+    EXPECT_NE(Compute(with_year("'1990'::integer"), reversed).fingerprint, a)
+        << "not canonical: another listing is another description";
+    EXPECT_EQ(Compute(with_year("'1990'::integer"), reversed).key.key, KeyOf(with_year("'1990'::integer")).key)
+        << "while the key is the same";
+    EXPECT_EQ(Compute(ThreeTables(), Plain(3)).fingerprint, Compute(ThreeTables(), Plain(3)).fingerprint);
+
+    Builder b;
+    b.AddRel(1, kTitle);
+    b.Where(nullptr);
+    EXPECT_EQ(pilot::subplan_desc_fingerprint(b.Desc()), 0u);
 }
 
 TEST(SubplanKeyInvariance, RelationIdsDoNotMatter) {
