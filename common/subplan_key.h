@@ -100,7 +100,8 @@ enum KeyParts : unsigned {
  * equal fingerprints, so a caller may reuse the key it computed for one;
  * unlike the key it is not canonical (another spelling of the same set
  * differs).  Cheap: one pass over the nodes, using their cached text hashes.
- * 0 for a malformed description (never for a valid one). */
+ * 0 for a malformed description (or one nested over 1,000 deep): the
+ * caller then computes the key. */
 uint64_t subplan_desc_fingerprint(const KeyDesc &desc) noexcept;
 
 /* Computes the forms asked for.  Returns false (and sets *error) for a

@@ -398,7 +398,11 @@ finish_entry(PilotQueryState *qs, PilotRootState *rs, PilotEstimate *e)
 				RelsetKey	k;
 
 				if (key_entry(qs, rs, e, true, false, &k))
+				{
 					r->key_text = k.text;
+					if (k.template_text != NULL)
+						pfree(k.template_text);
+				}
 			}
 			qs->records = lappend(qs->records, r);
 			e->recorded = true;

@@ -120,12 +120,21 @@ local_answer(uint64 key, double native_rows, uint64 *native_bits) noexcept
  * (the learned model still needs it with every ask).  Direct-mapped.
  */
 #define SENT_TEXTS 4096
-static uint64 sent_text_keys[SENT_TEXTS];
+typedef struct SentText
+{
+	uint64		key;
+	uint64		epoch;			/* of the pilotd that received it */
+} SentText;
+static SentText sent_texts[SENT_TEXTS];
+static uint64 sent_texts_epoch = 0;	/* the segment epoch last seen by an ask */
 
 bool
 pilot_sidecar_text_sent(uint64 key)
 {
-	return sent_text_keys[key & (SENT_TEXTS - 1)] == key;
+	const SentText *s = &sent_texts[key & (SENT_TEXTS - 1)];
+
+	/* a restarted pilotd (another epoch) may have lost texts not written yet */
+	return s->key == key && s->epoch == sent_texts_epoch && sent_texts_epoch != 0;
 }
 
 /* One round trip for up to kMaxItems asks, or none when every answer is known
@@ -142,6 +151,7 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 	bool		reuse;
 	int			miss[kMaxItems];
 	int			nmiss = 0;
+	bool		model_text;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -156,6 +166,8 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 	c->set_stale_after_us(static_cast<uint64_t>(pilot_daemon_stale_ms) * 1000);
 
 	reuse = c->answers_generation(static_cast<uint32_t>(pilot_estimator), &epoch, &generation);
+	if (reuse)
+		sent_texts_epoch = epoch;
 	for (int i = 0; i < n; i++)
 	{
 		uint64		bits;
@@ -184,6 +196,9 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 		pilot_stats_count_items(n, answered);
 		return;
 	}
+	/* an unknown answer to an ask without its text is reused only when no
+	 * model needs texts (a model that starts serving bumps the generation) */
+	model_text = (pilot_estimator == EST_AUTO || pilot_estimator == EST_LEARNED) && c->model_serving();
 
 	request_buf.type = MSG_ESTIMATE;
 	request_buf.estimator = static_cast<uint32_t>(pilot_estimator);
@@ -238,14 +253,16 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 			else
 				ask.reason = PF_UNKNOWN;
 			ask.text_sent = request_buf.items[k].text_len > 0;
-			if (ask.text_sent)
-				sent_text_keys[ask.key & (SENT_TEXTS - 1)] = ask.key;
+			if (ask.text_sent && reuse)
+			{
+				sent_texts[ask.key & (SENT_TEXTS - 1)].key = ask.key;
+				sent_texts[ask.key & (SENT_TEXTS - 1)].epoch = epoch;
+			}
 			/* stamped with the generation read before asking: an answer
 			 * that raced with a change is not reused.  An unknown set asked
 			 * without its text (none was wanted then, or it did not fit) is
 			 * asked again: the learned model needs the text to answer */
-			if (reuse && (ask.learned || request_buf.items[k].text_len > 0 ||
-						  (pilot_estimator != EST_AUTO && pilot_estimator != EST_LEARNED)))
+			if (reuse && (ask.learned || request_buf.items[k].text_len > 0 || !model_text))
 			{
 				la->key = ask.key;
 				la->native_bits = bits;

@@ -227,7 +227,10 @@ if md.get("version"):
 else:
     L += [f"Model: not trained ({md}).", ""]
 inf = wl.get("inference")
-if inf:
+if inf and inf.get("p50_us") is None:
+    L += [f"Inference: pilotd computed no batch during the timed runs ({inf.get('served', 0)} estimates given; the "
+          "sets were answered from pilotd's or the backend's caches).", ""]
+elif inf:
     L += [f"Inference per planning batch that computed something (featurization + one forward pass, measured "
           f"by pilotd over {inf['batches']} batches; sets answered before come from pilotd's and the backend's "
           f"caches and are not counted): p50 {inf['p50_us']:.0f} us, p99 {inf['p99_us']:.0f} us; "
