@@ -93,34 +93,6 @@ uint64_t table_set_finish(uint64_t acc) {
     return h == 0 ? 1 : h;
 }
 
-uint64_t table_set_of_key_text(const char *text, size_t len) {
-    /* the version line, then "R t<n> <table>" lines (subplan_key.h); the
-     * first other line ends them (clauses may hold anything in constants) */
-    uint64_t acc = 0;
-    bool any = false;
-    size_t i = 0;
-    bool first = true;
-    while (i < len) {
-        const char *line = text + i;
-        const void *nl = memchr(line, '\n', len - i);
-        size_t n = nl ? static_cast<size_t>(static_cast<const char *>(nl) - line) : len - i;
-        if (first) {
-            first = false;
-        } else if (n > 2 && line[0] == 'R' && line[1] == ' ') {
-            const void *sp = memchr(line + 2, ' ', n - 2);
-            if (sp == nullptr)
-                return 0;
-            const char *name = static_cast<const char *>(sp) + 1;
-            acc = table_set_add(acc, stable_hash64(name, static_cast<size_t>(line + n - name)));
-            any = true;
-        } else {
-            break;
-        }
-        i += n + 1;
-    }
-    return any ? table_set_finish(acc) : 0;
-}
-
 uint64_t model_database_mark(uint32_t dboid) {
     uint64_t h = mix64((static_cast<uint64_t>(dboid) << 8) ^ 0x6d6f64656cULL /* "model" */);
     return h == 0 ? 1 : h;

@@ -453,8 +453,6 @@ struct KnownSets {
  * children) added up, then mixed; never 0. */
 inline uint64_t table_set_add(uint64_t acc, uint64_t table_hash) { return acc + table_hash; }
 uint64_t table_set_finish(uint64_t acc);
-/* The table set of a canonical key text (its "R" lines); 0 when it has none. */
-uint64_t table_set_of_key_text(const char *text, size_t len);
 /* The mark of "a model serves database dboid" in the filter. */
 uint64_t model_database_mark(uint32_t dboid);
 /* The filter's bit positions of a table set. */

@@ -274,36 +274,18 @@ plan_relids(MapBuild *b, Plan *plan)
 		{
 			RelsetKey	k;
 
-			/* a statement planned again finds its keys in the backend's memo
-			 * (relset_key.cpp), without their texts: pilotd has them already */
-			if (relset_key_for(b->rs->catalog, relids, b->want_text,
-							   RELSET_KEY | RELSET_TEMPLATE | RELSET_TEXT_IF_COMPUTED, &k))
+			/* with the key text only when pilotd needs it and has not had it */
+			if (b->want_text
+				? relset_key_text_once(b->rs->catalog, relids, RELSET_KEY | RELSET_TEMPLATE, &k)
+				: relset_key_for(b->rs->catalog, relids, false, RELSET_KEY | RELSET_TEMPLATE, &k))
 			{
-				const bool need_text = b->want_text && !pilot_sidecar_text_sent(k.key);
-
 				e->key = k.key;
 				e->template_key = k.template_key;
-				if (k.template_text != NULL)
-					pfree(k.template_text);
-				if (need_text && k.text == NULL)
-				{
-					/* from the memo, but pilotd has not had the text (rare) */
-					RelsetKey	t;
-
-					if (relset_key_for(b->rs->catalog, relids, true, RELSET_KEY, &t))
-					{
-						k.text = t.text;
-						if (t.template_text != NULL)
-							pfree(t.template_text);
-					}
-				}
-				if (need_text && k.text != NULL)
+				if (k.text != NULL)
 				{
 					e->key_text = k.text;
 					b->unsent = lappend(b->unsent, e);
 				}
-				else if (k.text != NULL)
-					pfree(k.text);
 			}
 		}
 		if (e != NULL && e->key != 0)

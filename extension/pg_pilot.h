@@ -65,7 +65,6 @@ typedef struct PilotEstimate
 	uint64		table_set;		/* relset_table_set(); 0 until computed */
 	bool		not_asked;		/* pilotd knows no set of these tables (its
 								 * known-sets filter): neither keyed nor asked */
-	bool		text_sent;		/* pilotd received its key text */
 	char	   *key_text;		/* canonical key text to send with the ask, or NULL
 								 * (only while a text is wanted; freed once asked) */
 	bool		recorded;		/* already added to the explain record */
@@ -198,6 +197,11 @@ extern struct RelsetCatalog *relset_catalog_build(PlannerInfo *root, const char 
 									 * NULL); a key computed comes with it */
 extern bool relset_key_for(struct RelsetCatalog *cat, Relids relids, bool want_text,
 						   unsigned parts, RelsetKey *out);
+/* relset_key_for() with the key text only when pilotd has not had it from
+ * this backend (pilot_sidecar_text_sent()): out->text NULL otherwise;
+ * out->template_text always NULL.  A repeated statement's key comes from
+ * the backend's memo of keys. */
+extern bool relset_key_text_once(struct RelsetCatalog *cat, Relids relids, unsigned parts, RelsetKey *out);
 extern char *relset_label(PlannerInfo *root, Relids relids);
 /* Keys (RELSET_KEY) computed since the last call (pg_pilot.stats keys_computed). */
 extern uint64 relset_keys_take(void);
@@ -229,7 +233,6 @@ typedef struct PilotAsk
 	uint32		source;
 	double		keep_native_within;	/* see EstimateAnswer */
 	PilotFallback reason;
-	bool		text_sent;		/* pilotd received the text (this ask or an earlier one) */
 } PilotAsk;
 
 /* Asks pilotd for n relation sets, waiting at most timeout_us in total.

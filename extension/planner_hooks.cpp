@@ -151,7 +151,6 @@ estimate_entry(PilotRootState *rs, Relids relids, double native_rows)
 		e->template_key = 0;
 		e->table_set = 0;
 		e->not_asked = false;
-		e->text_sent = false;
 		e->key_text = NULL;
 		e->recorded = false;
 	}
@@ -258,12 +257,12 @@ root_catalog(PilotQueryState *qs, PilotRootState *rs)
  * (reason set) when the set cannot be keyed. */
 static bool
 key_entry(PilotQueryState *qs, PilotRootState *rs, PilotEstimate *e, bool want_text, bool want_template,
-		  RelsetKey *k, unsigned flags = 0)
+		  RelsetKey *k)
 {
 	struct RelsetCatalog *cat = root_catalog(qs, rs);
 
 	if (cat == NULL || !relset_key_for(cat, e->relids, want_text,
-										   (want_template ? RELSET_KEY | RELSET_TEMPLATE : RELSET_KEY) | flags, k))
+										   want_template ? RELSET_KEY | RELSET_TEMPLATE : RELSET_KEY, k))
 	{
 		e->reason = PF_UNKEYABLE;
 		return false;
@@ -283,37 +282,23 @@ key_for_ask(PilotQueryState *qs, PilotRootState *rs, PilotEstimate *e, bool want
 {
 	RelsetKey	k;
 
-	/* the text only for the model (every ask) or for pilotd's catalog (once
+	/* the text for the model (with every ask) or for pilotd's catalog (once
 	 * per backend); without it a repeated statement's key comes from the
 	 * backend's memo (relset_key.cpp) */
-	if (want_text)
+	if (want_text && qs->model_text == 0)
+		qs->model_text = pilot_sidecar_model_needs_text() ? 2 : 1;
+	if (want_text && qs->model_text == 1)
 	{
-		if (qs->model_text == 0)
-			qs->model_text = pilot_sidecar_model_needs_text() ? 2 : 1;
-		if (qs->model_text == 1)
+		struct RelsetCatalog *cat = root_catalog(qs, rs);
+
+		if (cat == NULL || !relset_key_text_once(cat, e->relids, RELSET_KEY, &k))
 		{
-			/* the text comes when the key is computed, not from the memo */
-			if (!key_entry(qs, rs, e, true, false, &k, RELSET_TEXT_IF_COMPUTED))
-				return false;
-			if (k.text == NULL && pilot_sidecar_text_sent(e->key))
-				return true;
-			if (k.text != NULL)
-			{
-				if (k.template_text != NULL)
-					pfree(k.template_text);
-				if (pilot_sidecar_text_sent(e->key))
-				{
-					pfree(k.text);
-					return true;
-				}
-				if (e->key_text != NULL)
-					pfree(e->key_text);
-				e->key_text = k.text;
-				return true;
-			}
+			e->reason = PF_UNKEYABLE;
+			return false;
 		}
+		e->key = k.key;
 	}
-	if (!key_entry(qs, rs, e, want_text, false, &k))
+	else if (!key_entry(qs, rs, e, want_text, false, &k))
 		return false;
 	if (k.template_text != NULL)
 		pfree(k.template_text);
@@ -491,7 +476,6 @@ ask_sidecar(PilotQueryState *qs, PilotEstimate **entries, int n)
 		entries[i]->source = asks[i].source;
 		entries[i]->keep_native_within = asks[i].keep_native_within;
 		entries[i]->reason = asks[i].learned ? PF_NONE : asks[i].reason;
-		entries[i]->text_sent = asks[i].text_sent;
 		if (entries[i]->key_text != NULL)
 		{
 			pfree(entries[i]->key_text);	/* sent: no longer needed */
@@ -625,7 +609,7 @@ filter_known(PilotQueryState *qs, PilotRootState *rs, PilotEstimate **entries, i
 	for (int i = 0; i < n; i++)
 	{
 		if (entries[i]->table_set == 0)
-			entries[i]->table_set = relset_table_set(rs->catalog, entries[i]->relids);
+			entries[i]->table_set = relset_table_set(root_catalog(qs, rs), entries[i]->relids);
 		sets[i] = entries[i]->table_set;
 	}
 	pilot_sidecar_may_answer(sets, may, n);
@@ -662,7 +646,6 @@ fetch_base_estimates(PilotQueryState *qs, PilotRootState *rs)
 	int			nasked;
 	bool		want_text = want_key_text(qs);
 
-	(void) root_catalog(qs, rs);
 	for (int i = 1; i < root->simple_rel_array_size; i++)
 	{
 		RelOptInfo *rel = root->simple_rel_array[i];
@@ -877,7 +860,10 @@ prefetch_join_estimates(PilotQueryState *qs, PilotRootState *rs)
 	uint64		adjacency[64];
 	CsgEnum		en;
 	PilotEstimate **keyed;
+	PilotEstimate **entries;
+	uint64	   *sets;
 	int			nkeyed = 0;
+	int			nknown;
 	bool		want_text;
 
 	PilotFallback reason;
@@ -898,71 +884,54 @@ prefetch_join_estimates(PilotQueryState *qs, PilotRootState *rs)
 			enumerate_csg_rec(&en, bit, (bit << 1) - 1);
 	}
 	keyed = (PilotEstimate **) palloc(sizeof(PilotEstimate *) * (en.count > 0 ? en.count : 1));
+	entries = (PilotEstimate **) palloc(sizeof(PilotEstimate *) * (en.count > 0 ? en.count : 1));
+	sets = (uint64 *) palloc(sizeof(uint64) * (en.count > 0 ? en.count : 1));
+	for (int i = 0; i < en.count; i++)
+		sets[i] = relset_table_set_bits(cat, en.sets[i]);
+	if (!qs->record && !rs->any_learned)
 	{
-		/* only the sets pilotd may answer are keyed and asked */
-		PilotEstimate **entries = (PilotEstimate **) palloc(sizeof(PilotEstimate *) * (en.count > 0 ? en.count : 1));
-		uint64	   *known = (uint64 *) palloc(sizeof(uint64) * (en.count > 0 ? en.count : 1));
-		int			nknown;
-
-		if (!qs->record && !rs->any_learned)
-		{
-			/*
-			 * When pilotd may answer none of the sets (and nothing of this
-			 * level was learned), no entry is made and nothing is sized: the
-			 * planner looks each set up in the filter again, cheaply, when it
-			 * builds it.  A large join problem whose tables pilotd does not
-			 * know costs an enumeration and a look per set, nothing more.
-			 */
-			uint64	   *sets = (uint64 *) palloc(sizeof(uint64) * (en.count > 0 ? en.count : 1));
-			bool	   *may = (bool *) palloc(sizeof(bool) * (en.count > 0 ? en.count : 1));
-			bool		any = false;
-
-			for (int i = 0; i < en.count; i++)
-				sets[i] = relset_table_set_bits(cat, en.sets[i]);
-			pilot_sidecar_may_answer(sets, may, en.count);
-			for (int i = 0; i < en.count && !any; i++)
-				any = may[i];
-			if (!any)
-				en.count = 0;
-			pfree(sets);
-			pfree(may);
-		}
-		for (int i = 0; i < en.count; i++)
-		{
-			entries[i] = estimate_entry(rs, relids_of_bits(en.sets[i]), -1);	/* not built yet */
-			if (entries[i]->table_set == 0)
-				entries[i]->table_set = relset_table_set_bits(cat, en.sets[i]);
-		}
-		nknown = filter_known(qs, rs, entries, en.count);
-
 		/*
-		 * PostgreSQL's own estimate of each set (the model's input and the
-		 * feedback's native rows), sized from its parts: needed once some
-		 * set is asked or some base relation got pilotd's rows.  Otherwise
-		 * the planner's own estimates are PostgreSQL's alone, and the
-		 * feedback takes them as they are (any_learned stays false).
+		 * When pilotd may answer none of the sets (and nothing of this level
+		 * was learned), no entry is made and nothing is sized: the planner
+		 * looks each set up in the filter again, cheaply, when it builds it.
+		 * A large join problem whose tables pilotd does not know costs an
+		 * enumeration and a look per set, nothing more.
 		 */
-		if (nknown > 0 || rs->any_learned)
-			size_prefetched_joins(qs, rs, en.sets, en.count);
-		if (qs->disabled)
-			return;
-		for (int i = 0; i < nknown; i++)
-		{
-			known[i] = 0;
-			for (int x = -1; (x = bms_next_member(entries[i]->relids, x)) >= 0;)
-				known[i] |= UINT64CONST(1) << x;
-		}
-		en.sets = known;
-		en.count = nknown;
+		bool	   *may = (bool *) palloc(sizeof(bool) * (en.count > 0 ? en.count : 1));
+		bool		any = false;
+
+		pilot_sidecar_may_answer(sets, may, en.count);
+		for (int i = 0; i < en.count && !any; i++)
+			any = may[i];
+		if (!any)
+			en.count = 0;
+		pfree(may);
 	}
 	for (int i = 0; i < en.count; i++)
 	{
-		Relids		relids = relids_of_bits(en.sets[i]);
-		PilotEstimate *e;
+		entries[i] = estimate_entry(rs, relids_of_bits(en.sets[i]), -1);	/* not built yet */
+		entries[i]->table_set = sets[i];
+	}
+	/* only the sets pilotd may answer are keyed and asked */
+	nknown = filter_known(qs, rs, entries, en.count);
+
+	/*
+	 * PostgreSQL's own estimate of each set (the model's input and the
+	 * feedback's native rows), sized from its parts: needed once some set is
+	 * asked or some base relation got pilotd's rows.  Otherwise the planner's
+	 * own estimates are PostgreSQL's alone, and the feedback takes them as
+	 * they are (any_learned stays false).
+	 */
+	if (nknown > 0 || rs->any_learned)
+		size_prefetched_joins(qs, rs, en.sets, en.count);
+	if (qs->disabled)
+		return;
+	for (int i = 0; i < nknown; i++)
+	{
+		PilotEstimate *e = entries[i];
 
 		if ((i & 15) == 15 && budget_spent(qs))
 			break;				/* asked for what was keyed; the rest: native */
-		e = estimate_entry(rs, relids, -1);
 		if (e->resolved || e->finished)
 			continue;
 		if (key_for_ask(qs, rs, e, want_text))
@@ -1009,7 +978,6 @@ join_rel_work(PilotQueryState *qs, PlannerInfo *root, RelOptInfo *joinrel, doubl
 			else
 			{
 				work_begin(qs);
-				(void) root_catalog(qs, rs);
 				if (filter_known(qs, rs, &e, 1) == 1 &&
 					key_for_ask(qs, rs, e, pilot_sidecar_wants_text()))
 					ask_sidecar(qs, &e, 1);

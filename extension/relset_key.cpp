@@ -668,7 +668,7 @@ static uint64 keys_computed = 0;
  * (subplan_desc_fingerprint(): the same query planned again describes its
  * sets the same way).  A repeated statement's sets cost a pass over their
  * description instead of a canonicalisation.  Direct-mapped, no allocation;
- * only for keys asked without their text.
+ * only for keys asked without their text (or RELSET_TEXT_IF_COMPUTED).
  */
 #define KEY_MEMO_SIZE 4096
 typedef struct KeyMemo
@@ -827,10 +827,53 @@ relset_key_for(RelsetCatalog *cat, Relids relids, bool want_text, unsigned parts
 	return true;
 }
 
+bool
+relset_key_text_once(RelsetCatalog *cat, Relids relids, unsigned parts, RelsetKey *out)
+{
+	if (!relset_key_for(cat, relids, true, parts | RELSET_TEXT_IF_COMPUTED, out))
+		return false;
+	if (out->template_text != NULL)
+	{
+		pfree(out->template_text);
+		out->template_text = NULL;
+	}
+	if (pilot_sidecar_text_sent(out->key))
+	{
+		if (out->text != NULL)
+			pfree(out->text);
+		out->text = NULL;
+	}
+	else if (out->text == NULL)
+	{
+		/* from the memo, but pilotd has not had the text (rare) */
+		RelsetKey	t;
+
+		if (relset_key_for(cat, relids, true, RELSET_KEY, &t))
+		{
+			out->text = t.text;
+			if (t.template_text != NULL)
+				pfree(t.template_text);
+		}
+	}
+	return true;
+}
+
+/* Adds relation x's table to a table set; false when x cannot be keyed. */
+static bool
+add_table(RelsetCatalog *cat, int x, uint64 *acc)
+{
+	CatRel	   *cr = (x < cat->nrels) ? &cat->rels[x] : NULL;
+
+	if (cr == NULL || !cr->present || cr->problem != NULL)
+		return false;
+	*acc = pilot::proto::table_set_add(*acc, cr->table_hash);
+	return true;
+}
+
 /*
- * The set's tables as one number (proto::table_set_finish()), as pilotd
- * derives it from the set's key text: what the known-sets filter is asked
- * about before any key is computed.  0 when some relation cannot be keyed.
+ * The set's tables as one number (proto::table_set_finish()), as the memo
+ * and the oracle record it: what the known-sets filter is asked about
+ * before any key is computed.  0 when some relation cannot be keyed.
  */
 uint64
 relset_table_set(RelsetCatalog *cat, Relids relids)
@@ -841,13 +884,8 @@ relset_table_set(RelsetCatalog *cat, Relids relids)
 	if (cat == NULL || relids == NULL)
 		return 0;
 	while ((x = bms_next_member(relids, x)) >= 0)
-	{
-		CatRel	   *cr = (x < cat->nrels) ? &cat->rels[x] : NULL;
-
-		if (cr == NULL || !cr->present || cr->problem != NULL)
+		if (!add_table(cat, x, &acc))
 			return 0;
-		acc = pilot::proto::table_set_add(acc, cr->table_hash);
-	}
 	return pilot::proto::table_set_finish(acc);
 }
 
@@ -857,16 +895,9 @@ relset_table_set_bits(RelsetCatalog *cat, uint64 bits)
 {
 	uint64		acc = 0;
 
-	while (bits != 0)
-	{
-		int			x = __builtin_ctzll(bits);
-		CatRel	   *cr = (x < cat->nrels) ? &cat->rels[x] : NULL;
-
-		bits &= bits - 1;
-		if (cr == NULL || !cr->present || cr->problem != NULL)
+	for (; bits != 0; bits &= bits - 1)
+		if (!add_table(cat, __builtin_ctzll(bits), &acc))
 			return 0;
-		acc = pilot::proto::table_set_add(acc, cr->table_hash);
-	}
 	return pilot::proto::table_set_finish(acc);
 }
 

@@ -95,7 +95,6 @@ typedef struct LocalAnswer
 	uint32		estimator;
 	bool		valid;
 	bool		learned;		/* false: pilotd knew nothing (PF_UNKNOWN) */
-	bool		text_sent;		/* the ask carried the set's key text */
 	uint32		source;
 	double		rows;
 	double		keep_native_within;
@@ -159,7 +158,6 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 		asks[i].rows = 0;
 		asks[i].source = SRC_NONE;
 		asks[i].reason = PF_ERROR;
-		asks[i].text_sent = false;
 	}
 	if (c == nullptr)
 		return;
@@ -181,7 +179,6 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 			continue;
 		}
 		asks[i].learned = la->learned;
-		asks[i].text_sent = la->text_sent;
 		asks[i].reason = la->learned ? PF_NONE : PF_UNKNOWN;
 		if (la->learned)
 		{
@@ -198,7 +195,7 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 	}
 	/* an unknown answer to an ask without its text is reused only when no
 	 * model needs texts (a model that starts serving bumps the generation) */
-	model_text = (pilot_estimator == EST_AUTO || pilot_estimator == EST_LEARNED) && c->model_serving();
+	model_text = pilot_sidecar_model_needs_text();
 
 	request_buf.type = MSG_ESTIMATE;
 	request_buf.estimator = static_cast<uint32_t>(pilot_estimator);
@@ -252,8 +249,7 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 			}
 			else
 				ask.reason = PF_UNKNOWN;
-			ask.text_sent = request_buf.items[k].text_len > 0;
-			if (ask.text_sent && reuse)
+			if (request_buf.items[k].text_len > 0 && reuse)
 			{
 				sent_texts[ask.key & (SENT_TEXTS - 1)].key = ask.key;
 				sent_texts[ask.key & (SENT_TEXTS - 1)].epoch = epoch;
@@ -270,7 +266,6 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 				la->generation = generation;
 				la->estimator = static_cast<uint32>(pilot_estimator);
 				la->learned = ask.learned;
-				la->text_sent = ask.text_sent;
 				la->source = ask.source;
 				la->rows = ask.rows;
 				la->keep_native_within = ask.keep_native_within;

@@ -179,7 +179,7 @@ if [ -z "${QUICK:-}" ] && [ -f "$SHARED/data/imdb_tiny/job_test.txt" ]; then
 fi
 
 python3 - "$OUT" "${FEEDBACK_JSON:-}" "${results[@]}" <<'PY'
-import json, sys
+import json, re, sys
 out, fb_file, files = sys.argv[1], sys.argv[2], sys.argv[3:]
 wl = json.load(open(f"{out}/workload.json"))
 runs = [json.load(open(f)) for f in files]
@@ -188,7 +188,7 @@ for r in runs:  # plan_time.py's summary line, when it ran
         last = open(f"{out}/plan_time_{r['workload']}.txt").read().strip().splitlines()[-1]
         r["plan_time"] = {m: dict(kv.split("=") for kv in rest.split())
                           for m, rest in (x.split(" ", 1) for x in
-                                          __import__("re").findall(r"(\w+ added_p50=\S+ added_p99=\S+ first_added=\S+)", last))}
+                                          re.findall(r"(\w+ added_p50=\S+ added_p99=\S+ first_added=\S+)", last))}
     except (OSError, IndexError, ValueError):
         pass
 fb = json.load(open(fb_file)) if fb_file else None

@@ -1,6 +1,6 @@
 /*
- * test_known_sets.cpp — the known-sets filter: table-set numbers as the
- * backend and pilotd compute them (pilot_protocol.h), what pilotd publishes
+ * test_known_sets.cpp — the known-sets filter: table-set numbers
+ * (pilot_protocol.h), what pilotd publishes
  * (daemon/known_sets.h) and how the memo journal and the oracle file keep the
  * table sets across restarts, also when written by an older pilotd.
  */
@@ -72,19 +72,6 @@ TEST(TableSet, OrderOfTablesDoesNotMatterTheirCountDoes) {
     EXPECT_NE(table_set({"public.a"}), table_set({"public.a*"})) << "with inheritance children is another table";
     EXPECT_NE(table_set({"public.a", "public.b"}), table_set({"public.a", "public.c"}));
     EXPECT_NE(table_set({}), 0u);
-}
-
-TEST(TableSet, PilotdReadsTheSameNumberFromAKeyText) {
-    const std::string text = "pgpk1\nR t1 public.a\nR t2 public.a\nR t3 \"My Schema\".\"b c\"\n"
-                             "C (t1.id = t2.id)\nC (t2.x = 'R t9 public.z'::text)\n";
-    EXPECT_EQ(pp::table_set_of_key_text(text.data(), text.size()),
-              table_set({"public.a", "\"My Schema\".\"b c\"", "public.a"}));
-    const std::string tricky = "pgpk1\nR t1 public.a\nC (t1.x = 'a\nR t2 public.z'::text)\n";
-    EXPECT_EQ(pp::table_set_of_key_text(tricky.data(), tricky.size()), table_set({"public.a"}))
-        << "relations are only the R lines before the first clause";
-    const std::string none = "pgpk1\nC (t1.x = 1)\n";
-    EXPECT_EQ(pp::table_set_of_key_text(none.data(), none.size()), 0u) << "no relations: unknown";
-    EXPECT_EQ(pp::table_set_of_key_text("", 0), 0u);
 }
 
 TEST(KnownSetsFilter, AnswersOnlyWhatIsKnown) {
