@@ -123,6 +123,38 @@ bool known_sets_may_answer(const KnownSets &k, uint64_t table_set) {
     return all;
 }
 
+bool key_texts_has(const KeyTexts &t, uint64_t key) {
+    if (key == 0)
+        return false;
+    for (uint32_t i = 0; i < kKeyTextProbes; i++) {
+        const uint64_t k = t.keys[(key + i) & (kKeyTextSlots - 1)].load(std::memory_order_acquire);
+        if (k == key)
+            return true;
+        if (k == 0)
+            return false; /* an empty slot ends the search */
+    }
+    return false;
+}
+
+bool key_texts_add(KeyTexts &t, uint64_t key) {
+    if (key == 0)
+        return true; /* never a key: nothing to publish */
+    if (t.count.load(std::memory_order_relaxed) >= kKeyTextSlots / 4 * 3)
+        return false;
+    for (uint32_t i = 0; i < kKeyTextProbes; i++) {
+        std::atomic<uint64_t> &slot = t.keys[(key + i) & (kKeyTextSlots - 1)];
+        const uint64_t k = slot.load(std::memory_order_relaxed);
+        if (k == key)
+            return true;
+        if (k == 0) {
+            slot.store(key, std::memory_order_release);
+            t.count.fetch_add(1, std::memory_order_relaxed);
+            return true;
+        }
+    }
+    return false; /* a run too long to be found again: not published */
+}
+
 bool guard_lookup(const GuardTable &t, uint32_t dboid, uint64_t query_id, GuardEntry *out) {
     if (query_id == 0)
         return false;

@@ -43,7 +43,7 @@ namespace pilot {
 namespace proto {
 
 constexpr uint64_t kMagic = 0x314D53544F4C4950ULL; /* "PILOTSM1" little endian */
-constexpr uint32_t kProtocolVersion = 8;
+constexpr uint32_t kProtocolVersion = 9;
 constexpr uint32_t kMaxItems = 256;     /* relation sets (or oracle entries) per message */
 constexpr uint32_t kMaxSlots = 65536;   /* sanity bound for a header read from memory */
 constexpr uint32_t kFeedbackRing = 128;  /* feedback records per slot (a power of two) */
@@ -52,6 +52,8 @@ constexpr uint32_t kMaxModels = 16;      /* rows of the model table */
 constexpr uint32_t kGuardEntries = 16384; /* rows of the plan guard's table (a power of two) */
 constexpr uint32_t kGuardProbes = 8;      /* rows a template may sit in, from its home row on */
 constexpr uint32_t kKnownSetBits = 1u << 20; /* bits of one buffer of the known-sets filter (a power of two) */
+constexpr uint32_t kKeyTextSlots = 1u << 16; /* keys in the published key-texts set (a power of two) */
+constexpr uint32_t kKeyTextProbes = 32;      /* slots a lookup visits at most */
 
 enum SlotState : uint32_t {
     SLOT_FREE = 0,
@@ -461,6 +463,28 @@ void known_set_positions(uint64_t table_set, uint32_t pos[kKnownSetHashes]);
  * when the filter is off, being rebuilt, or in an unknown state. */
 bool known_sets_may_answer(const KnownSets &k, uint64_t table_set);
 
+/*
+ * The keys whose texts pilotd's key catalog holds, so that a backend sends a
+ * relation set's text only when pilotd lacks it: a new backend planning a
+ * statement that some backend planned before makes no round trip for texts.
+ * An open-addressing set of keys (0: empty), linear probing from
+ * key % kKeyTextSlots; keys are only added, by pilotd's catalog writer after
+ * the text is on disk (a text that failed to be written is never published),
+ * and a new pilotd makes a new segment.  A lookup visits at most
+ * kKeyTextProbes slots: garbage costs a text sent again, never a wait.  Full
+ * (count at 3/4 of the slots): no more keys are published and their texts
+ * are sent as before.  Written by pilotd only.
+ */
+struct KeyTexts {
+    std::atomic<uint64_t> count; /* keys published */
+    std::atomic<uint64_t> keys[kKeyTextSlots];
+};
+
+/* A backend's question: does pilotd hold the text of key? */
+bool key_texts_has(const KeyTexts &t, uint64_t key);
+/* pilotd (one writer): publishes key; false when the set is full. */
+bool key_texts_add(KeyTexts &t, uint64_t key);
+
 enum StoreState : uint32_t {
     STORE_DISABLED = 0, /* no store configured: feedback feeds the memo only */
     STORE_OK = 1,       /* the last store transaction committed */
@@ -500,6 +524,7 @@ struct alignas(64) SegmentHeader {
     std::atomic<uint64_t> model_generation;
     GuardTable guard;
     KnownSets known_sets;
+    KeyTexts key_texts;
     /* bit i of word i / 64: slot i has a request PENDING.  pilotd's workers
      * find requests here instead of visiting every slot (each slot is on
      * pages of its own: a scan of all of them costs tens of microseconds);

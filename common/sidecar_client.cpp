@@ -233,6 +233,15 @@ bool SidecarClient::may_answer(uint32_t dboid, bool model_counts, const uint64_t
     return true;
 }
 
+bool SidecarClient::has_key_text(uint64_t key) noexcept {
+    const uint64_t now = monotonic_us();
+    if (!map_ || validate_header(map_->header, map_->size, now, stale_after_us_) != HDR_OK) {
+        if (ensure_attached(now) != Outcome::OK)
+            return false;
+    }
+    return key_texts_has(map_->header->key_texts, key);
+}
+
 bool SidecarClient::model_serving() noexcept {
     if (ensure_attached(monotonic_us()) != Outcome::OK)
         return false;
@@ -438,6 +447,7 @@ DaemonInfo SidecarClient::info() {
     d.feedback_received = h->counters.feedback_received.load(std::memory_order_relaxed);
     d.feedback_invalid = h->counters.feedback_invalid.load(std::memory_order_relaxed);
     d.memo_entries = h->counters.memo_entries.load(std::memory_order_relaxed);
+    d.key_texts = h->key_texts.count.load(std::memory_order_relaxed);
     const DaemonCounters &c = h->counters;
     d.feedback_queued = c.feedback_queued.load(std::memory_order_relaxed);
     d.spool_appended = c.spool_appended.load(std::memory_order_relaxed);

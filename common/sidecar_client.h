@@ -43,6 +43,7 @@ struct DaemonInfo {
     uint64_t started_at_unix = 0;
     uint64_t requests = 0, items = 0, answered = 0, bad_requests = 0, oracle_entries = 0;
     uint64_t feedback_received = 0, feedback_invalid = 0, memo_entries = 0;
+    uint64_t key_texts = 0; /* keys whose texts pilotd published (KeyTexts) */
     uint64_t feedback_queued = 0, spool_appended = 0, spool_pending = 0, store_committed = 0,
              store_replayed = 0, store_dead_letter = 0, store_failures = 0;
     uint32_t store_state = 0;
@@ -99,6 +100,10 @@ class SidecarClient {
      * pilotd is not there.  An attached segment's header is checked, without
      * the fstat() of a round trip. */
     bool may_answer(uint32_t dboid, bool model_counts, const uint64_t *table_sets, bool *may, int n) noexcept;
+
+    /* Does pilotd hold the text of key (proto::key_texts_has())?  False when
+     * pilotd is not there.  Checked like may_answer(), without an fstat(). */
+    bool has_key_text(uint64_t key) noexcept;
 
     /* Copies the model table (consistent: retried while pilotd rewrites it)
      * into out[0, cap), each row checked with clean_model_info() (bad rows are

@@ -93,6 +93,30 @@ bool KeyCatalog::open(std::string *error) {
     return true;
 }
 
+void KeyCatalog::publish_locked(uint64_t key) noexcept {
+    if (seg_ != nullptr && !pilot::proto::key_texts_add(*seg_, key))
+        unpublished_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void KeyCatalog::attach(pilot::proto::KeyTexts *seg) noexcept {
+    std::lock_guard<std::mutex> g(mu_);
+    seg_ = seg;
+    if (seg_ == nullptr)
+        return;
+    /* what is on disk: known, except what still waits for the writer (the
+     * segment is attached before it takes requests: none is being written) */
+    std::unordered_set<uint64_t> queued;
+    try {
+        for (const Pending &p : queue_)
+            queued.insert(p.key);
+    } catch (...) {
+        return; /* published as they are written; the older ones are sent again */
+    }
+    for (uint64_t key : known_)
+        if (!queued.count(key))
+            publish_locked(key);
+}
+
 void KeyCatalog::start() { writer_ = std::thread([this] { run(); }); }
 
 void KeyCatalog::stop() noexcept {
@@ -177,6 +201,9 @@ void KeyCatalog::run() noexcept {
             } else {
                 size_ += buf.size();
                 entries_.fetch_add(batch.size(), std::memory_order_relaxed);
+                std::lock_guard<std::mutex> g(mu_);
+                for (const Pending &p : batch)
+                    publish_locked(p.key);
             }
         } catch (...) {
             dropped_.fetch_add(batch.size(), std::memory_order_relaxed);

@@ -11,11 +11,15 @@
  * I/O); a writer thread appends and syncs.  A torn tail (crash mid-append) is
  * cut when the catalog is opened.  The catalog is not feedback: an entry lost
  * with a crash is written again the next time the key is asked.
+ *
+ * The keys on disk are published in the segment (attach(); pilot_protocol.h,
+ * KeyTexts): backends send a key's text only when pilotd lacks it.
  */
 #ifndef PILOTD_KEY_CATALOG_H
 #define PILOTD_KEY_CATALOG_H
 
 #include "estimator.h"
+#include "pilot_protocol.h"
 
 #include <atomic>
 #include <condition_variable>
@@ -41,6 +45,11 @@ class KeyCatalog final : public KeyTextSink {
 
     void note(const EstimateBatch &b) noexcept override;
 
+    /* Publishes the keys on disk into seg, and each key once written
+     * (nullptr: stop publishing, before the segment goes). */
+    void attach(pilot::proto::KeyTexts *seg) noexcept;
+    uint64_t unpublished() const { return unpublished_.load(std::memory_order_relaxed); }
+
     uint64_t entries() const { return entries_.load(std::memory_order_relaxed); }
     uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
 
@@ -53,6 +62,7 @@ class KeyCatalog final : public KeyTextSink {
 
   private:
     void run() noexcept;
+    void publish_locked(uint64_t key) noexcept;
 
     const std::string path_;
     const uint64_t max_bytes_;
@@ -74,6 +84,8 @@ class KeyCatalog final : public KeyTextSink {
     std::thread writer_;
     std::atomic<uint64_t> entries_{0};
     std::atomic<uint64_t> dropped_{0};
+    pilot::proto::KeyTexts *seg_ = nullptr; /* under mu_ */
+    std::atomic<uint64_t> unpublished_{0};  /* written, but the segment's set was full */
 };
 
 } // namespace pilotd

@@ -274,10 +274,11 @@ int run_service(const Config &cfg) {
             return true;
         };
         opt.after_drain = [&journal] { journal.maybe_compact(); };
-        opt.before_publish = [&oracle, &memo, spool_p, &guard, &guard_segment,
-                              &known](pilot::proto::SegmentHeader *h) {
+        opt.before_publish = [&oracle, &memo, spool_p, &guard, &guard_segment, &known,
+                              &catalog](pilot::proto::SegmentHeader *h) {
             guard.attach(&h->guard);
             known.attach(&h->known_sets);
+            catalog.attach(&h->key_texts);
             guard_segment.store(h, std::memory_order_release);
             oracle.set_counter(&h->counters.oracle_entries);
             memo.set_counter(&h->counters.memo_entries);
@@ -363,10 +364,12 @@ int run_service(const Config &cfg) {
             advisor->stop(); /* a running job is waited for */
         models.stop();
         server_p = nullptr;
+        catalog.attach(nullptr);
         catalog.stop();
-        LOG_INFO("key catalog: %llu relation sets described, %llu not written",
+        LOG_INFO("key catalog: %llu relation sets described, %llu not written, %llu not published (segment set full)",
                  static_cast<unsigned long long>(catalog.entries()),
-                 static_cast<unsigned long long>(catalog.dropped()));
+                 static_cast<unsigned long long>(catalog.dropped()),
+                 static_cast<unsigned long long>(catalog.unpublished()));
         oracle.set_counter(nullptr);
         memo.set_counter(nullptr);
         memo.set_generation(nullptr);

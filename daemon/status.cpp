@@ -100,6 +100,7 @@ int run_status(const Invocation &inv) {
            static_cast<unsigned long long>(d.feedback_received), static_cast<unsigned long long>(d.feedback_invalid),
            static_cast<unsigned long long>(d.feedback_queued));
     printf("memo entries:     %llu\n", static_cast<unsigned long long>(d.memo_entries));
+    printf("key texts:        %llu\n", static_cast<unsigned long long>(d.key_texts));
     printf("feedback store:   %s; %llu committed (%llu replayed), %llu waiting in the spool, %llu dead letters, "
            "%llu failed transactions\n",
            pilot::proto::store_state_name(d.store_state), static_cast<unsigned long long>(d.store_committed),

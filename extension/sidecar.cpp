@@ -131,9 +131,14 @@ bool
 pilot_sidecar_text_sent(uint64 key)
 {
 	const SentText *s = &sent_texts[key & (SENT_TEXTS - 1)];
+	SidecarClient *c;
 
 	/* a restarted pilotd (another epoch) may have lost texts not written yet */
-	return s->key == key && s->epoch == sent_texts_epoch && sent_texts_epoch != 0;
+	if (s->key == key && s->epoch == sent_texts_epoch && sent_texts_epoch != 0)
+		return true;
+	/* written by pilotd, from any backend's request (published per segment) */
+	c = get_client();
+	return c != nullptr && c->has_key_text(key);
 }
 
 /* One round trip for up to kMaxItems asks, or none when every answer is known
@@ -670,6 +675,7 @@ typedef struct PlainInfo
 				store_replayed, store_dead_letter, store_failures;
 	uint32		store_state;
 	char		store_error[128];
+	uint64		key_texts;
 } PlainInfo;
 
 static void
@@ -712,6 +718,7 @@ read_info(PlainInfo *p) noexcept
 		p->store_dead_letter = d.store_dead_letter;
 		p->store_failures = d.store_failures;
 		p->store_state = d.store_state;
+		p->key_texts = d.key_texts;
 		snprintf(p->store_error, sizeof p->store_error, "%s", d.store_error.c_str());
 	}
 	catch (...)
@@ -767,5 +774,7 @@ pilot_sidecar_status(Datum *values, bool *nulls, int natts)
 		values[i++] = CStringGetTextDatum(p.store_error);
 	else
 		nulls[i++] = true;
+	if (i < natts)				/* extension 0.7 */
+		values[i++] = Int64GetDatum((int64) p.key_texts);
 	Assert(i == natts);
 }
