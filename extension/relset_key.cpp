@@ -46,6 +46,7 @@ extern "C" {
 #include "utils/regproc.h"
 }
 
+#include "grow_cache.h"
 #include "key_bridge.h"
 #include "pg_pilot.h"
 #include "pilot_protocol.h"
@@ -667,7 +668,7 @@ static uint64 keys_computed = 0;
  * The keys this backend computed, by the fingerprint of their description
  * (subplan_desc_fingerprint(): the same query planned again describes its
  * sets the same way).  A repeated statement's sets cost a pass over their
- * description instead of a canonicalisation.  Direct-mapped, no allocation;
+ * description instead of a canonicalisation.  Direct-mapped (grow_cache.h);
  * only for keys asked without their text (or RELSET_TEXT_IF_COMPUTED).
  */
 #define KEY_MEMO_SIZE 4096
@@ -678,7 +679,7 @@ typedef struct KeyMemo
 	uint64		template_key;
 	unsigned	parts;			/* which of the two are filled in */
 } KeyMemo;
-static KeyMemo key_memo[KEY_MEMO_SIZE];
+static GrowCache<KeyMemo, KEY_MEMO_SIZE> key_memo;
 
 uint64
 relset_keys_take(void)
@@ -784,12 +785,12 @@ relset_key_for(RelsetCatalog *cat, Relids relids, bool want_text, unsigned parts
 	static_assert(RELSET_KEY == pilot::KEY_PART_KEY && RELSET_TEMPLATE == pilot::KEY_PART_TEMPLATE, "key parts");
 	{
 		uint64		fp = pilot_key_fingerprint(&desc);
-		KeyMemo    *m = &key_memo[fp & (KEY_MEMO_SIZE - 1)];
+		KeyMemo    *m = key_memo.find(fp);
 
 		const bool memo_ok = !want_text || (parts & RELSET_TEXT_IF_COMPUTED);
 
 		parts &= RELSET_KEY | RELSET_TEMPLATE;
-		if (memo_ok && fp != 0 && m->fingerprint == fp && (m->parts & parts) == parts)
+		if (memo_ok && fp != 0 && m != NULL && m->fingerprint == fp && (m->parts & parts) == parts)
 		{
 			out->key = (parts & RELSET_KEY) ? m->key : 0;
 			out->template_key = (parts & RELSET_TEMPLATE) ? m->template_key : 0;
@@ -800,13 +801,13 @@ relset_key_for(RelsetCatalog *cat, Relids relids, bool want_text, unsigned parts
 			out->problem = "malformed relation set description";
 			return false;
 		}
-		if (fp != 0)
+		if (fp != 0 && (m == NULL || m->fingerprint != fp) && (m = key_memo.claim(fp)) != NULL)
 		{
-			if (m->fingerprint != fp)
-			{
-				m->fingerprint = fp;
-				m->parts = 0;
-			}
+			m->fingerprint = fp;
+			m->parts = 0;
+		}
+		if (fp != 0 && m != NULL)
+		{
 			if (parts & RELSET_KEY)
 				m->key = key;
 			if (parts & RELSET_TEMPLATE)

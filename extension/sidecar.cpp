@@ -16,6 +16,7 @@ extern "C" {
 #include "utils/timestamp.h"
 }
 
+#include "grow_cache.h"
 #include "pg_pilot.h"
 #include "pilot_protocol.h"
 #include "sidecar_client.h"
@@ -81,8 +82,8 @@ fallback_for(Outcome o)
  * generation of the estimator's sources are unchanged (SegmentHeader::
  * memo_generation and the others): a statement planned again
  * in this session (a connection pool's usual work) makes no round trip.
- * Direct-mapped by key and PostgreSQL's estimate; a collision only costs a
- * round trip.  Static: nothing is allocated.
+ * Direct-mapped by key and PostgreSQL's estimate (grow_cache.h); a
+ * collision only costs a round trip.
  */
 #define LOCAL_ANSWERS 2048		/* a power of two */
 
@@ -100,23 +101,26 @@ typedef struct LocalAnswer
 	double		keep_native_within;
 } LocalAnswer;
 
-static LocalAnswer local_answers[LOCAL_ANSWERS];
+static GrowCache<LocalAnswer, LOCAL_ANSWERS> local_answers;
 
+/* The slot of (key, PostgreSQL's estimate): to read, or with `claim` to
+ * store a new answer into (nullptr: none) */
 static LocalAnswer *
-local_answer(uint64 key, double native_rows, uint64 *native_bits) noexcept
+local_answer(uint64 key, double native_rows, uint64 *native_bits, bool claim) noexcept
 {
 	uint64		h;
 
 	memcpy(native_bits, &native_rows, sizeof *native_bits);
 	h = key ^ (*native_bits * UINT64CONST(0x9E3779B97F4A7C15));
 	h ^= h >> 29;
-	return &local_answers[h & (LOCAL_ANSWERS - 1)];
+	return claim ? local_answers.claim(h) : local_answers.find(h);
 }
 
 /*
  * The keys whose texts pilotd received from this backend (a request carried
  * them and came back): a text need not be sent again for pilotd's catalog
- * (the learned model still needs it with every ask).  Direct-mapped.
+ * (the learned model still needs it with every ask).  Direct-mapped
+ * (grow_cache.h).
  */
 #define SENT_TEXTS 4096
 typedef struct SentText
@@ -124,17 +128,17 @@ typedef struct SentText
 	uint64		key;
 	uint64		epoch;			/* of the pilotd that received it */
 } SentText;
-static SentText sent_texts[SENT_TEXTS];
+static GrowCache<SentText, SENT_TEXTS> sent_texts;
 static uint64 sent_texts_epoch = 0;	/* the segment epoch last seen by an ask */
 
 bool
 pilot_sidecar_text_sent(uint64 key)
 {
-	const SentText *s = &sent_texts[key & (SENT_TEXTS - 1)];
+	const SentText *s = sent_texts.find(key);
 	SidecarClient *c;
 
 	/* a restarted pilotd (another epoch) may have lost texts not written yet */
-	if (s->key == key && s->epoch == sent_texts_epoch && sent_texts_epoch != 0)
+	if (s != nullptr && s->key == key && s->epoch == sent_texts_epoch && sent_texts_epoch != 0)
 		return true;
 	/* written by pilotd, from any backend's request (published per segment) */
 	c = get_client();
@@ -174,9 +178,9 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 	for (int i = 0; i < n; i++)
 	{
 		uint64		bits;
-		const LocalAnswer *la = local_answer(asks[i].key, asks[i].native_rows, &bits);
+		const LocalAnswer *la = local_answer(asks[i].key, asks[i].native_rows, &bits, false);
 
-		if (!reuse || !la->valid || la->key != asks[i].key || la->native_bits != bits ||
+		if (!reuse || la == nullptr || !la->valid || la->key != asks[i].key || la->native_bits != bits ||
 			la->estimator != static_cast<uint32>(pilot_estimator) || la->epoch != epoch ||
 			la->generation != generation)
 		{
@@ -240,7 +244,6 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 			PilotAsk   &ask = asks[miss[k]];
 			const EstimateAnswer &a = response_buf.answers[k];
 			uint64		bits;
-			LocalAnswer *la = local_answer(ask.key, ask.native_rows, &bits);
 
 			/* validate_response() checked finiteness and range already */
 			if (a.source != SRC_NONE)
@@ -256,14 +259,22 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 				ask.reason = PF_UNKNOWN;
 			if (request_buf.items[k].text_len > 0 && reuse)
 			{
-				sent_texts[ask.key & (SENT_TEXTS - 1)].key = ask.key;
-				sent_texts[ask.key & (SENT_TEXTS - 1)].epoch = epoch;
+				SentText   *s = sent_texts.claim(ask.key);
+
+				if (s != nullptr)
+				{
+					s->key = ask.key;
+					s->epoch = epoch;
+				}
 			}
 			/* stamped with the generation read before asking: an answer
 			 * that raced with a change is not reused.  An unknown set asked
 			 * without its text (none was wanted then, or it did not fit) is
 			 * asked again: the learned model needs the text to answer */
-			if (reuse && (ask.learned || request_buf.items[k].text_len > 0 || !model_text))
+			LocalAnswer *la;
+
+			if (reuse && (ask.learned || request_buf.items[k].text_len > 0 || !model_text) &&
+				(la = local_answer(ask.key, ask.native_rows, &bits, true)) != nullptr)
 			{
 				la->key = ask.key;
 				la->native_bits = bits;
