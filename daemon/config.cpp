@@ -146,6 +146,16 @@ void apply_setting(Config &c, const std::string &key, const std::string &value) 
         c.guard_slower_pct = parse_uint(key, value, kGuardSlowerPctRange);
     } else if (key == "guard-min-difference-us") {
         c.guard_min_difference_us = parse_uint(key, value, kGuardMinDifferenceRange);
+    } else if (key == "metrics-address") {
+        /* HOST:PORT (an IPv6 host in brackets); empty: no endpoint */
+        const size_t colon = value.rfind(':');
+        const std::string port = colon == std::string::npos ? "" : value.substr(colon + 1);
+        if (!value.empty() && (colon == 0 || colon == std::string::npos ||
+                               port.find_first_not_of("0123456789") != std::string::npos || port.empty() ||
+                               port.size() > 5 || std::stoul(port) > 65535))
+            throw ConfigError("invalid value " + quoted(value) +
+                              " for metrics-address: must be HOST:PORT, e.g. 127.0.0.1:9187");
+        c.metrics_address = value;
     } else if (key == "pid-file") {
         if (value.empty())
             throw ConfigError("invalid value for pid-file: must not be empty");
@@ -192,7 +202,8 @@ void apply_json_file(Config &c, const std::string &path) {
         if (key == "daemon" || key == "foreground")
             kind = BOOL;
         else if (key == "pgdata" || key == "state-dir" || key == "pid-file" || key == "log-file" ||
-                 key == "log-level" || key == "store-dsn" || key == "model-dsn" || key == "advisor-dsn")
+                 key == "log-level" || key == "store-dsn" || key == "model-dsn" || key == "advisor-dsn" ||
+                 key == "metrics-address")
             kind = STRING;
         else if (key == "slots" || key == "workers" || key == "heartbeat-ms" ||
                  key == "feedback-interval-ms" || key == "memo-max-entries" ||
@@ -262,6 +273,7 @@ Invocation parse_command_line(int argc, char **argv) {
         {"store-backoff-max-ms", required_argument, nullptr, O_SETTING},
         {"model-dsn", required_argument, nullptr, O_SETTING},
         {"advisor-dsn", required_argument, nullptr, O_SETTING},
+        {"metrics-address", required_argument, nullptr, O_SETTING},
         {"advisor-every-s", required_argument, nullptr, O_SETTING},
         {"advisor-budget-mb", required_argument, nullptr, O_SETTING},
         {"advisor-max-indexes", required_argument, nullptr, O_SETTING},
@@ -402,6 +414,7 @@ std::string config_summary(const Config &c) {
       << " advisor-min-benefit-pct=" << c.advisor_min_benefit_pct
       << " advisor-write-cost-us=" << c.advisor_write_cost_us << " guard-min-runs=" << c.guard_min_runs
       << " guard-slower-pct=" << c.guard_slower_pct << " guard-min-difference-us=" << c.guard_min_difference_us
+      << " metrics-address=\"" << c.metrics_address << "\""
       << " mode=" << (c.daemon ? "daemon" : "foreground") << " pid-file=" << c.pid_file
       << " log-file=" << (c.log_file.empty() ? "stderr" : c.log_file)
       << " log-level=" << log_level_key(c.log_level);
@@ -534,6 +547,13 @@ void print_help(const char *argv0) {
         "                               above the median with PostgreSQL's ... (default: 0)\n"
         "      --guard-min-difference-us N  ... and more than N microseconds above it\n"
         "                               (default: 200)\n"
+        "\n"
+        "Metrics:\n"
+        "      --metrics-address HOST:PORT\n"
+        "                             serve Prometheus metrics at http://HOST:PORT/metrics\n"
+        "                               (e.g. 127.0.0.1:9187; keep it local or behind a\n"
+        "                               proxy: there is no authentication); empty: none\n"
+        "                               (default: empty)\n"
         "\n"
         "      --foreground           stay in the foreground (default)\n"
         "      --daemon               detach: double fork, setsid, stdio to /dev/null or\n"

@@ -52,6 +52,8 @@ struct Config {
     uint32_t guard_min_runs = 3;         /* runs per arm before a template is decided */
     uint32_t guard_slower_pct = 0;       /* pg_pilot's median more than this % above PostgreSQL's ... */
     uint32_t guard_min_difference_us = 200; /* ... and by more than this: native */
+    /* Prometheus metrics (metrics.h) */
+    std::string metrics_address;         /* HOST:PORT to serve /metrics on; empty: none */
     bool daemon = false;    /* --daemon; --foreground is the default */
     std::string pid_file;   /* default: STATE_DIR/pilotd.pid */
     std::string log_file;   /* empty: stderr */

@@ -14,6 +14,7 @@
 #include "known_sets.h"
 #include "memo_journal.h"
 #include "memo_store.h"
+#include "metrics.h"
 #include "model_registry.h"
 #include "mscn.h"
 #include "oracle_store.h"
@@ -331,6 +332,24 @@ int run_service(const Config &cfg) {
             store.reset(new PgStore(so, *spool));
             store->start(&server.header()->counters);
         }
+        /* Prometheus metrics, read at scrape time; declared after the server:
+         * stopped (its HTTP threads joined) before the segment is unmapped */
+        MetricsSources metrics_sources;
+        metrics_sources.segment = [&guard_segment]() -> const pilot::proto::SegmentHeader * {
+            return guard_segment.load(std::memory_order_acquire);
+        };
+        metrics_sources.guard_decisions_native = [&guard] { return guard.decisions_native(); };
+        metrics_sources.guard_decisions_pilot = [&guard] { return guard.decisions_pilot(); };
+        metrics_sources.catalog_entries = [&catalog] { return catalog.entries(); };
+        metrics_sources.catalog_dropped = [&catalog] { return catalog.dropped(); };
+        MetricsEndpoint metrics(metrics_sources);
+        if (!cfg.metrics_address.empty()) {
+            std::string metrics_error;
+            if (metrics.start(cfg.metrics_address, &metrics_error))
+                LOG_INFO("metrics: http://%s/metrics", cfg.metrics_address.c_str());
+            else /* estimates matter more than their metrics: serve on */
+                LOG_WARNING("metrics: %s; serving without metrics", metrics_error.c_str());
+        }
         LOG_INFO("ready: segment /dev/shm/%s (%llu bytes, %u slots of %zu bytes), epoch %016llx, state dir "
                  "\"%s\", %llu oracle entries, %u workers",
                  segment.c_str(), static_cast<unsigned long long>(server.size()), cfg.slots,
@@ -357,6 +376,7 @@ int run_service(const Config &cfg) {
         else /* who asked: a DBA wants to know what stopped pilotd */
             LOG_INFO("received %s from pid %d (%s): shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM",
                      static_cast<int>(from.si_pid), process_name(from.si_pid).c_str());
+        metrics.stop(); /* no scrape reads the segment from here on */
         /* before the segment goes: these publish into it */
         if (trainer)
             trainer->stop();

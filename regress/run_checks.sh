@@ -26,6 +26,8 @@ pp_rerun_as_owner check regress/run_checks.sh "PP_ONLY=${PP_ONLY:-}" "PP_ASAN=${
 WORK=${PP_WORK:-$(mktemp -d /tmp/pg_pilot_check.XXXXXX)}
 R="$WORK/regress"
 [ -d "$R" ] || cp -r "$SELF_DIR" "$R"
+# the shipped monitoring files (integration/metrics.sh checks them)
+[ -d "$WORK/monitoring" ] || [ ! -d "$SELF_DIR/../monitoring" ] || cp -r "$SELF_DIR/../monitoring" "$WORK/monitoring"
 export PP_WORK="$WORK" PP_REGRESS="$R"
 if [ -z "${PP_SHARED:-}" ]; then
   for d in "$WORK/shared" "$SELF_DIR/../../shared"; do

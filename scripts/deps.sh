@@ -12,6 +12,10 @@ PKGS=(
   nlohmann-json3-dev           # pilotd's JSON config, the model file's metadata
   libtorch-dev                 # the learned model's network (pilotd's libpilot_mscn.so only)
   libopenblas0-serial          # libtorch's linear layers: ~20x faster than the reference BLAS
+  prometheus-cpp-dev           # pilotd's metrics endpoint (Prometheus exposition over HTTP)
+  prometheus                   # promtool: make check validates the metrics pilotd serves
+  curl                         # make check scrapes the metrics endpoint
+  python3-yaml                 # make check reads the shipped sql_exporter collector
   libgtest-dev                 # C++ unit tests
   g++ make python3
 )

@@ -1,6 +1,6 @@
 # as_owner.sh — PostgreSQL refuses to run as root.  The check, demo and bench
 # drivers call pp_rerun_as_owner first: as root it copies the repository's
-# regress/ and demo/ (and ../shared/data and tools when present) to a scratch directory
+# regress/, demo/ and monitoring/ (and ../shared/data and tools when present) to a scratch directory
 # owned by the database OS user (PG_PILOT_TEST_USER, default postgres), runs the
 # same script there as that user, and exits with its status.  Not root: it
 # returns at once and the caller runs in place.
@@ -36,6 +36,7 @@ pp_rerun_as_owner() {
   work=$(mktemp -d "/tmp/pg_pilot_$name.XXXXXX")
   cp -r "$root/regress" "$work/regress"
   if [ -d "$root/demo" ]; then cp -r "$root/demo" "$work/demo" && rm -rf "$work/demo/out"; fi
+  if [ -d "$root/monitoring" ]; then cp -r "$root/monitoring" "$work/monitoring"; fi
   if [ -d "$root/../shared/data" ]; then
     mkdir -p "$work/shared" && cp -r "$root/../shared/data" "$work/shared/" && shared="$work/shared"
     if [ -d "$root/../shared/tools" ]; then cp -r "$root/../shared/tools" "$work/shared/"; fi
