@@ -342,6 +342,9 @@ int run_service(const Config &cfg) {
         metrics_sources.guard_decisions_pilot = [&guard] { return guard.decisions_pilot(); };
         metrics_sources.catalog_entries = [&catalog] { return catalog.entries(); };
         metrics_sources.catalog_dropped = [&catalog] { return catalog.dropped(); };
+        metrics_sources.answers_by_source = [&handler](uint32_t src) { return handler.answers_by_source(src); };
+        metrics_sources.estimate_times = &handler.estimate_times();
+        metrics_sources.inference_times = &models.inference_times();
         MetricsEndpoint metrics(metrics_sources);
         if (!cfg.metrics_address.empty()) {
             std::string metrics_error;

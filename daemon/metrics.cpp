@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -42,6 +43,16 @@ struct Families {
         m.label = std::move(labels);
         m.counter.value = v;
         family(name, help, pm::MetricType::Counter).metric.push_back(std::move(m));
+    }
+    void histogram(const std::string &name, const std::string &help, const LatencyBuckets &b) {
+        const LatencyBuckets::Snapshot s = b.snapshot();
+        pm::ClientMetric m;
+        for (size_t i = 0; i < LatencyBuckets::kUpperUs.size(); i++)
+            m.histogram.bucket.push_back({s.cumulative[i], static_cast<double>(LatencyBuckets::kUpperUs[i]) / 1e6});
+        m.histogram.bucket.push_back({s.cumulative.back(), std::numeric_limits<double>::infinity()});
+        m.histogram.sample_count = s.cumulative.back();
+        m.histogram.sample_sum = static_cast<double>(s.sum_us) / 1e6;
+        family(name, help, pm::MetricType::Histogram).metric.push_back(std::move(m));
     }
     void gauge(const std::string &name, const std::string &help, double v, Labels labels = {}) {
         pm::ClientMetric m;
@@ -182,6 +193,21 @@ struct MetricsEndpoint::Impl : pm::Collectable {
         if (sources.catalog_entries)
             f.gauge("pilotd_key_catalog_entries", "Relation-set texts in the key catalog (what the model trains on).",
                     static_cast<double>(sources.catalog_entries()));
+        if (sources.answers_by_source)
+            for (uint32_t src = 0; src <= pp::SRC_MAX; src++)
+                f.counter("pilotd_estimate_answers_total",
+                          "Relation sets answered, by source (none: pilotd knew nothing, PostgreSQL's estimate "
+                          "stands).",
+                          static_cast<double>(sources.answers_by_source(src)),
+                          {{"source", pp::source_name(src)}});
+        if (sources.estimate_times)
+            f.histogram("pilotd_estimate_request_seconds",
+                        "Time pilotd took to answer one estimate request (from taking it to answering).",
+                        *sources.estimate_times);
+        if (sources.inference_times)
+            f.histogram("pilotd_model_inference_batch_seconds",
+                        "One planning batch's inference by the learned model (featurize + forward pass).",
+                        *sources.inference_times);
         if (sources.catalog_dropped)
             f.counter("pilotd_key_catalog_dropped_total", "Relation-set texts not written (catalog full or I/O error).",
                       static_cast<double>(sources.catalog_dropped()));

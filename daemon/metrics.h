@@ -14,6 +14,7 @@
 #ifndef PILOTD_METRICS_H
 #define PILOTD_METRICS_H
 
+#include "latency_buckets.h"
 #include "pilot_protocol.h"
 
 #include <cstdint>
@@ -31,6 +32,11 @@ struct MetricsSources {
     std::function<uint64_t()> guard_decisions_native, guard_decisions_pilot;
     /* relation-set texts in the key catalog, and those it could not write */
     std::function<uint64_t()> catalog_entries, catalog_dropped;
+    /* relation sets answered per source (pilot::proto::Source; SRC_NONE:
+     * not answered) */
+    std::function<uint64_t(uint32_t source)> answers_by_source;
+    /* time to answer one estimate request; one planning batch's inference */
+    const LatencyBuckets *estimate_times = nullptr, *inference_times = nullptr;
 };
 
 class MetricsEndpoint {

@@ -587,7 +587,9 @@ void LearnedEstimator::estimate(const EstimateBatch &batch, pp::EstimateAnswer *
             std::vector<float> band;
             const uint64_t t0 = pp::monotonic_us();
             const bool ran = m->estimate(texts, miss_natives, &rows, &ok, &band);
-            m->inference.add(static_cast<double>(pp::monotonic_us() - t0));
+            const uint64_t inference_us = pp::monotonic_us() - t0;
+            m->inference.add(static_cast<double>(inference_us));
+            registry_.note_inference(inference_us);
             std::vector<CachedAnswer> computed(texts.size());
             if (ran)
                 for (size_t j = 0; j < texts.size(); j++) {

@@ -25,6 +25,7 @@
 
 #include "answer_cache.h"
 #include "estimator.h"
+#include "latency_buckets.h"
 #include "model_file.h"
 
 #include <atomic>
@@ -107,7 +108,13 @@ class ModelRegistry final : public ModelControl {
     /* The serving version (nullptr: none).  Cheap; safe from any thread. */
     std::shared_ptr<const LoadedModel> serving() const;
 
+    /* One planning batch's inference, whatever the version (the metrics
+     * endpoint's histogram; each version keeps its own percentiles). */
+    void note_inference(uint64_t us) const noexcept { inference_times_.add(us); }
+    const LatencyBuckets &inference_times() const noexcept { return inference_times_; }
+
   private:
+    mutable LatencyBuckets inference_times_;
     struct Version {
         uint32_t state = pilot::proto::MODEL_VALIDATED;
         std::string note;

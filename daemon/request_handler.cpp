@@ -93,6 +93,7 @@ void RequestHandler::estimate(const Request &req, Response &resp, HandleResult &
         resp.status = ST_UNKNOWN_ESTIMATOR;
         return;
     }
+    const uint64_t start_us = pilot::proto::monotonic_us();
     uint32_t n = req.count; /* validated: <= kMaxItems, texts within text_used */
     EstimateBatch batch{req.items, n, req.dboid, req.text, req.text_used};
     clear_answers(resp.answers, n);
@@ -100,6 +101,10 @@ void RequestHandler::estimate(const Request &req, Response &resp, HandleResult &
     r.items = n;
     r.answered = sanitize_answers(resp.answers, n);
     resp.count = n;
+    for (uint32_t i = 0; i < n; i++)
+        if (resp.answers[i].source <= SRC_MAX)
+            by_source_[resp.answers[i].source].fetch_add(1, std::memory_order_relaxed);
+    estimate_times_.add(pilot::proto::monotonic_us() - start_us);
     if (sink_ != nullptr && req.text_used > 0) {
         for (uint32_t i = 0; i < n; i++) {
             if (req.items[i].text_len > 0) {

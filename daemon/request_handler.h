@@ -19,9 +19,11 @@
 #include "advisor_service.h"
 #include "estimator.h"
 #include "guard_book.h"
+#include "latency_buckets.h"
 #include "oracle_store.h"
 #include "pilot_protocol.h"
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <mutex>
@@ -57,10 +59,21 @@ class RequestHandler {
     void set_advisor_control(AdvisorControl *control) { advisor_control_ = control; }
     void set_guard(GuardBook *guard) { guard_ = guard; }
 
+    /* For the metrics endpoint: relation sets answered per source
+     * (SRC_NONE: not answered, PostgreSQL's estimate stands), and the time
+     * one ESTIMATE request took pilotd to answer. */
+    uint64_t answers_by_source(uint32_t source) const noexcept {
+        return source <= pilot::proto::SRC_MAX ? by_source_[source].load(std::memory_order_relaxed) : 0;
+    }
+    const LatencyBuckets &estimate_times() const noexcept { return estimate_times_; }
+
     /* Upper bound on the entries one load session may stage. */
     static constexpr size_t kMaxStagedEntries = 50u * 1000u * 1000u;
 
   private:
+    std::array<std::atomic<uint64_t>, pilot::proto::SRC_MAX + 1> by_source_{};
+    LatencyBuckets estimate_times_;
+
     struct Session {
         uint64_t id = 0;
         bool replace = false;

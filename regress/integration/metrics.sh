@@ -64,6 +64,8 @@ check "the sql_exporter collector's queries run and return their metrics' column
 
 # estimates: a true count loaded, then asked and answered
 items0=$(metric pilotd_estimate_items_total); answered0=$(metric pilotd_estimate_answered_total)
+oracle0=$(metric pilotd_estimate_answers_total '{source="oracle"}')
+timed0=$(metric pilotd_estimate_request_seconds_count)
 cat >"$PP_DIR/metrics_cards.txt" <<CARDS
 7||SELECT COUNT(*) FROM orders AS o WHERE o.status = 3;
 CARDS
@@ -72,6 +74,11 @@ check "pilotd_oracle_entries counts the loaded count" [ "$(metric pilotd_oracle_
 mon "EXPLAIN SELECT count(*) FROM orders o WHERE o.status = 3" >/dev/null
 check "pilotd_estimate_items_total grew with the ask" grew pilotd_estimate_items_total "$items0"
 check "pilotd_estimate_answered_total grew with the answer" grew pilotd_estimate_answered_total "$answered0"
+check "pilotd_estimate_answers_total{source=\"oracle\"}: the oracle answered it" \
+  grew 'pilotd_estimate_answers_total{source="oracle"}' "$oracle0"
+check "pilotd_estimate_request_seconds: the request was timed" grew pilotd_estimate_request_seconds_count "$timed0"
+check "the time histogram has its buckets, +Inf last" \
+  bash -c 'grep -c "^pilotd_estimate_request_seconds_bucket" <<<"$1" | grep -qx 13 && grep -q "^pilotd_estimate_request_seconds_bucket{le=\"+Inf\"}" <<<"$1"' _ "$(scrape)"
 
 # execution feedback and the key texts it brings
 received0=$(metric pilotd_feedback_received_total)
