@@ -383,6 +383,30 @@ bool with_tables(const std::string &dsn, const std::vector<std::string> &tables,
 
 } // namespace
 
+bool samplable_tables(const std::string &dsn, const std::vector<std::string> &tables,
+                      std::vector<std::string> *out, std::string *error) {
+    static const char *const kSamplable =
+        "SELECT 1 FROM pg_class c WHERE c.oid = to_regclass($1) AND c.relpersistence <> 't' "
+        "AND c.relkind IN ('r', 'p', 'm', 'f')";
+    try {
+        Session db;
+        if (!db.connect(dsn, error))
+            return false;
+        out->clear();
+        for (const std::string &name : tables) {
+            Result r = db.query(kSamplable, {name}, "looking for table " + name, error);
+            if (!r)
+                return false;
+            if (PQntuples(r.get()) == 1)
+                out->push_back(name);
+        }
+        return true;
+    } catch (const std::bad_alloc &) {
+        *error = "schema snapshot: out of memory";
+        return false;
+    }
+}
+
 bool snapshot_schema(const std::string &dsn, const std::vector<std::string> &tables, uint32_t sample_rows,
                      Schema *out, DatabaseIdentity *id, std::string *error) {
     return with_tables(dsn, tables, error,

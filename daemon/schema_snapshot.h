@@ -87,6 +87,14 @@ struct DatabaseIdentity {
 bool snapshot_schema(const std::string &dsn, const std::vector<std::string> &tables, uint32_t sample_rows,
                      pilot::model::Schema *out, DatabaseIdentity *id, std::string *error);
 
+/* Of `tables` (names as in subplan keys), those a snapshot can sample: they
+ * exist, are tables, and are not temporary (another session's temporary
+ * table cannot be read, and it is gone with its session).  Feedback outlives
+ * the tables it was observed on; training leaves the rest out.  False (and
+ * *error) when the database cannot be asked. */
+bool samplable_tables(const std::string &dsn, const std::vector<std::string> &tables,
+                      std::vector<std::string> *out, std::string *error);
+
 /* Identity and fingerprint only (catalog queries, no table scans): at model
  * load, to check that the bound database is unchanged.  A table that no
  * longer exists is an error. */

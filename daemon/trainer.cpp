@@ -176,9 +176,9 @@ TrainResult train_model(const TrainRequest &r) noexcept {
                                      " relation sets of database " + id.database +
                                      " (run queries with pg_pilot.collect_feedback = on, or `pilotd collect`)");
 
-        /* tables and joins the feedback mentions */
-        std::set<std::string> tables, joins;
-        double max_rows = 1;
+        /* tables and joins the feedback mentions; feedback on tables that
+         * are gone or temporary (nothing to sample) is left out */
+        std::set<std::string> mentioned;
         std::vector<pm::KeyInfo> parsed(recs.size());
         std::vector<bool> readable(recs.size(), false);
         for (size_t i = 0; i < recs.size(); i++) {
@@ -186,6 +186,36 @@ TrainResult train_model(const TrainRequest &r) noexcept {
             if (!pm::parse_key(*recs[i].text, &parsed[i], &why))
                 continue;
             readable[i] = true;
+            for (const auto &rel : parsed[i].rels)
+                mentioned.insert(rel.table);
+        }
+        std::vector<std::string> samplable;
+        if (!samplable_tables(model_dsn, std::vector<std::string>(mentioned.begin(), mentioned.end()), &samplable,
+                              &out.error))
+            throw std::runtime_error(out.error);
+        const std::set<std::string> present(samplable.begin(), samplable.end());
+        size_t gone = 0;
+        std::vector<bool> left_out(recs.size(), false);
+        for (size_t i = 0; i < recs.size(); i++) {
+            if (!readable[i])
+                continue;
+            for (const auto &rel : parsed[i].rels)
+                if (!present.count(rel.table)) {
+                    readable[i] = false;
+                    left_out[i] = true;
+                    gone++;
+                    break;
+                }
+        }
+        if (gone > 0)
+            say(r, std::to_string(gone) + " relation sets left out: " +
+                       std::to_string(mentioned.size() - present.size()) +
+                       " of their tables are gone or temporary");
+        std::set<std::string> tables, joins;
+        double max_rows = 1;
+        for (size_t i = 0; i < recs.size(); i++) {
+            if (!readable[i])
+                continue;
             for (const auto &rel : parsed[i].rels)
                 tables.insert(rel.table);
             for (const auto &j : parsed[i].joins)
@@ -217,6 +247,8 @@ TrainResult train_model(const TrainRequest &r) noexcept {
         uint64_t declined = 0;
         for (size_t i = 0; i < recs.size(); i++) {
             std::string why;
+            if (left_out[i])
+                continue; /* counted above */
             if (!readable[i] || !pm::featurize(schema, *recs[i].text, recs[i].native, &feats[i], &why)) {
                 declined++;
                 continue;
