@@ -1,6 +1,7 @@
 /* config.cpp — option parsing; see config.h. */
 #include "config.h"
 
+#include "durable_file.h"
 #include "pilot_protocol.h"
 
 #include <nlohmann/json.hpp>
@@ -370,6 +371,8 @@ Invocation parse_command_line(int argc, char **argv) {
     if (stale_given && inv.command != Command::Status)
         throw ConfigError("--stale-ms is an option of \"pilotd status\"");
 
+    inv.config_file = config_file;
+    inv.settings = settings;
     if (!config_file.empty())
         apply_json_file(inv.config, config_file);
     for (const auto &kv : settings) {
@@ -380,6 +383,62 @@ Invocation parse_command_line(int argc, char **argv) {
         }
     }
     return inv;
+}
+
+namespace {
+std::string settings_path(const Config &finished) { return finished.state_dir + "/pilotd.settings.json"; }
+/* What the service shares with the commands run next to it. */
+void copy_shared(const Config &from, Config &to) {
+    to.model_dsn = from.model_dsn;
+    to.store_dsn = from.store_dsn;
+    to.train_seconds = from.train_seconds;
+    to.train_epochs = from.train_epochs;
+    to.train_seed = from.train_seed;
+    to.model_sample_rows = from.model_sample_rows;
+    to.model_poll_ms = from.model_poll_ms;
+}
+} // namespace
+
+bool write_service_settings(const Config &c, std::string *error) {
+    nlohmann::json j = nlohmann::json::object();
+    j["model-dsn"] = c.model_dsn;
+    j["store-dsn"] = c.store_dsn;
+    j["train-seconds"] = c.train_seconds;
+    j["train-epochs"] = c.train_epochs;
+    j["train-seed"] = c.train_seed;
+    j["model-sample-rows"] = c.model_sample_rows;
+    j["model-poll-ms"] = c.model_poll_ms; /* the keys copy_shared() takes */
+    const std::string text =
+        "// written by pilotd at start: the settings `pilotd train -D` shares with it\n" + j.dump(4) + "\n";
+    return replace_file(c.state_dir, settings_path(c), text.data(), text.size(), error) != Replaced::Failed;
+}
+
+std::string layer_service_settings(Invocation &inv) {
+    Config probe = inv.config;
+    finish_config(probe);
+    const std::string path = settings_path(probe);
+    if (access(path.c_str(), R_OK) != 0)
+        return "";
+    Config c;
+    try {
+        apply_json_file(c, path);
+    } catch (const ConfigError &e) {
+        throw ConfigError(std::string("the service's settings: ") + e.what());
+    }
+    /* only what the service shares: nothing else of the file is taken */
+    Config shared;
+    copy_shared(c, shared);
+    if (!inv.config_file.empty())
+        apply_json_file(shared, inv.config_file);
+    for (const auto &kv : inv.settings) {
+        try {
+            apply_setting(shared, kv.first, kv.second);
+        } catch (const ConfigError &e) {
+            throw ConfigError("option --" + kv.first + ": " + e.what());
+        }
+    }
+    inv.config = shared;
+    return path;
 }
 
 void finish_config(Config &c) {

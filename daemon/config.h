@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace pilotd {
@@ -76,6 +77,8 @@ struct Invocation {
     Config config;
     uint32_t status_stale_ms = 1000; /* `pilotd status --stale-ms` */
     std::vector<std::string> collect_args; /* `pilotd collect|advise ...`: parsed by collect.h / advise_command.cpp */
+    std::string config_file;               /* -c FILE, if given */
+    std::vector<std::pair<std::string, std::string>> settings; /* the command line's, in order */
 };
 
 /* Parses argv (and the config file it names).  Throws ConfigError. */
@@ -84,6 +87,17 @@ Invocation parse_command_line(int argc, char **argv);
 /* Fills defaults that depend on other settings (state dir, pid file) and
  * makes paths absolute.  Throws ConfigError. */
 void finish_config(Config &c);
+
+/* The service writes the settings other commands share with it (the model
+ * and store DSNs, the training settings) to STATE_DIR/pilotd.settings.json
+ * (mode 0600) when it starts, so that `pilotd train -D DIR` next to it needs
+ * nothing else.  c: finished.  False with *error. */
+bool write_service_settings(const Config &c, std::string *error);
+/* `pilotd train`: the settings of the service of inv's data directory (its
+ * settings file, when there is one) under the config file and the command
+ * line, into inv.config.  Returns the settings file used ("" for none).
+ * Throws ConfigError. */
+std::string layer_service_settings(Invocation &inv);
 
 void print_help(const char *argv0);
 

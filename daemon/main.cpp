@@ -73,7 +73,7 @@ TrainRequest train_request(const Config &cfg) {
 int run_train(const Config &cfg) {
     if (cfg.model_dsn.empty())
         throw ConfigError("pilotd train needs the database to model: --model-dsn DSN (or \"model-dsn\" in the "
-                          "config file)");
+                          "config file, or a pilotd service of this data directory started with one)");
     if (cfg.store_dsn.empty() || cfg.store_dsn == "none")
         throw ConfigError("pilotd train reads the feedback store: --store-dsn must name it (not \"none\")");
     TrainRequest r = train_request(cfg);
@@ -154,6 +154,11 @@ int run_service(const Config &cfg) {
         prepare_state_dir(cfg.state_dir);
         instance.acquire(segment);
         pid_file.acquire(cfg.pid_file);
+        {
+            std::string settings_error; /* `pilotd train -D` next to us starts from these */
+            if (!write_service_settings(cfg, &settings_error))
+                LOG_WARNING("cannot write the settings pilotd train shares: %s", settings_error.c_str());
+        }
 
         /* what backends may ask for at all: the table sets of the oracle's
          * and the memo's entries, and the database a model serves */
@@ -460,9 +465,16 @@ int main(int argc, char **argv) {
         }
         case Command::Advise:
             return run_advise_command(inv.collect_args);
-        case Command::Train:
+        case Command::Train: {
+            const std::string service = layer_service_settings(inv);
             finish_config(inv.config);
+            if (!service.empty())
+                fprintf(stderr, "pilotd train: settings of the service of %s (%s) under the command line: "
+                                "model-dsn \"%s\", store-dsn \"%s\"\n",
+                        inv.config.pgdata.c_str(), service.c_str(), redacted_dsn(inv.config.model_dsn).c_str(),
+                        redacted_dsn(inv.config.store_dsn).c_str());
             return run_train(inv.config);
+        }
         case Command::Run:
             finish_config(inv.config);
             break;
