@@ -40,6 +40,7 @@ extern "C" {
 #include "executor/executor.h"
 #include "executor/hashjoin.h"
 #include "optimizer/optimizer.h"
+#include "optimizer/pathnode.h"
 #include "executor/instrument.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
@@ -266,6 +267,15 @@ plan_relids(MapBuild *b, Plan *plan)
 	{
 		PilotEstimate *e = (PilotEstimate *) hash_search(b->rs->estimates, &relids,
 														 HASH_FIND, NULL);
+
+		/* a level whose joins pilotd knows nothing of made no entries for
+		 * them while planning: the chosen plan's, now */
+		if (e == NULL && b->rs->joins_unknown && bms_membership(relids) == BMS_MULTIPLE)
+		{
+			RelOptInfo *rel = find_join_rel(b->rs->root, relids);
+
+			e = pilot_unasked_join_entry(b->qs, b->rs, relids, rel != NULL ? rel->rows : plan->plan_rows);
+		}
 
 		/* a set the known-sets filter kept from being keyed: its key now
 		 * (once per chosen plan's set, not per set the planner sized) */

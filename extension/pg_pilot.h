@@ -83,6 +83,10 @@ typedef struct PilotRootState
 	bool		any_learned;	/* some set of this level was sized with pilotd's rows: the
 								 * planner's own estimates of the others are no longer
 								 * PostgreSQL's alone (see size_joins) */
+	bool		joins_unknown;	/* pilotd may answer no join set of this level (all
+								 * were enumerated): joins get no entry while planning;
+								 * the chosen plan's get one for feedback
+								 * (pilot_unasked_join_entry) */
 	HTAB	   *estimates;		/* Relids -> PilotEstimate */
 	struct PilotRootState *next;
 } PilotRootState;
@@ -148,6 +152,8 @@ extern bool pilot_budget_spent(const PilotQueryState *qs);
  * pilotd in one round trip within what is left of the planning's budget;
  * the answers are not used.  Never raises an error. */
 extern void pilot_send_key_texts(PilotQueryState *qs, PilotEstimate **entries, int n);
+extern PilotEstimate *pilot_unasked_join_entry(PilotQueryState *qs, PilotRootState *rs, Relids relids,
+											   double native_rows);
 
 /* ---- execution feedback (feedback.cpp) ---- */
 extern void pilot_install_executor_hooks(void);

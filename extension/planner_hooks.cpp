@@ -343,6 +343,28 @@ used_rows(const PilotEstimate *e)
 	return e->learned ? clamp_row_est(e->rows) : e->native_rows;
 }
 
+/*
+ * The entry of a join set of a level where pilotd may answer none
+ * (joins_unknown): made for the chosen plan's sets only, when feedback
+ * remembers them, with the planner's own estimate.  Counted already.
+ */
+PilotEstimate *
+pilot_unasked_join_entry(PilotQueryState *qs, PilotRootState *rs, Relids relids, double native_rows)
+{
+	MemoryContext old = MemoryContextSwitchTo(qs->cxt);
+	PilotEstimate *e = estimate_entry(rs, relids, native_rows);
+
+	MemoryContextSwitchTo(old);
+	if (!e->finished)
+	{
+		e->not_asked = true;
+		e->resolved = true;
+		e->finished = true;
+		e->reason = PF_UNKNOWN;
+	}
+	return e;
+}
+
 /* Bookkeeping once per relation set, when the planner first sizes it:
  * counters, log line, explain record. */
 static void
@@ -903,6 +925,18 @@ prefetch_join_estimates(PilotQueryState *qs, PilotRootState *rs)
 		pilot_sidecar_may_answer(sets, may, en.count);
 		for (int i = 0; i < en.count && !any; i++)
 			any = may[i];
+		if (!any && !en.overflow)
+		{
+			/*
+			 * Every join set of the level was enumerated and none passes:
+			 * the planner's visits to them (thousands in a large DP or
+			 * GEQO search) skip pg_pilot altogether, counted here once per
+			 * set; the chosen plan's sets get their entries for feedback.
+			 */
+			rs->joins_unknown = true;
+			qs->not_asked += (uint64) en.count;
+			pilot_stats_count_fallback(PF_UNKNOWN, en.count);
+		}
 		if (!any)
 			en.count = 0;
 		pfree(may);
@@ -964,6 +998,8 @@ join_rel_work(PilotQueryState *qs, PlannerInfo *root, RelOptInfo *joinrel, doubl
 		prefetch_join_estimates(qs, rs);
 		work_end(qs);
 	}
+	if (rs->joins_unknown)
+		return false;			/* counted by the prefetch */
 	e = estimate_entry(rs, joinrel->relids, joinrel->rows);
 	if (!e->finished)
 	{
