@@ -299,6 +299,12 @@ int run_service(const Config &cfg) {
         ShmServer server(opt, handler);
         server.start();
         server_p = &server;
+        /* on every way out (also an exception): the catalog's writer
+         * publishes no more into a segment that is gone */
+        struct DetachCatalog {
+            KeyCatalog &c;
+            ~DetachCatalog() { c.attach(nullptr); }
+        } detach_catalog{catalog};
         /* on every way out (also an exception): no publishing into a segment that is gone */
         struct StopModels {
             ModelRegistry &m;

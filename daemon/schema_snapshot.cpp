@@ -385,8 +385,11 @@ bool with_tables(const std::string &dsn, const std::vector<std::string> &tables,
 
 bool samplable_tables(const std::string &dsn, const std::vector<std::string> &tables,
                       std::vector<std::string> *out, std::string *error) {
+    /* by name, not to_regclass(): that raises an error for a schema the
+     * role may not use, as another session's pg_temp_N */
     static const char *const kSamplable =
-        "SELECT 1 FROM pg_class c WHERE c.oid = to_regclass($1) AND c.relpersistence <> 't' "
+        "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, parse_ident($1) p "
+        "WHERE cardinality(p) = 2 AND n.nspname = p[1] AND c.relname = p[2] AND c.relpersistence <> 't' "
         "AND c.relkind IN ('r', 'p', 'm', 'f')";
     try {
         Session db;

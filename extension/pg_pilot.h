@@ -83,10 +83,12 @@ typedef struct PilotRootState
 	bool		any_learned;	/* some set of this level was sized with pilotd's rows: the
 								 * planner's own estimates of the others are no longer
 								 * PostgreSQL's alone (see size_joins) */
-	bool		joins_unknown;	/* pilotd may answer no join set of this level (all
-								 * were enumerated): joins get no entry while planning;
-								 * the chosen plan's get one for feedback
+	bool		joins_unknown;	/* pilotd may answer no connected join set of this
+								 * level (all were enumerated): those get no entry while
+								 * planning; the chosen plan's get one for feedback
 								 * (pilot_unasked_join_entry) */
+	uint64		join_present;	/* with joins_unknown: the join graph the */
+	uint64	   *join_adjacency; /* enumeration ran on (bit = range-table index) */
 	HTAB	   *estimates;		/* Relids -> PilotEstimate */
 	struct PilotRootState *next;
 } PilotRootState;

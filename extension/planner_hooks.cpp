@@ -934,6 +934,9 @@ prefetch_join_estimates(PilotQueryState *qs, PilotRootState *rs)
 			 * set; the chosen plan's sets get their entries for feedback.
 			 */
 			rs->joins_unknown = true;
+			rs->join_present = en.present;
+			rs->join_adjacency = (uint64 *) palloc(sizeof(adjacency));
+			memcpy(rs->join_adjacency, adjacency, sizeof(adjacency));
 			qs->not_asked += (uint64) en.count;
 			pilot_stats_count_fallback(PF_UNKNOWN, en.count);
 		}
@@ -978,6 +981,41 @@ prefetch_join_estimates(PilotQueryState *qs, PilotRootState *rs)
 		keyed[i]->resolved = true;
 }
 
+/*
+ * With joins_unknown: is relids one of the sets the prefetch enumerated (and
+ * the filter turned down), i.e. connected in the level's join graph?  Other
+ * sets (a clauseless join, one formed through LATERAL) take the usual path.
+ * A few bit operations: no memory beyond the graph.
+ */
+static bool
+enumerated_set(const PilotRootState *rs, Relids relids)
+{
+	uint64		bits = 0,
+				reach,
+				frontier;
+	int			x = -1;
+
+	while ((x = bms_next_member(relids, x)) >= 0)
+	{
+		if (x >= 64)
+			return false;
+		bits |= UINT64CONST(1) << x;
+	}
+	if (bits == 0 || (bits & ~rs->join_present) != 0)
+		return false;
+	reach = frontier = bits & (~bits + 1);	/* the lowest member */
+	while (frontier != 0)
+	{
+		uint64		next = 0;
+
+		for (uint64 f = frontier; f != 0; f &= f - 1)
+			next |= rs->join_adjacency[popcount64((f & (~f + 1)) - 1)];
+		frontier = next & bits & ~reach;
+		reach |= frontier;
+	}
+	return reach == bits;
+}
+
 /* Returns true and the rows to use when joinrel must be re-costed. */
 static bool
 join_rel_work(PilotQueryState *qs, PlannerInfo *root, RelOptInfo *joinrel, double *rows)
@@ -998,7 +1036,7 @@ join_rel_work(PilotQueryState *qs, PlannerInfo *root, RelOptInfo *joinrel, doubl
 		prefetch_join_estimates(qs, rs);
 		work_end(qs);
 	}
-	if (rs->joins_unknown)
+	if (rs->joins_unknown && enumerated_set(rs, joinrel->relids))
 		return false;			/* counted by the prefetch */
 	e = estimate_entry(rs, joinrel->relids, joinrel->rows);
 	if (!e->finished)

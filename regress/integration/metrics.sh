@@ -11,7 +11,7 @@ URL="http://127.0.0.1:$port/metrics"
 scrape() { curl -fsS --max-time 10 "$URL"; }
 # metric NAME [LABELS]: its value in a fresh scrape (empty when absent)
 metric() { scrape | awk -v m="$1${2:-}" '$1 == m { print $2; exit }'; }
-grew() { [ "$(metric "$1")" != "" ] && awk -v a="$(metric "$1")" -v b="$2" 'BEGIN { exit !(a > b) }'; }
+grew() { [ -n "$2" ] && [ "$(metric "$1")" != "" ] && awk -v a="$(metric "$1")" -v b="$2" 'BEGIN { exit !(a > b) }'; }
 
 pp_pilotd_stop
 pp_pilotd_start --metrics-address "127.0.0.1:$port" >/dev/null
@@ -82,11 +82,13 @@ check "the time histogram has its buckets, +Inf last" \
 
 # execution feedback and the key texts it brings
 received0=$(metric pilotd_feedback_received_total)
-q "SELECT count(*) FROM orders o JOIN customer c ON c.id = o.customer_id WHERE o.status = 2" >/dev/null
+texts0=$(metric pilotd_key_texts); entries0=$(metric pilotd_key_catalog_entries)
+# constants no suite used before: relation sets whose texts pilotd lacks
+q "SELECT count(*) FROM orders o JOIN customer c ON c.id = o.customer_id WHERE o.status = 2 AND o.id < 4711" >/dev/null
 check "pilotd_feedback_received_total grows with an executed query" \
   wait_until 30 grew pilotd_feedback_received_total "$received0"
-check "pilotd_key_texts: the texts pilotd holds" wait_until 30 grew pilotd_key_texts 0
-check "pilotd_key_catalog_entries: the texts written" wait_until 30 grew pilotd_key_catalog_entries 0
+check "pilotd_key_texts grows with the query's new texts" wait_until 30 grew pilotd_key_texts "$texts0"
+check "pilotd_key_catalog_entries: and they are written" wait_until 30 grew pilotd_key_catalog_entries "$entries0"
 mon "SELECT pg_pilot.clear_cardinalities()" >/dev/null
 
 # a port someone else holds: no metrics, estimates as before
