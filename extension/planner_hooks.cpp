@@ -990,17 +990,19 @@ prefetch_join_estimates(PilotQueryState *qs, PilotRootState *rs)
 static bool
 enumerated_set(const PilotRootState *rs, Relids relids)
 {
-	uint64		bits = 0,
+	uint64		bits,
 				reach,
 				frontier;
-	int			x = -1;
 
-	while ((x = bms_next_member(relids, x)) >= 0)
-	{
-		if (x >= 64)
+	/* the members as one word (range-table indexes below 64), read directly:
+	 * this runs for every split the planner tries */
+	StaticAssertStmt(BITS_PER_BITMAPWORD == 64, "one bitmap word holds 64 relations");
+	if (relids == NULL || relids->nwords < 1)
+		return false;
+	for (int w = 1; w < relids->nwords; w++)
+		if (relids->words[w] != 0)
 			return false;
-		bits |= UINT64CONST(1) << x;
-	}
+	bits = (uint64) relids->words[0];
 	if (bits == 0 || (bits & ~rs->join_present) != 0)
 		return false;
 	reach = frontier = bits & (~bits + 1);	/* the lowest member */
