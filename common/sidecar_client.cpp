@@ -218,14 +218,8 @@ bool SidecarClient::answers_generation(uint32_t estimator, uint64_t *epoch, uint
 
 bool SidecarClient::may_answer(uint32_t dboid, bool model_counts, const uint64_t *table_sets, bool *may,
                               int n) noexcept {
-    /* no fstat() per call (GEQO asks this per set): an attached segment stays
-     * mapped; only its header is checked (a pilotd that stopped or went
-     * stale is looked for again, in a new segment) */
-    const uint64_t now = monotonic_us();
-    if (!map_ || validate_header(map_->header, map_->size, now, stale_after_us_) != HDR_OK) {
-        if (ensure_attached(now) != Outcome::OK)
-            return false;
-    }
+    if (!attached_for_lookup())
+        return false;
     const KnownSets &k = map_->header->known_sets;
     const bool all = model_counts && known_sets_may_answer(k, model_database_mark(dboid));
     for (int i = 0; i < n; i++)
@@ -234,12 +228,17 @@ bool SidecarClient::may_answer(uint32_t dboid, bool model_counts, const uint64_t
 }
 
 bool SidecarClient::has_key_text(uint64_t key) noexcept {
+    return attached_for_lookup() && key_texts_has(map_->header->key_texts, key);
+}
+
+bool SidecarClient::attached_for_lookup() noexcept {
+    /* no fstat() per call (GEQO asks per set): an attached segment stays
+     * mapped; only its header is checked (a pilotd that stopped or went
+     * stale is looked for again, in a new segment) */
     const uint64_t now = monotonic_us();
-    if (!map_ || validate_header(map_->header, map_->size, now, stale_after_us_) != HDR_OK) {
-        if (ensure_attached(now) != Outcome::OK)
-            return false;
-    }
-    return key_texts_has(map_->header->key_texts, key);
+    if (map_ && validate_header(map_->header, map_->size, now, stale_after_us_) == HDR_OK)
+        return true;
+    return ensure_attached(now) == Outcome::OK;
 }
 
 bool SidecarClient::model_serving() noexcept {

@@ -135,6 +135,9 @@ class SidecarClient {
   private:
     struct Mapping;
     Outcome ensure_attached(uint64_t now_us) noexcept;
+    /* Attached, for a lookup in the segment's header (the known-sets
+     * filter, the key texts): the header checked, no fstat(). */
+    bool attached_for_lookup() noexcept;
     void detach() noexcept;
     void note_unacknowledged() noexcept;
 
