@@ -3,7 +3,10 @@
  * command line (see index_advisor.h), its report on stdout, progress on
  * stderr; with --apply, the recommended indexes are created.
  */
+#include "config.h"
+#include "conninfo.h"
 #include "index_advisor.h"
+#include "progress.h"
 #include "pq_session.h"
 
 #include <chrono>
@@ -11,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 
 namespace pilotd {
 
@@ -19,21 +23,31 @@ namespace {
 constexpr int kExitOk = 0, kExitFailure = 1, kExitUsage = 2;
 
 const char *kUsage =
-    "usage: pilotd advise --dsn DSN [--workload FILE] [options]\n"
+    "usage: pilotd advise [-c FILE] [-D DIR] [--dsn DSN] [--workload FILE] [options]\n"
     "Recommends btree indexes for a database's workload, costed with HypoPG\n"
     "hypothetical indexes while pg_pilot's learned cardinalities are in force.\n"
-    "  --dsn DSN             the database to advise (libpq connection string)\n"
+    "  -c, --config FILE     pilotd's JSON config (default: /etc/pg_pilot/pilotd.json\n"
+    "                          or $PILOTD_CONFIG): model-dsn, store-dsn and the\n"
+    "                          advisor-* settings are this command's defaults\n"
+    "  -D, --pgdata DIR      the server's data directory: DSNs without host and port\n"
+    "                          go to it, and the settings of its pilotd service apply\n"
+    "  --dsn DSN             the database to advise (libpq connection string;\n"
+    "                          default: model-dsn)\n"
     "  --workload FILE       one query per line (\"N||query\" allowed; identical lines\n"
     "                          add up); each distinct query is measured once with\n"
     "                          EXPLAIN ANALYZE.  Default: pg_stat_statements of the\n"
     "                          database, with calls and times from pg_pilot.query_log\n"
     "                          when --store-dsn names the feedback store\n"
-    "  --store-dsn DSN       the feedback store (pg_pilot.query_log)\n"
-    "  --budget-mb MB        total size of the recommended indexes (default 1024)\n"
-    "  --max-indexes N       at most N recommendations (default 5)\n"
-    "  --width N             columns per index, 1..3 (default 2)\n"
-    "  --min-benefit PCT     an index must save PCT % of the workload's time (default 1)\n"
-    "  --write-cost-us US    maintenance cost per changed table row and index (default 20)\n"
+    "  --store-dsn DSN       the feedback store (pg_pilot.query_log; default: store-dsn\n"
+    "                          when a config or service settings file names it)\n"
+    "  --budget-mb MB        total size of the recommended indexes\n"
+    "                          (default: advisor-budget-mb, 1024)\n"
+    "  --max-indexes N       at most N recommendations (default: advisor-max-indexes, 5)\n"
+    "  --width N             columns per index, 1..3 (default: advisor-width, 2)\n"
+    "  --min-benefit PCT     an index must save PCT % of the workload's time\n"
+    "                          (default: advisor-min-benefit-pct, 1)\n"
+    "  --write-cost-us US    maintenance cost per changed table row and index\n"
+    "                          (default: advisor-write-cost-us, 20)\n"
     "  --max-queries N       the N heaviest queries (default 200)\n"
     "  --timeout-ms MS       statement timeout of a measuring run (default 10000)\n"
     "  --plain               cost with PostgreSQL's own estimates (pg_pilot off)\n"
@@ -52,8 +66,15 @@ bool parse_number(const std::string &v, double lo, double hi, double *out) {
 
 } // namespace
 
-int run_advise_command(const std::vector<std::string> &args) {
+int run_advise_command(const std::vector<std::string> &args, const CommandDefaults &d) {
     AdvisorOptions o;
+    o.dsn = d.model_dsn;
+    o.store_dsn = d.store_dsn;
+    o.budget_mb = d.advisor_budget_mb;
+    o.max_indexes = d.advisor_max_indexes;
+    o.width = d.advisor_width;
+    o.min_benefit_pct = d.advisor_min_benefit_pct;
+    o.write_cost_us = d.advisor_write_cost_us;
     bool apply = false, no_store = false;
     for (size_t i = 0; i < args.size(); i++) {
         std::string key = args[i], value;
@@ -121,10 +142,29 @@ int run_advise_command(const std::vector<std::string> &args) {
         }
     }
     if (o.dsn.empty()) {
-        fprintf(stderr, "pilotd advise: --dsn DSN is required\n%s", kUsage);
+        fprintf(stderr, "pilotd advise: the database to advise is required: --dsn DSN (or \"model-dsn\" in the "
+                        "config file)\n%s", kUsage);
         return kExitUsage;
     }
-    o.progress = [](const std::string &s) { fprintf(stderr, "advise: %s\n", s.c_str()); };
+    o.dsn = dsn_for_server_of(o.dsn, d.pgdata);
+    if (!o.store_dsn.empty())
+        o.store_dsn = dsn_for_server_of(o.store_dsn, d.pgdata);
+    /* one progress line per counted step (planned, measured), other news under it */
+    std::unique_ptr<Progress> bar;
+    std::string step;
+    o.counted = [&](const char *what, size_t done, size_t total) {
+        if (!bar || step != what) {
+            step = what;
+            bar = std::make_unique<Progress>(std::string("advise: ") + what, total, "queries");
+        }
+        bar->update(done);
+    };
+    o.progress = [&](const std::string &s) {
+        if (bar)
+            bar->note("advise: %s", s.c_str());
+        else
+            fprintf(stderr, "advise: %s\n", s.c_str());
+    };
 
     PqSession db;
     std::string err;
@@ -133,6 +173,7 @@ int run_advise_command(const std::vector<std::string> &args) {
         return kExitFailure;
     }
     AdviceResult res = advise(db, o);
+    bar.reset();
     if (!res.ok) {
         fprintf(stderr, "pilotd advise: %s\n", res.error.c_str());
         return kExitFailure;

@@ -1,5 +1,6 @@
 /* collect.cpp — see collect.h. */
 #include "collect.h"
+#include "progress.h"
 
 #include "key_sql.h"
 #include "conninfo.h"
@@ -325,8 +326,13 @@ bool parse_collect_args(const std::vector<std::string> &args, CollectOptions *o,
             return false;
         }
     }
-    if (o->workload.empty() || o->dsn.empty()) {
-        *error = "collect: --workload FILE and --dsn DSN are required";
+    if (o->workload.empty()) {
+        *error = "collect: --workload FILE is required";
+        return false;
+    }
+    if (o->dsn.empty()) {
+        *error = "collect: the database to run in is required: --dsn DSN (or \"model-dsn\" in the config file, "
+                 "or -D DIR of a pilotd service started with one)";
         return false;
     }
     return true;
@@ -366,9 +372,9 @@ int run_collect(const CollectOptions &o) {
     uint64_t sub_counted = 0, sub_timed_out = 0, sub_failed = 0, sub_undescribable = 0;
     std::unordered_set<std::string> sub_seen; /* keys counted (or tried) in this run */
     bool lost_last = false;
-    int next_decile = 1;
-    auto last_progress = t0;
+    Progress bar("collect", total, "queries");
     auto summary = [&](const char *prefix) {
+        bar.clear();
         fprintf(stderr, "collect: %s%llu queries, %llu ok, %llu timed out, %llu failed in %.1f s\n", prefix,
                 static_cast<unsigned long long>(done), static_cast<unsigned long long>(ok),
                 static_cast<unsigned long long>(timed_out), static_cast<unsigned long long>(failed),
@@ -398,8 +404,7 @@ int run_collect(const CollectOptions &o) {
             case Collector::Outcome::Timeout: sub_timed_out++; break;
             default:
                 if (++sub_failed <= kLoggedFailures)
-                    fprintf(stderr, "collect: a sub-plan of line %u failed: %s\n  %s\n", q.line, msg.c_str(),
-                            sql.c_str());
+                    bar.note("collect: a sub-plan of line %u failed: %s\n  %s", q.line, msg.c_str(), sql.c_str());
                 break;
             }
         }
@@ -421,20 +426,20 @@ int run_collect(const CollectOptions &o) {
             case Collector::Outcome::Lost:
                 failed++;
                 if (failed <= kLoggedFailures || res == Collector::Outcome::Lost)
-                    fprintf(stderr, "collect: line %u failed: %s\n", q.line, msg.c_str());
+                    bar.note("collect: line %u failed: %s", q.line, msg.c_str());
                 if (failed == kLoggedFailures)
-                    fprintf(stderr, "collect: (further failures are counted, not printed)\n");
+                    bar.note("collect: (further failures are counted, not printed)");
                 break;
             }
             if (res == Collector::Outcome::Lost) {
                 if (lost_last) {
-                    fprintf(stderr, "collect: the connection was lost twice in a row; giving up\n");
+                    bar.note("collect: the connection was lost twice in a row; giving up");
                     summary("stopped after ");
                     return kExitFailure;
                 }
-                fprintf(stderr, "collect: connection lost at line %u; reconnecting\n", q.line);
+                bar.note("collect: connection lost at line %u; reconnecting", q.line);
                 if (!c.reconnect(&error)) {
-                    fprintf(stderr, "collect: %s\n", error.c_str());
+                    bar.note("collect: %s", error.c_str());
                     summary("stopped after ");
                     return kExitFailure;
                 }
@@ -442,18 +447,11 @@ int run_collect(const CollectOptions &o) {
             } else {
                 lost_last = false;
             }
-            /* progress: at every 10%, and every 50 queries when 10 s passed since the last line */
-            bool decile = done * 10 >= static_cast<uint64_t>(next_decile) * total;
-            while (done * 10 >= static_cast<uint64_t>(next_decile) * total)
-                next_decile++;
-            if (done < total && (decile || (done % 50 == 0 && seconds_since(last_progress) >= 10))) {
-                fprintf(stderr, "collect: %llu/%llu (%.0f%%), %llu ok, %llu timed out, %llu failed, %.1f s\n",
-                        static_cast<unsigned long long>(done), static_cast<unsigned long long>(total),
-                        100.0 * static_cast<double>(done) / static_cast<double>(total),
-                        static_cast<unsigned long long>(ok), static_cast<unsigned long long>(timed_out),
-                        static_cast<unsigned long long>(failed), seconds_since(t0));
-                last_progress = std::chrono::steady_clock::now();
-            }
+            std::string detail = std::to_string(ok) + " ok, " + std::to_string(timed_out) + " timed out, " +
+                                 std::to_string(failed) + " failed";
+            if (o.subplans)
+                detail += ", " + std::to_string(sub_counted) + " sub-plans counted";
+            bar.update(done, detail);
         }
     }
     summary("");

@@ -4,7 +4,11 @@
  * pilotd observes (and its store keeps) the actual row counts of every
  * relation set the plans contain.
  *
- *   pilotd collect --workload FILE --dsn DSN [--timeout-ms N] [--repeat K] [--subplans]
+ *   pilotd collect [-c FILE] [-D DIR] --workload FILE [--dsn DSN] [--timeout-ms N] [--repeat K] [--subplans]
+ *
+ * The DSN defaults to the configuration's model-dsn (the config file, -c or
+ * the default one, and with -D the settings of that data directory's pilotd
+ * service); with -D it goes to that server unless it names host or port.
  *
  * Workload file (FILE "-" = standard input): one query per line; blank lines
  * and lines starting with "--" or "#" (after leading blanks) are skipped; a
@@ -35,8 +39,9 @@
  * plans never execute.  Each count has the statement timeout; one that times
  * out is skipped.  Needs the extension in the database.
  *
- * Output on stderr: progress at every 10% (and every 50 queries when 10 s
- * passed since the last progress line), then
+ * Output on stderr: progress (progress.h: on a terminal a line redrawn in
+ * place with done/total, rate and time left; otherwise a line at every 10 %),
+ * then
  *   collect: N queries, N ok, N timed out, N failed in X s
  * Exit status: 0 the run completed (whatever the queries' outcomes), 1 runtime
  * error (unreadable workload, cannot connect, pg_pilot not loaded, connection
@@ -63,9 +68,9 @@ struct CollectOptions {
 int run_collect(const CollectOptions &o);
 
 /* Optional helper for the command line: parses the arguments after
- * "collect" (--workload FILE, --dsn DSN, --timeout-ms N, --repeat K, also as
- * --opt=value; --subplans).  False with *error for an unknown option, a missing value or
- * a bad number, or when --workload or --dsn is missing. */
+ * "collect" but -c and -D (--workload FILE, --dsn DSN, --timeout-ms N, --repeat K, also as
+ * --opt=value; --subplans) over *o (o->dsn: the configured default).  False with *error for an unknown option, a missing value or
+ * a bad number, or when --workload or the DSN is missing. */
 bool parse_collect_args(const std::vector<std::string> &args, CollectOptions *o, std::string *error);
 
 struct WorkloadQuery {

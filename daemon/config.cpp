@@ -185,8 +185,13 @@ void apply_setting(Config &c, const std::string &key, const std::string &value) 
 
 void apply_json_file(Config &c, const std::string &path) {
     std::ifstream in(path);
-    if (!in)
-        throw ConfigError("cannot read config file " + quoted(path) + ": " + strerror(errno));
+    if (!in) {
+        const int err = errno;
+        throw ConfigError("cannot read config file " + quoted(path) + ": " + strerror(err) +
+                          (err == EACCES ? " (run as a user who may read it, e.g. the server's OS user, or name "
+                                           "another with -c FILE)"
+                                         : ""));
+    }
     nlohmann::json j;
     try {
         j = nlohmann::json::parse(in, nullptr, true, /*ignore_comments=*/true);
@@ -247,6 +252,17 @@ std::string absolute(const std::string &p) {
 }
 
 } // namespace
+
+std::string default_config_file() {
+    if (const char *env = getenv("PILOTD_CONFIG")) {
+        /* set: this file, which must exist; set empty: none */
+        if (*env && access(env, F_OK) != 0)
+            throw ConfigError(std::string("PILOTD_CONFIG names ") + quoted(env) +
+                              ", which does not exist (unset it to use " + kDefaultConfigFile + ")");
+        return env;
+    }
+    return access(kDefaultConfigFile, F_OK) == 0 ? kDefaultConfigFile : "";
+}
 
 Invocation parse_command_line(int argc, char **argv) {
     Invocation inv;
@@ -312,10 +328,28 @@ Invocation parse_command_line(int argc, char **argv) {
         inv.command = Command::Train;
         first = 2;
     } else if (argc > 1 && (strcmp(argv[1], "collect") == 0 || strcmp(argv[1], "advise") == 0)) {
-        /* their own options (collect.h, index_advisor.h): no service settings */
+        /* their own options (collect.h, index_advisor.h), and the config
+         * file and data directory every command shares: the DSNs default to
+         * the configuration's and go to the server of -D */
         inv.command = strcmp(argv[1], "collect") == 0 ? Command::Collect : Command::Advise;
-        for (int i = 2; i < argc; i++)
-            inv.collect_args.emplace_back(argv[i]);
+        for (int i = 2; i < argc; i++) {
+            const std::string a = argv[i];
+            const bool config = a == "-c" || a == "--config", pgdata = a == "-D" || a == "--pgdata";
+            if ((config || pgdata) && i + 1 >= argc)
+                throw ConfigError("option " + a + " needs a value");
+            if (config || a.rfind("--config=", 0) == 0)
+                inv.config_file = config ? argv[++i] : a.substr(strlen("--config="));
+            else if (pgdata || a.rfind("--pgdata=", 0) == 0)
+                inv.settings.emplace_back("pgdata", pgdata ? argv[++i] : a.substr(strlen("--pgdata=")));
+            else
+                inv.collect_args.push_back(a);
+        }
+        if (inv.config_file.empty())
+            inv.config_file = default_config_file();
+        if (!inv.config_file.empty())
+            apply_json_file(inv.config, inv.config_file);
+        for (const auto &kv : inv.settings)
+            apply_setting(inv.config, kv.first, kv.second);
         return inv;
     }
     std::vector<char *> args;
@@ -371,6 +405,8 @@ Invocation parse_command_line(int argc, char **argv) {
     if (stale_given && inv.command != Command::Status)
         throw ConfigError("--stale-ms is an option of \"pilotd status\"");
 
+    if (config_file.empty())
+        config_file = default_config_file();
     inv.config_file = config_file;
     inv.settings = settings;
     if (!config_file.empty())
@@ -441,6 +477,30 @@ std::string layer_service_settings(Invocation &inv) {
     return path;
 }
 
+/* What `pilotd collect` and `pilotd advise` take from the configuration
+ * (the config file and, with -D, the settings of the service of that data
+ * directory); their own options override it. */
+CommandDefaults command_defaults(Invocation &inv) {
+    CommandDefaults d;
+    std::string service;
+    if (!inv.config.pgdata.empty()) {
+        service = layer_service_settings(inv);
+        finish_config(inv.config);
+        d.pgdata = inv.config.pgdata;
+    }
+    const Config &c = inv.config;
+    d.model_dsn = c.model_dsn;
+    /* the built-in store DSN is only a guess: taken when a file names one */
+    if (!inv.config_file.empty() || !service.empty())
+        d.store_dsn = c.store_dsn == "none" ? "" : c.store_dsn;
+    d.advisor_budget_mb = c.advisor_budget_mb;
+    d.advisor_max_indexes = c.advisor_max_indexes;
+    d.advisor_width = c.advisor_width;
+    d.advisor_min_benefit_pct = c.advisor_min_benefit_pct;
+    d.advisor_write_cost_us = c.advisor_write_cost_us;
+    return d;
+}
+
 void finish_config(Config &c) {
     if (c.pgdata.empty())
         throw ConfigError("the data directory is required: -D/--pgdata DIR (or \"pgdata\" in the config file)");
@@ -497,19 +557,31 @@ void print_help(const char *argv0) {
         "                             train a learned-model version now from the\n"
         "                               feedback store (the running pilotd decides\n"
         "                               whether it serves: see pg_pilot.models)\n"
-        "  %s collect --workload FILE --dsn DSN [--timeout-ms N] [--repeat K] [--subplans]\n"
+        "  %s collect [-D DIR] --workload FILE [--dsn DSN] [--timeout-ms N]\n"
+        "                [--repeat K] [--subplans]\n"
         "                             run a workload's queries with feedback collection\n"
         "                               on, to gather training labels; --subplans also\n"
         "                               counts every sub-plan the planner sizes for them\n"
-        "  %s advise --dsn DSN [--workload FILE] [--apply] [options]\n"
+        "                               (--dsn default: model-dsn)\n"
+        "  %s advise [-D DIR] [--dsn DSN] [--workload FILE] [--apply] [options]\n"
         "                             recommend indexes for a workload (HypoPG what-if\n"
         "                               with pg_pilot's estimates): pilotd advise --help\n"
         "  %s --help | --version\n"
         "\n"
+        "Every command reads the same configuration: the JSON config file (-c FILE;\n"
+        "without -c, the file $PILOTD_CONFIG names or else %s\n"
+        "when it exists; PILOTD_CONFIG set empty: none), then its command line.\n"
+        "Connection strings without host and port go to the server of -D (its\n"
+        "postmaster.pid), whatever PGHOST/PGPORT say; train, collect and advise with\n"
+        "-D also take the model and store DSNs and training settings of that data\n"
+        "directory's running service.\n"
+        "On a terminal, collect, train and advise show done/total, rate and time left.\n"
+        "\n"
         "Options (each is also a key of the same name in the JSON config file, e.g.\n"
         "{\"pgdata\": \"/var/lib/postgresql/15/main\", \"slots\": 512}; \"state_dir\" works as\n"
         "well as \"state-dir\", // comments are allowed; the command line overrides the file):\n"
-        "  -c, --config FILE          read settings from this JSON file\n"
+        "  -c, --config FILE          read settings from this JSON file (default:\n"
+        "                               %s, if it exists)\n"
         "  -D, --pgdata DIR           the PostgreSQL data directory (required); names the\n"
         "                               shared-memory segment; must be owned by the\n"
         "                               user pilotd runs as (the server's OS user)\n"
@@ -640,7 +712,8 @@ void print_help(const char *argv0) {
         "SIGHUP reopens the log file.\n"
         "Exit status: 0 ok, 1 runtime error, 2 usage or configuration error,\n"
         "3 (status) pilotd not running or not ready.\n",
-        kPilotdVersion, argv0, argv0, argv0, argv0, argv0, argv0, pilot::proto::kProtocolVersion);
+        kPilotdVersion, argv0, argv0, argv0, argv0, argv0, argv0, kDefaultConfigFile, kDefaultConfigFile,
+        pilot::proto::kProtocolVersion);
 }
 
 } // namespace pilotd

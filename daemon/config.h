@@ -17,6 +17,10 @@
 namespace pilotd {
 
 constexpr const char *kPilotdVersion = "0.1.0";
+/* Read by every pilotd command when -c is not given (and it exists); the
+ * environment variable PILOTD_CONFIG names another file instead, or, set
+ * empty, none. */
+constexpr const char *kDefaultConfigFile = "/etc/pg_pilot/pilotd.json";
 
 struct Config {
     std::string pgdata;     /* required */
@@ -77,11 +81,17 @@ struct Invocation {
     Config config;
     uint32_t status_stale_ms = 1000; /* `pilotd status --stale-ms` */
     std::vector<std::string> collect_args; /* `pilotd collect|advise ...`: parsed by collect.h / advise_command.cpp */
-    std::string config_file;               /* -c FILE, if given */
+    std::string config_file;               /* -c FILE, or the default file read; "" none */
     std::vector<std::pair<std::string, std::string>> settings; /* the command line's, in order */
 };
 
-/* Parses argv (and the config file it names).  Throws ConfigError. */
+/* The config file to read when -c is not given: $PILOTD_CONFIG, or
+ * kDefaultConfigFile when it exists; "" for none.  Throws ConfigError when
+ * PILOTD_CONFIG names a file that does not exist. */
+std::string default_config_file();
+
+/* Parses argv (and the config file it names, or the default one).  Throws
+ * ConfigError. */
 Invocation parse_command_line(int argc, char **argv);
 
 /* Fills defaults that depend on other settings (state dir, pid file) and
@@ -98,6 +108,21 @@ bool write_service_settings(const Config &c, std::string *error);
  * line, into inv.config.  Returns the settings file used ("" for none).
  * Throws ConfigError. */
 std::string layer_service_settings(Invocation &inv);
+
+/* What `pilotd collect` and `pilotd advise` take from the configuration;
+ * their own options override it.  Empty strings: not configured. */
+struct CommandDefaults {
+    std::string pgdata;    /* -D: the server whose address DSNs default to */
+    std::string model_dsn; /* the database to run in / to advise */
+    std::string store_dsn; /* the feedback store (only when a file names it) */
+    /* the advisor-* settings (Config's defaults when no file sets them) */
+    uint32_t advisor_budget_mb = 0, advisor_max_indexes = 0, advisor_width = 0;
+    uint32_t advisor_min_benefit_pct = 0, advisor_write_cost_us = 0;
+};
+/* inv: as parsed for collect or advise (config file and -D applied).  With
+ * -D, the settings of that data directory's service are layered under the
+ * config file (layer_service_settings).  Throws ConfigError. */
+CommandDefaults command_defaults(Invocation &inv);
 
 void print_help(const char *argv0);
 

@@ -252,6 +252,10 @@ class Advisor {
         if (o_.progress)
             o_.progress(s);
     }
+    void counted(const char *what, size_t done, size_t total) {
+        if (o_.counted)
+            o_.counted(what, done, total);
+    }
     bool fail(const std::string &e) {
         res_.error = e;
         return false;
@@ -365,7 +369,8 @@ class Advisor {
                 kept.push_back(std::move(q));
             }
             done++;
-            if (done * 10 >= next_report * queries_.size()) {
+            counted("measured", done, queries_.size());
+            if (!o_.counted && done * 10 >= next_report * queries_.size()) {
                 progress("measured " + std::to_string(done) + " of " + std::to_string(queries_.size()) +
                          " distinct queries");
                 next_report = done * 10 / queries_.size() + 1;
@@ -585,6 +590,7 @@ class Advisor {
             if (stopping())
                 return fail("stopped");
             done++;
+            counted("planned", done, total);
             if (!parameter_count(db_, q.sql, &q.nparams, &err)) {
                 skip("cannot be prepared (" + err + ")", q.sql);
                 continue;
@@ -606,7 +612,7 @@ class Advisor {
                 continue;
             }
             kept.push_back(std::move(q));
-            if (done * 10 >= next_report * total) {
+            if (!o_.counted && done * 10 >= next_report * total) {
                 progress("planned " + std::to_string(done) + " of " + std::to_string(total) + " queries");
                 next_report = done * 10 / total + 1;
             }

@@ -40,6 +40,7 @@
 namespace pilotd {
 
 class PqSession;
+struct CommandDefaults;
 
 struct AdvisorOptions {
     std::string dsn;            /* the database to advise */
@@ -56,6 +57,8 @@ struct AdvisorOptions {
     uint32_t max_queries = 200;  /* the heaviest queries of the workload */
     uint32_t max_candidates = 400;
     std::function<void(const std::string &)> progress; /* may be empty */
+    /* each query planned or measured: (what, done, total); may be empty */
+    std::function<void(const char *, size_t, size_t)> counted;
     const std::atomic<bool> *stop = nullptr; /* set: end the run early (an error "stopped") */
 };
 
@@ -119,7 +122,7 @@ bool store_advice(PqSession &db, const AdviceResult &res, const AdvisorOptions &
                   std::string *error);
 
 /* `pilotd advise` (see --help). Exit status: 0 ok, 1 runtime error, 2 usage. */
-int run_advise_command(const std::vector<std::string> &args);
+int run_advise_command(const std::vector<std::string> &args, const CommandDefaults &defaults);
 
 } // namespace pilotd
 

@@ -5,6 +5,7 @@
  */
 #include "collect.h"
 #include "config.h"
+#include "progress.h"
 #include "estimator.h"
 #include "advisor_service.h"
 #include "feedback_spool.h"
@@ -81,8 +82,21 @@ int run_train(const Config &cfg) {
     ModelRegistry current(r.models_dir, nullptr, /*read_only=*/true, cfg.pgdata);
     current.open();
     r.compare_with = current.serving();
-    r.progress = [](const std::string &line) { fprintf(stderr, "pilotd train: %s\n", line.c_str()); };
+    Progress bar("pilotd train", r.epochs, "epochs");
+    bar.set_deadline(r.max_seconds); /* the time budget ends a training early */
+    r.progress = [&bar](const std::string &line) { bar.note("pilotd train: %s", line.c_str()); };
+    r.epoch_progress = [&bar](uint32_t epoch, uint32_t epochs, double loss) {
+        bar.set_total(epochs);
+        if (epoch == 0) {
+            bar.restart(); /* rate and time left of the epochs alone */
+            return;
+        }
+        char detail[48];
+        snprintf(detail, sizeof detail, "loss %.5f", loss);
+        bar.update(epoch, detail);
+    };
     TrainResult res = train_model(r);
+    bar.clear();
     if (!res.ok) {
         fprintf(stderr, "pilotd train: failed: %s\n", res.error.c_str());
         return kExitFailure;
@@ -461,16 +475,19 @@ int main(int argc, char **argv) {
         case Command::Status:
             return run_status(inv);
         case Command::Collect: {
+            const CommandDefaults d = command_defaults(inv);
             CollectOptions co;
+            co.dsn = d.model_dsn;
             std::string why;
             if (!parse_collect_args(inv.collect_args, &co, &why)) {
                 fprintf(stderr, "pilotd collect: %s\n", why.c_str());
                 return kExitUsage;
             }
+            co.dsn = dsn_for_server_of(co.dsn, d.pgdata);
             return run_collect(co);
         }
         case Command::Advise:
-            return run_advise_command(inv.collect_args);
+            return run_advise_command(inv.collect_args, command_defaults(inv));
         case Command::Train: {
             const std::string service = layer_service_settings(inv);
             finish_config(inv.config);

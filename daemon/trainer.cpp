@@ -301,12 +301,16 @@ TrainResult train_model(const TrainRequest &r) noexcept {
         }
         uint32_t report_every = std::max<uint32_t>(1, r.epochs / 10);
         o.progress = [&](uint32_t epoch, double loss) {
-            if (epoch % report_every == 0 || epoch == r.epochs) {
+            if (r.epoch_progress)
+                r.epoch_progress(epoch, r.epochs, loss);
+            else if (epoch % report_every == 0 || epoch == r.epochs) {
                 char b[96];
                 snprintf(b, sizeof b, "epoch %u/%u: loss %.5f", epoch, r.epochs, loss);
                 say(r, b);
             }
         };
+        if (r.epoch_progress)
+            r.epoch_progress(0, r.epochs, 0.0); /* the epochs start now */
         net->train(tx, ty, o);
         if (best_epoch)
             say(r, "kept the weights of epoch " + std::to_string(best_epoch) + " (best on " +

@@ -52,6 +52,9 @@ struct TrainRequest {
     uint64_t seed = 42;
     std::shared_ptr<const LoadedModel> compare_with; /* the serving version, if any */
     std::function<void(const std::string &)> progress;  /* human-readable lines */
+    /* each epoch (epoch of epochs, training loss; epoch 0: training starts);
+     * when set, the epochs are not also reported as progress lines */
+    std::function<void(uint32_t, uint32_t, double)> epoch_progress;
     const std::atomic<bool> *cancel = nullptr;         /* set: stop soon, write nothing */
 };
 

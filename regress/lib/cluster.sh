@@ -15,6 +15,9 @@
 
 PG_BIN=${PG_BIN:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
 PILOTD=${PILOTD:-$(command -v pilotd || echo /usr/local/bin/pilotd)}
+# a throw-away cluster's pilotd never reads the machine's configuration
+# (/etc/pg_pilot/pilotd.json, which a package install may have)
+export PILOTD_CONFIG=""
 
 pp_free_port() {
   local p
