@@ -6,7 +6,7 @@
 PG_CONFIG ?= pg_config
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build install check check-asan demo bench bench-advisor clean
+.PHONY: all deps build install check check-asan demo bench bench-advisor deb clean
 
 all: build
 
@@ -24,7 +24,9 @@ install: build
 	$(MAKE) -C extension install PG_CONFIG=$(PG_CONFIG)
 	$(MAKE) -C daemon install
 
+# (as root it also builds and installs the Debian package: its build tools first)
 check: install
+	@[ "$$(id -u)" -ne 0 ] || scripts/deps.sh deb
 	@regress/run_checks.sh
 
 # The same suite with both sides built with AddressSanitizer and
@@ -64,6 +66,14 @@ bench: install
 bench-advisor: install
 	@scripts/deps.sh bench
 	@$(foreach v,$(BENCH_VARS),$(v)="$($(v))") regress/bench/advisor_bench.sh
+
+# The Debian package postgresql-15-pg-pilot (debian/): extension, pilotd, docs,
+# the per-cluster unit pilotd@15-main.service and logrotate, built with
+# dpkg-buildpackage in build/deb/src (kept: the next build is incremental);
+# the .deb lands in build/deb/.  Install: apt install ./build/deb/postgresql-15-pg-pilot_*.deb
+deb:
+	@scripts/deps.sh deb
+	@JOBS=$(JOBS) scripts/build_deb.sh
 
 clean:
 	$(MAKE) -C daemon clean

@@ -15,13 +15,27 @@
 # run always ends with that line.
 #
 # PostgreSQL refuses to run as root: as root, this script re-runs itself as the
-# postgres OS user from a scratch copy (lib/as_owner.sh).
+# postgres OS user from a scratch copy (lib/as_owner.sh).  Only the Debian
+# package's test (integration/deb_package.sh: dpkg -i, a throw-away Debian
+# cluster) runs before that, as root; its counts are handed on.
 set -uo pipefail
 
 SELF_DIR=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib/as_owner.sh
 source "$SELF_DIR/lib/as_owner.sh"
-pp_rerun_as_owner check regress/run_checks.sh "PP_ONLY=${PP_ONLY:-}" "PP_ASAN=${PP_ASAN:-}"
+root_counts=""
+if [ "$(id -u)" -eq 0 ] && [ -z "${PP_ASAN:-}" ] && { [ -z "${PP_ONLY:-}" ] || [[ deb_package =~ $PP_ONLY ]]; }; then
+  echo "== as root: the Debian package (integration/deb_package)"
+  deb_out=$(mktemp /tmp/pg_pilot_deb_out.XXXXXX)
+  timeout --kill-after=20 "${PP_SUITE_TIMEOUT:-900}" bash "$SELF_DIR/integration/deb_package.sh" >"$deb_out" 2>&1
+  rc=$?
+  cat "$deb_out"
+  p=$(grep -cE '^ok ' "$deb_out"); f=$(grep -cE '^not ok ' "$deb_out")
+  if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "not ok - deb_package exited with $rc"; fi
+  root_counts="$p $f"
+  rm -f "$deb_out"
+fi
+pp_rerun_as_owner check regress/run_checks.sh "PP_ONLY=${PP_ONLY:-}" "PP_ASAN=${PP_ASAN:-}" "PP_ROOT_COUNTS=$root_counts"
 
 WORK=${PP_WORK:-$(mktemp -d /tmp/pg_pilot_check.XXXXXX)}
 R="$WORK/regress"
@@ -77,6 +91,10 @@ cleanup() { pp_teardown; }
 # PP_ONLY=REGEX (development): run only the suites whose name matches
 only() { [ -z "${PP_ONLY:-}" ] || [[ $1 =~ $PP_ONLY ]]; }
 trap cleanup EXIT
+if [ -n "${PP_ROOT_COUNTS:-}" ]; then
+  read -r p f <<<"$PP_ROOT_COUNTS"
+  count "$p" "$f" "integration/deb_package (as root)"
+fi
 
 echo "== unit tests"
 for t in "$R"/unit/$UNIT_BUILD/test_*; do
@@ -139,6 +157,11 @@ for t in "$R"/fault/*.sh "$R"/integration/*.sh; do
   [ -f "$t" ] || continue
   name=$(basename "$t" .sh)
   only "$name" || continue
+  # it installs a package: run as root before the rest, or not at all
+  if [ "$name" = deb_package ]; then
+    [ -n "${PP_ROOT_COUNTS:-}" ] || echo "# deb_package not run: it needs root (make check as root runs it first)"
+    continue
+  fi
   out="$WORK/fault_$name.out"
   suite bash "$t" >"$out" 2>&1
   rc=$?

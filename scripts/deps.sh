@@ -23,6 +23,15 @@ PKGS=(
 if [ "${1:-}" = "bench" ]; then
   PKGS+=(python3-psycopg2 python3-matplotlib)
 fi
+# `make deb` builds the Debian package postgresql-15-pg-pilot (debian/)
+if [ "${1:-}" = "deb" ]; then
+  PKGS+=(
+    debhelper                  # dh, dh_installsystemd, dh_installlogrotate (compat 13)
+    postgresql-server-dev-all  # Build-Depends: Debian's extension tooling (pg_buildext)
+    dpkg-dev                   # dpkg-buildpackage (no fakeroot: Rules-Requires-Root: no)
+    logrotate                  # regress/integration/deb_package.sh rotates pilotd's log with the package's file
+  )
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
