@@ -115,6 +115,12 @@ void apply_setting(Config &c, const std::string &key, const std::string &value) 
         c.store_backoff_max_ms = parse_uint(key, value, kBackoffMaxRange);
     } else if (key == "model-dsn") {
         c.model_dsn = value;
+    } else if (key == "model-databases") {
+        for (const std::string &name : split_database_list(value))
+            if (name.empty() || name.size() > 63)
+                throw ConfigError("invalid value " + quoted(value) + " for model-databases: \"all\" or database "
+                                  "names separated by commas");
+        c.model_databases = value;
     } else if (key == "train-every") {
         c.train_every = parse_uint(key, value, kTrainEveryRange);
     } else if (key == "train-seconds") {
@@ -208,7 +214,7 @@ void apply_json_file(Config &c, const std::string &path) {
         if (key == "daemon" || key == "foreground")
             kind = BOOL;
         else if (key == "pgdata" || key == "state-dir" || key == "pid-file" || key == "log-file" ||
-                 key == "log-level" || key == "store-dsn" || key == "model-dsn" || key == "advisor-dsn" ||
+                 key == "log-level" || key == "store-dsn" || key == "model-dsn" || key == "advisor-dsn" || key == "model-databases" ||
                  key == "metrics-address")
             kind = STRING;
         else if (key == "slots" || key == "workers" || key == "heartbeat-ms" ||
@@ -253,6 +259,25 @@ std::string absolute(const std::string &p) {
 
 } // namespace
 
+std::vector<std::string> split_database_list(const std::string &text) {
+    std::vector<std::string> out;
+    if (text.empty())
+        return out;
+    size_t at = 0;
+    for (;;) {
+        size_t comma = text.find(',', at);
+        std::string name = text.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+        while (!name.empty() && name.front() == ' ')
+            name.erase(name.begin());
+        while (!name.empty() && name.back() == ' ')
+            name.pop_back();
+        out.push_back(name);
+        if (comma == std::string::npos)
+            return out;
+        at = comma + 1;
+    }
+}
+
 std::string default_config_file() {
     if (const char *env = getenv("PILOTD_CONFIG")) {
         /* set: this file, which must exist; set empty: none */
@@ -289,6 +314,7 @@ Invocation parse_command_line(int argc, char **argv) {
         {"store-retention-interval-s", required_argument, nullptr, O_SETTING},
         {"store-backoff-max-ms", required_argument, nullptr, O_SETTING},
         {"model-dsn", required_argument, nullptr, O_SETTING},
+        {"model-databases", required_argument, nullptr, O_SETTING},
         {"advisor-dsn", required_argument, nullptr, O_SETTING},
         {"metrics-address", required_argument, nullptr, O_SETTING},
         {"advisor-every-s", required_argument, nullptr, O_SETTING},
@@ -525,6 +551,7 @@ std::string config_summary(const Config &c) {
       << " spool-max-mb=" << c.spool_max_mb << " store-retention-days=" << c.store_retention_days
       << " store-max-rows=" << c.store_max_rows << " store-retention-interval-s=" << c.store_retention_interval_s
       << " store-backoff-max-ms=" << c.store_backoff_max_ms << " model-dsn=\"" << c.model_dsn << "\""
+      << " model-databases=\"" << c.model_databases << "\""
       << " train-every=" << c.train_every << " train-seconds=" << c.train_seconds
       << " train-epochs=" << c.train_epochs << " train-seed=" << c.train_seed << " model-sample-rows=" << c.model_sample_rows
       << " model-poll-ms=" << c.model_poll_ms << " advisor-dsn=\"" << c.advisor_dsn << "\""
@@ -637,6 +664,12 @@ void print_help(const char *argv0) {
         "                               learns (its tables are sampled; the role needs\n"
         "                               SELECT on them and pg_monitor); empty: pilotd\n"
         "                               trains nothing by itself (default: empty)\n"
+        "      --model-databases LIST the service trains a version for each of these\n"
+        "                               databases (model-dsn's connection with its\n"
+        "                               database name replaced): names separated by\n"
+        "                               commas, or \"all\": every database that has the\n"
+        "                               extension; each serves its own database only;\n"
+        "                               empty: model-dsn's database (default: empty)\n"
         "      --train-every N        train a new version in the background after N new\n"
         "                               feedback records, 0 = only `pilotd train`\n"
         "                               (default: 50000)\n"

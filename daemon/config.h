@@ -39,6 +39,7 @@ struct Config {
     uint32_t store_backoff_max_ms = 30000;
     /* the learned model (models/, model_registry.h, trainer.h) */
     std::string model_dsn;              /* the database the model is for; empty: no training here */
+    std::string model_databases;        /* "": model-dsn's; "all": each with the extension; or "a,b" */
     uint32_t train_every = 50000;       /* train again after N new feedback records; 0: only `pilotd train` */
     uint32_t train_seconds = 300;       /* time budget of one training */
     uint32_t train_epochs = 300;
@@ -84,6 +85,9 @@ struct Invocation {
     std::string config_file;               /* -c FILE, or the default file read; "" none */
     std::vector<std::pair<std::string, std::string>> settings; /* the command line's, in order */
 };
+
+/* model-databases' names: "a, b" -> {"a", "b"}; "" -> {} */
+std::vector<std::string> split_database_list(const std::string &text);
 
 /* The config file to read when -c is not given: $PILOTD_CONFIG, or
  * kDefaultConfigFile when it exists; "" for none.  Throws ConfigError when

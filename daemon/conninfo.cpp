@@ -88,4 +88,22 @@ std::string dsn_for_server_of(const std::string &dsn, const std::string &pgdata)
     return dsn.empty() ? out : out + " " + dsn;
 }
 
+std::string dsn_with_dbname(const std::string &dsn, const std::string &dbname) {
+    char *err = nullptr;
+    PQconninfoOption *opts = PQconninfoParse(dsn.c_str(), &err);
+    if (opts == nullptr) {
+        if (err)
+            PQfreemem(err);
+        return "";
+    }
+    std::string out;
+    for (PQconninfoOption *o = opts; o->keyword != nullptr; o++) {
+        if (strcmp(o->keyword, "dbname") == 0 || o->val == nullptr || o->val[0] == '\0')
+            continue;
+        out += std::string(o->keyword) + "=" + quoted(o->val) + " ";
+    }
+    PQconninfoFree(opts);
+    return out + "dbname=" + quoted(dbname);
+}
+
 } // namespace pilotd

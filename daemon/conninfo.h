@@ -23,6 +23,10 @@ std::string redacted_dsn(const std::string &dsn);
  * PGDATA/postmaster.pid (lines 4 and 5); false when it has none. */
 bool postmaster_address(const std::string &pgdata, std::string *port, std::string *socket_dir);
 
+/* dsn naming database dbname instead of its own (keyword/value or URI in,
+ * keyword/value out); "" when dsn cannot be parsed. */
+std::string dsn_with_dbname(const std::string &dsn, const std::string &dbname);
+
 /* dsn with the server of pgdata as its host and port where it names neither
  * host nor port itself (a keyword/value string; a URI is returned as it is:
  * it names its host).  Without a postmaster.pid, dsn unchanged. */

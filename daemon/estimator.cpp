@@ -62,7 +62,7 @@ void MemoEstimator::estimate(const EstimateBatch &batch, EstimateAnswer *out) {
     bool known[kMaxItems];
     if (n > kMaxItems)
         n = kMaxItems;
-    store_.lookup(items, n, rows, known); /* one shared lock per batch */
+    store_.lookup(batch.dboid, items, n, rows, known); /* one shared lock per batch */
     for (uint32_t i = 0; i < n; i++) {
         if (known[i]) {
             out[i].rows = rows[i];

@@ -69,7 +69,8 @@ class KeyTextSink {
 class ModelControl {
   public:
     virtual ~ModelControl() = default;
-    virtual bool pin(uint32_t version, std::string *why) noexcept = 0;
+    /* version 0: unpin database dboid's model; else pin version (of dboid) */
+    virtual bool pin(uint32_t version, uint32_t dboid, std::string *why) noexcept = 0;
 };
 
 class NativeEstimator final : public Estimator {

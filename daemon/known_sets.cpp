@@ -1,6 +1,8 @@
 /* known_sets.cpp — see known_sets.h. */
 #include "known_sets.h"
 
+#include <algorithm>
+
 namespace pilotd {
 
 namespace pp = pilot::proto;
@@ -27,8 +29,8 @@ void KnownSetsFilter::rebuild_locked() {
         set_bits_locked(next, t);
     for (uint64_t t : oracle_)
         set_bits_locked(next, t);
-    if (model_dboid_ != 0)
-        set_bits_locked(next, pp::model_database_mark(model_dboid_));
+    for (uint32_t dboid : model_dboids_)
+        set_bits_locked(next, pp::model_database_mark(dboid));
     seg_->seq[next].fetch_add(1, std::memory_order_release);
     seg_->active.store(next, std::memory_order_release);
     seg_->state.store(filter ? pp::KNOWN_SETS_FILTER : pp::KNOWN_SETS_ASK_ALL, std::memory_order_release);
@@ -77,11 +79,12 @@ void KnownSetsFilter::set_oracle(const std::vector<uint64_t> &sets, bool complet
     replace_locked(oracle_, oracle_complete_, sets, complete);
 }
 
-void KnownSetsFilter::set_model_database(uint32_t dboid) {
+void KnownSetsFilter::set_model_databases(std::vector<uint32_t> dboids) {
+    std::sort(dboids.begin(), dboids.end());
     std::lock_guard<std::mutex> g(mu_);
-    if (dboid == model_dboid_)
+    if (dboids == model_dboids_)
         return;
-    model_dboid_ = dboid;
+    model_dboids_ = std::move(dboids);
     rebuild_locked();
 }
 

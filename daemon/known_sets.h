@@ -7,8 +7,8 @@
  *   - the memo: table sets of the relation sets execution feedback observed
  *     (add_memo(), from the feedback drain, before the memo learns them);
  *   - the oracle: table sets of its entries (set_oracle(), after a commit);
- *   - the learned model: the database it serves (set_model_database()):
- *     every set of that database passes.
+ *   - the learned model: the databases it serves (set_model_databases()):
+ *     every set of those databases passes.
  * A source that holds entries without a table set (written before protocol 8)
  * is incomplete: the filter is then off (KNOWN_SETS_ASK_ALL) and backends
  * ask for every set, as before.
@@ -44,8 +44,8 @@ class KnownSetsFilter {
      * when it was new. */
     bool add_memo(uint64_t table_set);
     void set_oracle(const std::vector<uint64_t> &sets, bool complete);
-    /* The database the serving model was trained for; 0: no model serves. */
-    void set_model_database(uint32_t dboid);
+    /* The databases a model version serves (empty: none). */
+    void set_model_databases(std::vector<uint32_t> dboids);
 
     std::vector<uint64_t> memo_sets() const;
     bool memo_complete() const;
@@ -63,7 +63,7 @@ class KnownSetsFilter {
     pilot::proto::KnownSets *seg_ = nullptr;
     std::unordered_set<uint64_t> memo_, oracle_;
     bool memo_complete_ = true, oracle_complete_ = true;
-    uint32_t model_dboid_ = 0;
+    std::vector<uint32_t> model_dboids_; /* sorted */
 };
 
 } // namespace pilotd

@@ -81,7 +81,7 @@ int run_train(const Config &cfg) {
     /* compared with the version serving now, if the registry names one */
     ModelRegistry current(r.models_dir, nullptr, /*read_only=*/true, cfg.pgdata);
     current.open();
-    r.compare_with = current.serving();
+    r.compare_with = [&current](uint32_t dboid) { return current.serving(dboid); };
     Progress bar("pilotd train", r.epochs, "epochs");
     bar.set_deadline(r.max_seconds); /* the time budget ends a training early */
     r.progress = [&bar](const std::string &line) { bar.note("pilotd train: %s", line.c_str()); };
@@ -205,12 +205,11 @@ int run_service(const Config &cfg) {
         handler.set_key_text_sink(&catalog);
         std::atomic<ShmServer *> server_p{nullptr}; /* set while the segment exists */
         ModelRegistry models(models_dir(cfg), [&server_p, &known](const std::vector<pilot::proto::ModelInfo> &m,
-                                                                  uint32_t serving) {
-            uint32_t model_dboid = 0;
-            for (const auto &info : m)
-                if (serving != 0 && info.version == serving)
-                    model_dboid = info.dboid;
-            known.set_model_database(model_dboid);
+                                                                  const ModelRegistry::ServingVersions &serving) {
+            std::vector<uint32_t> databases;
+            for (const auto &[dboid, version] : serving)
+                databases.push_back(dboid);
+            known.set_model_databases(databases);
             if (ShmServer *srv = server_p.load())
                 srv->publish_models(m, serving);
         }, /*read_only=*/false, cfg.pgdata);
@@ -334,9 +333,9 @@ int run_service(const Config &cfg) {
         if (!cfg.model_dsn.empty() && cfg.train_every > 0 && store_on) {
             pilotd::ShmServer *srv = &server;
             trainer.reset(new AutoTrainer(
-                train_request(cfg), cfg.train_every,
+                train_request(cfg), cfg.model_databases, cfg.train_every,
                 [srv] { return srv->header()->counters.feedback_received.load(std::memory_order_relaxed); },
-                [&models] { return models.serving(); }, [&models] { models.rescan(); }));
+                [&models](uint32_t dboid) { return models.serving(dboid); }, [&models] { models.rescan(); }));
             trainer->start();
         } else if (!cfg.model_dsn.empty() && cfg.train_every > 0) {
             LOG_WARNING("models: no background training without a feedback store (store-dsn \"none\")");

@@ -200,7 +200,8 @@ bool MemoJournal::append(const FeedbackRecord *recs, uint32_t n) noexcept {
                 continue;
             size_t off = bytes.size();
             bytes.resize(off + kRecordBytes);
-            encode_record(bytes.data() + off, recs[i].key, recs[i].actual_rows, 1, recs[i].table_set);
+            encode_record(bytes.data() + off, memo_key(recs[i].dboid, recs[i].key), recs[i].actual_rows, 1,
+                          recs[i].table_set);
         }
         if (bytes.empty())
             return true;

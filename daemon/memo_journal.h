@@ -7,6 +7,10 @@
  *   records, 40 bytes each, appended:
  *     uint64 key | double rows | uint64 count | uint64 table set |
  *     uint32 tag 'MJR2' | uint32 CRC-32 of the 36 bytes before it
+ *   key is the memo's key (memo_store.h, memo_key(): the subplan key mixed
+ *   with the database; a journal of a pilotd before per-database memo keys
+ *   holds plain subplan keys, which memo_key() of database 0 gives: read as
+ *   entries of no particular database).
  *   count is how many observations the record stands for: 1 for a record the
  *   drain appended, the key's total for a record written by compaction.  The
  *   table set (FeedbackRecord::table_set) feeds the known-sets filter

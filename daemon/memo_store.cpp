@@ -26,7 +26,8 @@ void MemoStore::observe(const FeedbackRecord *recs, uint32_t n) noexcept {
             }
             if (r.kind != FB_RELSET)
                 continue;
-            auto it = map_.find(r.key);
+            const uint64_t key = memo_key(r.dboid, r.key);
+            auto it = map_.find(key);
             if (it == map_.end()) {
                 if (map_.size() >= max_entries_) {
                     rejected++;
@@ -35,7 +36,7 @@ void MemoStore::observe(const FeedbackRecord *recs, uint32_t n) noexcept {
                     continue;
                 }
                 try {
-                    it = map_.emplace(r.key, Entry()).first;
+                    it = map_.emplace(key, Entry()).first;
                 } catch (...) {
                     rejected++;
                     continue;
@@ -68,18 +69,22 @@ void MemoStore::observe(const FeedbackRecord *recs, uint32_t n) noexcept {
                     max_entries_);
 }
 
-void MemoStore::lookup(const EstimateItem *items, uint32_t n, double *rows, bool *known) const {
+void MemoStore::lookup(uint32_t dboid, const EstimateItem *items, uint32_t n, double *rows, bool *known) const {
     std::shared_lock<std::shared_mutex> g(mu_);
     for (uint32_t i = 0; i < n; i++) {
-        auto it = map_.find(items[i].key);
+        auto it = map_.find(memo_key(dboid, items[i].key));
+        if (it == map_.end() && dboid != 0)
+            it = map_.find(items[i].key); /* an entry without its database */
         known[i] = it != map_.end();
         rows[i] = known[i] ? it->second.rows : 0;
     }
 }
 
-bool MemoStore::lookup(uint64_t key, Entry *out) const {
+bool MemoStore::lookup(uint32_t dboid, uint64_t subplan_key, Entry *out) const {
     std::shared_lock<std::shared_mutex> g(mu_);
-    auto it = map_.find(key);
+    auto it = map_.find(memo_key(dboid, subplan_key));
+    if (it == map_.end() && dboid != 0)
+        it = map_.find(subplan_key);
     if (it == map_.end())
         return false;
     *out = it->second;

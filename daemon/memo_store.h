@@ -32,6 +32,17 @@
 
 namespace pilotd {
 
+/* The memo's key of a relation set observed in database dboid: two databases
+ * with the same tables and queries have the same subplan keys, and neither
+ * may be answered with the other's counts.  dboid 0 (records of a backend
+ * before protocol 7, journals of a pilotd before per-database memo keys)
+ * gives the subplan key itself: such entries answer every database, as they
+ * did. */
+inline uint64_t memo_key(uint32_t dboid, uint64_t subplan_key) {
+    uint64_t h = static_cast<uint64_t>(dboid) * 0x9E3779B97F4A7C15ULL;
+    return subplan_key ^ (h ^ (h >> 29));
+}
+
 class MemoStore {
   public:
     struct Entry {
@@ -46,10 +57,13 @@ class MemoStore {
      * an allocation failure drops the record (counted in rejected()). */
     void observe(const pilot::proto::FeedbackRecord *recs, uint32_t n) noexcept;
 
-    /* For each of n items: rows[i] = observed rows of items[i].key and
-     * known[i] = true, or known[i] = false.  One shared lock for the batch. */
-    void lookup(const pilot::proto::EstimateItem *items, uint32_t n, double *rows, bool *known) const;
-    bool lookup(uint64_t key, Entry *out) const;
+    /* For each of n items of database dboid: rows[i] = observed rows of
+     * items[i].key there (or, failing that, of an entry without a database)
+     * and known[i] = true, or known[i] = false.  One shared lock for the
+     * batch. */
+    void lookup(uint32_t dboid, const pilot::proto::EstimateItem *items, uint32_t n, double *rows,
+                bool *known) const;
+    bool lookup(uint32_t dboid, uint64_t subplan_key, Entry *out) const;
 
     /* Startup: loads replayed entries (at most max_entries; the rest are
      * counted in rejected()).  Returns how many were loaded. */

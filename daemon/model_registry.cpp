@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <set>
 #include <cerrno>
 #include <cmath>
 #include <csignal>
@@ -169,8 +170,22 @@ void ModelRegistry::open() noexcept {
                 if (j.is_discarded() || !j.is_object()) {
                     LOG_WARNING("models: %s is not valid JSON; starting with no model states", path.c_str());
                 } else {
-                    pinned_ = j.value("pinned", 0u);
-                    serving_version_ = j.value("serving", 0u);
+                    /* {"<database oid>": version}; a number: the format of one
+                     * serving version for all, mapped to its database below */
+                    auto per_database = [&](const char *key, ServingVersions *to, uint32_t *legacy) {
+                        if (!j.contains(key))
+                            return;
+                        const auto &v = j[key];
+                        if (v.is_number_unsigned())
+                            *legacy = v.get<uint32_t>();
+                        else if (v.is_object())
+                            for (auto &[db, n] : v.items())
+                                if (n.is_number_unsigned() && n.get<uint32_t>() != 0)
+                                    (*to)[static_cast<uint32_t>(strtoul(db.c_str(), nullptr, 10))] =
+                                        n.get<uint32_t>();
+                    };
+                    per_database("pinned", &pinned_, &legacy_pinned_);
+                    per_database("serving", &serving_versions_, &legacy_serving_);
                     if (j.contains("versions") && j["versions"].is_object())
                         for (auto &[k, v] : j["versions"].items()) {
                             uint32_t n = static_cast<uint32_t>(strtoul(k.c_str(), nullptr, 10));
@@ -188,6 +203,13 @@ void ModelRegistry::open() noexcept {
         std::map<uint32_t, Version> remembered;
         remembered.swap(versions_);
         scan_locked();
+        auto legacy = [&](uint32_t v, ServingVersions *to) {
+            auto it = versions_.find(v);
+            if (v != 0 && it != versions_.end() && it->second.meta_known)
+                (*to)[it->second.meta.dboid] = v;
+        };
+        legacy(legacy_pinned_, &pinned_);
+        legacy(legacy_serving_, &serving_versions_);
         for (auto &[n, ver] : versions_) {
             auto it = remembered.find(n);
             if (it != remembered.end() && ver.state != pp::MODEL_REJECTED) {
@@ -236,9 +258,20 @@ void ModelRegistry::rescan() noexcept {
     }
 }
 
-std::shared_ptr<const LoadedModel> ModelRegistry::serving() const {
+std::shared_ptr<const LoadedModel> ModelRegistry::serving(uint32_t dboid) const {
     std::lock_guard<std::mutex> g(serving_mu_);
-    return serving_;
+    auto it = serving_.find(dboid);
+    return it == serving_.end() ? nullptr : it->second;
+}
+
+ModelRegistry::ServingVersions ModelRegistry::serving_versions() const {
+    std::lock_guard<std::mutex> g(mu_);
+    return serving_versions_;
+}
+
+uint32_t ModelRegistry::serving_version_locked(uint32_t dboid) const {
+    auto it = serving_versions_.find(dboid);
+    return it == serving_versions_.end() ? 0 : it->second;
 }
 
 void ModelRegistry::scan_locked() {
@@ -290,9 +323,7 @@ void ModelRegistry::scan_locked() {
         if (!m) {
             ver.state = pp::MODEL_REJECTED;
             ver.note = why;
-            LOG_WARNING("models: version %u rejected: %s%s", n, why.c_str(),
-                        serving_version_ ? (" (version " + std::to_string(serving_version_) + " keeps serving)").c_str()
-                                         : " (PostgreSQL's estimates stay in use)");
+            LOG_WARNING("models: version %u rejected: %s (what serves keeps serving)", n, why.c_str());
             continue;
         }
         ver.meta = m->meta;
@@ -342,14 +373,20 @@ void ModelRegistry::verify_locked(uint32_t v, Version &ver) {
         return;
     }
     LOG_WARNING("models: version %u rejected: %s", v, ver.note.c_str());
-    if (serving_version_ == v)
-        serve_locked(0, "its database changed");
+    if (serving_version_locked(ver.meta.dboid) == v)
+        serve_locked(ver.meta.dboid, 0, "its database changed");
 }
 
-void ModelRegistry::serve_locked(uint32_t v, const char *why) {
-    if (v == serving_version_ && (v == 0 || serving_))
+void ModelRegistry::serve_locked(uint32_t dboid, uint32_t v, const char *why) {
+    const uint32_t current = serving_version_locked(dboid);
+    bool loaded;
+    {
+        std::lock_guard<std::mutex> g(serving_mu_);
+        loaded = serving_.count(dboid) != 0;
+    }
+    if (v == current && (v == 0 || loaded))
         return;
-    uint32_t old = serving_version_ == v ? 0 : serving_version_; /* v again: after a restart */
+    uint32_t old = current == v ? 0 : current; /* v again: after a restart */
     if (old && versions_.count(old) && versions_[old].state == pp::MODEL_SERVING)
         versions_[old].state = pp::MODEL_RETIRED;
     std::shared_ptr<const LoadedModel> next;
@@ -360,14 +397,21 @@ void ModelRegistry::serve_locked(uint32_t v, const char *why) {
     }
     {
         std::lock_guard<std::mutex> g(serving_mu_);
-        serving_ = next;
+        if (next)
+            serving_[dboid] = next;
+        else
+            serving_.erase(dboid);
     }
-    serving_version_ = v;
     if (v)
-        LOG_INFO("models: version %u serves now (%s)%s", v, why,
+        serving_versions_[dboid] = v;
+    else
+        serving_versions_.erase(dboid);
+    if (v)
+        LOG_INFO("models: version %u serves database %u now (%s)%s", v, dboid, why,
                  old ? (", version " + std::to_string(old) + " retired").c_str() : "");
     else if (old)
-        LOG_INFO("models: version %u stopped serving (%s); PostgreSQL's estimates are used", old, why);
+        LOG_INFO("models: version %u stopped serving database %u (%s); PostgreSQL's estimates are used", old, dboid,
+                 why);
 }
 
 void ModelRegistry::decide_locked() {
@@ -375,16 +419,6 @@ void ModelRegistry::decide_locked() {
         if (ver.state != pp::MODEL_REJECTED)
             verify_locked(n, ver);
 
-    if (pinned_) {
-        auto it = versions_.find(pinned_);
-        if (it != versions_.end() && it->second.state != pp::MODEL_REJECTED && it->second.verified &&
-            it->second.loaded) {
-            serve_locked(pinned_, "pinned");
-            save_locked();
-            publish_locked();
-            return;
-        }
-    }
     /* quality gate for versions not yet judged */
     for (auto &[n, ver] : versions_) {
         if (ver.state != pp::MODEL_VALIDATED || !ver.verified || !ver.note.empty())
@@ -407,31 +441,63 @@ void ModelRegistry::decide_locked() {
             ver.loaded.reset();
         }
     }
-    /* the newest version that passed serves; the current one stays otherwise */
-    uint32_t best = 0;
+    /* each database on its own: the databases of the versions, and those
+     * that serve or pin one (a version whose file went away) */
+    std::set<uint32_t> databases;
     for (auto &[n, ver] : versions_)
-        if ((ver.state == pp::MODEL_VALIDATED || ver.state == pp::MODEL_SERVING) && ver.verified && ver.loaded &&
-            ver.note.rfind("beats", 0) == 0)
-            best = n;
-    if (best == 0 && serving_version_ && versions_.count(serving_version_) &&
-        versions_[serving_version_].state == pp::MODEL_SERVING && versions_[serving_version_].loaded)
-        best = serving_version_;
-    if (best != serving_version_ || (best && !serving_))
-        serve_locked(best, "newest version that beats PostgreSQL and its predecessor");
+        if (ver.meta_known)
+            databases.insert(ver.meta.dboid);
+    for (auto &[db, _] : serving_versions_)
+        databases.insert(db);
+    for (auto &[db, _] : pinned_)
+        databases.insert(db);
+    for (uint32_t db : databases)
+        decide_database_locked(db);
     /* retired and rejected versions need no network in memory */
     for (auto &[n, ver] : versions_)
-        if (n != serving_version_ && (ver.state == pp::MODEL_RETIRED || ver.state == pp::MODEL_REJECTED))
+        if (serving_version_locked(ver.meta.dboid) != n &&
+            (ver.state == pp::MODEL_RETIRED || ver.state == pp::MODEL_REJECTED))
             ver.loaded.reset();
     save_locked();
     publish_locked();
 }
 
-bool ModelRegistry::pin(uint32_t version, std::string *why) noexcept {
+void ModelRegistry::decide_database_locked(uint32_t dboid) {
+    auto bound_here = [&](const Version &ver) { return ver.meta_known && ver.meta.dboid == dboid; };
+    auto p = pinned_.find(dboid);
+    if (p != pinned_.end()) {
+        auto it = versions_.find(p->second);
+        if (it != versions_.end() && bound_here(it->second) && it->second.state != pp::MODEL_REJECTED &&
+            it->second.verified && it->second.loaded) {
+            serve_locked(dboid, p->second, "pinned");
+            return;
+        }
+    }
+    /* the newest version that passed serves; the current one stays otherwise */
+    const uint32_t current = serving_version_locked(dboid);
+    uint32_t best = 0;
+    for (auto &[n, ver] : versions_)
+        if (bound_here(ver) && (ver.state == pp::MODEL_VALIDATED || ver.state == pp::MODEL_SERVING) &&
+            ver.verified && ver.loaded && ver.note.rfind("beats", 0) == 0)
+            best = n;
+    if (best == 0 && current && versions_.count(current) && versions_[current].state == pp::MODEL_SERVING &&
+        versions_[current].loaded)
+        best = current;
+    bool loaded;
+    {
+        std::lock_guard<std::mutex> g(serving_mu_);
+        loaded = serving_.count(dboid) != 0;
+    }
+    if (best != current || (best && !loaded))
+        serve_locked(dboid, best, "newest version that beats PostgreSQL and its predecessor");
+}
+
+bool ModelRegistry::pin(uint32_t version, uint32_t dboid, std::string *why) noexcept {
     std::lock_guard<std::mutex> g(mu_);
     try {
         if (version == 0) {
-            pinned_ = 0;
-            LOG_INFO("models: unpinned");
+            pinned_.erase(dboid);
+            LOG_INFO("models: database %u unpinned", dboid);
             /* the registry chooses again among versions that passed */
             for (auto &[n, ver] : versions_)
                 if (ver.state == pp::MODEL_RETIRED && ver.note.rfind("beats", 0) == 0 && !ver.loaded) {
@@ -447,6 +513,11 @@ bool ModelRegistry::pin(uint32_t version, std::string *why) noexcept {
             return false;
         }
         Version &ver = it->second;
+        if (ver.meta.dboid != dboid) {
+            *why = "version " + std::to_string(version) + " is bound to database " + ver.meta.database + " (oid " +
+                   std::to_string(ver.meta.dboid) + "): pin it from there";
+            return false;
+        }
         if (!ver.loaded) {
             std::string w;
             ver.loaded = load_model_file(dir_ + "/" + std::to_string(version) + ".model", &w);
@@ -465,12 +536,12 @@ bool ModelRegistry::pin(uint32_t version, std::string *why) noexcept {
             *why = ver.note; /* incompatible: never served */
             return false;
         }
-        pinned_ = version;
-        LOG_INFO("models: version %u pinned", version);
+        pinned_[dboid] = version;
+        LOG_INFO("models: version %u pinned for database %u", version, dboid);
         if (ver.state == pp::MODEL_REJECTED)
             ver.state = pp::MODEL_VALIDATED;
-        serve_locked(0, "pin");
-        serve_locked(version, "pinned");
+        serve_locked(dboid, 0, "pin");
+        serve_locked(dboid, version, "pinned");
         save_locked();
         publish_locked();
         return true;
@@ -481,7 +552,12 @@ bool ModelRegistry::pin(uint32_t version, std::string *why) noexcept {
 }
 
 void ModelRegistry::save_locked() {
-    nlohmann::json j = {{"pinned", pinned_}, {"serving", serving_version_}, {"versions", nlohmann::json::object()}};
+    nlohmann::json pinned = nlohmann::json::object(), serving = nlohmann::json::object();
+    for (auto &[db, v] : pinned_)
+        pinned[std::to_string(db)] = v;
+    for (auto &[db, v] : serving_versions_)
+        serving[std::to_string(db)] = v;
+    nlohmann::json j = {{"pinned", pinned}, {"serving", serving}, {"versions", nlohmann::json::object()}};
     for (auto &[n, ver] : versions_)
         j["versions"][std::to_string(n)] = {{"state", ver.state}, {"note", ver.note}};
     std::string text = j.dump(2) + "\n", error;
@@ -508,7 +584,7 @@ void ModelRegistry::publish_locked() {
         pp::ModelInfo mi{};
         mi.version = it->first;
         mi.state = ver.state;
-        mi.pinned = it->first == pinned_ ? 1 : 0;
+        mi.pinned = ver.meta_known && pinned_.count(ver.meta.dboid) && pinned_.at(ver.meta.dboid) == it->first;
         if (ver.meta_known) {
             const pm::ModelMeta &m = ver.meta;
             mi.dboid = m.dboid;
@@ -536,19 +612,16 @@ void ModelRegistry::publish_locked() {
         copy_str(mi.note, sizeof mi.note, ver.note);
         out.push_back(mi);
     }
-    publish_(out, serving_version_);
+    publish_(out, serving_versions_);
 }
 
 /* ------------------------------------------------------------------ */
 
 void LearnedEstimator::estimate(const EstimateBatch &batch, pp::EstimateAnswer *out) {
-    std::shared_ptr<const LoadedModel> m = registry_.serving();
-    if (!m)
+    /* the version serving the asking backend's database, if any */
+    std::shared_ptr<const LoadedModel> m = registry_.serving(batch.dboid);
+    if (!m || m->meta.dboid != batch.dboid)
         return;
-    if (batch.dboid != m->meta.dboid) {
-        m->declined.fetch_add(batch.n, std::memory_order_relaxed);
-        return; /* bound to another database */
-    }
     try {
         std::vector<uint64_t> keys;
         std::vector<double> natives;

@@ -11,14 +11,18 @@
  *                            that changed, or not better than PostgreSQL and
  *                            the serving version on held-out feedback)
  *
- * A new version serves only if, on its held-out records, its mean log q-error
- * beats PostgreSQL's and (when it was compared with one) the serving
- * version's.  A DBA can pin any intact, compatible version
- * (pg_pilot.pin_model(N)); unpinning lets the registry choose again.  The
- * swap is one shared_ptr exchange: a request in flight keeps the version it
- * started with, no request is dropped.  Every model is bound to its database
- * (system identifier, database oid and a fingerprint of its tables): it is
- * verified at load, and answers only requests from that database.
+ * Every model is bound to its database (system identifier, database oid and
+ * a fingerprint of its tables): it is verified at load, and answers only
+ * requests from that database.  Each database of the cluster has its own
+ * serving version (or none): versions of different databases never compete,
+ * and a backend's request is looked up by its database.  A new version
+ * serves only if, on its held-out records, its mean log q-error beats
+ * PostgreSQL's and (when it was compared with one) that of its database's
+ * serving version.  A DBA can pin any intact, compatible version of the
+ * database they are in (pg_pilot.pin_model(N)); unpinning lets the registry
+ * choose again for that database.  A swap is one shared_ptr exchange: a
+ * request in flight keeps the version it started with, no request is
+ * dropped.
  */
 #ifndef PILOTD_MODEL_REGISTRY_H
 #define PILOTD_MODEL_REGISTRY_H
@@ -85,8 +89,10 @@ std::shared_ptr<LoadedModel> load_model_file(const std::string &path, std::strin
 
 class ModelRegistry final : public ModelControl {
   public:
-    /* the model table, and the serving version (0: none) */
-    using Publish = std::function<void(const std::vector<pilot::proto::ModelInfo> &, uint32_t serving_version)>;
+    /* database oid -> its serving version */
+    using ServingVersions = std::map<uint32_t, uint32_t>;
+    /* the model table, and the serving version of each database that has one */
+    using Publish = std::function<void(const std::vector<pilot::proto::ModelInfo> &, const ServingVersions &)>;
 
     /* read_only: never writes registry.json (`pilotd train` reads what serves);
      * pgdata: a version's DSN naming no host or port is verified on the
@@ -103,10 +109,14 @@ class ModelRegistry final : public ModelControl {
     /* Looks at the directory now (after training in this process). */
     void rescan() noexcept;
 
-    bool pin(uint32_t version, std::string *why) noexcept override;
+    /* version 0: unpins database dboid; else pins version, which must be
+     * bound to database dboid */
+    bool pin(uint32_t version, uint32_t dboid, std::string *why) noexcept override;
 
-    /* The serving version (nullptr: none).  Cheap; safe from any thread. */
-    std::shared_ptr<const LoadedModel> serving() const;
+    /* Database dboid's serving version (nullptr: none).  Cheap; safe from
+     * any thread. */
+    std::shared_ptr<const LoadedModel> serving(uint32_t dboid) const;
+    ServingVersions serving_versions() const;
 
     /* One planning batch's inference, whatever the version (the metrics
      * endpoint's histogram; each version keeps its own percentiles). */
@@ -128,10 +138,13 @@ class ModelRegistry final : public ModelControl {
 
     void scan_locked();
     void decide_locked();
+    void decide_database_locked(uint32_t dboid);
     void verify_locked(uint32_t v, Version &ver);
     void save_locked();
     void publish_locked();
-    void serve_locked(uint32_t v, const char *why);
+    /* database dboid serves version v (0: none) */
+    void serve_locked(uint32_t dboid, uint32_t v, const char *why);
+    uint32_t serving_version_locked(uint32_t dboid) const;
 
     const std::string dir_;
     const std::string pgdata_;
@@ -141,9 +154,11 @@ class ModelRegistry final : public ModelControl {
     mutable std::mutex mu_;
     std::map<uint32_t, Version> versions_;
     std::map<uint32_t, bool> training_; /* N.training markers seen */
-    uint32_t pinned_ = 0;
-    uint32_t serving_version_ = 0;
-    std::shared_ptr<const LoadedModel> serving_;
+    ServingVersions pinned_;          /* database oid -> pinned version */
+    ServingVersions serving_versions_; /* database oid -> serving version */
+    /* registry.json of before per-database serving: one version each */
+    uint32_t legacy_pinned_ = 0, legacy_serving_ = 0;
+    std::map<uint32_t, std::shared_ptr<const LoadedModel>> serving_; /* database oid -> model */
     mutable std::mutex serving_mu_;
 
     std::thread poller_;

@@ -211,16 +211,37 @@ bool PgStore::connect(std::string *error) {
     if (read_watermark(error) != Result::Ok)
         return false;
     query_log_guard_ = check_query_log_columns();
+    feedback_dboid_ = check_feedback_dboid();
     return true;
+}
+
+bool store_has_columns(PGconn *conn, const std::string &table, const std::vector<std::string> &columns) {
+    std::string list;
+    for (const std::string &c : columns)
+        list += (list.empty() ? "'" : ", '") + c + "'"; /* our own identifiers: no quoting needed */
+    const std::string sql = "SELECT count(*) FROM pg_catalog.pg_attribute WHERE attrelid = '" + table +
+                            "'::pg_catalog.regclass AND attname IN (" + list + ") AND NOT attisdropped";
+    PGresult *r = PQexec(conn, sql.c_str());
+    const bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+                    std::to_string(columns.size()) == PQgetvalue(r, 0, 0);
+    PQclear(r);
+    return ok;
+}
+
+/* Does pg_pilot.feedback have the database column (extension 0.8)? */
+bool PgStore::check_feedback_dboid() {
+    const bool ok = store_has_columns(conn_, "pg_pilot.feedback", {"dboid"});
+    if (!ok)
+        LOG_WARNING("store: pg_pilot.feedback in database \"%s\" has no dboid column (extension older than 0.8): "
+                    "run ALTER EXTENSION pg_pilot UPDATE there; until then a model trained for one database may "
+                    "learn from another database's queries on tables of the same names",
+                    PQdb(conn_));
+    return ok;
 }
 
 /* Does pg_pilot.query_log have the plan guard's columns (extension 0.5)? */
 bool PgStore::check_query_log_columns() {
-    PGresult *r = PQexec(conn_, "SELECT count(*) FROM pg_catalog.pg_attribute WHERE attrelid = "
-                                "'pg_pilot.query_log'::pg_catalog.regclass AND attname IN ('dboid', 'estimates') "
-                                "AND NOT attisdropped");
-    const bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "2") == 0;
-    PQclear(r);
+    const bool ok = store_has_columns(conn_, "pg_pilot.query_log", {"dboid", "estimates"});
     if (!ok)
         LOG_WARNING("store: pg_pilot.query_log in database \"%s\" has no plan guard columns (extension older "
                     "than 0.5): run ALTER EXTENSION pg_pilot UPDATE there; until then the guard's runs are not "
@@ -436,6 +457,10 @@ PgStore::Result PgStore::commit(const std::vector<FeedbackSpool::Entry> &entries
             copy_double(fb, r.pilot_rows, true);
             fb += '\t';
             copy_double(fb, r.actual_rows, false);
+            if (feedback_dboid_) {
+                fb += '\t';
+                if (r.dboid) fb += std::to_string(r.dboid); else fb += "\\N";
+            }
             fb += '\n';
         } else {
             copy_time(ql, e.received_us);
@@ -483,8 +508,13 @@ PgStore::Result PgStore::commit(const std::vector<FeedbackSpool::Entry> &entries
             return Result::Retry;
         }
     }
-    if (!fb.empty() && !copy("COPY pg_pilot.feedback (observed_at, query_id, subplan_key, template_key, "
-                             "relations, nrels, native_rows, pilot_rows, actual_rows) FROM STDIN", fb, &r))
+    if (!fb.empty() && !copy(feedback_dboid_ ? "COPY pg_pilot.feedback (observed_at, query_id, subplan_key, "
+                                               "template_key, relations, nrels, native_rows, pilot_rows, "
+                                               "actual_rows, dboid) FROM STDIN"
+                                             : "COPY pg_pilot.feedback (observed_at, query_id, subplan_key, "
+                                               "template_key, relations, nrels, native_rows, pilot_rows, "
+                                               "actual_rows) FROM STDIN",
+                             fb, &r))
         return fail(r, "COPY into pg_pilot.feedback");
     if (!ql.empty() && !copy(query_log_guard_ ? "COPY pg_pilot.query_log (logged_at, query_id, planning_ms, "
                                                 "execution_ms, relation_sets, dboid, estimates) FROM STDIN"

@@ -52,6 +52,11 @@ struct pg_cancel;
 
 namespace pilotd {
 
+/* Has table (schema-qualified) every one of these columns?  The store's
+ * tables gained columns with extension versions; pilotd works with older
+ * ones.  False also when the query fails. */
+bool store_has_columns(pg_conn *conn, const std::string &table, const std::vector<std::string> &columns);
+
 struct PgStoreOptions {
     std::string dsn;    /* libpq connection string */
     std::string pgdata; /* host and port come from its postmaster.pid when dsn has none */
@@ -94,6 +99,7 @@ class PgStore {
                   const std::string *reject_reason, std::string *error);
     Result read_watermark(std::string *error);
     bool check_query_log_columns();
+    bool check_feedback_dboid();
     void restore_guard_runs() noexcept;
     void retention() noexcept;
     void set_error(const std::string &e) noexcept;
@@ -117,6 +123,7 @@ class PgStore {
     uint64_t replayed_ = 0, dead_ = 0, failures_ = 0;
     uint64_t last_retention_us_ = 0;
     bool query_log_guard_ = false; /* query_log has dboid and estimates (0.5) */
+    bool feedback_dboid_ = false;  /* feedback has dboid (0.8) */
     bool guard_restored_ = false;
     uint64_t restore_after_seq_ = 0; /* the spool's next seq at start */
 };

@@ -156,7 +156,7 @@ void RequestHandler::model_pin(uint32_t slot, uint32_t client_pid, const Request
     std::string why;
     if (model_control_ == nullptr) {
         why = "no learned model in this pilotd";
-    } else if (model_control_->pin(version, &why)) {
+    } else if (model_control_->pin(version, req.dboid, &why)) {
         if (version == 0)
             LOG_INFO("model unpinned by pid %u (slot %u)", client_pid, slot);
         else

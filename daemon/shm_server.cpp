@@ -520,7 +520,8 @@ void ShmServer::serve_slot(uint32_t i, Request &req, Response &resp) {
         handler_.note_key_texts(req);
 }
 
-void ShmServer::publish_models(const std::vector<ModelInfo> &models, uint32_t serving_version) noexcept {
+void ShmServer::publish_models(const std::vector<ModelInfo> &models,
+                               const std::map<uint32_t, uint32_t> &serving_versions) noexcept {
     try {
         std::lock_guard<std::mutex> g(publish_mu_);
         SegmentHeader *h = header_;
@@ -546,11 +547,11 @@ void ShmServer::publish_models(const std::vector<ModelInfo> &models, uint32_t se
             }
         }
         t.seq.store(s + 2, std::memory_order_release);
-        h->model_serving.store(serving_version != 0 ? 1u : 0u, std::memory_order_release);
+        h->model_serving.store(serving_versions.empty() ? 0u : 1u, std::memory_order_release);
         /* after model_serving: a backend that sees the new generation also
          * sees whether to send key texts */
-        if (serving_version != published_serving_) {
-            published_serving_ = serving_version;
+        if (serving_versions != published_serving_) {
+            published_serving_ = serving_versions;
             h->model_generation.fetch_add(1, std::memory_order_release); /* another model answers */
         }
     } catch (...) {

@@ -45,6 +45,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -92,10 +93,12 @@ class ShmServer {
     void stop() noexcept;
 
     /* Writes the model table (at most kMaxModels rows; strings are cut and
-     * NUL-terminated) under its sequence counter, and model_serving; bumps
-     * model_generation when serving_version (0: none) is another than before.
+     * NUL-terminated) under its sequence counter, and model_serving (some
+     * database has a serving version); bumps model_generation when the
+     * serving versions (database oid -> version) changed.
      * Any thread, after start(); a no-op before start() or after stop(). */
-    void publish_models(const std::vector<pilot::proto::ModelInfo> &models, uint32_t serving_version) noexcept;
+    void publish_models(const std::vector<pilot::proto::ModelInfo> &models,
+                        const std::map<uint32_t, uint32_t> &serving_versions) noexcept;
 
     pilot::proto::SegmentHeader *header() const { return header_; }
     uint64_t epoch() const { return epoch_; }
@@ -116,7 +119,8 @@ class ShmServer {
     bool scan_once(uint32_t start, pilot::proto::Request &req, pilot::proto::Response &resp);
     /* Serves the slots whose bits are set in the header's pending bitmap. */
     bool serve_pending(pilot::proto::Request &req, pilot::proto::Response &resp);
-    uint32_t published_serving_ = 0; /* the serving model version last published (publish_mu_) */
+    /* database oid -> serving model version, as last published (publish_mu_) */
+    std::map<uint32_t, uint32_t> published_serving_;
     bool spin_for_work(uint32_t seen) noexcept;
     void serve_slot(uint32_t i, pilot::proto::Request &req, pilot::proto::Response &resp);
     bool sleep_unless_stopping(uint32_t ms);

@@ -1,11 +1,13 @@
 /* trainer.cpp — see trainer.h. */
 #include "trainer.h"
 
+#include "config.h"
 #include "durable_file.h"
 #include "key_catalog.h"
 #include "log.h"
 #include "model_registry.h"
 #include "mscn.h"
+#include "pg_store.h"
 #include "conninfo.h"
 #include "schema_snapshot.h"
 
@@ -35,6 +37,7 @@ namespace {
 
 struct Record {
     uint64_t key, template_key;
+    uint32_t dboid; /* where it was observed; 0: unknown (stored before extension 0.8) */
     uint32_t nrels;
     double native, actual;
     const std::string *text;
@@ -45,8 +48,9 @@ void say(const TrainRequest &r, const std::string &line) {
         r.progress(line);
 }
 
-/* The newest observation of every relation set in the store. */
-bool read_feedback(const TrainRequest &r, std::vector<Record> *out, std::string *error) {
+/* The newest observation of every relation set of database dboid in the
+ * store (and of those stored without their database, before extension 0.8). */
+bool read_feedback(const TrainRequest &r, uint32_t dboid, std::vector<Record> *out, std::string *error) {
     PGconn *c = PQconnectdb(dsn_for_server_of(r.store_dsn, r.pgdata).c_str());
     if (PQstatus(c) != CONNECTION_OK) {
         *error = "cannot connect to the feedback store (" + redacted_dsn(r.store_dsn) + "): " +
@@ -55,11 +59,17 @@ bool read_feedback(const TrainRequest &r, std::vector<Record> *out, std::string 
         return false;
     }
     std::string limit = std::to_string(r.max_records);
-    std::string sql =
-        "SELECT subplan_key, template_key, nrels, coalesce(native_rows, -1), actual_rows "
-        "FROM (SELECT DISTINCT ON (subplan_key) * FROM pg_pilot.feedback "
-        "      ORDER BY subplan_key, id DESC) f ORDER BY id DESC LIMIT " + limit;
     PQclear(PQexec(c, "SET pg_pilot.enabled = off"));
+    const bool has_dboid = store_has_columns(c, "pg_pilot.feedback", {"dboid"}); /* extension 0.8 */
+    const std::string db = std::to_string(dboid);
+    std::string sql =
+        has_dboid ? "SELECT subplan_key, template_key, nrels, coalesce(native_rows, -1), actual_rows, "
+                    "coalesce(dboid, 0) FROM (SELECT DISTINCT ON (subplan_key) * FROM pg_pilot.feedback "
+                    "      WHERE dboid = " + db + " OR dboid IS NULL "
+                    "      ORDER BY subplan_key, id DESC) f ORDER BY id DESC LIMIT " + limit
+                  : "SELECT subplan_key, template_key, nrels, coalesce(native_rows, -1), actual_rows, 0 "
+                    "FROM (SELECT DISTINCT ON (subplan_key) * FROM pg_pilot.feedback "
+                    "      ORDER BY subplan_key, id DESC) f ORDER BY id DESC LIMIT " + limit;
     PGresult *res = PQexec(c, sql.c_str());
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         *error = "cannot read pg_pilot.feedback: " + std::string(PQerrorMessage(c)).substr(0, 200);
@@ -74,6 +84,7 @@ bool read_feedback(const TrainRequest &r, std::vector<Record> *out, std::string 
         rec.nrels = static_cast<uint32_t>(atoi(PQgetvalue(res, i, 2)));
         rec.native = strtod(PQgetvalue(res, i, 3), nullptr);
         rec.actual = strtod(PQgetvalue(res, i, 4), nullptr);
+        rec.dboid = static_cast<uint32_t>(strtoul(PQgetvalue(res, i, 5), nullptr, 10));
         rec.text = nullptr;
         if (std::isfinite(rec.actual) && rec.actual >= 0)
             out->push_back(rec);
@@ -155,13 +166,16 @@ TrainResult train_model(const TrainRequest &r) noexcept {
         if (!KeyCatalog::load(r.catalog_path, &catalog, &out.error))
             throw std::runtime_error(out.error);
         std::vector<Record> all;
-        if (!read_feedback(r, &all, &out.error))
+        if (!read_feedback(r, id.dboid, &all, &out.error))
             throw std::runtime_error(out.error);
         std::vector<Record> recs;
         uint64_t no_text = 0;
         for (Record &rec : all) {
+            /* the text describes the set whichever database sent it (the key
+             * is its hash); where the record does not say its database, the
+             * catalog's says it */
             auto it = catalog.find(rec.key);
-            if (it == catalog.end() || it->second.dboid != id.dboid) {
+            if (it == catalog.end() || (rec.dboid == 0 && it->second.dboid != id.dboid)) {
                 no_text++;
                 continue;
             }
@@ -400,7 +414,8 @@ TrainResult train_model(const TrainRequest &r) noexcept {
                 nat_truth.push_back(v_actual[i]);
             }
         m.native_q = pm::summarize_qerrors(nat, nat_truth);
-        if (r.compare_with) {
+        std::shared_ptr<const LoadedModel> compare_with = r.compare_with ? r.compare_with(id.dboid) : nullptr;
+        if (compare_with) {
             /* the serving version on the same records (what it cannot describe
              * it leaves to PostgreSQL, as when serving) */
             std::vector<std::string> texts;
@@ -412,12 +427,12 @@ TrainResult train_model(const TrainRequest &r) noexcept {
             std::vector<double> rows;
             std::vector<bool> ok;
             std::vector<float> band;
-            r.compare_with->estimate(texts, natives, &rows, &ok, &band);
+            compare_with->estimate(texts, natives, &rows, &ok, &band);
             for (size_t k = 0; k < rows.size(); k++)
                 if (!ok[k] || (band[k] > 0 && v_native[k] > 0 &&
                                std::fabs(std::log(std::max(1.0, rows[k]) / v_native[k])) < band[k]))
                     rows[k] = v_native[k] >= 0 ? v_native[k] : 1; /* as the backend would */
-            m.compared_version = r.compare_with->meta.version;
+            m.compared_version = compare_with->meta.version;
             m.compared_q = pm::summarize_qerrors(rows, v_actual);
         }
         /* the same by number of relations: where the model helps and where not */
@@ -466,6 +481,41 @@ TrainResult train_model(const TrainRequest &r) noexcept {
     return out;
 }
 
+bool discover_model_databases(const std::string &model_dsn, const std::string &pgdata,
+                              std::vector<std::string> *names, std::string *error) {
+    auto connect = [&](const std::string &dsn) { return PQconnectdb(dsn_for_server_of(dsn, pgdata).c_str()); };
+    PGconn *c = connect(model_dsn);
+    if (PQstatus(c) != CONNECTION_OK) {
+        *error = "cannot connect to list the databases (" + redacted_dsn(model_dsn) +
+                 "): " + std::string(PQerrorMessage(c)).substr(0, 200);
+        PQfinish(c);
+        return false;
+    }
+    PGresult *r = PQexec(c, "SELECT datname FROM pg_catalog.pg_database WHERE datallowconn AND NOT datistemplate "
+                            "ORDER BY datname");
+    std::vector<std::string> all;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK)
+        for (int i = 0; i < PQntuples(r); i++)
+            all.emplace_back(PQgetvalue(r, i, 0));
+    else
+        *error = "cannot list the databases: " + std::string(PQerrorMessage(c)).substr(0, 200);
+    PQclear(r);
+    PQfinish(c);
+    if (all.empty())
+        return error->empty();
+    for (const std::string &name : all) {
+        PGconn *d = connect(dsn_with_dbname(model_dsn, name));
+        if (PQstatus(d) == CONNECTION_OK) {
+            PGresult *e = PQexec(d, "SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_pilot'");
+            if (PQresultStatus(e) == PGRES_TUPLES_OK && PQntuples(e) == 1)
+                names->push_back(name);
+            PQclear(e);
+        }
+        PQfinish(d); /* a database this role may not enter is not one to model */
+    }
+    return true;
+}
+
 void AutoTrainer::start() { thread_ = std::thread([this] { run(); }); }
 
 void AutoTrainer::stop() noexcept {
@@ -480,8 +530,10 @@ void AutoTrainer::run() noexcept {
     if (setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19) != 0)
         LOG_WARNING("models: cannot lower the training thread's priority: %s", strerror(errno));
     uint64_t last = received_();
-    LOG_INFO("models: a new version is trained after every %llu feedback records (model database %s)",
-             static_cast<unsigned long long>(every_), redacted_dsn(base_.model_dsn).c_str());
+    LOG_INFO("models: a new version is trained after every %llu feedback records (model database%s %s)",
+             static_cast<unsigned long long>(every_), databases_.empty() ? "" : "s",
+             databases_.empty() ? redacted_dsn(base_.model_dsn).c_str()
+                                : (databases_ == "all" ? "all with the extension" : databases_.c_str()));
     for (;;) {
         {
             std::unique_lock<std::mutex> g(mu_);
@@ -493,16 +545,38 @@ void AutoTrainer::run() noexcept {
         if (now - last < every_)
             continue;
         last = now;
-        TrainRequest r = base_;
-        r.cancel = &stop_;
-        r.compare_with = serving_();
-        r.progress = [](const std::string &line) { LOG_INFO("models: %s", line.c_str()); };
-        TrainResult res = train_model(r);
-        if (stop_.load())
-            return;
-        if (!res.ok)
-            LOG_WARNING("models: background training failed: %s", res.error.c_str());
-        done_();
+        /* one version per database, one after the other; serving goes on */
+        std::vector<std::string> names;
+        std::string error;
+        if (databases_ == "all") {
+            if (!discover_model_databases(base_.model_dsn, base_.pgdata, &names, &error)) {
+                LOG_WARNING("models: %s", error.c_str());
+                continue;
+            }
+            if (names.empty())
+                LOG_INFO("models: no database has the extension pg_pilot: nothing to train");
+        } else {
+            names = split_database_list(databases_);
+        }
+        std::vector<std::string> dsns;
+        for (const std::string &name : names)
+            dsns.push_back(dsn_with_dbname(base_.model_dsn, name));
+        if (databases_.empty())
+            dsns.push_back(base_.model_dsn);
+        for (const std::string &dsn : dsns) {
+            TrainRequest r = base_;
+            r.model_dsn = dsn;
+            r.cancel = &stop_;
+            r.compare_with = serving_;
+            r.progress = [](const std::string &line) { LOG_INFO("models: %s", line.c_str()); };
+            TrainResult res = train_model(r);
+            if (stop_.load())
+                return;
+            if (!res.ok)
+                LOG_WARNING("models: background training for %s failed: %s", redacted_dsn(dsn).c_str(),
+                            res.error.c_str());
+            done_();
+        }
     }
 }
 

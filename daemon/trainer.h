@@ -50,7 +50,9 @@ struct TrainRequest {
     double validation_share = 0.15;
     uint64_t max_records = 200000;
     uint64_t seed = 42;
-    std::shared_ptr<const LoadedModel> compare_with; /* the serving version, if any */
+    /* the version serving a database (by oid), if any: the new version is
+     * compared with its database's */
+    std::function<std::shared_ptr<const LoadedModel>(uint32_t)> compare_with;
     std::function<void(const std::string &)> progress;  /* human-readable lines */
     /* each epoch (epoch of epochs, training loss; epoch 0: training starts);
      * when set, the epochs are not also reported as progress lines */
@@ -77,10 +79,12 @@ TrainResult train_model(const TrainRequest &r) noexcept;
  */
 class AutoTrainer {
   public:
-    AutoTrainer(TrainRequest base, uint64_t every, std::function<uint64_t()> received,
-                std::function<std::shared_ptr<const LoadedModel>()> serving, std::function<void()> done)
-        : base_(std::move(base)), every_(every), received_(std::move(received)), serving_(std::move(serving)),
-          done_(std::move(done)) {}
+    /* databases: config model-databases ("": base's model DSN; "all": each
+     * database with the extension; or names separated by commas) */
+    AutoTrainer(TrainRequest base, std::string databases, uint64_t every, std::function<uint64_t()> received,
+                std::function<std::shared_ptr<const LoadedModel>(uint32_t)> serving, std::function<void()> done)
+        : base_(std::move(base)), databases_(std::move(databases)), every_(every), received_(std::move(received)),
+          serving_(std::move(serving)), done_(std::move(done)) {}
     ~AutoTrainer() { stop(); }
     void start();
     void stop() noexcept; /* cancels a training in progress */
@@ -88,15 +92,22 @@ class AutoTrainer {
   private:
     void run() noexcept;
     TrainRequest base_;
+    std::string databases_;
     uint64_t every_;
     std::function<uint64_t()> received_;
-    std::function<std::shared_ptr<const LoadedModel>()> serving_;
+    std::function<std::shared_ptr<const LoadedModel>(uint32_t)> serving_;
     std::function<void()> done_;
     std::atomic<bool> stop_{false};
     std::thread thread_;
     std::mutex mu_;
     std::condition_variable cv_;
 };
+
+/* The databases of model_dsn's server (on the server of pgdata unless it
+ * names another) that have the extension pg_pilot and that model_dsn's role
+ * may connect to.  False with *error when they cannot be listed. */
+bool discover_model_databases(const std::string &model_dsn, const std::string &pgdata,
+                              std::vector<std::string> *names, std::string *error);
 
 /* The next free version number in dir, claimed by creating N.training. */
 bool claim_version(const std::string &dir, uint32_t *version, std::string *error);

@@ -69,3 +69,14 @@ TEST(Conninfo, PasswordsAreNeverShown) {
     EXPECT_EQ(redacted_dsn("dbname=app password=secret user=x"), "user=x password=******** dbname=app");
     EXPECT_EQ(redacted_dsn("dbname='unterminated"), "(unparsable connection string)");
 }
+
+/* model-databases: the service trains each database with model-dsn's
+ * connection, its database name replaced */
+TEST(Conninfo, DsnWithAnotherDatabaseKeepsEverythingElse) {
+    EXPECT_EQ(dsn_with_dbname("dbname=postgres user=pilotd", "app"), "user='pilotd' dbname='app'");
+    EXPECT_EQ(dsn_with_dbname("user=pilotd host=/run/pg port=5433", "my db's"),
+              "user='pilotd' host='/run/pg' port='5433' dbname='my db\\'s'");
+    EXPECT_EQ(dsn_with_dbname("postgresql://pilotd@localhost:5433/postgres?application_name=x", "app"),
+              "user='pilotd' host='localhost' port='5433' application_name='x' dbname='app'");
+    EXPECT_EQ(dsn_with_dbname("this is = not a dsn", "app"), "") << "unparsable: nothing to connect to";
+}

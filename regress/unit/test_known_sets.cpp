@@ -97,11 +97,16 @@ TEST(KnownSetsFilter, AnswersOnlyWhatIsKnown) {
     EXPECT_TRUE(pp::known_sets_may_answer(*seg, cd));
 
     EXPECT_FALSE(pp::known_sets_may_answer(*seg, pp::model_database_mark(5)));
-    f.set_model_database(5);
+    f.set_model_databases({5});
     EXPECT_TRUE(pp::known_sets_may_answer(*seg, pp::model_database_mark(5)));
     EXPECT_FALSE(pp::known_sets_may_answer(*seg, pp::model_database_mark(6)));
-    f.set_model_database(0);
+    f.set_model_databases({7, 5}); /* each database with a serving version of its own */
+    EXPECT_TRUE(pp::known_sets_may_answer(*seg, pp::model_database_mark(5)));
+    EXPECT_TRUE(pp::known_sets_may_answer(*seg, pp::model_database_mark(7)));
+    EXPECT_FALSE(pp::known_sets_may_answer(*seg, pp::model_database_mark(6)));
+    f.set_model_databases({});
     EXPECT_FALSE(pp::known_sets_may_answer(*seg, pp::model_database_mark(5)));
+    EXPECT_FALSE(pp::known_sets_may_answer(*seg, pp::model_database_mark(7)));
     EXPECT_TRUE(pp::known_sets_may_answer(*seg, ab));
 }
 
@@ -185,7 +190,7 @@ TEST_F(TempDir, MemoJournalKeepsTheTableSets) {
         EXPECT_EQ(sets, want) << restart;
         EXPECT_EQ(memo.without_table_set(), 0u) << restart;
         MemoStore::Entry e;
-        ASSERT_TRUE(memo.lookup(3, &e));
+        ASSERT_TRUE(memo.lookup(0, 3, &e));
         EXPECT_EQ(e.table_set, bc);
         EXPECT_EQ(e.rows, 30);
     }
@@ -219,7 +224,7 @@ TEST_F(TempDir, VersionOneMemoJournalIsReadWithoutTableSets) {
         MemoJournal j(dir_, 1 << 20, memo);
         j.recover();
         MemoStore::Entry e;
-        ASSERT_TRUE(memo.lookup(9, &e)) << "nothing acknowledged is lost";
+        ASSERT_TRUE(memo.lookup(0, 9, &e)) << "nothing acknowledged is lost";
         EXPECT_EQ(e.rows, 90);
         EXPECT_EQ(memo.without_table_set(), 2u) << "their tables are unknown: the filter must stay off";
         /* observed again: its table set is known from now on, also after a restart */
@@ -238,6 +243,52 @@ TEST_F(TempDir, VersionOneMemoJournalIsReadWithoutTableSets) {
     EXPECT_EQ(memo.without_table_set(), 0u);
     EXPECT_EQ(memo.table_sets(), std::vector<uint64_t>{ab});
     EXPECT_EQ(memo.size(), 2u);
+}
+
+/* Two databases with the same tables and queries have the same subplan
+ * keys: the memo answers each with its own observations, also after a
+ * replay of its journal; an entry without a database (a journal of an older
+ * pilotd) answers every database, as it did. */
+TEST_F(TempDir, MemoAnswersEachDatabaseWithItsOwnObservations) {
+    const uint64_t ab = table_set({"public.a", "public.b"});
+    pp::FeedbackRecord in_a = observation(7, 100, ab), in_b = observation(7, 5, ab), old = observation(8, 42, ab);
+    in_a.dboid = 16384;
+    in_b.dboid = 16385;
+    old.dboid = 0;
+    {
+        MemoStore memo(100);
+        MemoJournal j(dir_, 1 << 20, memo);
+        j.recover();
+        for (pp::FeedbackRecord *r : {&in_a, &in_b, &old}) {
+            ASSERT_TRUE(j.append(r, 1));
+            memo.observe(r, 1);
+        }
+    }
+    for (int restart = 0; restart < 2; restart++) { /* replayed, then compacted and replayed */
+        MemoStore memo(100);
+        MemoJournal j(dir_, 1 << 20, memo);
+        j.recover();
+        EXPECT_EQ(memo.size(), 3u) << restart;
+        MemoStore::Entry e;
+        ASSERT_TRUE(memo.lookup(16384, 7, &e));
+        EXPECT_EQ(e.rows, 100) << "database A's count";
+        ASSERT_TRUE(memo.lookup(16385, 7, &e));
+        EXPECT_EQ(e.rows, 5) << "database B's count, not A's";
+        EXPECT_FALSE(memo.lookup(16386, 7, &e)) << "a third database never saw the set";
+        pp::EstimateItem items[2];
+        memset(static_cast<void *>(items), 0, sizeof items);
+        items[0].key = 7;
+        items[1].key = 8;
+        double rows[2];
+        bool known[2];
+        memo.lookup(16385, items, 2, rows, known);
+        EXPECT_TRUE(known[0] && known[1]);
+        EXPECT_EQ(rows[0], 5);
+        EXPECT_EQ(rows[1], 42) << "an entry without a database answers every database";
+        memo.lookup(16386, items, 2, rows, known);
+        EXPECT_FALSE(known[0]);
+        EXPECT_TRUE(known[1]);
+    }
 }
 
 TEST(OracleFile, TableSetsRoundTripAndOldFilesAreIncomplete) {

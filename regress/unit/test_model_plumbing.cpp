@@ -53,9 +53,10 @@ struct Sink : KeyTextSink {
 };
 
 struct Control : ModelControl {
-    std::vector<uint32_t> asked;
-    bool pin(uint32_t version, std::string *why) noexcept override {
+    std::vector<uint32_t> asked, databases;
+    bool pin(uint32_t version, uint32_t dboid, std::string *why) noexcept override {
         asked.push_back(version);
+        databases.push_back(dboid);
         if (version == 0 || version == 3)
             return true;
         *why = "unknown version";
@@ -217,11 +218,13 @@ TEST_F(Plumbing, ModelPinGoesToTheControl) {
         req_->type = MSG_MODEL_PIN;
         req_->count = 0;
         req_->session = v;
+        req_->dboid = 4242; /* the asking backend's database: pins are per database */
         Outcome o = client_->call(*req_, *resp_, kTimeoutUs);
         EXPECT_EQ(o, v == 5 ? Outcome::REFUSED : Outcome::OK) << v;
         EXPECT_EQ(resp_->status, v == 5 ? static_cast<uint32_t>(ST_FAILED) : static_cast<uint32_t>(ST_OK)) << v;
     }
     EXPECT_EQ(control.asked, (std::vector<uint32_t>{3, 5, 0}));
+    EXPECT_EQ(control.databases, (std::vector<uint32_t>{4242, 4242, 4242}));
 }
 
 TEST_F(Plumbing, PublishedModelsAreWhatBackendsRead) {
@@ -241,7 +244,7 @@ TEST_F(Plumbing, PublishedModelsAreWhatBackendsRead) {
         snprintf(m.database, sizeof m.database, "db%u", i);
         memset(m.note, 'n', sizeof m.note); /* not terminated: cut by publish */
     }
-    server_->publish_models(models, 2);
+    server_->publish_models(models, {{5, 2}});
     int n = client_->read_models(out, kMaxModels);
     ASSERT_EQ(n, static_cast<int>(kMaxModels));
     EXPECT_EQ(out[1].version, 2u);
@@ -254,7 +257,7 @@ TEST_F(Plumbing, PublishedModelsAreWhatBackendsRead) {
     EXPECT_EQ(d.models, kMaxModels);
     EXPECT_EQ(d.serving_version, 2u);
 
-    server_->publish_models({}, false);
+    server_->publish_models({}, {});
     EXPECT_EQ(client_->read_models(out, kMaxModels), 0);
     EXPECT_FALSE(client_->model_serving());
 }
