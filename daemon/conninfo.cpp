@@ -4,6 +4,7 @@
 #include <libpq-fe.h>
 
 #include <cstring>
+#include <initializer_list>
 #include <fstream>
 
 namespace pilotd {
@@ -88,7 +89,11 @@ std::string dsn_for_server_of(const std::string &dsn, const std::string &pgdata)
     return dsn.empty() ? out : out + " " + dsn;
 }
 
-std::string dsn_with_dbname(const std::string &dsn, const std::string &dbname) {
+namespace {
+
+/* dsn as keyword/value pairs without the keywords in `drop` ("" when it
+ * cannot be parsed) */
+std::string without_keywords(const std::string &dsn, std::initializer_list<const char *> drop) {
     char *err = nullptr;
     PQconninfoOption *opts = PQconninfoParse(dsn.c_str(), &err);
     if (opts == nullptr) {
@@ -98,12 +103,29 @@ std::string dsn_with_dbname(const std::string &dsn, const std::string &dbname) {
     }
     std::string out;
     for (PQconninfoOption *o = opts; o->keyword != nullptr; o++) {
-        if (strcmp(o->keyword, "dbname") == 0 || o->val == nullptr || o->val[0] == '\0')
-            continue;
-        out += std::string(o->keyword) + "=" + quoted(o->val) + " ";
+        bool dropped = o->val == nullptr || o->val[0] == '\0';
+        for (const char *k : drop)
+            dropped = dropped || strcmp(o->keyword, k) == 0;
+        if (!dropped)
+            out += std::string(out.empty() ? "" : " ") + o->keyword + "=" + quoted(o->val);
     }
     PQconninfoFree(opts);
-    return out + "dbname=" + quoted(dbname);
+    return out;
+}
+
+} // namespace
+
+std::string dsn_with_dbname(const std::string &dsn, const std::string &dbname) {
+    PQconninfoOption *check = PQconninfoParse(dsn.c_str(), nullptr);
+    if (check == nullptr)
+        return "";
+    PQconninfoFree(check);
+    const std::string rest = without_keywords(dsn, {"dbname"});
+    return (rest.empty() ? "" : rest + " ") + "dbname=" + quoted(dbname);
+}
+
+std::string dsn_on_local_server(const std::string &dsn) {
+    return without_keywords(dsn, {"host", "hostaddr", "port", "service"});
 }
 
 } // namespace pilotd

@@ -27,6 +27,12 @@ bool postmaster_address(const std::string &pgdata, std::string *port, std::strin
  * keyword/value out); "" when dsn cannot be parsed. */
 std::string dsn_with_dbname(const std::string &dsn, const std::string &dbname);
 
+/* dsn without the server it names (host, hostaddr, port, service), so that
+ * dsn_for_server_of() sends it to the local server: what a standby's pilotd
+ * reads its own replica with, whatever server its store DSN names.  "" when
+ * dsn cannot be parsed. */
+std::string dsn_on_local_server(const std::string &dsn);
+
 /* dsn with the server of pgdata as its host and port where it names neither
  * host nor port itself (a keyword/value string; a URI is returned as it is:
  * it names its host).  Without a postmaster.pid, dsn unchanged. */

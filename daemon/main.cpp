@@ -17,6 +17,7 @@
 #include "memo_store.h"
 #include "metrics.h"
 #include "model_registry.h"
+#include "model_replication.h"
 #include "mscn.h"
 #include "oracle_store.h"
 #include "conninfo.h"
@@ -329,6 +330,14 @@ int run_service(const Config &cfg) {
         } stop_models{models, server_p};
         models.rescan(); /* publishes the model table */
         models.start(cfg.model_poll_ms);
+        /* the serving versions in the store's database, for standbys; on a
+         * standby, the versions its primary serves (model_replication.h) */
+        std::unique_ptr<ModelReplication> replication;
+        if (store_on) {
+            replication.reset(new ModelReplication(cfg.store_dsn, cfg.pgdata, models_dir(cfg), models,
+                                                   std::max<uint32_t>(cfg.model_poll_ms, 1000)));
+            replication->start();
+        }
         std::unique_ptr<AutoTrainer> trainer;
         if (!cfg.model_dsn.empty() && cfg.train_every > 0 && store_on) {
             pilotd::ShmServer *srv = &server;

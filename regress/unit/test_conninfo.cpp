@@ -80,3 +80,13 @@ TEST(Conninfo, DsnWithAnotherDatabaseKeepsEverythingElse) {
               "user='pilotd' host='localhost' port='5433' application_name='x' dbname='app'");
     EXPECT_EQ(dsn_with_dbname("this is = not a dsn", "app"), "") << "unparsable: nothing to connect to";
 }
+
+/* a standby's pilotd reads its own replica, whatever server its store DSN names */
+TEST(Conninfo, DsnOnTheLocalServerDropsTheServerItNames) {
+    EXPECT_EQ(dsn_on_local_server("host=primary.example port=5433 dbname=store user=pilotd"),
+              "user='pilotd' dbname='store'");
+    EXPECT_EQ(dsn_on_local_server("postgresql://pilotd@primary:5433/store"), "user='pilotd' dbname='store'");
+    DataDir d;
+    EXPECT_EQ(dsn_for_server_of(dsn_on_local_server("host=primary port=5433 dbname=store"), d.path),
+              "host='/tmp/pp sock\\'s' port='54321' dbname='store'");
+}

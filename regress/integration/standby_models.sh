@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Models travel with the WAL: a hot standby (pg_basebackup -R, streaming
+# replication) with a pilotd of its own serves the version its primary
+# serves, loaded from its local replica of pg_pilot.model_versions, and swaps
+# when the primary serves a new one (it arrives by replay).
+#   1. the primary's pilotd serves a version for a database and publishes it
+#      in pg_pilot.model_versions (the feedback store's database);
+#   2. the standby's pilotd serves the same version (same number, same
+#      checksum) for that database, and the standby's planning asks it;
+#   3. a new version on the primary: the standby follows;
+#   4. the standby's queries never fail meanwhile;
+#   5. the standby's feedback is committed to the primary's store exactly
+#      once, also across kill -9 of the standby's pilotd.
+source "$PP_REGRESS/lib/cluster.sh"; source "$PP_REGRESS/lib/fault.sh"; source "$PP_REGRESS/lib/correlated.sh"
+
+DB=standby_app
+S="$PP_DIR/standby"
+q "DROP DATABASE IF EXISTS $DB" >/dev/null
+correlated_db "$DB" "a"
+work="$PP_DIR/standby_workload.txt"
+correlated_workload "$work"
+env -u PGHOST -u PGPORT timeout 300 "$PILOTD" collect -D "$PGDATA" --dsn "dbname=$DB" --workload "$work" >/dev/null 2>&1
+check "the feedback reached the store" store_wait_drained 60
+
+models() { mon "SELECT $1 FROM pg_pilot.models $2"; }
+train() { # -> version, serving on the primary for $DB (pinned there if the gate said no)
+  local v
+  env -u PGHOST -u PGPORT -u PGDATABASE timeout 300 "$PILOTD" train -D "$PGDATA" --state-dir "$PP_DIR/state" \
+    --store-dsn "$PP_STORE_DSN" --model-dsn "dbname=$DB" --train-seconds 20 --train-epochs "$1" >"$PP_DIR/standby_train.log" 2>&1
+  v=$(grep -o 'version [0-9]* written' "$PP_DIR/standby_train.log" | grep -o '[0-9]*')
+  [ -n "$v" ] || { tail -5 "$PP_DIR/standby_train.log" | sed 's/^/# train: /' >&2; return 1; }
+  judged() { local s; s=$(models state "WHERE version = $v"); [ "$s" = serving ] || [ "$s" = rejected ]; }
+  wait_until 60 judged
+  [ "$(models state "WHERE version = $v")" = serving ] || pp_psql -d "$DB" -c "SELECT pg_pilot.pin_model($v)" >/dev/null
+  echo "$v"
+}
+published() { [ "$(pp_store_psql -At -c "SELECT serving FROM pg_pilot.model_versions WHERE version = $1")" = t ]; }
+v1=$(train 20)
+check "the primary serves version ${v1:-none} for $DB" [ -n "$v1" ]
+check "and publishes it in pg_pilot.model_versions" wait_until 30 published "${v1:-0}"
+
+# a streaming standby of the primary, on its own port and socket directory
+mkdir -p "$S/sock" "$S/state" && chmod 700 "$S" "$S/sock" "$S/state"
+SPORT=$(pp_free_port)
+"$PG_BIN/pg_basebackup" -D "$S/data" -R -X stream -c fast >"$S/basebackup.log" 2>&1
+check "pg_basebackup -R makes a standby" [ -f "$S/data/standby.signal" ]
+cat >>"$S/data/postgresql.conf" <<CONF
+port = $SPORT
+unix_socket_directories = '$S/sock'
+hot_standby = on
+CONF
+"$PG_BIN/pg_ctl" -D "$S/data" -l "$S/postgres.log" -w -t 60 start >/dev/null || tail -20 "$S/postgres.log"
+spsql() { "$PG_BIN/psql" -X -q -h "$S/sock" -p "$SPORT" "$@"; }
+check "the standby runs in recovery" [ "$(spsql -d postgres -At -c 'SELECT pg_is_in_recovery()')" = t ]
+"$PILOTD" -D "$S/data" --state-dir "$S/state" --log-file "$S/pilotd.log" --pid-file "$S/pilotd.pid" \
+  --store-dsn "$PP_STORE_DSN" --model-poll-ms 200 </dev/null >>"$S/pilotd.log" 2>&1 &
+SPILOTD=$!
+standby_up() { "$PILOTD" status -D "$S/data" >/dev/null 2>&1; }
+check "the standby's pilotd starts" wait_until 30 standby_up
+smodels() { spsql -d "$DB" -At -c "SELECT $1 FROM pg_pilot.models $2"; }
+standby_serves() { [ "$(smodels "state" "WHERE version = $1")" = serving ]; }
+check "the standby's pilotd serves version $v1, as the primary does" wait_until 60 standby_serves "$v1"
+check "the same file (checksum $(models checksum "WHERE version = $v1"))" \
+  [ "$(smodels checksum "WHERE version = $v1")" = "$(models checksum "WHERE version = $v1")" ]
+grep -E "arrived by replication|as on the primary" "$S/pilotd.log" | sed 's/^/# /'
+
+# the standby's planning asks it (served + declined: on this little
+# feedback the model may decline every set)
+asked() { smodels "served + declined" "WHERE version = $1"; }
+plan_standby() {
+  head -n 20 "$work" | sed -e 's/^/EXPLAIN /' -e 's/$/;/' |
+    PGOPTIONS="-c pg_pilot.estimator=learned" spsql -d "$DB" -v ON_ERROR_STOP=1 >/dev/null
+}
+a0=$(asked "$v1")
+plan_standby; rc=$?
+check "queries plan on the standby (exit $rc)" [ "$rc" = 0 ]
+grew() { [ "$(asked "$1")" -gt "$2" ] 2>/dev/null; }
+check "the standby's planning asks version $v1 ($a0 -> $(wait_until 30 grew "$v1" "$a0"; asked "$v1"))" grew "$v1" "$a0"
+
+# a new version on the primary arrives by replay; the standby follows
+v2=$(train 25)
+check "the primary serves a new version ${v2:-none}" [ -n "$v2" -a "${v2:-0}" != "$v1" ]
+check "the standby's pilotd serves version $v2 too" wait_until 60 standby_serves "${v2:-0}"
+check "and version $v1 no longer serves there" [ "$(smodels state "WHERE version = $v1")" != serving ]
+plan_standby; rc=$?
+check "queries still plan on the standby (exit $rc)" [ "$rc" = 0 ]
+
+# 5: feedback from the standby.  A standby is read-only: its pilotd commits
+# to the primary's store (--store-dsn naming the primary; its model
+# replication still reads the standby's own replica), with its own spool and
+# watermark: each record exactly once, also across kill -9 of that pilotd
+kill -TERM "$SPILOTD" 2>/dev/null; wait "$SPILOTD" 2>/dev/null
+pp_psql -d "$DB" -c "CREATE TABLE t3 AS SELECT g AS id, g % 100 AS k FROM generate_series(1, 5000) g; ANALYZE t3" >/dev/null
+replayed() { spsql -d "$DB" -c "SELECT 1 FROM t3 LIMIT 1" >/dev/null 2>&1; }
+wait_until 60 replayed
+standby_pilotd() {
+  "$PILOTD" -D "$S/data" --state-dir "$S/state" --log-file "$S/pilotd.log" --pid-file "$S/pilotd.pid" \
+    --store-dsn "$PP_STORE_DSN host=$PGHOST port=$PGPORT" --store-backoff-max-ms 1000 --model-poll-ms 200 \
+    </dev/null >>"$S/pilotd.log" 2>&1 &
+  SPILOTD=$!
+  wait_until 30 standby_up
+}
+standby_pilotd
+on_standby() { # FROM TO: executions with distinct constants (distinct relation sets), feedback on
+  for i in $(seq "$1" "$2"); do echo "SELECT count(*) FROM t3 WHERE k = $((i % 100)) AND id > $i;"; done |
+    PGOPTIONS="-c pg_pilot.collect_feedback=on -c pg_pilot.feedback_sample_rate=1.0" spsql -d "$DB" >/dev/null
+}
+dboid=$(q "SELECT oid FROM pg_database WHERE datname = '$DB'")
+t3_rows() { store_q "SELECT count(*) || ' ' || count(DISTINCT subplan_key) FROM pg_pilot.feedback WHERE relations = 't3' AND dboid = $dboid"; }
+rows_are() { [ "$(t3_rows)" = "$1" ]; }
+on_standby 1 30
+check "the standby's feedback reaches the primary's store ($(wait_until 60 rows_are "30 30"; t3_rows))" rows_are "30 30"
+on_standby 31 60
+acked() { [ "$(spsql -d "$DB" -At -c "SELECT feedback_queued FROM pg_pilot.daemon")" = 0 ]; }
+wait_until 30 acked
+kill -KILL "$SPILOTD" 2>/dev/null; wait "$SPILOTD" 2>/dev/null
+echo "# the standby's pilotd killed with SIGKILL after acknowledging the second 30"
+standby_pilotd
+drained() { [ "$(spsql -d "$DB" -At -c "SELECT spool_pending = 0 AND store_state = 'ok' FROM pg_pilot.daemon")" = t ]; }
+wait_until 60 drained
+check "after kill -9 and a restart: each of the 60 stored exactly once ($(t3_rows))" rows_are "60 60"
+check "the restarted standby's pilotd serves version $v2 again" wait_until 30 standby_serves "$v2"
+
+kill -TERM "$SPILOTD" 2>/dev/null; wait "$SPILOTD" 2>/dev/null
+"$PG_BIN/pg_ctl" -D "$S/data" -m fast -w -t 60 stop >/dev/null
+rm -rf "$S"
+pp_psql -d "$DB" -c "SELECT pg_pilot.unpin_model()" >/dev/null 2>&1
+q "DROP DATABASE $DB" >/dev/null
+check_no_crash "models on a standby"
+finish
