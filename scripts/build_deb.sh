@@ -25,7 +25,7 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     while IFS= read -r -d '' f; do [ -f "$f" ] && printf '%s\0' "$f"; done |
     xargs -0 -r cp -a --parents -t "$new"
 else
-  cp -a Makefile README.md common daemon debian extension models monitoring sql "$new"/
+  cp -a Makefile README.md CHANGELOG.md common daemon debian docs extension models monitoring sql "$new"/
   rm -rf "$new"/daemon/build* "$new"/extension/build-asan
   find "$new" \( -name '*.o' -o -name '*.so' -o -name '*.d' -o -name '*.bc' \) -delete
 fi
