@@ -6,6 +6,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <fstream>
+#include <unistd.h>
 
 namespace pilotd {
 
@@ -126,6 +127,70 @@ std::string dsn_with_dbname(const std::string &dsn, const std::string &dbname) {
 
 std::string dsn_on_local_server(const std::string &dsn) {
     return without_keywords(dsn, {"host", "hostaddr", "port", "service"});
+}
+
+bool is_standby_data_directory(const std::string &pgdata) {
+    return !pgdata.empty() && access((pgdata + "/standby.signal").c_str(), F_OK) == 0;
+}
+
+namespace {
+/* the value of the last "primary_conninfo = '...'" line of a configuration
+ * file ('' inside the quotes is a quote) */
+bool last_primary_conninfo(const std::string &path, std::string *value) {
+    std::ifstream f(path);
+    std::string line;
+    bool found = false;
+    while (std::getline(f, line)) {
+        size_t at = line.find_first_not_of(" \t");
+        if (at == std::string::npos || line.compare(at, 16, "primary_conninfo") != 0)
+            continue;
+        size_t q = line.find('\'', at + 16);
+        if (q == std::string::npos || line.find('=', at + 16) > q)
+            continue;
+        std::string v;
+        size_t i = q + 1;
+        for (; i < line.size(); i++) {
+            if (line[i] == '\'') {
+                if (i + 1 < line.size() && line[i + 1] == '\'') {
+                    v += '\'';
+                    i++;
+                    continue;
+                }
+                break;
+            }
+            v += line[i];
+        }
+        if (i < line.size()) {
+            *value = v;
+            found = true;
+        }
+    }
+    return found;
+}
+} // namespace
+
+bool primary_address(const std::string &pgdata, std::string *host, std::string *port) {
+    if (!is_standby_data_directory(pgdata))
+        return false;
+    std::string conninfo;
+    if (!last_primary_conninfo(pgdata + "/postgresql.auto.conf", &conninfo) &&
+        !last_primary_conninfo(pgdata + "/postgresql.conf", &conninfo))
+        return false;
+    PQconninfoOption *opts = PQconninfoParse(conninfo.c_str(), nullptr);
+    if (opts == nullptr)
+        return false;
+    host->clear();
+    port->clear();
+    for (PQconninfoOption *o = opts; o->keyword != nullptr; o++) {
+        if (o->val == nullptr || o->val[0] == '\0')
+            continue;
+        if (strcmp(o->keyword, "host") == 0 || (strcmp(o->keyword, "hostaddr") == 0 && host->empty()))
+            *host = o->val;
+        else if (strcmp(o->keyword, "port") == 0)
+            *port = o->val;
+    }
+    PQconninfoFree(opts);
+    return !host->empty();
 }
 
 } // namespace pilotd

@@ -23,6 +23,13 @@ std::string redacted_dsn(const std::string &dsn);
  * PGDATA/postmaster.pid (lines 4 and 5); false when it has none. */
 bool postmaster_address(const std::string &pgdata, std::string *port, std::string *socket_dir);
 
+/* Beside a standby (PGDATA/standby.signal exists): its primary's host and
+ * port, from primary_conninfo in PGDATA/postgresql.auto.conf (else
+ * postgresql.conf; the last setting wins).  False when pgdata is not a
+ * standby's or names no primary. */
+bool primary_address(const std::string &pgdata, std::string *host, std::string *port);
+bool is_standby_data_directory(const std::string &pgdata);
+
 /* dsn naming database dbname instead of its own (keyword/value or URI in,
  * keyword/value out); "" when dsn cannot be parsed. */
 std::string dsn_with_dbname(const std::string &dsn, const std::string &dbname);

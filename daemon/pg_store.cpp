@@ -16,6 +16,7 @@
 #include <fstream>
 #include <random>
 #include <thread>
+#include <unistd.h>
 
 namespace pilotd {
 
@@ -159,8 +160,12 @@ void PgStore::publish() noexcept {
 }
 
 bool PgStore::connect(std::string *error) {
+    /* the server of -D, unless it is a standby (read-only): then its
+     * primary, from primary_conninfo; the DSN's own host and port win */
     std::string port, socket_dir;
-    postmaster_address(opt_.pgdata, &port, &socket_dir);
+    connected_to_primary_of_standby_ = primary_address(opt_.pgdata, &socket_dir, &port);
+    if (!connected_to_primary_of_standby_)
+        postmaster_address(opt_.pgdata, &port, &socket_dir);
     /* defaults first: the connection string (expanded dbname) overrides them */
     std::vector<const char *> keys, vals;
     if (!socket_dir.empty()) {
@@ -212,6 +217,8 @@ bool PgStore::connect(std::string *error) {
         return false;
     query_log_guard_ = check_query_log_columns();
     feedback_dboid_ = check_feedback_dboid();
+    /* pg_pilot.pilotds (extension 0.8): where this pilotd runs, as what */
+    fleet_columns_ = store_has_columns(conn_, "pg_pilot.store_progress", {"host", "pgdata", "role", "waiting"});
     return true;
 }
 
@@ -526,12 +533,28 @@ PgStore::Result PgStore::commit(const std::vector<FeedbackSpool::Entry> &entries
         return fail(r, "COPY into pg_pilot.feedback_dead_letter");
     {
         std::string next = std::to_string(entries[end - 1].seq + 1);
-        const char *params[2] = {spool_.id().c_str(), next.c_str()};
-        r = PQexecParams(conn_,
-                         "INSERT INTO pg_pilot.store_progress (spool_id, committed_seq, updated_at) "
-                         "VALUES ($1, $2, now()) ON CONFLICT (spool_id) DO UPDATE "
-                         "SET committed_seq = EXCLUDED.committed_seq, updated_at = now()",
-                         2, nullptr, params, nullptr, nullptr, 0);
+        const uint64_t after = entries[end - 1].seq + 1, next_seq = spool_.next_seq();
+        const std::string waiting = std::to_string(next_seq > after ? next_seq - after : 0);
+        char host[256] = "";
+        if (gethostname(host, sizeof host - 1) != 0)
+            host[0] = '\0';
+        /* a standby's data directory holds standby.signal until it is promoted */
+        const char *role =
+            opt_.pgdata.empty() ? "" : access((opt_.pgdata + "/standby.signal").c_str(), F_OK) == 0 ? "standby" : "primary";
+        const char *params[6] = {spool_.id().c_str(), next.c_str(), host, opt_.pgdata.c_str(), role, waiting.c_str()};
+        r = fleet_columns_
+                ? PQexecParams(conn_,
+                               "INSERT INTO pg_pilot.store_progress (spool_id, committed_seq, updated_at, host, "
+                               "pgdata, role, waiting) VALUES ($1, $2, now(), nullif($3, ''), nullif($4, ''), "
+                               "nullif($5, ''), $6) ON CONFLICT (spool_id) DO UPDATE SET committed_seq = "
+                               "EXCLUDED.committed_seq, updated_at = now(), host = EXCLUDED.host, pgdata = "
+                               "EXCLUDED.pgdata, role = EXCLUDED.role, waiting = EXCLUDED.waiting",
+                               6, nullptr, params, nullptr, nullptr, 0)
+                : PQexecParams(conn_,
+                               "INSERT INTO pg_pilot.store_progress (spool_id, committed_seq, updated_at) "
+                               "VALUES ($1, $2, now()) ON CONFLICT (spool_id) DO UPDATE "
+                               "SET committed_seq = EXCLUDED.committed_seq, updated_at = now()",
+                               2, nullptr, params, nullptr, nullptr, 0);
         if (PQresultStatus(r) != PGRES_COMMAND_OK)
             return fail(r, "moving the watermark");
         PQclear(r);
@@ -609,6 +632,11 @@ void PgStore::run() noexcept {
         std::string error;
         Result res = Result::Ok;
         try {
+            if (conn_ != nullptr && connected_to_primary_of_standby_ && !is_standby_data_directory(opt_.pgdata)) {
+                /* promoted: the store is this server from now on */
+                LOG_INFO("store: the server of %s was promoted: storing to it from now on", opt_.pgdata.c_str());
+                disconnect();
+            }
             if (conn_ == nullptr && !connect(&error)) {
                 res = Result::Retry;
             } else {

@@ -34,3 +34,22 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON pg_pilot.model_versions TO pilot_store;
 GRANT SELECT ON pg_pilot.model_versions TO pg_monitor;
 -- pg_dump keeps the versions with the data (like the feedback tables)
 SELECT pg_catalog.pg_extension_config_dump('pg_pilot.model_versions', '');
+
+/* The fleet: every pilotd that commits feedback to this store (a primary's,
+ * each standby's) has its row in store_progress, named by its spool; it now
+ * also says where it runs, as what, and how much it had still to commit. */
+ALTER TABLE pg_pilot.store_progress
+    ADD COLUMN host text,        -- the machine pilotd runs on (gethostname)
+    ADD COLUMN pgdata text,      -- the data directory of the server beside it
+    ADD COLUMN role text,        -- primary or standby (standby.signal in that data directory)
+    ADD COLUMN waiting bigint;   -- spool records it still had to commit after this commit
+CREATE VIEW pg_pilot.pilotds AS
+    SELECT spool_id, host, pgdata, role,
+           updated_at AS last_commit,
+           now() - updated_at AS since_last_commit,
+           waiting AS records_waiting
+    FROM pg_pilot.store_progress;
+COMMENT ON VIEW pg_pilot.pilotds IS
+    'pilotds that committed feedback to this store: where, as what, when last, and how many records they still had to commit';
+REVOKE ALL ON pg_pilot.pilotds FROM PUBLIC;
+GRANT SELECT ON pg_pilot.pilotds TO pg_monitor;

@@ -10,7 +10,10 @@
 #   3. a new version on the primary: the standby follows;
 #   4. the standby's queries never fail meanwhile;
 #   5. the standby's feedback is committed to the primary's store exactly
-#      once, also across kill -9 of the standby's pilotd.
+#      once, also across kill -9 of the standby's pilotd;
+#   6. pg_pilot.pilotds on the primary lists both pilotds with their role;
+#   7. promoted, the standby's pilotd serves the same version and stores to
+#      its own server, each record once, and no query fails.
 source "$PP_REGRESS/lib/cluster.sh"; source "$PP_REGRESS/lib/fault.sh"; source "$PP_REGRESS/lib/correlated.sh"
 
 DB=standby_app
@@ -86,19 +89,24 @@ plan_standby; rc=$?
 check "queries still plan on the standby (exit $rc)" [ "$rc" = 0 ]
 
 # 5: feedback from the standby.  A standby is read-only: its pilotd commits
-# to the primary's store (--store-dsn naming the primary; its model
-# replication still reads the standby's own replica), with its own spool and
-# watermark: each record exactly once, also across kill -9 of that pilotd
+# to the primary's store, found through primary_conninfo (the store DSN names
+# no server; its model replication still reads the standby's own replica),
+# with its own spool and watermark: each record exactly once, also across
+# kill -9 of that pilotd
 kill -TERM "$SPILOTD" 2>/dev/null; wait "$SPILOTD" 2>/dev/null
 pp_psql -d "$DB" -c "CREATE TABLE t3 AS SELECT g AS id, g % 100 AS k FROM generate_series(1, 5000) g; ANALYZE t3" >/dev/null
 replayed() { spsql -d "$DB" -c "SELECT 1 FROM t3 LIMIT 1" >/dev/null 2>&1; }
 wait_until 60 replayed
+store_connections() { grep -c "store: connected" "$S/pilotd.log"; }
+store_connected() { [ "$(store_connections)" -gt "$1" ]; }
 standby_pilotd() {
+  connected_before=$(store_connections)
   "$PILOTD" -D "$S/data" --state-dir "$S/state" --log-file "$S/pilotd.log" --pid-file "$S/pilotd.pid" \
-    --store-dsn "$PP_STORE_DSN host=$PGHOST port=$PGPORT" --store-backoff-max-ms 1000 --model-poll-ms 200 \
+    --store-dsn "$PP_STORE_DSN" --store-backoff-max-ms 1000 --model-poll-ms 200 \
     </dev/null >>"$S/pilotd.log" 2>&1 &
   SPILOTD=$!
   wait_until 30 standby_up
+  wait_until 30 store_connected "$connected_before" # before that, pg_pilot.daemon shows no spool yet
 }
 standby_pilotd
 on_standby() { # FROM TO: executions with distinct constants (distinct relation sets), feedback on
@@ -120,10 +128,38 @@ drained() { [ "$(spsql -d "$DB" -At -c "SELECT spool_pending = 0 AND store_state
 wait_until 60 drained
 check "after kill -9 and a restart: each of the 60 stored exactly once ($(t3_rows))" rows_are "60 60"
 check "the restarted standby's pilotd serves version $v2 again" wait_until 30 standby_serves "$v2"
+# 6: the fleet, as the primary's store sees it
+fleet() { store_q "SELECT role || ' ' || (since_last_commit < interval '10 minutes') || ' ' || (records_waiting IS NOT NULL)
+                   FROM pg_pilot.pilotds WHERE pgdata = '$1' ORDER BY last_commit DESC LIMIT 1"; }
+# (a pilotd is a spool: pilotds of earlier suites, with other state
+# directories beside the same server, have rows of their own)
+check "pg_pilot.pilotds lists the standby's pilotd: role standby, a recent commit ($(fleet "$S/data"))" \
+  [ "$(fleet "$S/data")" = "standby true true" ]
+check "and the primary's: role primary ($(fleet "$PGDATA"))" [ "$(fleet "$PGDATA")" = "primary true true" ]
+
+# 7: promotion.  The standby's pilotd keeps serving its version and, its
+# server no longer a standby, stores to it from then on
+caught_up() { [ "$(spsql -d "$PP_STORE_DB" -At -c "SELECT count(*) FROM pg_pilot.feedback WHERE relations = 't3'")" = 60 ]; }
+wait_until 60 caught_up
+"$PG_BIN/pg_ctl" -D "$S/data" -w -t 60 promote >/dev/null
+check "the standby is promoted" [ "$(spsql -d postgres -At -c 'SELECT pg_is_in_recovery()')" = f ]
+noticed() { grep -q "was promoted: storing to it from now on" "$S/pilotd.log"; }
+check "its pilotd notices and stores to its own server from now on" wait_until 30 noticed || grep "store" "$S/pilotd.log" | tail -5 | sed 's/^/# /' 
+on_standby 61 90; rc=$?
+check "queries run on the promoted server (exit $rc)" [ "$rc" = 0 ]
+local_rows() { spsql -d "$PP_STORE_DB" -At -c "SELECT count(*) || ' ' || count(DISTINCT subplan_key) FROM pg_pilot.feedback
+                                              WHERE relations = 't3' AND dboid = $dboid"; }
+local_are() { [ "$(local_rows)" = "$1" ]; }
+check "its store holds the 60 from before and the 30 from after, each once ($(wait_until 60 local_are "90 90"; local_rows))" \
+  local_are "90 90"
+check "the old primary's store got none of the new ones ($(t3_rows))" rows_are "60 60"
+check "it still serves version $v2" standby_serves "$v2"
+role_here() { [ "$(spsql -d "$PP_STORE_DB" -At -c "SELECT role FROM pg_pilot.pilotds WHERE pgdata = '$S/data'")" = primary ]; }
+check "pg_pilot.pilotds there says primary" wait_until 30 role_here
 
 kill -TERM "$SPILOTD" 2>/dev/null; wait "$SPILOTD" 2>/dev/null
 "$PG_BIN/pg_ctl" -D "$S/data" -m fast -w -t 60 stop >/dev/null
-rm -rf "$S"
+rm -rf "$S/data"  # its pilotd's log stays with the run's
 pp_psql -d "$DB" -c "SELECT pg_pilot.unpin_model()" >/dev/null 2>&1
 q "DROP DATABASE $DB" >/dev/null
 check_no_crash "models on a standby"
