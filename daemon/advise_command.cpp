@@ -66,15 +66,20 @@ bool parse_number(const std::string &v, double lo, double hi, double *out) {
 
 } // namespace
 
-int run_advise_command(const std::vector<std::string> &args, const CommandDefaults &d) {
+AdvisorOptions advisor_options(const Config &c) {
     AdvisorOptions o;
-    o.dsn = d.model_dsn;
+    o.budget_mb = c.advisor_budget_mb;
+    o.max_indexes = c.advisor_max_indexes;
+    o.width = c.advisor_width;
+    o.min_benefit_pct = c.advisor_min_benefit_pct;
+    o.write_cost_us = c.advisor_write_cost_us;
+    return o;
+}
+
+int run_advise_command(const std::vector<std::string> &args, const CommandDefaults &d) {
+    AdvisorOptions o = advisor_options(d.config);
+    o.dsn = d.config.model_dsn;
     o.store_dsn = d.store_dsn;
-    o.budget_mb = d.advisor_budget_mb;
-    o.max_indexes = d.advisor_max_indexes;
-    o.width = d.advisor_width;
-    o.min_benefit_pct = d.advisor_min_benefit_pct;
-    o.write_cost_us = d.advisor_write_cost_us;
     bool apply = false, no_store = false;
     for (size_t i = 0; i < args.size(); i++) {
         std::string key = args[i], value;
@@ -146,9 +151,9 @@ int run_advise_command(const std::vector<std::string> &args, const CommandDefaul
                         "config file)\n%s", kUsage);
         return kExitUsage;
     }
-    o.dsn = dsn_for_server_of(o.dsn, d.pgdata);
+    o.dsn = dsn_for_server_of(o.dsn, d.config.pgdata);
     if (!o.store_dsn.empty())
-        o.store_dsn = dsn_for_server_of(o.store_dsn, d.pgdata);
+        o.store_dsn = dsn_for_server_of(o.store_dsn, d.config.pgdata);
     /* one progress line per counted step (planned, measured), other news under it */
     std::unique_ptr<Progress> bar;
     std::string step;

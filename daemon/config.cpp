@@ -512,18 +512,11 @@ CommandDefaults command_defaults(Invocation &inv) {
     if (!inv.config.pgdata.empty()) {
         service = layer_service_settings(inv);
         finish_config(inv.config);
-        d.pgdata = inv.config.pgdata;
     }
-    const Config &c = inv.config;
-    d.model_dsn = c.model_dsn;
+    d.config = inv.config;
     /* the built-in store DSN is only a guess: taken when a file names one */
     if (!inv.config_file.empty() || !service.empty())
-        d.store_dsn = c.store_dsn == "none" ? "" : c.store_dsn;
-    d.advisor_budget_mb = c.advisor_budget_mb;
-    d.advisor_max_indexes = c.advisor_max_indexes;
-    d.advisor_width = c.advisor_width;
-    d.advisor_min_benefit_pct = c.advisor_min_benefit_pct;
-    d.advisor_write_cost_us = c.advisor_write_cost_us;
+        d.store_dsn = d.config.store_dsn == "none" ? "" : d.config.store_dsn;
     return d;
 }
 

@@ -116,12 +116,11 @@ std::string layer_service_settings(Invocation &inv);
 /* What `pilotd collect` and `pilotd advise` take from the configuration;
  * their own options override it.  Empty strings: not configured. */
 struct CommandDefaults {
-    std::string pgdata;    /* -D: the server whose address DSNs default to */
-    std::string model_dsn; /* the database to run in / to advise */
+    /* the layered configuration: config.pgdata (-D, finished; "" when none)
+     * is the server DSNs default to, config.model_dsn the database to run in
+     * or to advise, the advisor-* settings the advisor's */
+    Config config;
     std::string store_dsn; /* the feedback store (only when a file names it) */
-    /* the advisor-* settings (Config's defaults when no file sets them) */
-    uint32_t advisor_budget_mb = 0, advisor_max_indexes = 0, advisor_width = 0;
-    uint32_t advisor_min_benefit_pct = 0, advisor_write_cost_us = 0;
 };
 /* inv: as parsed for collect or advise (config file and -D applied).  With
  * -D, the settings of that data directory's service are layered under the

@@ -92,41 +92,40 @@ std::string dsn_for_server_of(const std::string &dsn, const std::string &pgdata)
 
 namespace {
 
-/* dsn as keyword/value pairs without the keywords in `drop` ("" when it
- * cannot be parsed) */
-std::string without_keywords(const std::string &dsn, std::initializer_list<const char *> drop) {
+/* *out: dsn as keyword/value pairs without the keywords in `drop`; false
+ * when dsn cannot be parsed */
+bool without_keywords(const std::string &dsn, std::initializer_list<const char *> drop, std::string *out) {
     char *err = nullptr;
     PQconninfoOption *opts = PQconninfoParse(dsn.c_str(), &err);
     if (opts == nullptr) {
         if (err)
             PQfreemem(err);
-        return "";
+        return false;
     }
-    std::string out;
+    out->clear();
     for (PQconninfoOption *o = opts; o->keyword != nullptr; o++) {
         bool dropped = o->val == nullptr || o->val[0] == '\0';
         for (const char *k : drop)
             dropped = dropped || strcmp(o->keyword, k) == 0;
         if (!dropped)
-            out += std::string(out.empty() ? "" : " ") + o->keyword + "=" + quoted(o->val);
+            *out += std::string(out->empty() ? "" : " ") + o->keyword + "=" + quoted(o->val);
     }
     PQconninfoFree(opts);
-    return out;
+    return true;
 }
 
 } // namespace
 
 std::string dsn_with_dbname(const std::string &dsn, const std::string &dbname) {
-    PQconninfoOption *check = PQconninfoParse(dsn.c_str(), nullptr);
-    if (check == nullptr)
+    std::string rest;
+    if (!without_keywords(dsn, {"dbname"}, &rest))
         return "";
-    PQconninfoFree(check);
-    const std::string rest = without_keywords(dsn, {"dbname"});
     return (rest.empty() ? "" : rest + " ") + "dbname=" + quoted(dbname);
 }
 
 std::string dsn_on_local_server(const std::string &dsn) {
-    return without_keywords(dsn, {"host", "hostaddr", "port", "service"});
+    std::string out;
+    return without_keywords(dsn, {"host", "hostaddr", "port", "service"}, &out) ? out : "";
 }
 
 bool is_standby_data_directory(const std::string &pgdata) {

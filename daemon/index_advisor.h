@@ -40,6 +40,7 @@
 namespace pilotd {
 
 class PqSession;
+struct Config;
 struct CommandDefaults;
 
 struct AdvisorOptions {
@@ -123,6 +124,11 @@ bool store_advice(PqSession &db, const AdviceResult &res, const AdvisorOptions &
 
 /* `pilotd advise` (see --help). Exit status: 0 ok, 1 runtime error, 2 usage. */
 int run_advise_command(const std::vector<std::string> &args, const CommandDefaults &defaults);
+
+/* The advisor-* settings of pilotd's configuration (budget, count, width,
+ * least benefit, write cost): the defaults of the service's jobs and of
+ * `pilotd advise`. */
+AdvisorOptions advisor_options(const Config &c);
 
 } // namespace pilotd
 

@@ -225,11 +225,7 @@ int run_service(const Config &cfg) {
             ao.dsn = cfg.advisor_dsn;
             ao.store_dsn = cfg.store_dsn;
             ao.every_s = cfg.advisor_every_s;
-            ao.defaults.budget_mb = cfg.advisor_budget_mb;
-            ao.defaults.max_indexes = cfg.advisor_max_indexes;
-            ao.defaults.width = cfg.advisor_width;
-            ao.defaults.min_benefit_pct = cfg.advisor_min_benefit_pct;
-            ao.defaults.write_cost_us = cfg.advisor_write_cost_us;
+            ao.defaults = advisor_options(cfg);
             advisor.reset(new AdvisorService(ao));
             advisor->start();
             handler.set_advisor_control(advisor.get());
@@ -485,13 +481,13 @@ int main(int argc, char **argv) {
         case Command::Collect: {
             const CommandDefaults d = command_defaults(inv);
             CollectOptions co;
-            co.dsn = d.model_dsn;
+            co.dsn = d.config.model_dsn;
             std::string why;
             if (!parse_collect_args(inv.collect_args, &co, &why)) {
                 fprintf(stderr, "pilotd collect: %s\n", why.c_str());
                 return kExitUsage;
             }
-            co.dsn = dsn_for_server_of(co.dsn, d.pgdata);
+            co.dsn = dsn_for_server_of(co.dsn, d.config.pgdata);
             return run_collect(co);
         }
         case Command::Advise:
