@@ -161,6 +161,7 @@ void ModelRegistry::open() noexcept {
             LOG_WARNING("models: %s", errno_text("cannot create", dir_).c_str());
         std::string bytes, why;
         std::string path = dir_ + "/registry.json";
+        uint32_t legacy_pinned = 0, legacy_serving = 0; /* the one-version form of an older pilotd */
         struct stat st;
         if (::stat(path.c_str(), &st) == 0) {
             if (!read_file(path, &bytes, &why)) {
@@ -184,8 +185,8 @@ void ModelRegistry::open() noexcept {
                                     (*to)[static_cast<uint32_t>(strtoul(db.c_str(), nullptr, 10))] =
                                         n.get<uint32_t>();
                     };
-                    per_database("pinned", &pinned_, &legacy_pinned_);
-                    per_database("serving", &serving_versions_, &legacy_serving_);
+                    per_database("pinned", &pinned_, &legacy_pinned);
+                    per_database("serving", &serving_versions_, &legacy_serving);
                     if (j.contains("versions") && j["versions"].is_object())
                         for (auto &[k, v] : j["versions"].items()) {
                             uint32_t n = static_cast<uint32_t>(strtoul(k.c_str(), nullptr, 10));
@@ -208,8 +209,8 @@ void ModelRegistry::open() noexcept {
             if (v != 0 && it != versions_.end() && it->second.meta_known)
                 (*to)[it->second.meta.dboid] = v;
         };
-        legacy(legacy_pinned_, &pinned_);
-        legacy(legacy_serving_, &serving_versions_);
+        legacy(legacy_pinned, &pinned_);
+        legacy(legacy_serving, &serving_versions_);
         for (auto &[n, ver] : versions_) {
             auto it = remembered.find(n);
             if (it != remembered.end() && ver.state != pp::MODEL_REJECTED) {

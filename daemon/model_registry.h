@@ -156,8 +156,6 @@ class ModelRegistry final : public ModelControl {
     std::map<uint32_t, bool> training_; /* N.training markers seen */
     ServingVersions pinned_;          /* database oid -> pinned version */
     ServingVersions serving_versions_; /* database oid -> serving version */
-    /* registry.json of before per-database serving: one version each */
-    uint32_t legacy_pinned_ = 0, legacy_serving_ = 0;
     std::map<uint32_t, std::shared_ptr<const LoadedModel>> serving_; /* database oid -> model */
     mutable std::mutex serving_mu_;
 
