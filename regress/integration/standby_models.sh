@@ -6,7 +6,9 @@
 #   1. the primary's pilotd serves a version for a database and publishes it
 #      in pg_pilot.model_versions (the feedback store's database);
 #   2. the standby's pilotd serves the same version (same number, same
-#      checksum) for that database, and the standby's planning asks it;
+#      checksum) for that database, and the standby's planning asks it:
+#      explain shows the source "model" for join sets, answered by that
+#      version (its served count there grows by at least as many);
 #   3. a new version on the primary: the standby follows;
 #   4. the standby's queries never fail meanwhile;
 #   5. the standby's feedback is committed to the primary's store exactly
@@ -21,7 +23,7 @@ S="$PP_DIR/standby"
 q "DROP DATABASE IF EXISTS $DB" >/dev/null
 correlated_db "$DB" "a"
 work="$PP_DIR/standby_workload.txt"
-correlated_workload "$work"
+correlated_shapes_workload "$work" # 30 templates: the version answers some joins
 env -u PGHOST -u PGPORT timeout 300 "$PILOTD" collect -D "$PGDATA" --dsn "dbname=$DB" --workload "$work" >/dev/null 2>&1
 check "the feedback reached the store" store_wait_drained 60
 
@@ -38,7 +40,7 @@ train() { # -> version, serving on the primary for $DB (pinned there if the gate
   echo "$v"
 }
 published() { [ "$(pp_store_psql -At -c "SELECT serving FROM pg_pilot.model_versions WHERE version = $1")" = t ]; }
-v1=$(train 20)
+v1=$(train 40)
 check "the primary serves version ${v1:-none} for $DB" [ -n "$v1" ]
 check "and publishes it in pg_pilot.model_versions" wait_until 30 published "${v1:-0}"
 
@@ -67,8 +69,7 @@ check "the same file (checksum $(models checksum "WHERE version = $v1"))" \
   [ "$(smodels checksum "WHERE version = $v1")" = "$(models checksum "WHERE version = $v1")" ]
 grep -E "arrived by replication|as on the primary" "$S/pilotd.log" | sed 's/^/# /'
 
-# the standby's planning asks it (served + declined: on this little
-# feedback the model may decline every set)
+# the standby's planning asks it
 asked() { smodels "served + declined" "WHERE version = $1"; }
 plan_standby() {
   head -n 20 "$work" | sed -e 's/^/EXPLAIN /' -e 's/$/;/' |
@@ -79,9 +80,22 @@ plan_standby; rc=$?
 check "queries plan on the standby (exit $rc)" [ "$rc" = 0 ]
 grew() { [ "$(asked "$1")" -gt "$2" ] 2>/dev/null; }
 check "the standby's planning asks version $v1 ($a0 -> $(wait_until 30 grew "$v1" "$a0"; asked "$v1"))" grew "$v1" "$a0"
+# and gets its answers: explain_estimates of 300 join queries on the
+# standby, the sets sized by the model, and that version's served count
+model_sets() {
+  grep JOIN "$work" | head -n 300 | while read -r sql; do echo "SELECT source FROM pg_pilot.explain_estimates(\$q\$$sql\$q\$);"; done |
+    PGOPTIONS="-c pg_pilot.estimator=learned" spsql -d "$DB" -At | grep -c '^model$'
+}
+served() { smodels served "WHERE version = $1"; }
+served_grew() { [ $(( $(served "$1") - $2 )) -ge "$3" ]; }
+s0=$(served "$v1")
+n=$(model_sets)
+check "explain on the standby shows the source model for $n of its join sets" [ "$n" -gt 0 ]
+check "answered by version $v1: its served count there grew by at least $n ($s0 -> $(wait_until 30 served_grew "$v1" "$s0" "$n"; served "$v1"))" \
+  served_grew "$v1" "$s0" "$n"
 
 # a new version on the primary arrives by replay; the standby follows
-v2=$(train 25)
+v2=$(train 45)
 check "the primary serves a new version ${v2:-none}" [ -n "$v2" -a "${v2:-0}" != "$v1" ]
 check "the standby's pilotd serves version $v2 too" wait_until 60 standby_serves "${v2:-0}"
 check "and version $v1 no longer serves there" [ "$(smodels state "WHERE version = $v1")" != serving ]
