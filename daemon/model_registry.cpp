@@ -187,6 +187,11 @@ void ModelRegistry::open() noexcept {
                     };
                     per_database("pinned", &pinned_, &legacy_pinned);
                     per_database("serving", &serving_versions_, &legacy_serving);
+                    /* the pins a standby made as its primary serves */
+                    if (j.contains("followed") && j["followed"].is_array())
+                        for (const auto &db : j["followed"])
+                            if (db.is_number_unsigned() && pinned_.count(db.get<uint32_t>()))
+                                followed_.insert(db.get<uint32_t>());
                     if (j.contains("versions") && j["versions"].is_object())
                         for (auto &[k, v] : j["versions"].items()) {
                             uint32_t n = static_cast<uint32_t>(strtoul(k.c_str(), nullptr, 10));
@@ -496,60 +501,110 @@ void ModelRegistry::decide_database_locked(uint32_t dboid) {
 bool ModelRegistry::pin(uint32_t version, uint32_t dboid, std::string *why) noexcept {
     std::lock_guard<std::mutex> g(mu_);
     try {
-        if (version == 0) {
-            pinned_.erase(dboid);
-            LOG_INFO("models: database %u unpinned", dboid);
-            /* the registry chooses again among versions that passed */
-            for (auto &[n, ver] : versions_)
-                if (ver.state == pp::MODEL_RETIRED && ver.note.rfind("beats", 0) == 0 && !ver.loaded) {
-                    std::string w;
-                    ver.loaded = load_model_file(dir_ + "/" + std::to_string(n) + ".model", &w);
-                }
-            decide_locked();
+        const bool was_followed = followed_.erase(dboid) != 0;
+        if (pin_locked(version, dboid, why))
             return true;
-        }
-        auto it = versions_.find(version);
-        if (it == versions_.end() || !it->second.meta_known) {
-            *why = "no intact model version " + std::to_string(version);
-            return false;
-        }
-        Version &ver = it->second;
-        if (ver.meta.dboid != dboid) {
-            *why = "version " + std::to_string(version) + " is bound to database " + ver.meta.database + " (oid " +
-                   std::to_string(ver.meta.dboid) + "): pin it from there";
-            return false;
-        }
-        if (!ver.loaded) {
-            std::string w;
-            ver.loaded = load_model_file(dir_ + "/" + std::to_string(version) + ".model", &w);
-            if (!ver.loaded) {
-                *why = w;
-                return false;
-            }
-        }
-        if (!ver.verified)
-            verify_locked(version, ver);
-        if (!ver.verified) {
-            *why = ver.note;
-            return false;
-        }
-        if (ver.state == pp::MODEL_REJECTED && ver.note.rfind("not better", 0) != 0) {
-            *why = ver.note; /* incompatible: never served */
-            return false;
-        }
-        pinned_[dboid] = version;
-        LOG_INFO("models: version %u pinned for database %u", version, dboid);
-        if (ver.state == pp::MODEL_REJECTED)
-            ver.state = pp::MODEL_VALIDATED;
-        serve_locked(dboid, 0, "pin");
-        serve_locked(dboid, version, "pinned");
-        save_locked();
-        publish_locked();
-        return true;
+        if (was_followed)
+            followed_.insert(dboid);
+        return false;
     } catch (...) {
         *why = "out of memory";
         return false;
     }
+}
+
+bool ModelRegistry::follow(uint32_t version, uint32_t dboid, std::string *why) noexcept {
+    std::lock_guard<std::mutex> g(mu_);
+    try {
+        followed_.insert(dboid); /* before: pin_locked() saves it */
+        if (pin_locked(version, dboid, why))
+            return true;
+        if (!pinned_.count(dboid))
+            followed_.erase(dboid);
+        return false;
+    } catch (...) {
+        *why = "out of memory";
+        return false;
+    }
+}
+
+size_t ModelRegistry::release_followed() noexcept {
+    std::lock_guard<std::mutex> g(mu_);
+    try {
+        if (followed_.empty())
+            return 0;
+        const size_t n = followed_.size();
+        for (uint32_t dboid : followed_) {
+            LOG_INFO("models: database %u: version %u is no longer pinned as the primary's (this server is a "
+                     "primary now); it serves until a version trained here beats it",
+                     dboid, pinned_.count(dboid) ? pinned_.at(dboid) : 0);
+            pinned_.erase(dboid);
+        }
+        followed_.clear();
+        decide_locked();
+        return n;
+    } catch (...) {
+        return 0;
+    }
+}
+
+bool ModelRegistry::follows(uint32_t dboid) const {
+    std::lock_guard<std::mutex> g(mu_);
+    return followed_.count(dboid) != 0;
+}
+
+/* with mu_ held */
+bool ModelRegistry::pin_locked(uint32_t version, uint32_t dboid, std::string *why) {
+    if (version == 0) {
+        pinned_.erase(dboid);
+        LOG_INFO("models: database %u unpinned", dboid);
+        /* the registry chooses again among versions that passed */
+        for (auto &[n, ver] : versions_)
+            if (ver.state == pp::MODEL_RETIRED && ver.note.rfind("beats", 0) == 0 && !ver.loaded) {
+                std::string w;
+                ver.loaded = load_model_file(dir_ + "/" + std::to_string(n) + ".model", &w);
+            }
+        decide_locked();
+        return true;
+    }
+    auto it = versions_.find(version);
+    if (it == versions_.end() || !it->second.meta_known) {
+        *why = "no intact model version " + std::to_string(version);
+        return false;
+    }
+    Version &ver = it->second;
+    if (ver.meta.dboid != dboid) {
+        *why = "version " + std::to_string(version) + " is bound to database " + ver.meta.database + " (oid " +
+               std::to_string(ver.meta.dboid) + "): pin it from there";
+        return false;
+    }
+    if (!ver.loaded) {
+        std::string w;
+        ver.loaded = load_model_file(dir_ + "/" + std::to_string(version) + ".model", &w);
+        if (!ver.loaded) {
+            *why = w;
+            return false;
+        }
+    }
+    if (!ver.verified)
+        verify_locked(version, ver);
+    if (!ver.verified) {
+        *why = ver.note;
+        return false;
+    }
+    if (ver.state == pp::MODEL_REJECTED && ver.note.rfind("not better", 0) != 0) {
+        *why = ver.note; /* incompatible: never served */
+        return false;
+    }
+    pinned_[dboid] = version;
+    LOG_INFO("models: version %u pinned for database %u", version, dboid);
+    if (ver.state == pp::MODEL_REJECTED)
+        ver.state = pp::MODEL_VALIDATED;
+    serve_locked(dboid, 0, "pin");
+    serve_locked(dboid, version, "pinned");
+    save_locked();
+    publish_locked();
+    return true;
 }
 
 void ModelRegistry::save_locked() {
@@ -558,7 +613,14 @@ void ModelRegistry::save_locked() {
         pinned[std::to_string(db)] = v;
     for (auto &[db, v] : serving_versions_)
         serving[std::to_string(db)] = v;
-    nlohmann::json j = {{"pinned", pinned}, {"serving", serving}, {"versions", nlohmann::json::object()}};
+    nlohmann::json followed = nlohmann::json::array();
+    for (uint32_t db : followed_)
+        if (pinned_.count(db))
+            followed.push_back(db);
+    nlohmann::json j = {{"pinned", pinned},
+                        {"followed", followed},
+                        {"serving", serving},
+                        {"versions", nlohmann::json::object()}};
     for (auto &[n, ver] : versions_)
         j["versions"][std::to_string(n)] = {{"state", ver.state}, {"note", ver.note}};
     std::string text = j.dump(2) + "\n", error;

@@ -38,6 +38,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -110,8 +111,18 @@ class ModelRegistry final : public ModelControl {
     void rescan() noexcept;
 
     /* version 0: unpins database dboid; else pins version, which must be
-     * bound to database dboid */
+     * bound to database dboid (a DBA's pin: it replaces a followed one) */
     bool pin(uint32_t version, uint32_t dboid, std::string *why) noexcept override;
+    /* A standby's pin (model_replication.h): the version its primary serves.
+     * It lasts while this server is a standby: release_followed() drops it. */
+    bool follow(uint32_t version, uint32_t dboid, std::string *why) noexcept;
+    /* This server is a primary now (promoted): the followed pins go, so that
+     * newer versions trained here can serve.  The followed version keeps
+     * serving until one beats it (decide_database_locked).  Returns how
+     * many databases were released. */
+    size_t release_followed() noexcept;
+    /* is database dboid's pin a followed one? */
+    bool follows(uint32_t dboid) const;
 
     /* Database dboid's serving version (nullptr: none).  Cheap; safe from
      * any thread. */
@@ -144,6 +155,7 @@ class ModelRegistry final : public ModelControl {
     void publish_locked();
     /* database dboid serves version v (0: none) */
     void serve_locked(uint32_t dboid, uint32_t v, const char *why);
+    bool pin_locked(uint32_t version, uint32_t dboid, std::string *why);
     uint32_t serving_version_locked(uint32_t dboid) const;
 
     const std::string dir_;
@@ -155,6 +167,7 @@ class ModelRegistry final : public ModelControl {
     std::map<uint32_t, Version> versions_;
     std::map<uint32_t, bool> training_; /* N.training markers seen */
     ServingVersions pinned_;          /* database oid -> pinned version */
+    std::set<uint32_t> followed_;     /* databases whose pin follows the primary's version */
     ServingVersions serving_versions_; /* database oid -> serving version */
     std::map<uint32_t, std::shared_ptr<const LoadedModel>> serving_; /* database oid -> model */
     mutable std::mutex serving_mu_;

@@ -111,6 +111,8 @@ bool ModelReplication::step(std::string *error) {
                                        : "this server is a primary: pilotd publishes the versions it serves in "
                                          "pg_pilot.model_versions");
     standby_ = standby;
+    if (!standby)
+        registry_.release_followed(); /* promoted (now or before a restart) */
     return standby ? follow(error) : publish(error);
 }
 
@@ -241,14 +243,15 @@ bool ModelReplication::follow(std::string *error) {
     const ModelRegistry::ServingVersions serving = registry_.serving_versions();
     for (const auto &[dboid, version] : primary) {
         auto it = serving.find(dboid);
-        if (it != serving.end() && it->second == version)
+        if (it != serving.end() && it->second == version && registry_.follows(dboid))
             continue;
         std::string why;
-        if (!registry_.pin(version, dboid, &why)) {
+        if (!registry_.follow(version, dboid, &why)) {
             *error = "cannot serve version " + std::to_string(version) + " as the primary does: " + why;
             return false;
         }
-        LOG_INFO("models: version %u serves database %u, as on the primary", version, dboid);
+        if (it == serving.end() || it->second != version)
+            LOG_INFO("models: version %u serves database %u, as on the primary", version, dboid);
     }
     return true;
 }

@@ -9,8 +9,10 @@
  * standby.  On a standby (pg_is_in_recovery()), pilotd reads the serving rows
  * from its local replica, writes each version it lacks into STATE_DIR/models
  * (the registry then checks it as any file: checksum, database identity,
- * statistics) and pins it for its database: the standby swaps when a new
- * version arrives by replay.  No file copying, no RPC of our own.
+ * statistics) and pins it for its database as a followed pin: the standby
+ * swaps when a new version arrives by replay.  Promoted, the server is a
+ * primary: the followed pins go (the version keeps serving until one trained
+ * here beats it) and pilotd publishes.  No file copying, no RPC of our own.
  *
  * One thread looks every poll interval; a failure is logged (once until it
  * changes) and tried again at the next look.  Serving never waits for it.

@@ -15,7 +15,8 @@
 #      once, also across kill -9 of the standby's pilotd;
 #   6. pg_pilot.pilotds on the primary lists both pilotds with their role;
 #   7. promoted, the standby's pilotd serves the same version and stores to
-#      its own server, each record once, and no query fails.
+#      its own server, each record once, and no query fails; the version is
+#      no longer pinned as the old primary's (versions trained there serve).
 source "$PP_REGRESS/lib/cluster.sh"; source "$PP_REGRESS/lib/fault.sh"; source "$PP_REGRESS/lib/correlated.sh"
 
 DB=standby_app
@@ -168,6 +169,13 @@ check "its store holds the 60 from before and the 30 from after, each once ($(wa
   local_are "90 90"
 check "the old primary's store got none of the new ones ($(t3_rows))" rows_are "60 60"
 check "it still serves version $v2" standby_serves "$v2"
+# the standby pinned the primary's versions; a primary now, it drops those
+# pins (kept across the kill -9 above in registry.json), so that versions it
+# trains can serve: version $v2 serves until one beats it
+released() { grep -q "version $v2 is no longer pinned as the primary's" "$S/pilotd.log"; }
+check "its pilotd releases the pin it followed the old primary with" wait_until 30 released
+check "version $v2 serves there unpinned ($(smodels "state || ' pinned ' || pinned" "WHERE version = $v2"))" \
+  [ "$(smodels "state || ' ' || pinned" "WHERE version = $v2")" = "serving false" ]
 role_here() { [ "$(spsql -d "$PP_STORE_DB" -At -c "SELECT role FROM pg_pilot.pilotds WHERE pgdata = '$S/data'")" = primary ]; }
 check "pg_pilot.pilotds there says primary" wait_until 30 role_here
 
