@@ -41,7 +41,21 @@ train() { # -> version, serving on the primary for $DB (pinned there if the gate
   echo "$v"
 }
 published() { [ "$(pp_store_psql -At -c "SELECT serving FROM pg_pilot.model_versions WHERE version = $1")" = t ]; }
-v1=$(train 40)
+# model_sets PSQL...: how many join sets of 300 join queries explain_estimates
+# sizes with the model
+model_sets() {
+  grep JOIN "$work" | head -n 300 | while read -r sql; do echo "SELECT source FROM pg_pilot.explain_estimates(\$q\$$sql\$q\$);"; done |
+    PGOPTIONS="-c pg_pilot.estimator=learned" "$@" -d "$DB" -At | grep -c '^model$'
+}
+# a version that answers some join sets (which ones it declines depends on
+# the templates the trainer held out to calibrate with: they follow the keys)
+for epochs in 40 60 80; do
+  v1=$(train "$epochs")
+  [ -z "$v1" ] && break
+  on_primary=$(model_sets pp_psql)
+  [ "$on_primary" -gt 0 ] && break
+  echo "# version $v1 answers no join set: training again"
+done
 check "the primary serves version ${v1:-none} for $DB" [ -n "$v1" ]
 check "and publishes it in pg_pilot.model_versions" wait_until 30 published "${v1:-0}"
 
@@ -81,17 +95,14 @@ plan_standby; rc=$?
 check "queries plan on the standby (exit $rc)" [ "$rc" = 0 ]
 grew() { [ "$(asked "$1")" -gt "$2" ] 2>/dev/null; }
 check "the standby's planning asks version $v1 ($a0 -> $(wait_until 30 grew "$v1" "$a0"; asked "$v1"))" grew "$v1" "$a0"
-# and gets its answers: explain_estimates of 300 join queries on the
-# standby, the sets sized by the model, and that version's served count
-model_sets() {
-  grep JOIN "$work" | head -n 300 | while read -r sql; do echo "SELECT source FROM pg_pilot.explain_estimates(\$q\$$sql\$q\$);"; done |
-    PGOPTIONS="-c pg_pilot.estimator=learned" spsql -d "$DB" -At | grep -c '^model$'
-}
+# and gets its answers: explain_estimates of the 300 join queries, the sets
+# sized by the model, as on the primary; and that version's served count
 served() { smodels served "WHERE version = $1"; }
 served_grew() { [ $(( $(served "$1") - $2 )) -ge "$3" ]; }
 s0=$(served "$v1")
-n=$(model_sets)
-check "explain on the standby shows the source model for $n of its join sets" [ "$n" -gt 0 ]
+n=$(model_sets spsql)
+check "explain on the standby shows the source model for $n join sets, as on the primary (${on_primary:-none})" \
+  [ "$n" -gt 0 -a "$n" = "${on_primary:-none}" ]
 check "answered by version $v1: its served count there grew by at least $n ($s0 -> $(wait_until 30 served_grew "$v1" "$s0" "$n"; served "$v1"))" \
   served_grew "$v1" "$s0" "$n"
 
