@@ -230,9 +230,9 @@ struct Response {
  */
 enum FeedbackKind : uint32_t {
     FB_RELSET = 1, /* a relation set: key, template, estimates, actual rows */
-    FB_QUERY = 2,  /* a whole query: native_rows = planning ms (< 0 unknown: a
-                    * cached plan), actual_rows = execution ms, nrels = how many
-                    * relation sets of the query were reported */
+    FB_QUERY = 2,  /* a whole query: planning_ms, execution_ms,
+                    * table_rows_log; nrels = how many relation sets of the
+                    * query were reported */
     FB_KIND_MAX = 2,
 };
 
@@ -242,9 +242,20 @@ struct FeedbackRecord {
     uint64_t key;          /* FB_RELSET: subplan key; FB_QUERY: 0 */
     uint64_t template_key; /* FB_RELSET: key without constants; FB_QUERY: 0 */
     uint64_t query_id;     /* the query's queryId (as in pg_stat_statements); 0 unknown */
-    double native_rows;    /* PostgreSQL's estimate; < 0 unknown */
-    double pilot_rows;     /* the estimate pg_pilot supplied; < 0 none */
-    double actual_rows;    /* observed (per loop, parallel workers added) */
+    /* three numbers whose meaning depends on the kind (same bytes) */
+    union {
+        double native_rows; /* FB_RELSET: PostgreSQL's estimate; < 0 unknown */
+        double planning_ms; /* FB_QUERY: < 0 unknown (a cached plan) */
+    };
+    union {
+        double pilot_rows;     /* FB_RELSET: the estimate pg_pilot supplied; < 0 none */
+        double table_rows_log; /* FB_QUERY: sum over the plan's tables of ln(1 + pg_class.reltuples)
+                                * when it was planned (the plan guard's statistics check); < 0 unknown */
+    };
+    union {
+        double actual_rows;  /* FB_RELSET: observed (per loop, parallel workers added) */
+        double execution_ms; /* FB_QUERY */
+    };
     uint32_t kind;         /* FeedbackKind */
     uint32_t nrels;
     uint32_t dboid;        /* the backend's database */

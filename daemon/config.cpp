@@ -53,6 +53,7 @@ constexpr Range kAdvisorWriteCostRange{0, 1000000};
 constexpr Range kGuardMinRunsRange{1, 64};
 constexpr Range kGuardSlowerPctRange{0, 10000};
 constexpr Range kGuardMinDifferenceRange{0, 60000000};
+constexpr Range kGuardStatsChangePctRange{0, 100000};
 
 std::string quoted(const std::string &s) { return "\"" + s + "\""; }
 
@@ -153,6 +154,8 @@ void apply_setting(Config &c, const std::string &key, const std::string &value) 
         c.guard_slower_pct = parse_uint(key, value, kGuardSlowerPctRange);
     } else if (key == "guard-min-difference-us") {
         c.guard_min_difference_us = parse_uint(key, value, kGuardMinDifferenceRange);
+    } else if (key == "guard-stats-change-pct") {
+        c.guard_stats_change_pct = parse_uint(key, value, kGuardStatsChangePctRange);
     } else if (key == "metrics-address") {
         /* HOST:PORT (an IPv6 host in brackets); empty: no endpoint */
         const size_t colon = value.rfind(':');
@@ -226,7 +229,7 @@ void apply_json_file(Config &c, const std::string &path) {
                  key == "model-poll-ms" || key == "advisor-every-s" || key == "advisor-budget-mb" ||
                  key == "advisor-max-indexes" || key == "advisor-width" || key == "advisor-min-benefit-pct" ||
                  key == "advisor-write-cost-us" || key == "guard-min-runs" || key == "guard-slower-pct" ||
-                 key == "guard-min-difference-us")
+                 key == "guard-min-difference-us" || key == "guard-stats-change-pct")
             kind = NUMBER;
         else
             throw ConfigError("config file " + quoted(path) + ": unknown key " + quoted(it.key()) +
@@ -332,6 +335,7 @@ Invocation parse_command_line(int argc, char **argv) {
         {"guard-min-runs", required_argument, nullptr, O_SETTING},
         {"guard-slower-pct", required_argument, nullptr, O_SETTING},
         {"guard-min-difference-us", required_argument, nullptr, O_SETTING},
+        {"guard-stats-change-pct", required_argument, nullptr, O_SETTING},
         {"foreground", no_argument, nullptr, O_FOREGROUND},
         {"daemon", no_argument, nullptr, O_DAEMON},
         {"pid-file", required_argument, nullptr, O_PID_FILE},
@@ -553,6 +557,7 @@ std::string config_summary(const Config &c) {
       << " advisor-min-benefit-pct=" << c.advisor_min_benefit_pct
       << " advisor-write-cost-us=" << c.advisor_write_cost_us << " guard-min-runs=" << c.guard_min_runs
       << " guard-slower-pct=" << c.guard_slower_pct << " guard-min-difference-us=" << c.guard_min_difference_us
+      << " guard-stats-change-pct=" << c.guard_stats_change_pct
       << " metrics-address=\"" << c.metrics_address << "\""
       << " mode=" << (c.daemon ? "daemon" : "foreground") << " pid-file=" << c.pid_file
       << " log-file=" << (c.log_file.empty() ? "stderr" : c.log_file)
@@ -704,6 +709,10 @@ void print_help(const char *argv0) {
         "                               above the median with PostgreSQL's ... (default: 0)\n"
         "      --guard-min-difference-us N  ... and more than N microseconds above it\n"
         "                               (default: 200)\n"
+        "      --guard-stats-change-pct N  a template explores again when the row counts\n"
+        "                               of its tables (their product, pg_class.reltuples)\n"
+        "                               changed by more than N %% since its runs; 0: never\n"
+        "                               (default: 100, twice or half)\n"
         "\n"
         "Metrics:\n"
         "      --metrics-address HOST:PORT\n"

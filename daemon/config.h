@@ -58,6 +58,7 @@ struct Config {
     uint32_t guard_min_runs = 3;         /* runs per arm before a template is decided */
     uint32_t guard_slower_pct = 0;       /* pg_pilot's median more than this % above PostgreSQL's ... */
     uint32_t guard_min_difference_us = 200; /* ... and by more than this: native */
+    uint32_t guard_stats_change_pct = 100;  /* tables' rows changed by more: explore again; 0 never */
     /* Prometheus metrics (metrics.h) */
     std::string metrics_address;         /* HOST:PORT to serve /metrics on; empty: none */
     bool daemon = false;    /* --daemon; --foreground is the default */

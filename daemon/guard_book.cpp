@@ -125,7 +125,9 @@ void GuardBook::observe(const FeedbackRecord *recs, uint32_t n, uint64_t sources
             if (r.guard_arm == ARM_PILOT && !run_sets.empty())
                 note_relation_sets(key, run_sets);
             run_sets.clear();
-            const double ms = std::max(r.native_rows, 0.0) + r.actual_rows; /* planning (< 0: cached) + execution */
+            if (!note_table_rows(key, r.table_rows_log))
+                continue;
+            const double ms = std::max(r.planning_ms, 0.0) + r.execution_ms; /* planning (< 0: cached) + execution */
             add_run(key, r.guard_arm, ms, true);
         }
     } catch (const std::exception &e) {
@@ -148,7 +150,25 @@ size_t GuardBook::restore(const std::vector<GuardRun> &runs) noexcept {
             const std::vector<double> native_now = in_order(t.native, kWindow);
             t.pilot.clear();
             t.native.clear();
+            /* runs planned for other table sizes than the current ones (those
+             * of the runs since this start, else of the latest runs) are not
+             * evidence: the same check as observe()'s */
+            const bool current_known = t.table_rows_log >= 0;
+            const bool check = rule_.stats_change_factor > 1;
+            const double limit = check ? std::log(rule_.stats_change_factor) : 0;
             for (const GuardRun *r : kv.second) {
+                if (check && r->table_rows_log >= 0) {
+                    if (current_known) {
+                        if (std::fabs(r->table_rows_log - t.table_rows_log) >= limit)
+                            continue;
+                    } else if (t.table_rows_log < 0) {
+                        t.table_rows_log = r->table_rows_log;
+                    } else if (std::fabs(r->table_rows_log - t.table_rows_log) >= limit) {
+                        t.table_rows_log = r->table_rows_log; /* changed: what came before is not evidence */
+                        t.pilot.clear();
+                        t.native.clear();
+                    }
+                }
                 (r->arm == ARM_PILOT ? t.pilot : t.native).add(r->ms);
                 (r->arm == ARM_PILOT ? t.pilot_calls : t.native_calls)++;
                 used++;
@@ -215,6 +235,54 @@ uint64_t GuardBook::decisions_native() const {
 uint64_t GuardBook::decisions_pilot() const {
     std::lock_guard<std::mutex> lock(mu_);
     return to_pilot_;
+}
+
+uint64_t GuardBook::reopened_by_statistics() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return reopened_by_statistics_;
+}
+
+/* The table statistics a run was planned with (FB_QUERY table_rows_log: the
+ * log of the product of its tables' row counts).  Run times measured for
+ * other table sizes do not tell which estimates plan better now: when the
+ * number moves by the rule's factor, both arms' runs are forgotten and the
+ * template explores again.  A run planned just before the change (started
+ * before ANALYZE, finished after) is not counted, and does not move the
+ * template back. */
+bool GuardBook::note_table_rows(const GuardTemplateKey &key, double table_rows_log) {
+    if (!(table_rows_log >= 0) || !(rule_.stats_change_factor > 1))
+        return true; /* unknown (an older backend), or the check is off */
+    auto it = templates_.find(key);
+    if (it == templates_.end())
+        return true; /* its first run: add_run() creates it */
+    Template &t = it->second;
+    if (t.table_rows_log < 0) {
+        t.table_rows_log = table_rows_log;
+        return true;
+    }
+    const double limit = std::log(rule_.stats_change_factor);
+    if (std::fabs(table_rows_log - t.table_rows_log) < limit)
+        return true;
+    const uint64_t now = now_unix();
+    if (t.table_rows_log_before >= 0 && std::fabs(table_rows_log - t.table_rows_log_before) < limit &&
+        now < t.statistics_changed_unix + kStatsGraceSeconds)
+        return false;
+    const double factor = std::exp(table_rows_log - t.table_rows_log);
+    t.table_rows_log_before = t.table_rows_log;
+    t.table_rows_log = table_rows_log;
+    t.statistics_changed_unix = now;
+    if (t.pinned != ARM_UNKNOWN || (t.pilot.n == 0 && t.native.n == 0))
+        return true;
+    t.pilot.clear();
+    t.native.clear();
+    t.known_sets.clear();
+    reopened_by_statistics_++;
+    LOG_INFO("guard: query %" PRId64 " (database %u): its tables' row counts changed %.3gx since its earlier runs "
+             "(ANALYZE or VACUUM): it explores again",
+             static_cast<int64_t>(key.query_id), key.dboid, factor);
+    decide(key, t);
+    publish(key, t);
+    return true;
 }
 
 /* The relation sets a run with pg_pilot's estimates executed.  Sets the

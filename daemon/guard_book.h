@@ -20,6 +20,13 @@
  *   explore/pilot -> the same when a run with pg_pilot's estimates executed
  *                    relation sets the template's earlier runs did not (the
  *                    memo learned them, the plan changed): note_relation_sets()
+ *   any unpinned  -> explore, the runs of both arms forgotten, when a run was
+ *                    planned with table statistics (FB_QUERY table_rows_log)
+ *                    that differ from those of the earlier runs by the rule's
+ *                    stats_change_factor: both arms' plans may differ now.
+ *                    Runs planned before such a change that finish within
+ *                    kStatsGraceSeconds after it are not counted
+ *                    (note_table_rows())
  *   pinned        -> the pinned arm always, no probing (guard_pin())
  *
  * Durability: pins are written to STATE_DIR/guard.pins (replace_file: the old
@@ -63,6 +70,7 @@ struct GuardRun {
     GuardTemplateKey key;
     uint32_t arm = pilot::proto::ARM_UNKNOWN; /* GuardArm */
     double ms = 0;                            /* planning + execution */
+    double table_rows_log = -1;               /* FB_QUERY's; < 0 unknown */
 };
 
 class GuardBook {
@@ -100,6 +108,8 @@ class GuardBook {
 
     uint64_t decisions_native() const;
     uint64_t decisions_pilot() const;
+    /* templates sent back to explore by a change of their tables' statistics */
+    uint64_t reopened_by_statistics() const;
 
   private:
     struct Window {
@@ -122,12 +132,18 @@ class GuardBook {
         uint32_t pinned = pilot::proto::ARM_UNKNOWN;
         int32_t row = -1; /* in the table; -1: none */
         std::vector<uint64_t> known_sets; /* template keys of the relation sets its pilot runs executed */
+        double table_rows_log = -1;          /* the statistics its runs were planned with; < 0 unknown */
+        double table_rows_log_before = -1;   /* ... before the last change */
+        uint64_t statistics_changed_unix = 0;
     };
+    static constexpr uint64_t kStatsGraceSeconds = 60;
     static constexpr size_t kMaxKnownSets = 64;
 
     void add_run(const GuardTemplateKey &key, uint32_t arm, double ms, bool decide_now);
     void prune();
     void note_relation_sets(const GuardTemplateKey &key, const std::vector<uint64_t> &sets);
+    /* false: the run was planned before its tables' statistics changed */
+    bool note_table_rows(const GuardTemplateKey &key, double table_rows_log);
     void decide(const GuardTemplateKey &key, Template &t);
     void publish(const GuardTemplateKey &key, Template &t);
     void write_row(uint32_t row, const GuardTemplateKey &key, const Template &t);
@@ -143,7 +159,7 @@ class GuardBook {
     pilot::proto::GuardTable *table_ = nullptr;
     uint64_t sources_generation_ = 0;
     bool generation_known_ = false;
-    uint64_t to_native_ = 0, to_pilot_ = 0;
+    uint64_t to_native_ = 0, to_pilot_ = 0, reopened_by_statistics_ = 0;
 };
 
 } // namespace pilotd

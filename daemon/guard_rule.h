@@ -37,6 +37,10 @@ struct GuardRule {
     unsigned min_runs = 3;          /* runs per arm before deciding */
     double slower_ratio = 1.0;      /* pg_pilot's median above PostgreSQL's by this factor ... */
     double min_difference_ms = 0.2; /* ... and by this much: native */
+    /* a template whose runs see its tables' sizes change by this factor (the
+     * product of their pg_class.reltuples, after ANALYZE or VACUUM) explores
+     * again, both arms' runs forgotten; <= 1: never */
+    double stats_change_factor = 2.0;
 };
 
 struct GuardVerdict {

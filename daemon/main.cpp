@@ -192,6 +192,7 @@ int run_service(const Config &cfg) {
         guard_rule.min_runs = cfg.guard_min_runs;
         guard_rule.slower_ratio = 1.0 + cfg.guard_slower_pct / 100.0;
         guard_rule.min_difference_ms = cfg.guard_min_difference_us / 1000.0;
+        guard_rule.stats_change_factor = cfg.guard_stats_change_pct ? 1.0 + cfg.guard_stats_change_pct / 100.0 : 0.0;
         GuardBook guard(guard_rule, cfg.state_dir);
         guard.load_pins();
         handler.set_guard(&guard);
@@ -369,6 +370,7 @@ int run_service(const Config &cfg) {
         };
         metrics_sources.guard_decisions_native = [&guard] { return guard.decisions_native(); };
         metrics_sources.guard_decisions_pilot = [&guard] { return guard.decisions_pilot(); };
+        metrics_sources.guard_reopened_by_statistics = [&guard] { return guard.reopened_by_statistics(); };
         metrics_sources.catalog_entries = [&catalog] { return catalog.entries(); };
         metrics_sources.catalog_dropped = [&catalog] { return catalog.dropped(); };
         metrics_sources.answers_by_source = [&handler](uint32_t src) { return handler.answers_by_source(src); };

@@ -190,6 +190,10 @@ struct MetricsEndpoint::Impl : pm::Collectable {
         if (sources.guard_decisions_pilot)
             f.counter("pilotd_guard_decisions_total", "", static_cast<double>(sources.guard_decisions_pilot()),
                       {{"arm", "pilot"}});
+        if (sources.guard_reopened_by_statistics)
+            f.counter("pilotd_guard_statistics_reopened_total",
+                      "Query templates the plan guard sent back to explore because their tables' row counts changed.",
+                      static_cast<double>(sources.guard_reopened_by_statistics()));
         if (sources.catalog_entries)
             f.gauge("pilotd_key_catalog_entries", "Relation-set texts in the key catalog (what the model trains on).",
                     static_cast<double>(sources.catalog_entries()));

@@ -29,7 +29,7 @@ struct MetricsSources {
     /* the segment pilotd serves (nullptr while there is none) */
     std::function<const pilot::proto::SegmentHeader *()> segment;
     /* templates the plan guard switched to PostgreSQL's / to pg_pilot's estimates */
-    std::function<uint64_t()> guard_decisions_native, guard_decisions_pilot;
+    std::function<uint64_t()> guard_decisions_native, guard_decisions_pilot, guard_reopened_by_statistics;
     /* relation-set texts in the key catalog, and those it could not write */
     std::function<uint64_t()> catalog_entries, catalog_dropped;
     /* relation sets answered per source (pilot::proto::Source; SRC_NONE:

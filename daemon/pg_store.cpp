@@ -217,6 +217,9 @@ bool PgStore::connect(std::string *error) {
         return false;
     query_log_guard_ = check_query_log_columns();
     feedback_dboid_ = check_feedback_dboid();
+    /* the statistics each guarded run was planned with (extension 0.9);
+     * without it, a restarted pilotd's guard replays runs unchecked */
+    query_log_table_rows_ = query_log_guard_ && store_has_columns(conn_, "pg_pilot.query_log", {"table_rows_log"});
     /* pg_pilot.pilotds (extension 0.8): where this pilotd runs, as what */
     fleet_columns_ = store_has_columns(conn_, "pg_pilot.store_progress", {"host", "pgdata", "role", "waiting"});
     return true;
@@ -268,15 +271,18 @@ void PgStore::restore_guard_runs() noexcept {
     const std::string since = std::to_string(opt_.started_unix_us / 1000000.0);
     const std::string window = std::to_string(GuardBook::kWindow);
     const char *params[2] = {since.c_str(), window.c_str()};
+    /* each arm's latest runs per template, oldest first, with the table
+     * statistics they were planned with (-1: unknown) */
+    const std::string sql =
+        std::string("SELECT dboid, query_id, estimates, coalesce(planning_ms, 0) + execution_ms, ") +
+        (query_log_table_rows_ ? "coalesce(table_rows_log, -1)" : "-1") +
+        " FROM (SELECT l.*, row_number() OVER (PARTITION BY dboid, query_id, estimates ORDER BY id DESC) AS n"
+        " FROM pg_pilot.query_log l WHERE estimates IS NOT NULL AND query_id IS NOT NULL AND dboid IS NOT NULL"
+        " AND logged_at < to_timestamp($1::float8) AND logged_at > now() - interval '7 days') s"
+        " WHERE n <= $2::int ORDER BY id LIMIT 1000000";
     PGresult *r = PQexecParams(
         conn_,
-        "SELECT dboid, query_id, estimates, coalesce(planning_ms, 0) + execution_ms FROM ("
-        " SELECT id, dboid, query_id, estimates, planning_ms, execution_ms, row_number() OVER"
-        " (PARTITION BY dboid, query_id, estimates ORDER BY id DESC) AS n FROM pg_pilot.query_log"
-        " WHERE estimates IS NOT NULL AND query_id IS NOT NULL AND dboid IS NOT NULL"
-        " AND logged_at < to_timestamp($1::float8) AND logged_at > now() - interval '7 days') s"
-        " WHERE n <= $2::int ORDER BY id LIMIT 1000000",
-        2, nullptr, params, nullptr, nullptr, 0);
+        sql.c_str(), 2, nullptr, params, nullptr, nullptr, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         LOG_WARNING("store: reading the plan guard's past runs failed: %s (trying again)",
                     one_line(PQerrorMessage(conn_)).c_str());
@@ -293,6 +299,7 @@ void PgStore::restore_guard_runs() noexcept {
             g.key.query_id = static_cast<uint64_t>(strtoll(PQgetvalue(r, i, 1), nullptr, 10));
             g.arm = strcmp(PQgetvalue(r, i, 2), "pilot") == 0 ? pilot::proto::ARM_PILOT : pilot::proto::ARM_NATIVE;
             g.ms = strtod(PQgetvalue(r, i, 3), nullptr);
+            g.table_rows_log = strtod(PQgetvalue(r, i, 4), nullptr);
             runs.push_back(g);
         }
         PQclear(r);
@@ -474,9 +481,9 @@ PgStore::Result PgStore::commit(const std::vector<FeedbackSpool::Entry> &entries
             ql += '\t';
             if (r.query_id) copy_i64(ql, r.query_id); else ql += "\\N";
             ql += '\t';
-            copy_double(ql, r.native_rows, true);
+            copy_double(ql, r.planning_ms, true);
             ql += '\t';
-            copy_double(ql, r.actual_rows, false);
+            copy_double(ql, r.execution_ms, false);
             ql += '\t';
             ql += std::to_string(r.nrels);
             if (query_log_guard_) {
@@ -484,6 +491,10 @@ PgStore::Result PgStore::commit(const std::vector<FeedbackSpool::Entry> &entries
                 if (r.dboid) ql += std::to_string(r.dboid); else ql += "\\N";
                 ql += '\t';
                 ql += r.guard_arm == pilot::proto::ARM_PILOT ? "pilot" : r.guard_arm == pilot::proto::ARM_NATIVE ? "native" : "\\N";
+            }
+            if (query_log_table_rows_) {
+                ql += '\t';
+                if (r.table_rows_log >= 0) copy_double(ql, r.table_rows_log, false); else ql += "\\N";
             }
             ql += '\n';
         }
@@ -523,11 +534,14 @@ PgStore::Result PgStore::commit(const std::vector<FeedbackSpool::Entry> &entries
                                                "actual_rows) FROM STDIN",
                              fb, &r))
         return fail(r, "COPY into pg_pilot.feedback");
-    if (!ql.empty() && !copy(query_log_guard_ ? "COPY pg_pilot.query_log (logged_at, query_id, planning_ms, "
-                                                "execution_ms, relation_sets, dboid, estimates) FROM STDIN"
-                                              : "COPY pg_pilot.query_log (logged_at, query_id, planning_ms, "
-                                                "execution_ms, relation_sets) FROM STDIN",
-                             ql, &r))
+    const char *query_log_copy =
+        query_log_table_rows_ ? "COPY pg_pilot.query_log (logged_at, query_id, planning_ms, execution_ms, "
+                                "relation_sets, dboid, estimates, table_rows_log) FROM STDIN"
+        : query_log_guard_    ? "COPY pg_pilot.query_log (logged_at, query_id, planning_ms, execution_ms, "
+                                "relation_sets, dboid, estimates) FROM STDIN"
+                              : "COPY pg_pilot.query_log (logged_at, query_id, planning_ms, execution_ms, "
+                                "relation_sets) FROM STDIN";
+    if (!ql.empty() && !copy(query_log_copy, ql, &r))
         return fail(r, "COPY into pg_pilot.query_log");
     if (!dl.empty() && !copy("COPY pg_pilot.feedback_dead_letter (received_at, reason, record) FROM STDIN", dl, &r))
         return fail(r, "COPY into pg_pilot.feedback_dead_letter");

@@ -124,6 +124,7 @@ class PgStore {
     uint64_t last_retention_us_ = 0;
     bool query_log_guard_ = false; /* query_log has dboid and estimates (0.5) */
     bool feedback_dboid_ = false;  /* feedback has dboid (0.8) */
+    bool query_log_table_rows_ = false; /* query_log has table_rows_log (0.9) */
     bool fleet_columns_ = false;   /* store_progress has host, pgdata, role, waiting (0.8) */
     bool connected_to_primary_of_standby_ = false; /* the server of -D is a standby: its primary's store */
     bool guard_restored_ = false;

@@ -35,6 +35,8 @@
 extern "C" {
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/xact.h"
 #include "common/pg_prng.h"
 #include "executor/executor.h"
@@ -50,6 +52,9 @@ extern "C" {
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
+#include "catalog/pg_class.h"
+#include "access/htup_details.h"
 }
 
 #include "pg_pilot.h"
@@ -80,6 +85,7 @@ typedef struct FeedbackMap
 {
 	const PlannedStmt *stmt;	/* hash key: must be first */
 	double		planning_ms;
+	double		table_rows_log; /* plan_table_rows_log() when planned; < 0 unknown */
 	uint32		guard_arm;		/* proto::GuardArm the plan was made with */
 	bool		guard_must_report;	/* the guard needs the run's time (explore, probe) */
 	int			n;
@@ -96,6 +102,7 @@ typedef struct Collecting
 	bool		timing_only;	/* not sampled: only the plan guard's FB_QUERY record */
 	uint32		guard_arm;		/* proto::GuardArm reported with the run; ARM_UNKNOWN: none */
 	double		planning_ms;	/* < 0: not planned for this run (a cached plan) */
+	double		table_rows_log; /* the map's */
 	SubTransactionId subid;		/* subtransaction it started in */
 	uint64		start_us;
 	struct Collecting *next;
@@ -331,6 +338,37 @@ plan_relids(MapBuild *b, Plan *plan)
 	return relids;
 }
 
+/*
+ * The table statistics a plan was made with, as one number for the plan
+ * guard: the sum over the plan's tables of ln(1 + pg_class.reltuples).  When
+ * ANALYZE or VACUUM finds a table much larger or smaller, the number moves by
+ * the log of that factor and the guard lets the template explore again (its
+ * old run times were of plans made for other sizes).  One syscache lookup per
+ * table, only for runs the guard times; -1 when a table is unknown.
+ */
+static double
+plan_table_rows_log(const PlannedStmt *stmt)
+{
+	double		sum = 0;
+	ListCell   *lc;
+
+	foreach(lc, stmt->rtable)
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
+		HeapTuple	tup;
+
+		if (rte->rtekind != RTE_RELATION)
+			continue;
+		tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rte->relid));
+		if (!HeapTupleIsValid(tup))
+			return -1;
+		/* reltuples < 0: never vacuumed nor analyzed */
+		sum += log1p(Max(((Form_pg_class) GETSTRUCT(tup))->reltuples, (float4) 0));
+		ReleaseSysCache(tup);
+	}
+	return sum;
+}
+
 void
 pilot_feedback_remember(PilotQueryState *qs, PlannedStmt *stmt, double planning_ms, uint32 guard_arm,
 						bool guard_must_report)
@@ -382,6 +420,7 @@ pilot_feedback_remember(PilotQueryState *qs, PlannedStmt *stmt, double planning_
 	m = (FeedbackMap *) palloc0(sizeof(FeedbackMap));
 	m->stmt = stmt;
 	m->planning_ms = planning_ms;
+	m->table_rows_log = guard_arm != pilot::proto::ARM_UNKNOWN ? plan_table_rows_log(stmt) : -1;
 	m->guard_arm = guard_arm;
 	m->guard_must_report = guard_must_report;
 	m->n = list_length(b.nodes);
@@ -667,6 +706,7 @@ adopt_copy(const PlannedStmt *stmt)
 													  sizeof(FeedbackMap) + sizeof(FeedbackNode) * orig->n);
 		copy->stmt = stmt;
 		copy->planning_ms = orig->planning_ms;
+		copy->table_rows_log = orig->table_rows_log;
 		copy->guard_arm = orig->guard_arm;
 		copy->guard_must_report = orig->guard_must_report;
 		orig->planning_ms = -1;
@@ -858,6 +898,7 @@ pilot_executor_start(QueryDesc *qd, int eflags)
 		c->qd = qd;
 		c->map = m;
 		c->planning_ms = planning_ms;
+		c->table_rows_log = m->table_rows_log;
 		c->timing_only = timing_only;
 		c->guard_arm = guard_arm;
 		c->subid = GetCurrentSubTransactionId();
@@ -1070,9 +1111,9 @@ send_feedback(Collecting *c)
 		q->dboid = (uint32) MyDatabaseId;
 		q->guard_arm = c->guard_arm;
 		q->nrels = (uint32) (w.n - 1);	/* relation sets reported */
-		q->native_rows = c->planning_ms;
-		q->pilot_rows = -1;
-		q->actual_rows = (double) (pilot::proto::monotonic_us() - c->start_us) / 1000.0;
+		q->planning_ms = c->planning_ms;
+		q->table_rows_log = c->table_rows_log;
+		q->execution_ms = (double) (pilot::proto::monotonic_us() - c->start_us) / 1000.0;
 	}
 	pilot_sidecar_push_feedback(w.recs, w.n);
 	pfree(w.recs);

@@ -4,7 +4,8 @@
 # guard-min-runs (3) runs; then a template that pg_pilot's estimates made
 # slower goes native, one they made faster stays on pg_pilot; results never
 # change; probes revise; a DBA's pin wins; pilotd killed with SIGKILL loses
-# neither a pin nor a run it had acknowledged.
+# neither a pin nor a run it had acknowledged; a large change of a template's
+# table statistics (ANALYZE) makes it explore again, also across a restart.
 #
 # Each template joins two 2,000-row sides on a column without an index.
 # Whichever side believes both sides hold 1 row plans a nested loop that
@@ -146,6 +147,35 @@ store_wait_drained 30
 check "pg_pilot.query_stats (store database): the runs of each side and the decision" \
   [ "$(store_q "SELECT pilot_calls || '/' || native_calls || ' ' || decision FROM pg_pilot.query_stats WHERE query_id = $slow_id")" = "4/3 native" ]
 echo "# query_stats: $(store_q "SELECT database, decision, reason, pilot_mean_execution_ms, native_mean_execution_ms FROM pg_pilot.query_stats WHERE query_id = $slow_id")"
+
+# the tables' statistics change: the slower template's two tables grow by
+# half (rows of other values: the same result), and ANALYZE: 2.25 times the
+# product of their rows, beyond guard-stats-change-pct (100 %).  Its next run
+# (a probe: a decided native template reports only those) sees the new
+# numbers: its runs from before are forgotten and it explores again
+check "the store keeps the statistics each run was planned with (query_log.table_rows_log)" \
+  [ "$(store_q "SELECT count(*) FILTER (WHERE table_rows_log > 0) = count(*) AND count(*) > 0 FROM pg_pilot.query_log WHERE query_id = $slow_id AND estimates IS NOT NULL")" = t ]
+mon "INSERT INTO guard_sa SELECT g, g FROM generate_series(2101, 3150) g;
+     INSERT INTO guard_sb SELECT g, g FROM generate_series(2101, 3150) g; ANALYZE guard_sa, guard_sb" >/dev/null
+[ "$(run "$SLOW" "-c pg_pilot.guard_probe_rate=1")" = "$slow_rows" ] || wrong=$((wrong + 1))
+reopened() { grep -q "guard: query $slow_id (database [0-9]*): its tables' row counts changed" "$PP_DIR/pilotd.log"; }
+check "after ANALYZE found its tables 1.5 times larger each, the decided template explores again" wait_until 30 reopened
+grep "guard: query $slow_id (database [0-9]*): its tables" "$PP_DIR/pilotd.log" | tail -1 | sed 's/^/# /'
+check "with only the run that saw the new statistics ($(row "$slow_id" "decision || ' ' || pilot_runs || '/' || native_runs"))" \
+  is_row "$slow_id" "decision || ' ' || pilot_runs || '/' || native_runs" "explore 1/0"
+# restarted, pilotd replays the stored runs through the same check
+store_wait_drained 30
+pp_pilotd_kill9
+pp_pilotd_start >/dev/null
+back() { is_row "$slow_id" "decision || ' ' || pilot_runs || '/' || native_runs" "explore 1/0"; }
+check "after kill -9, only that run is back: the older ones were of other table sizes" wait_until 60 back
+for i in 2 3 4 5 6; do
+  [ "$(run "$SLOW")" = "$slow_rows" ] || wrong=$((wrong + 1))
+  wait_until 30 seen "$slow_id" "$i" || break
+done
+check "decided again on runs of the new sizes ($(row "$slow_id" "decision || ' ' || pilot_runs || '/' || native_runs"))" \
+  is_row "$slow_id" "decision || ' ' || pilot_runs || '/' || native_runs" "native 3/3"
+check "every run returned the same result as PostgreSQL alone" [ "$wrong" -eq 0 ]
 
 mon "SELECT pg_pilot.guard_pin($fast_id, 'auto')" >/dev/null
 check "guard_pin 'auto' unpins" is_row "$fast_id" pinned auto

@@ -28,9 +28,9 @@ FeedbackRecord QueryRun(uint32_t dboid, uint64_t query_id, uint32_t arm, double 
     r.query_id = query_id;
     r.dboid = dboid;
     r.guard_arm = arm;
-    r.native_rows = planning_ms;
-    r.pilot_rows = -1;
-    r.actual_rows = execution_ms;
+    r.planning_ms = planning_ms;
+    r.table_rows_log = -1;
+    r.execution_ms = execution_ms;
     return r;
 }
 
@@ -352,3 +352,139 @@ TEST(GuardLookup, RejectsInvalidRows) {
 }
 
 } // namespace
+
+/* A run planned with other table statistics (ANALYZE found a table 4 times
+ * larger): both arms' runs are forgotten and the template explores again;
+ * smaller changes do not; runs planned before the change that finish after
+ * it are not counted; a pinned template keeps its pin. */
+TEST(GuardBook, ALargeChangeOfTableStatisticsExploresAgain) {
+    TempDir dir;
+    GuardBook book(GuardRule{}, dir.path); /* factor 2 */
+    auto table = NewTable();
+    book.attach(table.get());
+    auto run = [](uint32_t arm, double ms, double table_rows_log) {
+        FeedbackRecord r = QueryRun(5, 42, arm, 0.5, ms);
+        r.table_rows_log = table_rows_log;
+        return r;
+    };
+    const double before = std::log1p(10000.0) + std::log1p(500.0);
+    std::vector<FeedbackRecord> runs;
+    for (int i = 0; i < 3; i++) {
+        runs.push_back(run(ARM_PILOT, 150, before));
+        runs.push_back(run(ARM_NATIVE, 100, before));
+    }
+    book.observe(runs.data(), static_cast<uint32_t>(runs.size()), 0);
+    GuardEntry e;
+    ASSERT_TRUE(guard_lookup(*table, 5, 42, &e));
+    EXPECT_EQ(e.decision, GUARD_NATIVE);
+
+    /* 1.5 times the rows (autovacuum's ANALYZE after some growth): kept */
+    FeedbackRecord r = run(ARM_NATIVE, 101, before + std::log(1.5));
+    book.observe(&r, 1, 0);
+    ASSERT_TRUE(guard_lookup(*table, 5, 42, &e));
+    EXPECT_EQ(e.decision, GUARD_NATIVE);
+    EXPECT_EQ(e.native_runs, 4u);
+    EXPECT_EQ(book.reopened_by_statistics(), 0u);
+
+    /* 4 times the rows: explores again, with no runs of either arm */
+    r = run(ARM_NATIVE, 300, before + std::log(4.0));
+    book.observe(&r, 1, 0);
+    ASSERT_TRUE(guard_lookup(*table, 5, 42, &e));
+    EXPECT_EQ(e.decision, GUARD_EXPLORE);
+    EXPECT_EQ(e.pilot_runs, 0u);
+    EXPECT_EQ(e.native_runs, 1u) << "the run that saw the change counts";
+    EXPECT_EQ(book.reopened_by_statistics(), 1u);
+
+    /* a run planned before ANALYZE that finishes after it: not counted, and
+     * it does not send the template back */
+    r = run(ARM_PILOT, 150, before);
+    book.observe(&r, 1, 0);
+    ASSERT_TRUE(guard_lookup(*table, 5, 42, &e));
+    EXPECT_EQ(e.pilot_runs, 0u);
+    EXPECT_EQ(e.native_runs, 1u);
+    EXPECT_EQ(book.reopened_by_statistics(), 1u);
+
+    /* the runs under the new statistics decide again */
+    runs.clear();
+    for (int i = 0; i < 3; i++) {
+        runs.push_back(run(ARM_PILOT, 200, before + std::log(4.0)));
+        runs.push_back(run(ARM_NATIVE, 300, before + std::log(4.0)));
+    }
+    book.observe(runs.data(), static_cast<uint32_t>(runs.size()), 0);
+    ASSERT_TRUE(guard_lookup(*table, 5, 42, &e));
+    EXPECT_EQ(e.decision, GUARD_PILOT);
+
+    /* an unknown number (a backend of an older version): no effect */
+    r = run(ARM_NATIVE, 300, -1);
+    book.observe(&r, 1, 0);
+    ASSERT_TRUE(guard_lookup(*table, 5, 42, &e));
+    EXPECT_EQ(e.decision, GUARD_PILOT);
+
+    /* pinned: the pin wins, runs are kept */
+    std::string why;
+    ASSERT_TRUE(book.pin(GuardTemplateKey{5, 42}, ARM_PILOT, &why)) << why;
+    r = run(ARM_NATIVE, 300, before + std::log(64.0));
+    book.observe(&r, 1, 0);
+    EXPECT_EQ(book.reopened_by_statistics(), 1u);
+}
+
+TEST(GuardBook, TheStatisticsCheckCanBeTurnedOff) {
+    TempDir dir;
+    GuardRule rule;
+    rule.stats_change_factor = 0; /* guard-stats-change-pct = 0 */
+    GuardBook book(rule, dir.path);
+    auto table = NewTable();
+    book.attach(table.get());
+    std::vector<FeedbackRecord> runs;
+    for (int i = 0; i < 4; i++)
+        for (uint32_t arm : {ARM_PILOT, ARM_NATIVE}) {
+            FeedbackRecord r = QueryRun(5, 42, arm, 0.5, arm == ARM_PILOT ? 150 : 100);
+            r.table_rows_log = i < 3 ? 10.0 : 20.0;
+            runs.push_back(r);
+        }
+    book.observe(runs.data(), static_cast<uint32_t>(runs.size()), 0);
+    GuardEntry e;
+    ASSERT_TRUE(guard_lookup(*table, 5, 42, &e));
+    EXPECT_EQ(e.decision, GUARD_NATIVE);
+    EXPECT_EQ(e.native_runs, 4u);
+    EXPECT_EQ(book.reopened_by_statistics(), 0u);
+}
+
+/* Restarted, pilotd replays the runs the store kept (pg_pilot.query_log)
+ * through the same check: only those of the latest table sizes count. */
+TEST(GuardBook, RestoredRunsOfOtherTableSizesDoNotCount) {
+    TempDir dir;
+    GuardBook book(GuardRule{}, dir.path);
+    auto table = NewTable();
+    book.attach(table.get());
+    std::vector<GuardRun> runs;
+    auto past = [&](uint32_t arm, double ms, double table_rows_log) {
+        GuardRun g;
+        g.key = GuardTemplateKey{5, 42};
+        g.arm = arm;
+        g.ms = ms;
+        g.table_rows_log = table_rows_log;
+        runs.push_back(g);
+    };
+    for (int i = 0; i < 3; i++) {
+        past(ARM_PILOT, 150, 10.0);
+        past(ARM_NATIVE, 100, 10.0);
+    }
+    past(ARM_PILOT, 90, -1);   /* from before 0.9: unknown, counted */
+    past(ARM_NATIVE, 120, 12.0); /* ANALYZE: e^2 = 7.4 times the rows */
+    past(ARM_PILOT, 80, 12.0);
+    EXPECT_EQ(book.restore(runs), runs.size());
+    GuardEntry e;
+    ASSERT_TRUE(guard_lookup(*table, 5, 42, &e));
+    EXPECT_EQ(e.pilot_runs, 1u);
+    EXPECT_EQ(e.native_runs, 1u);
+    EXPECT_EQ(e.decision, GUARD_EXPLORE);
+
+    /* and a run of the new sizes after the restart is no change */
+    FeedbackRecord r = QueryRun(5, 42, ARM_NATIVE, 0.5, 110);
+    r.table_rows_log = 12.1;
+    book.observe(&r, 1, 0);
+    ASSERT_TRUE(guard_lookup(*table, 5, 42, &e));
+    EXPECT_EQ(e.native_runs, 2u);
+    EXPECT_EQ(book.reopened_by_statistics(), 0u);
+}
