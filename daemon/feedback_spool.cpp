@@ -9,6 +9,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cinttypes>
+#include <climits>
+#include <cstdlib>
+#include <ctime>
 #include <cstddef>
 #include <cstring>
 #include <dirent.h>
@@ -147,6 +150,39 @@ FeedbackSpool::FeedbackSpool(const std::string &state_dir, uint64_t max_bytes, u
     : dir_(state_dir + "/spool"), max_bytes_(max_bytes),
       segment_bytes_(std::max<uint64_t>(segment_bytes, kHeaderBytes + kEntryBytes)) {}
 
+namespace {
+/* pg_basebackup and pg_rewind copy everything of a data directory except a
+ * few runtime files and those named pgsql_tmp*: this marker stays behind */
+constexpr const char *kOwnMarker = "/pgsql_tmp.spool_of_this_server";
+} // namespace
+
+bool FeedbackSpool::set_aside_if_copied(const std::string &state_dir, const std::string &pgdata) {
+    if (pgdata.empty())
+        return false;
+    const std::string spool = state_dir + "/spool";
+    struct stat st;
+    if (stat((spool + "/id").c_str(), &st) != 0 || stat((spool + kOwnMarker).c_str(), &st) == 0)
+        return false; /* no spool yet, or this server's own */
+    /* only a state directory inside the data directory is copied with it,
+     * and only a data directory made by a base backup has a backup label */
+    char real_spool[PATH_MAX], real_pgdata[PATH_MAX];
+    if (realpath(spool.c_str(), real_spool) == nullptr || realpath(pgdata.c_str(), real_pgdata) == nullptr)
+        return false;
+    const std::string inside = std::string(real_pgdata) + "/";
+    if (std::string(real_spool).compare(0, inside.size(), inside) != 0)
+        return false;
+    if (stat((pgdata + "/backup_label").c_str(), &st) != 0 && stat((pgdata + "/backup_label.old").c_str(), &st) != 0)
+        return false; /* a spool of an older pilotd, without the marker: adopted by recover() */
+    const std::string aside = spool + ".copied-" + std::to_string(static_cast<long long>(time(nullptr)));
+    if (rename(spool.c_str(), aside.c_str()) != 0)
+        throw std::runtime_error(errno_text("cannot move the copied spool aside", spool + " -> " + aside));
+    LOG_WARNING("spool: %s came with the base backup that made data directory %s (pg_basebackup copies "
+                "DATADIR/pg_pilot): another pilotd's spool, whose records are that pilotd's to commit. Moved "
+                "aside to %s (kept, never committed); this pilotd starts a spool of its own",
+                spool.c_str(), pgdata.c_str(), aside.c_str());
+    return true;
+}
+
 void FeedbackSpool::recover() {
     if (mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST)
         throw std::runtime_error(errno_text("cannot create spool directory", dir_));
@@ -174,6 +210,16 @@ void FeedbackSpool::recover() {
         std::string line = id_ + "\n", error;
         if (replace_file(dir_, id_path, line.data(), line.size(), &error) != Replaced::Done)
             throw std::runtime_error("cannot create spool identity: " + error);
+    }
+    /* the marker a base backup leaves behind (set_aside_if_copied()) */
+    struct stat marker_st;
+    if (stat((dir_ + kOwnMarker).c_str(), &marker_st) != 0) {
+        const std::string text = "This spool was created for this server. pg_basebackup and pg_rewind do not copy "
+                                 "files named pgsql_tmp*: a spool without this file, inside a data directory made by "
+                                 "a base backup, is a copy of another server's.\n";
+        std::string error;
+        if (replace_file(dir_, dir_ + kOwnMarker, text.data(), text.size(), &error) == Replaced::Failed)
+            throw std::runtime_error("cannot mark the spool as this server's: " + error);
     }
 
     /* segments, oldest first */

@@ -14,6 +14,9 @@
  * segment is never deleted, so the numbering survives restarts).  Files:
  *   id                     this spool's identity (random hex), the key of its
  *                          watermark in pg_pilot.store_progress
+ *   pgsql_tmp.spool_of_this_server
+ *                          the marker that a base backup does not copy
+ *                          (set_aside_if_copied())
  *   <16 hex first seq>.seg segments, appended; a new one when the current is
  *                          larger than segment_bytes
  * Segment: header, 32 bytes: "PLTSPOOL" | u32 version (2; segments of version 1,
@@ -81,6 +84,17 @@ class FeedbackSpool {
     /* Creates the directory and id, scans the segments.  Throws
      * std::runtime_error when the spool cannot be read or created. */
     void recover();
+
+    /* A spool without this server's marker (a pgsql_tmp* file, which
+     * pg_basebackup and pg_rewind do not copy), inside data directory pgdata
+     * made by a base backup (backup_label or backup_label.old), was copied with
+     * it: pg_basebackup copies DATADIR/pg_pilot, the default state directory.
+     * Its records are the original pilotd's to commit, and its identity is
+     * that pilotd's watermark: two pilotds must never share one.  Moves such a
+     * spool aside (spool.copied-UNIXTIME, kept, never committed) and returns
+     * true; false when the spool is this server's own, or there is none.
+     * Before recover(), which marks the spool it opens or creates. */
+    static bool set_aside_if_copied(const std::string &state_dir, const std::string &pgdata);
 
     /* Makes the batch durable (one fdatasync).  False on failure or when the
      * spool is full (counted, logged rate-limited): nothing is acknowledged. */

@@ -248,6 +248,7 @@ int run_service(const Config &cfg) {
         if (store_on) {
             const uint64_t max_bytes = static_cast<uint64_t>(cfg.spool_max_mb) << 20;
             spool.reset(new FeedbackSpool(cfg.state_dir, max_bytes, std::min<uint64_t>(64ull << 20, max_bytes / 8)));
+            FeedbackSpool::set_aside_if_copied(cfg.state_dir, cfg.pgdata);
             spool->recover();
         } else {
             LOG_INFO("no feedback store (store-dsn \"none\"): feedback feeds the memo only");

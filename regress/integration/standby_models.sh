@@ -14,6 +14,9 @@
 #   5. the standby's feedback is committed to the primary's store exactly
 #      once, also across kill -9 of the standby's pilotd;
 #   6. pg_pilot.pilotds on the primary lists both pilotds with their role;
+#   0. its pilotd runs with the default state directory, DATADIR/pg_pilot,
+#      which pg_basebackup copied with the primary's spool: that copy is set
+#      aside, the standby's pilotd starts a spool of its own;
 #   7. promoted, the standby's pilotd serves the same version and stores to
 #      its own server, each record once, and no query fails; the version is
 #      no longer pinned as the old primary's (versions trained there serve).
@@ -60,10 +63,18 @@ check "the primary serves version ${v1:-none} for $DB" [ -n "$v1" ]
 check "and publishes it in pg_pilot.model_versions" wait_until 30 published "${v1:-0}"
 
 # a streaming standby of the primary, on its own port and socket directory
-mkdir -p "$S/sock" "$S/state" && chmod 700 "$S" "$S/sock" "$S/state"
+mkdir -p "$S/sock" && chmod 700 "$S" "$S/sock"
 SPORT=$(pp_free_port)
+# as with pilotd's default state directory, DATADIR/pg_pilot, which
+# pg_basebackup copies: the primary's spool (its records, its identity) in the
+# primary's data directory while the backup runs
+cp -a "$PP_DIR/state/spool" "$PGDATA/pg_pilot_spool_copy" && mkdir -p "$PGDATA/pg_pilot" &&
+  mv "$PGDATA/pg_pilot_spool_copy" "$PGDATA/pg_pilot/spool"
 "$PG_BIN/pg_basebackup" -D "$S/data" -R -X stream -c fast >"$S/basebackup.log" 2>&1
+rm -rf "$PGDATA/pg_pilot"
 check "pg_basebackup -R makes a standby" [ -f "$S/data/standby.signal" ]
+check "and copies the primary's spool into DATADIR/pg_pilot, but not its marker" \
+  [ "$(cat "$S/data/pg_pilot/spool/id")" = "$(cat "$PP_DIR/state/spool/id")" -a ! -e "$S/data/pg_pilot/spool/pgsql_tmp.spool_of_this_server" ]
 cat >>"$S/data/postgresql.conf" <<CONF
 port = $SPORT
 unix_socket_directories = '$S/sock'
@@ -72,11 +83,16 @@ CONF
 "$PG_BIN/pg_ctl" -D "$S/data" -l "$S/postgres.log" -w -t 60 start >/dev/null || tail -20 "$S/postgres.log"
 spsql() { "$PG_BIN/psql" -X -q -h "$S/sock" -p "$SPORT" "$@"; }
 check "the standby runs in recovery" [ "$(spsql -d postgres -At -c 'SELECT pg_is_in_recovery()')" = t ]
-"$PILOTD" -D "$S/data" --state-dir "$S/state" --log-file "$S/pilotd.log" --pid-file "$S/pilotd.pid" \
+"$PILOTD" -D "$S/data" --log-file "$S/pilotd.log" --pid-file "$S/pilotd.pid" \
   --store-dsn "$PP_STORE_DSN" --model-poll-ms 200 </dev/null >>"$S/pilotd.log" 2>&1 &
 SPILOTD=$!
 standby_up() { "$PILOTD" status -D "$S/data" >/dev/null 2>&1; }
 check "the standby's pilotd starts" wait_until 30 standby_up
+# (its state directory: the default, DATADIR/pg_pilot, with the copied spool)
+check "it sets the copied spool aside: the records are the primary pilotd's to commit" \
+  grep -q "came with the base backup" "$S/pilotd.log"
+check "and starts a spool of its own (another identity than the primary's)" \
+  [ -s "$S/data/pg_pilot/spool/id" -a "$(cat "$S/data/pg_pilot/spool/id")" != "$(cat "$PP_DIR/state/spool/id")" ]
 smodels() { spsql -d "$DB" -At -c "SELECT $1 FROM pg_pilot.models $2"; }
 standby_serves() { [ "$(smodels "state" "WHERE version = $1")" = serving ]; }
 check "the standby's pilotd serves version $v1, as the primary does" wait_until 60 standby_serves "$v1"
@@ -127,7 +143,7 @@ store_connections() { grep -c "store: connected" "$S/pilotd.log"; }
 store_connected() { [ "$(store_connections)" -gt "$1" ]; }
 standby_pilotd() {
   connected_before=$(store_connections)
-  "$PILOTD" -D "$S/data" --state-dir "$S/state" --log-file "$S/pilotd.log" --pid-file "$S/pilotd.pid" \
+  "$PILOTD" -D "$S/data" --log-file "$S/pilotd.log" --pid-file "$S/pilotd.pid" \
     --store-dsn "$PP_STORE_DSN" --store-backoff-max-ms 1000 --model-poll-ms 200 \
     </dev/null >>"$S/pilotd.log" 2>&1 &
   SPILOTD=$!

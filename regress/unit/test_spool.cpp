@@ -327,4 +327,55 @@ TEST_F(SpoolTest, DamagedIdentityIsAnErrorNotANewSpool) {
     EXPECT_THROW(s.recover(), std::runtime_error);
 }
 
+/* A base backup copies DATADIR/pg_pilot but not the spool's pgsql_tmp*
+ * marker: such a spool is another server's, set aside; this server's own
+ * (marked), one outside the data directory, or one of an older pilotd in a
+ * data directory not made by a base backup stay. */
+TEST_F(SpoolTest, ASpoolCopiedByABaseBackupIsSetAside) {
+    const std::string pgdata = dir_ + "/data", state = pgdata + "/pg_pilot";
+    ASSERT_EQ(system(("mkdir -p " + state).c_str()), 0);
+    std::string original;
+    {
+        FeedbackSpool s(state, 1 << 20, 1 << 20);
+        s.recover();
+        original = s.id();
+        ASSERT_TRUE(append(s, {rec(1, 10)}));
+    }
+    const std::string marker = state + "/spool/pgsql_tmp.spool_of_this_server";
+    EXPECT_EQ(file_size(marker) > 0, true) << "recover() marks the spool";
+    /* its own server, even made by a base backup: kept */
+    ASSERT_EQ(system(("touch " + pgdata + "/backup_label.old").c_str()), 0);
+    EXPECT_FALSE(FeedbackSpool::set_aside_if_copied(state, pgdata));
+    /* a copy: what pg_basebackup leaves (no marker) */
+    ASSERT_EQ(unlink(marker.c_str()), 0);
+    EXPECT_FALSE(FeedbackSpool::set_aside_if_copied(state, "")) << "no data directory known";
+    EXPECT_FALSE(FeedbackSpool::set_aside_if_copied(state, dir_ + "/elsewhere")) << "not inside that one";
+    EXPECT_TRUE(FeedbackSpool::set_aside_if_copied(state, pgdata));
+    FeedbackSpool s(state, 1 << 20, 1 << 20);
+    s.recover();
+    EXPECT_NE(s.id(), original) << "an identity of its own";
+    EXPECT_EQ(s.next_seq(), 0u) << "none of the copied records";
+    EXPECT_GT(file_size(marker), 0);
+    EXPECT_EQ(system(("ls -d " + state + "/spool.copied-* >/dev/null").c_str()), 0) << "the copy is kept";
+}
+
+TEST_F(SpoolTest, AnOlderPilotdsSpoolWithoutTheMarkerIsAdopted) {
+    const std::string pgdata = dir_ + "/data", state = pgdata + "/pg_pilot";
+    ASSERT_EQ(system(("mkdir -p " + state).c_str()), 0);
+    std::string id;
+    {
+        FeedbackSpool s(state, 1 << 20, 1 << 20);
+        s.recover();
+        id = s.id();
+        ASSERT_TRUE(append(s, {rec(1, 10)}));
+    }
+    ASSERT_EQ(unlink((state + "/spool/pgsql_tmp.spool_of_this_server").c_str()), 0);
+    EXPECT_FALSE(FeedbackSpool::set_aside_if_copied(state, pgdata)) << "no backup label: not a copy";
+    FeedbackSpool s(state, 1 << 20, 1 << 20);
+    s.recover();
+    EXPECT_EQ(s.id(), id);
+    EXPECT_EQ(s.next_seq(), 1u);
+    EXPECT_GT(file_size(state + "/spool/pgsql_tmp.spool_of_this_server"), 0) << "marked now";
+}
+
 } // namespace
