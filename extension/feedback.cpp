@@ -52,6 +52,7 @@ extern "C" {
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 #include "utils/syscache.h"
 #include "catalog/pg_class.h"
 #include "access/htup_details.h"
@@ -857,6 +858,26 @@ pilot_executor_start(QueryDesc *qd, int eflags)
 		/* a plan's planning time belongs to its first run only */
 		planning_ms = m->planning_ms;
 		m->planning_ms = -1;
+		/*
+		 * A cached plan (a prepared statement's generic plan) keeps the arm
+		 * it was planned with: made while its template explored, for a probe,
+		 * or before the guard decided otherwise.  When the template's pin or
+		 * decision says the other arm, this run goes on, and the backend's
+		 * cached plans are invalidated (as a catalog change does), so that
+		 * the next execution plans with the settled arm.
+		 */
+		if (planning_ms < 0 && m->guard_arm != pilot::proto::ARM_UNKNOWN)
+		{
+			const uint32 settled = pilot_guard_settled_arm(qd->plannedstmt->queryId);
+
+			if (settled != pilot::proto::ARM_UNKNOWN && settled != m->guard_arm)
+			{
+				m->guard_arm = pilot::proto::ARM_UNKNOWN;	/* once per plan */
+				ResetPlanCache();
+				elog(DEBUG1, "pg_pilot: query %lld has a cached plan of the other side: cached plans invalidated",
+					 (long long) qd->plannedstmt->queryId);
+			}
+		}
 		/*
 		 * The plan guard times only runs planned for them: a cached plan's
 		 * later runs (no planning, and an arm chosen back then) are not its

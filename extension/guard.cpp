@@ -104,6 +104,26 @@ pilot_guard_arm(uint64 query_id, bool *must_report)
 	}
 }
 
+uint32
+pilot_guard_settled_arm(uint64 query_id)
+{
+	GuardEntry	e;
+
+	if (!pilot_guard || query_id == 0 || !pilot_sidecar_guard_entry(query_id, &e))
+		return ARM_UNKNOWN;
+	if (e.pinned != ARM_UNKNOWN)
+		return e.pinned;
+	switch (e.decision)
+	{
+		case GUARD_PILOT:
+			return ARM_PILOT;
+		case GUARD_NATIVE:
+			return ARM_NATIVE;
+		default:
+			return ARM_UNKNOWN;
+	}
+}
+
 /* EXPLAIN: what ExplainOneQuery() does (explain.c, PostgreSQL 15), with
  * plannings of EXPLAIN without ANALYZE marked for pilot_guard_arm() */
 static void

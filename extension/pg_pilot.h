@@ -170,6 +170,9 @@ extern void pilot_feedback_remember(PilotQueryState *qs, struct PlannedStmt *stm
  * runs report it only when sampled (pg_pilot.feedback_sample_rate).  Never
  * raises an error, never waits. */
 extern uint32 pilot_guard_arm(uint64 query_id, bool *must_report);
+/* the arm a template's cached plans should have been made with: its pin, or
+ * its decision once decided; ARM_UNKNOWN while it explores or is unknown */
+extern uint32 pilot_guard_settled_arm(uint64 query_id);
 extern void pilot_install_guard_hooks(void);
 
 /* Plans `query` (one statement) in the given mode; returns the state it left

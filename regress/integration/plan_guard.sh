@@ -5,7 +5,8 @@
 # slower goes native, one they made faster stays on pg_pilot; results never
 # change; probes revise; a DBA's pin wins; pilotd killed with SIGKILL loses
 # neither a pin nor a run it had acknowledged; a large change of a template's
-# table statistics (ANALYZE) makes it explore again, also across a restart.
+# table statistics (ANALYZE) makes it explore again, also across a restart;
+# a cached plan (a prepared statement's) follows a new pin or decision.
 #
 # Each template joins two 2,000-row sides on a column without an index.
 # Whichever side believes both sides hold 1 row plans a nested loop that
@@ -176,6 +177,27 @@ done
 check "decided again on runs of the new sizes ($(row "$slow_id" "decision || ' ' || pilot_runs || '/' || native_runs"))" \
   is_row "$slow_id" "decision || ' ' || pilot_runs || '/' || native_runs" "native 3/3"
 check "every run returned the same result as PostgreSQL alone" [ "$wrong" -eq 0 ]
+
+# a prepared statement without parameters reuses its generic plan: planned
+# (by its first EXECUTE) with the side pinned then, it is planned again once
+# the pin (or the decision) says the other side: its next execution runs the
+# old plan and invalidates it, the one after plans again
+cached=$(PGOPTIONS="$GUARD" pp_psql -At <<SQL 2>&1
+SELECT pg_pilot.guard_pin($slow_id, 'pilot');
+PREPARE p AS $SLOW;
+EXECUTE p;
+EXPLAIN (COSTS OFF) EXECUTE p;
+SELECT pg_pilot.guard_pin($slow_id, 'native');
+EXECUTE p;
+EXPLAIN (COSTS OFF) EXECUTE p;
+EXECUTE p;
+SQL
+)
+sed 's/^/# cached: /' <<<"$cached"
+check "a cached plan made with pg_pilot's estimates (nested loop) is made again with PostgreSQL's (hash join) after a pin to native ($(grep -oE 'Hash Join|Nested Loop' <<<"$cached" | paste -sd,))" \
+  [ "$(grep -oE 'Hash Join|Nested Loop' <<<"$cached" | paste -sd,)" = "Nested Loop,Hash Join" ]
+check "and its three executions returned the same result" [ "$(grep -cx "$slow_rows" <<<"$cached")" = 3 ]
+mon "SELECT pg_pilot.guard_pin($slow_id, 'auto')" >/dev/null
 
 mon "SELECT pg_pilot.guard_pin($fast_id, 'auto')" >/dev/null
 check "guard_pin 'auto' unpins" is_row "$fast_id" pinned auto
