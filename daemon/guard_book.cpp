@@ -129,6 +129,10 @@ void GuardBook::observe(const FeedbackRecord *recs, uint32_t n, uint64_t sources
                 continue;
             const double ms = std::max(r.planning_ms, 0.0) + r.execution_ms; /* planning (< 0: cached) + execution */
             add_run(key, r.guard_arm, ms, true);
+            /* a template's first run: its statistics are the first known */
+            auto it = templates_.find(key);
+            if (it != templates_.end() && it->second.table_rows_log < 0 && r.table_rows_log >= 0)
+                it->second.table_rows_log = r.table_rows_log;
         }
     } catch (const std::exception &e) {
         LOG_ERROR("guard: %s (runs of this batch not counted)", e.what());

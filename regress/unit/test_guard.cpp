@@ -428,6 +428,24 @@ TEST(GuardBook, ALargeChangeOfTableStatisticsExploresAgain) {
     EXPECT_EQ(book.reopened_by_statistics(), 1u);
 }
 
+TEST(GuardBook, TheFirstRunsStatisticsCount) {
+    TempDir dir;
+    GuardBook book(GuardRule{}, dir.path);
+    auto table = NewTable();
+    book.attach(table.get());
+    FeedbackRecord r = QueryRun(5, 42, ARM_PILOT, 0.5, 150);
+    r.table_rows_log = 10.0;
+    book.observe(&r, 1, 0);
+    r = QueryRun(5, 42, ARM_NATIVE, 0.5, 100);
+    r.table_rows_log = 10.0 + std::log(3.0); /* ANALYZE between the first and the second run */
+    book.observe(&r, 1, 0);
+    GuardEntry e;
+    ASSERT_TRUE(guard_lookup(*table, 5, 42, &e));
+    EXPECT_EQ(e.pilot_runs, 0u);
+    EXPECT_EQ(e.native_runs, 1u);
+    EXPECT_EQ(book.reopened_by_statistics(), 1u);
+}
+
 TEST(GuardBook, TheStatisticsCheckCanBeTurnedOff) {
     TempDir dir;
     GuardRule rule;
