@@ -268,7 +268,7 @@ struct FeedbackRecord {
 };
 
 /*
- * The plan guard (daemon/guard_book.h): per query template, which estimates
+ * The plan guard (daemon/guard/guard_book.h): per query template, which estimates
  * its executions are planned with.  An arm is what one execution used; a
  * decision is what pilotd tells the backends to use for the template.
  */
@@ -327,7 +327,7 @@ struct DaemonCounters {
     std::atomic<uint64_t> feedback_received;  /* valid records drained from the rings */
     std::atomic<uint64_t> feedback_invalid;   /* records (or rings) that failed validation */
     std::atomic<uint64_t> memo_entries;       /* relation sets the memo knows */
-    /* feedback store (see daemon/feedback_spool.h, daemon/pg_store.h) */
+    /* feedback store (see daemon/state/feedback_spool.h, daemon/store/pg_store.h) */
     std::atomic<uint64_t> feedback_queued;    /* records in the rings not yet acknowledged (last drain) */
     std::atomic<uint64_t> spool_appended;     /* records made durable in the spool: acknowledged */
     std::atomic<uint64_t> spool_next_seq;     /* the seq the spool's next entry gets */

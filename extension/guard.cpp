@@ -1,6 +1,6 @@
 /*
  * guard.cpp — the plan guard's backend half (pilotd's half, which times the
- * runs and decides, is daemon/guard_book.h).
+ * runs and decides, is daemon/guard/guard_book.h).
  *
  * When planning a query with a query id, the backend looks its template up in
  * the segment's guard table (a few cache lines, never a wait) and plans it

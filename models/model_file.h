@@ -37,7 +37,7 @@ struct ModelMeta {
     std::string system_identifier;
     std::string database;
     uint32_t dboid = 0;
-    std::string fingerprint; /* schema fingerprint of its tables (see daemon/schema_snapshot.h) */
+    std::string fingerprint; /* schema fingerprint of its tables (see daemon/learn/schema_snapshot.h) */
     std::string dsn;         /* where it was trained from, without password */
     /* training */
     uint64_t train_records = 0;

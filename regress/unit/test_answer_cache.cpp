@@ -1,4 +1,4 @@
-/* Unit tests of the learned model's answer cache (daemon/answer_cache.h). */
+/* Unit tests of the learned model's answer cache (daemon/learn/answer_cache.h). */
 #include "answer_cache.h"
 
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-/* Unit tests of daemon/conninfo.h: connection strings completed with the
+/* Unit tests of daemon/store/conninfo.h: connection strings completed with the
  * server of -D (so `pilotd train -D DIR --model-dsn "dbname=app"` reaches the
  * server the service serves, whatever PGHOST and PGPORT say), and shown
  * without their password. */

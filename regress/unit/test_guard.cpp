@@ -1,6 +1,6 @@
-/* Unit tests of the plan guard's pilotd half: the rule (daemon/guard_rule.h),
+/* Unit tests of the plan guard's pilotd half: the rule (daemon/guard/guard_rule.h),
  * the book that keeps each template's runs and publishes its row in the
- * segment's table (daemon/guard_book.h), the backends' lookup of that row
+ * segment's table (daemon/guard/guard_book.h), the backends' lookup of that row
  * (pilot_protocol.h guard_lookup()), and the pins file. */
 #include "guard_book.h"
 #include "guard_rule.h"

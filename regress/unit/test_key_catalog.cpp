@@ -1,5 +1,5 @@
 /*
- * test_key_catalog.cpp — the key catalog (daemon/key_catalog.h) on a real file
+ * test_key_catalog.cpp — the key catalog (daemon/state/key_catalog.h) on a real file
  * system: texts noted from estimate batches are appended and read back, a text
  * that is not its key's is never kept, a key is written once, and a torn tail
  * is cut when the catalog is opened again; the keys on disk are published in

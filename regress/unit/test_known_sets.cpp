@@ -1,7 +1,7 @@
 /*
  * test_known_sets.cpp — the known-sets filter: table-set numbers
  * (pilot_protocol.h), what pilotd publishes
- * (daemon/known_sets.h) and how the memo journal and the oracle file keep the
+ * (daemon/ipc/known_sets.h) and how the memo journal and the oracle file keep the
  * table sets across restarts, also when written by an older pilotd.
  */
 #include "known_sets.h"

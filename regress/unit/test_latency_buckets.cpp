@@ -1,6 +1,6 @@
 /*
  * test_latency_buckets.cpp — the metrics endpoint's latency histogram
- * (daemon/latency_buckets.h): each observation in the first bucket whose
+ * (daemon/ipc/latency_buckets.h): each observation in the first bucket whose
  * bound holds it, counts cumulated when read, the rest past the last bound.
  */
 #include "latency_buckets.h"

@@ -1,5 +1,5 @@
 /*
- * test_spool.cpp — the feedback spool (daemon/feedback_spool.h) on a real
+ * test_spool.cpp — the feedback spool (daemon/state/feedback_spool.h) on a real
  * file system: numbering across restarts, torn tails, damaged entries, segment
  * rolling and release, the size limit.
  */
