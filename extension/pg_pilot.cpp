@@ -12,9 +12,12 @@
  * Layout of the extension:
  *   pg_pilot.cpp       parameters, _PG_init (this file)
  *   planner_hooks.cpp  planner / set_rel_pathlist / set_join_pathlist hooks
+ *   relset_estimates.cpp  a relation set's estimate: keyed, filtered, asked
+ *   join_prefetch.cpp  connected join sets (DPccp) asked for ahead
  *   relset_key.cpp     planner structures -> subplan key description
  *   key_bridge.cpp     the only caller of common/subplan_key (C++ side)
  *   feedback.cpp       executor hooks: actual rows per relation set -> pilotd
+ *   plan_map.cpp       plan nodes -> keyed relation sets (planning end, plancache)
  *   sidecar.cpp        round trips to pilotd, time budget, fallback reasons
  *   pilot_stats.cpp    shared counters behind pg_pilot.stats
  *   sql_functions.cpp  SQL-callable functions

@@ -157,7 +157,7 @@ extern void pilot_send_key_texts(PilotQueryState *qs, PilotEstimate **entries, i
 extern PilotEstimate *pilot_unasked_join_entry(PilotQueryState *qs, PilotRootState *rs, Relids relids,
 											   double native_rows);
 
-/* ---- execution feedback (feedback.cpp) ---- */
+/* ---- execution feedback (feedback.cpp; the plan's map: plan_map.cpp) ---- */
 extern void pilot_install_executor_hooks(void);
 /* qs NULL: planned without pg_pilot (the guard's native arm); guard_arm: proto::GuardArm */
 extern void pilot_feedback_remember(PilotQueryState *qs, struct PlannedStmt *stmt, double planning_ms,
