@@ -358,8 +358,13 @@ bool parse_clause(const std::string &c, KeyInfo *out, std::string *why) {
             return decline(why, "equivalence class with two constants");
         for (size_t i = 0; i < vars.size(); i++)
             for (size_t j = i + 1; j < vars.size(); j++) {
-                if (vars[i].rel == vars[j].rel)
-                    return decline(why, "equality of two columns of one table");
+                if (vars[i].rel == vars[j].rel) {
+                    /* "a = 5 AND b = 5": PostgreSQL puts a, b and 5 in one
+                     * class; a = b then follows from the two predicates */
+                    if (consts.empty())
+                        out->same_table_equalities.push_back({vars[i].rel, vars[j].rel, vars[i].column, vars[j].column});
+                    continue;
+                }
                 out->joins.push_back({vars[i].rel, vars[j].rel, vars[i].column, vars[j].column});
             }
         for (const Term &v : vars)
@@ -965,6 +970,7 @@ bool parse_key(const std::string &text, KeyInfo *out, std::string *why) {
     out->rels.clear();
     out->joins.clear();
     out->preds.clear();
+    out->same_table_equalities.clear();
     size_t pos = 0;
     bool first = true;
     while (pos < text.size()) {
@@ -998,6 +1004,19 @@ bool parse_key(const std::string &text, KeyInfo *out, std::string *why) {
     }
     if (first || out->rels.empty())
         return decline(why, "empty key");
+    /* a = b on one table: implied when "=" gives both the same constant */
+    auto equal_to = [&](int rel, const std::string &column) -> const KeyInfo::Pred * {
+        for (const auto &p : out->preds)
+            if (p.rel == rel && p.column == column && p.op == "=")
+                return &p;
+        return nullptr;
+    };
+    for (const auto &e : out->same_table_equalities) {
+        const KeyInfo::Pred *a = equal_to(e.rel_a, e.col_a), *b = equal_to(e.rel_b, e.col_b);
+        if (a == nullptr || b == nullptr || a->type != b->type || a->literal != b->literal || a->binary != b->binary)
+            return decline(why, "equality of two columns of one table");
+    }
+    out->same_table_equalities.clear();
     for (const auto &p : out->preds)
         if (p.rel >= static_cast<int>(out->rels.size()))
             return decline(why, "column of an unknown relation");

@@ -160,6 +160,11 @@ struct KeyInfo {
     std::vector<Rel> rels; /* index = tN - 1 */
     std::vector<Join> joins;
     std::vector<Pred> preds;
+    /* EQ of two columns of one table (rel_a == rel_b) without a constant:
+     * described only when "=" predicates give both columns the same constant
+     * (PostgreSQL writes "a = 0 AND b = 0" so), checked at the end of
+     * parse_key() and then dropped */
+    std::vector<Join> same_table_equalities;
 };
 
 /* A constant written in binary form in a key text (X'..', the type's send

@@ -307,6 +307,32 @@ TEST(KeySql, EquivalenceClassesWithAConstantAndInheritance) {
               "SELECT count(*) FROM public.m t1, ONLY public.n t2 WHERE t1.a = t2.b AND t1.a = '5'::integer "
               "AND t2.b = '5'::integer");
     EXPECT_EQ(CountSql("pgpk1\nR t1 public.posts\n"), "SELECT count(*) FROM ONLY public.posts t1");
+    /* a = 0 AND b = 0 on one table: PostgreSQL's class {a, b, 0}; a = b
+     * follows from the two predicates */
+    EXPECT_EQ(CountSql("pgpk1\nR t1 public.t\nC EQ('0'::integer, t1.a, t1.b)\n"),
+              "SELECT count(*) FROM ONLY public.t t1 WHERE t1.a = '0'::integer AND t1.b = '0'::integer");
+    EXPECT_EQ(CountSql("pgpk1\nR t1 public.t\nC ('0'::integer pg_catalog.=(integer,integer) t1.a)\n"
+                       "C ('0'::integer pg_catalog.=(integer,integer) t1.b)\nC EQ(t1.a, t1.b)\n"),
+              "SELECT count(*) FROM ONLY public.t t1 WHERE t1.a = '0'::integer AND t1.b = '0'::integer");
+}
+
+TEST(Featurize, TwoColumnsOfOneTableEqualToOneConstant) {
+    Schema s = MakeSchema();
+    std::string p = kPosts;
+    Features f;
+    std::string why;
+    EXPECT_TRUE(featurize(s, p + "C EQ('1'::integer, t1.score, t1.id)\n", 10, &f, &why)) << why;
+    /* as PostgreSQL writes it: the two predicates, and the class of the columns */
+    EXPECT_TRUE(featurize(s, p + "C ('1'::integer pg_catalog.=(integer,integer) t1.score)\n"
+                                  "C ('1'::integer pg_catalog.=(integer,integer) t1.id)\nC EQ(t1.score, t1.id)\n",
+                          10, &f, &why)) << why;
+    /* without a constant it is a column-to-column comparison; with two
+     * different ones it is not implied */
+    EXPECT_NE(Declines(s, p + "C EQ(t1.score, t1.id)\n").find("two columns of one table"), std::string::npos);
+    EXPECT_NE(Declines(s, p + "C ('1'::integer pg_catalog.=(integer,integer) t1.score)\n"
+                              "C ('2'::integer pg_catalog.=(integer,integer) t1.id)\nC EQ(t1.score, t1.id)\n")
+                  .find("two columns of one table"),
+              std::string::npos);
 }
 
 TEST(KeySql, BinaryConstantsAreWrittenBack) {
