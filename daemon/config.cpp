@@ -588,6 +588,11 @@ void print_help(const char *argv0) {
         "                               on, to gather training labels; --subplans also\n"
         "                               counts every sub-plan the planner sizes for them\n"
         "                               (--dsn default: model-dsn)\n"
+        "  %s collect [-D DIR] --workload FILE --oracle-out OUT [--max-subplans N]\n"
+        "                             count every sub-plan the planner sizes for the\n"
+        "                               queries, feedback off, into an oracle file for\n"
+        "                               pg_pilot.load_cardinalities (N: per query, the\n"
+        "                               smallest sets and the whole query)\n"
         "  %s advise [-D DIR] [--dsn DSN] [--workload FILE] [--apply] [options]\n"
         "                             recommend indexes for a workload (HypoPG what-if\n"
         "                               with pg_pilot's estimates): pilotd advise --help\n"
@@ -747,7 +752,7 @@ void print_help(const char *argv0) {
         "SIGHUP reopens the log file.\n"
         "Exit status: 0 ok, 1 runtime error, 2 usage or configuration error,\n"
         "3 (status) pilotd not running or not ready.\n",
-        kPilotdVersion, argv0, argv0, argv0, argv0, argv0, argv0, kDefaultConfigFile, kDefaultConfigFile,
+        kPilotdVersion, argv0, argv0, argv0, argv0, argv0, argv0, argv0, kDefaultConfigFile, kDefaultConfigFile,
         pilot::proto::kProtocolVersion);
 }
 

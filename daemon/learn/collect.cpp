@@ -146,17 +146,53 @@ class Collector {
         return ok;
     }
 
-    /* The key texts of the relation sets the planner sizes for sql (those it
-     * cannot describe have none); empty when it cannot be planned. */
-    std::vector<std::pair<std::string, std::string>> subplans(const std::string &sql) {
-        std::vector<std::pair<std::string, std::string>> out;
+    struct Subplan {
+        std::string key, key_text;
+        int nrels = 0;
+    };
+    /* The relation sets the planner sizes for sql that it can describe (with
+     * their key texts); empty when it cannot be planned. */
+    std::vector<Subplan> subplans(const std::string &sql) {
+        std::vector<Subplan> out;
         const char *params[] = {sql.c_str()};
-        PGresult *r = PQexecParams(conn_, "SELECT key, key_text FROM pg_pilot.subplans($1) WHERE key_text IS NOT NULL",
+        PGresult *r = PQexecParams(conn_,
+                                   "SELECT key, key_text, nrels FROM pg_pilot.subplans($1) WHERE key_text IS NOT NULL",
                                    1, nullptr, params, nullptr, nullptr, 0);
         if (PQresultStatus(r) == PGRES_TUPLES_OK)
             for (int i = 0; i < PQntuples(r); i++)
-                out.emplace_back(PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+                out.push_back({PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), atoi(PQgetvalue(r, i, 2))});
         PQclear(r);
+        if (PQtransactionStatus(conn_) != PQTRANS_IDLE)
+            PQclear(PQexec(conn_, "ROLLBACK"));
+        return out;
+    }
+
+    enum class Outcome { Ok, Timeout, Failed, Lost };
+
+    /* --oracle-out: nothing collected, nothing asked of pilotd */
+    bool oracle_session(std::string *error) {
+        PGresult *r = PQexec(conn_, "SET pg_pilot.collect_feedback = off; SET pg_pilot.estimator = native");
+        const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok)
+            *error = "cannot turn feedback off: " + one_line(PQerrorMessage(conn_));
+        PQclear(r);
+        return ok;
+    }
+
+    /* Runs a SELECT count(*): its count in *rows. */
+    Outcome count(const std::string &sql, double *rows, std::string *message) {
+        PGresult *r = PQexec(conn_, sql.c_str());
+        Outcome out = Outcome::Ok;
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) == 1) {
+            *rows = strtod(PQgetvalue(r, 0, 0), nullptr);
+        } else {
+            const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+            out = state != nullptr && strcmp(state, "57014") == 0 ? Outcome::Timeout : Outcome::Failed;
+            *message = one_line(PQresultErrorMessage(r));
+        }
+        PQclear(r);
+        if (PQstatus(conn_) == CONNECTION_BAD)
+            return Outcome::Lost;
         if (PQtransactionStatus(conn_) != PQTRANS_IDLE)
             PQclear(PQexec(conn_, "ROLLBACK"));
         return out;
@@ -179,8 +215,6 @@ class Collector {
         if (PQtransactionStatus(conn_) != PQTRANS_IDLE)
             PQclear(PQexec(conn_, "ROLLBACK"));
     }
-
-    enum class Outcome { Ok, Timeout, Failed, Lost };
 
     /* Runs one statement, discarding its rows. */
     Outcome run(const std::string &sql, std::string *message) {
@@ -301,7 +335,8 @@ bool parse_collect_args(const std::vector<std::string> &args, CollectOptions *o,
             o->subplans = true;
             continue;
         }
-        if (key != "--workload" && key != "--dsn" && key != "--timeout-ms" && key != "--repeat") {
+        if (key != "--workload" && key != "--dsn" && key != "--timeout-ms" && key != "--repeat" &&
+            key != "--oracle-out" && key != "--max-subplans") {
             *error = "collect: unknown argument \"" + args[i] + "\"";
             return false;
         }
@@ -316,6 +351,17 @@ bool parse_collect_args(const std::vector<std::string> &args, CollectOptions *o,
             o->workload = value;
         } else if (key == "--dsn") {
             o->dsn = value;
+        } else if (key == "--oracle-out") {
+            if (value.empty()) {
+                *error = "collect: --oracle-out wants a file name (\"-\": standard output)";
+                return false;
+            }
+            o->oracle_out = value;
+        } else if (key == "--max-subplans") {
+            if (!parse_u32(value, &o->max_subplans) || o->max_subplans == 1) {
+                *error = "collect: --max-subplans wants a count of 2 or more (0: all), not \"" + value + "\"";
+                return false;
+            }
         } else if (key == "--timeout-ms") {
             if (!parse_u32(value, &o->timeout_ms) || o->timeout_ms > INT32_MAX) {
                 *error = "collect: --timeout-ms wants milliseconds (0 = no timeout), not \"" + value + "\"";
@@ -338,6 +384,95 @@ bool parse_collect_args(const std::vector<std::string> &args, CollectOptions *o,
     return true;
 }
 
+namespace {
+
+/* --oracle-out: the true count of every describable sub-plan of the queries */
+int write_oracle(Collector &c, const std::vector<WorkloadQuery> &queries, const CollectOptions &o,
+                 std::chrono::steady_clock::time_point t0) {
+    std::string error;
+    if (!c.oracle_session(&error)) {
+        fprintf(stderr, "collect: %s\n", error.c_str());
+        return kExitFailure;
+    }
+    c.counting(true);
+    std::string text;
+    std::unordered_set<std::string> seen;
+    uint64_t counted = 0, timed_out = 0, failed = 0, undescribable = 0, capped = 0;
+    Progress bar("collect", queries.size(), "queries");
+    for (size_t n = 0; n < queries.size(); n++) {
+        std::vector<Collector::Subplan> sets = c.subplans(queries[n].sql);
+        if (o.max_subplans > 0 && sets.size() > o.max_subplans) {
+            /* a 17-table join has thousands: the smallest sets, and the whole query */
+            std::stable_sort(sets.begin(), sets.end(),
+                             [](const Collector::Subplan &a, const Collector::Subplan &b) { return a.nrels < b.nrels; });
+            sets.erase(sets.begin() + (o.max_subplans - 1), sets.end() - 1);
+            capped++;
+        }
+        for (const auto &s : sets) {
+            if (!seen.insert(s.key).second)
+                continue;
+            std::string sql, why, msg;
+            if (!pilot::model::key_count_sql(s.key_text, &sql, &why)) {
+                if (++undescribable <= kLoggedFailures)
+                    bar.note("collect: a sub-plan of line %u cannot be counted: %s\n  %s", queries[n].line,
+                             why.c_str(), s.key_text.c_str());
+                continue;
+            }
+            double rows = 0;
+            switch (c.count(sql, &rows, &msg)) {
+            case Collector::Outcome::Ok: {
+                std::replace(sql.begin(), sql.end(), '\n', ' ');
+                char num[32];
+                snprintf(num, sizeof num, "%.0f", rows);
+                text += std::string(num) + "||" + sql + "\n";
+                counted++;
+                break;
+            }
+            case Collector::Outcome::Timeout: timed_out++; break;
+            case Collector::Outcome::Lost:
+                bar.clear();
+                fprintf(stderr, "collect: connection lost at line %u: %s\n", queries[n].line, msg.c_str());
+                return kExitFailure;
+            default:
+                if (++failed <= kLoggedFailures)
+                    bar.note("collect: a sub-plan of line %u failed: %s\n  %s", queries[n].line, msg.c_str(),
+                             sql.c_str());
+                break;
+            }
+        }
+        bar.update(n + 1, std::to_string(counted) + " sub-plans counted");
+    }
+    c.counting(false);
+    if (o.oracle_out == "-") {
+        fwrite(text.data(), 1, text.size(), stdout);
+        fflush(stdout);
+    } else {
+        const std::string tmp = o.oracle_out + ".tmp";
+        FILE *f = fopen(tmp.c_str(), "w");
+        const bool ok = f != nullptr && fwrite(text.data(), 1, text.size(), f) == text.size();
+        if (f != nullptr && fclose(f) != 0 && ok) {
+            fprintf(stderr, "collect: cannot write \"%s\": %s\n", tmp.c_str(), strerror(errno));
+            return kExitFailure;
+        }
+        if (!ok || rename(tmp.c_str(), o.oracle_out.c_str()) != 0) {
+            fprintf(stderr, "collect: cannot write \"%s\": %s\n", o.oracle_out.c_str(), strerror(errno));
+            return kExitFailure;
+        }
+    }
+    bar.clear();
+    fprintf(stderr,
+            "collect: %zu queries: %llu sub-plans counted into %s (%llu timed out, %llu failed, %llu not "
+            "describable, %llu queries capped at %u sub-plans) in %.1f s\n",
+            queries.size(), static_cast<unsigned long long>(counted),
+            o.oracle_out == "-" ? "standard output" : ("\"" + o.oracle_out + "\"").c_str(),
+            static_cast<unsigned long long>(timed_out), static_cast<unsigned long long>(failed),
+            static_cast<unsigned long long>(undescribable), static_cast<unsigned long long>(capped), o.max_subplans,
+            seconds_since(t0));
+    return kExitOk;
+}
+
+} // namespace
+
 int run_collect(const CollectOptions &o) {
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<WorkloadQuery> queries;
@@ -359,11 +494,15 @@ int run_collect(const CollectOptions &o) {
         fprintf(stderr, "collect: %s\n", error.c_str());
         return kExitFailure;
     }
-    c.check_daemon();
-    if (o.subplans && !c.has_subplans_function(&error)) {
+    const bool oracle = !o.oracle_out.empty();
+    if (!oracle)
+        c.check_daemon();
+    if ((o.subplans || oracle) && !c.has_subplans_function(&error)) {
         fprintf(stderr, "collect: %s\n", error.c_str());
         return kExitFailure;
     }
+    if (oracle)
+        return write_oracle(c, queries, o, t0);
     fprintf(stderr, "collect: %zu queries from \"%s\"%s, statement_timeout %u ms, on %s\n", queries.size(),
             o.workload.c_str(), repeat > 1 ? (" x" + std::to_string(repeat)).c_str() : "", o.timeout_ms,
             redacted_dsn(o.dsn).c_str());
@@ -387,11 +526,11 @@ int run_collect(const CollectOptions &o) {
     /* every describable sub-plan of q not counted yet in this run */
     auto count_subplans = [&](const WorkloadQuery &q) {
         bool set = false;
-        for (const auto &[key, text] : c.subplans(q.sql)) {
-            if (!sub_seen.insert(key).second)
+        for (const auto &s : c.subplans(q.sql)) {
+            if (!sub_seen.insert(s.key).second)
                 continue;
             std::string sql, why, msg;
-            if (!pilot::model::key_count_sql(text, &sql, &why)) {
+            if (!pilot::model::key_count_sql(s.key_text, &sql, &why)) {
                 sub_undescribable++;
                 continue;
             }

@@ -39,6 +39,17 @@
  * plans never execute.  Each count has the statement timeout; one that times
  * out is skipped.  Needs the extension in the database.
  *
+ * --oracle-out OUT: the workload is not run and nothing is collected
+ * (pg_pilot.collect_feedback = off, pg_pilot.estimator = native): every
+ * describable relation set the planner sizes for each query
+ * (pg_pilot.subplans()) is counted as for --subplans and written to OUT as an
+ * oracle file, "COUNT||SQL" per line, for pg_pilot.load_cardinalities() —
+ * the true counts a benchmark compares estimates with, from the planner's own
+ * enumeration (the same sets, the same keys).  --max-subplans N keeps per
+ * query the N - 1 smallest sets and the whole query.  OUT is written whole
+ * at the end (a temporary file renamed); sets whose count timed out or
+ * failed are left out and counted.
+ *
  * Output on stderr: progress (progress.h: on a terminal a line redrawn in
  * place with done/total, rate and time left; otherwise a line at every 10 %),
  * then
@@ -62,14 +73,16 @@ struct CollectOptions {
     uint32_t timeout_ms = 60000; /* statement_timeout per query; 0 = none */
     uint32_t repeat = 1;         /* run the whole workload K times */
     bool subplans = false;       /* also count every describable sub-plan */
+    std::string oracle_out;      /* instead: count the sub-plans into this oracle file ("-": stdout) */
+    uint32_t max_subplans = 0;   /* oracle_out: per query at most this many (0: all) */
 };
 
 /* exit status: 0 ok, 1 runtime error */
 int run_collect(const CollectOptions &o);
 
 /* Optional helper for the command line: parses the arguments after
- * "collect" but -c and -D (--workload FILE, --dsn DSN, --timeout-ms N, --repeat K, also as
- * --opt=value; --subplans) over *o (o->dsn: the configured default).  False with *error for an unknown option, a missing value or
+ * "collect" but -c and -D (--workload FILE, --dsn DSN, --timeout-ms N, --repeat K,
+ * --oracle-out FILE, --max-subplans N, also as --opt=value; --subplans) over *o (o->dsn: the configured default).  False with *error for an unknown option, a missing value or
  * a bad number, or when --workload or the DSN is missing. */
 bool parse_collect_args(const std::vector<std::string> &args, CollectOptions *o, std::string *error);
 

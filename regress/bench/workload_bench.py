@@ -14,8 +14,10 @@ preloaded, pilotd running, CREATE EXTENSION pg_pilot done in DB):
              --subplans` counts every sub-plan of the first
              --subplan-queries of them (feedback on), so the model also sees
              the sets the chosen plans never execute;
-  2. truth   the true count of every connected sub-plan of the test queries
-             (demo/subplans.py), feedback off, loaded as the oracle;
+  2. truth   the true count of every relation set the planner sizes for the
+             test queries (pg_pilot.subplans(), counted by `pilotd collect
+             --oracle-out`, at most --max-subplans per query), feedback
+             off, loaded as the oracle;
   2b. model `pilotd train` trains a learned-model version from the feedback
              of step 1 (the feedback store) and pilotd validates it on
              held-out feedback; its state, validation q-errors and size;
@@ -46,7 +48,6 @@ import psycopg2
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "demo"))
-import subplans  # noqa: E402  (demo/subplans.py)
 
 MODES = ("native", "learned", "oracle")          # end to end
 QMODES = ("native", "memo", "learned", "oracle")  # q-error
@@ -200,55 +201,37 @@ class Bench:
 
     # 2 ------------------------------------------------------------------
     def truth(self, tests):
-        # the counts do not depend on the plan: hash joins with enough memory
-        # are the robust way to get them (nested loops on a bad estimate are not)
-        self.sql("SET pg_pilot.collect_feedback = off")
-        self.sql("SET pg_pilot.enabled = off")
-        self.sql("SET enable_nestloop = off")
-        self.sql("SET enable_mergejoin = off")
-        self.sql("SET work_mem = '256MB'")
-        self.sql("SET statement_timeout = %s", (self.a.truth_timeout or self.a.timeout,))
-        subs, unreadable = {}, 0
-        capped = 0
-        for n, q in enumerate(tests):
-            try:
-                sp = subplans.subplans(q)
-            except ValueError:
-                unreadable += 1
-                continue
-            if len(sp) > self.a.max_subplans:
-                # a 17-table query has thousands: the smallest sets, and the whole query
-                capped += 1
-                sp = sorted(sp, key=lambda x: len(x[0].split()))
-                sp = sp[:self.a.max_subplans - 1] + [sp[-1]]
-            for _, s in sp:
-                subs.setdefault(s, set()).add(n)
-        truth, timeouts = {}, 0
-        for i, s in enumerate(subs, 1):
-            try:
-                self.cur.execute(s)
-                rows = self.cur.fetchall()[0][0]
-            except psycopg2.errors.QueryCanceled:
-                rows, timeouts = None, timeouts + 1
-            key = self.sql("SELECT key FROM pg_pilot.subplan_key(%s)", (s,))[0][0]
-            truth[key] = (rows, s)
-            if i % 200 == 0:
-                log(f"   truth: {i}/{len(subs)} sub-plans counted")
+        # the planner's own sets (pg_pilot.subplans(), the keys the estimates
+        # are asked under), each counted by `pilotd collect --oracle-out` with
+        # feedback off and hash joins only (nested loops on a bad estimate are
+        # not a robust way to count), written as the oracle file
+        path = os.path.join(self.a.out, "test_queries.txt")
+        with open(path, "w") as f:
+            f.writelines(q.rstrip(";") + "\n" for q in tests)
         oracle = os.path.join(self.a.out, "oracle.txt")
-        with open(oracle, "w") as f:
-            for key, (rows, s) in truth.items():
-                if rows is not None:
-                    f.write(f"{rows}||{s}\n")
-        for setting in ("pg_pilot.enabled", "enable_nestloop", "enable_mergejoin", "work_mem"):
-            self.sql(f"RESET {setting}")
-        self.sql("SET statement_timeout = %s", (self.a.timeout,))
+        timeout = self.a.truth_timeout or self.a.timeout
+        timeout_ms = float(self.sql("SELECT extract(epoch FROM %s::interval) * 1000", (timeout,))[0][0])
+        p = subprocess.run([self.a.pilotd, "collect", "--workload", path, "--dsn", self.a.model_dsn,
+                            "--timeout-ms", str(int(timeout_ms)), "--oracle-out", oracle,
+                            "--max-subplans", str(self.a.max_subplans)],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        last = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else "(no output)"
+        if p.returncode != 0:
+            raise RuntimeError(f"pilotd collect --oracle-out failed: {p.stdout.strip()[-2000:]}")
+        m = re.search(r"(\d+) sub-plans counted .*\((\d+) timed out, (\d+) failed, (\d+) not describable, "
+                      r"(\d+) queries capped", last)
+        counted, timeouts, failed, undescribable, capped = (int(g) for g in m.groups()) if m else (None,) * 5
+        truth = {}
+        with open(oracle) as f:
+            for line in f:
+                rows, s = line.rstrip("\n").split("||", 1)
+                key = self.sql("SELECT key FROM pg_pilot.subplan_key(%s)", (s,))[0][0]
+                truth[key] = float(rows)
         r = self.sql("SELECT lines, loaded, failed FROM pg_pilot.load_cardinalities(%s, replace => true)", (oracle,))
-        log(f"   truth: {len(subs)} sub-plans of {len(tests) - unreadable} test queries "
-            f"({unreadable} in a form subplans.py cannot read, {capped} capped at {self.a.max_subplans} "
-            f"sub-plans, {timeouts} timed out); oracle loaded (lines, loaded, failed): {r[0]}")
-        self.truth_by_key = {k: v[0] for k, v in truth.items() if v[0] is not None}
-        return {"subplans": len(subs), "unreadable_queries": unreadable, "capped_queries": capped,
-                "timeouts": timeouts}
+        log(f"   truth: {last}; oracle loaded (lines, loaded, failed): {r[0]}")
+        self.truth_by_key = truth
+        return {"subplans": counted, "undescribable": undescribable, "capped_queries": capped,
+                "timeouts": timeouts, "failed": failed}
 
     # 3 ------------------------------------------------------------------
     def reconnect(self):
