@@ -161,6 +161,19 @@ struct EstimateAnswer {
     float keep_native_within;
 };
 
+/* The model's "unsure" rule, decided here once for pilotd's answer rule
+ * (models/answer_rule.cpp), the trainer's comparison with the serving version
+ * and the backend (which applies it to join sets once it knows PostgreSQL's
+ * estimate): PostgreSQL's estimate stands when the model's differs from it by
+ * less than a factor exp(keep_native_within), both counted as at least one
+ * row.  False when either is unknown (not positive, not finite). */
+inline bool within_unsure_band(double model_rows, double native_rows, double keep_native_within) {
+    if (!(keep_native_within > 0) || !(native_rows > 0) || !(model_rows >= 0) || !std::isfinite(model_rows))
+        return false;
+    const double correction = std::log((model_rows > 1 ? model_rows : 1) / (native_rows > 1 ? native_rows : 1));
+    return (correction < 0 ? -correction : correction) < keep_native_within;
+}
+
 struct OracleEntry {
     uint64_t key;
     double rows;

@@ -115,9 +115,7 @@ want_key_text(PilotQueryState *qs)
 void
 apply_model_band(PilotEstimate *e)
 {
-	if (!e->learned || e->keep_native_within <= 0 || !(e->native_rows > 0))
-		return;
-	if (fabs(log(clamp_row_est(e->rows) / e->native_rows)) < e->keep_native_within)
+	if (e->learned && pilot::proto::within_unsure_band(e->rows, e->native_rows, e->keep_native_within))
 	{
 		e->learned = false;
 		e->reason = PF_UNKNOWN;

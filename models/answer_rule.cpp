@@ -3,6 +3,7 @@
 
 #include "featurize.h"
 #include "model_file.h"
+#include "pilot_protocol.h"
 
 #include <algorithm>
 #include <cmath>
@@ -62,8 +63,8 @@ RuleOutcome apply_cell(const RuleCell &c, double ceiling_rows, uint32_t fewest_h
     const double n = std::max(1.0, native_rows);
     if (fewest_hits == 0 && m <= n)
         return out; /* not below PostgreSQL's: its estimate stands */
-    const double correction = std::fabs(std::log(m / n));
-    if (correction < c.keep_native_within || correction > c.keep_native_beyond)
+    if (pilot::proto::within_unsure_band(m, n, c.keep_native_within) ||
+        std::fabs(std::log(m / n)) > c.keep_native_beyond)
         return out;
     out.answer = true;
     out.rows = m;

@@ -4,6 +4,7 @@
 #include "config.h"
 #include "durable_file.h"
 #include "key_catalog.h"
+#include "pilot_protocol.h"
 #include "log.h"
 #include "model_registry.h"
 #include "mscn.h"
@@ -429,8 +430,7 @@ TrainResult train_model(const TrainRequest &r) noexcept {
             std::vector<float> band;
             compare_with->estimate(texts, natives, &rows, &ok, &band);
             for (size_t k = 0; k < rows.size(); k++)
-                if (!ok[k] || (band[k] > 0 && v_native[k] > 0 &&
-                               std::fabs(std::log(std::max(1.0, rows[k]) / v_native[k])) < band[k]))
+                if (!ok[k] || pilot::proto::within_unsure_band(rows[k], v_native[k], band[k]))
                     rows[k] = v_native[k] >= 0 ? v_native[k] : 1; /* as the backend would */
             m.compared_version = compare_with->meta.version;
             m.compared_q = pm::summarize_qerrors(rows, v_actual);

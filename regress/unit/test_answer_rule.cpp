@@ -4,6 +4,7 @@
  * file's metadata. */
 #include "answer_rule.h"
 #include "model_file.h"
+#include "pilot_protocol.h"
 
 #include <gtest/gtest.h>
 
@@ -229,3 +230,17 @@ TEST(AnswerRule, SurvivesTheModelFile) {
 }
 
 } // namespace
+
+/* The unsure band, one rule for pilotd, the trainer and the backend
+ * (pilot_protocol.h): PostgreSQL's estimate stands for smaller corrections. */
+TEST(UnsureBand, SmallerCorrectionsKeepPostgresEstimate) {
+    using pilot::proto::within_unsure_band;
+    EXPECT_TRUE(within_unsure_band(12, 10, std::log(2.0)));
+    EXPECT_FALSE(within_unsure_band(100, 10, std::log(5.0)));
+    EXPECT_TRUE(within_unsure_band(3, 10, std::log(5.0))) << "both directions";
+    EXPECT_FALSE(within_unsure_band(100, 10, 0)) << "0: never";
+    EXPECT_TRUE(within_unsure_band(0.2, 0.5, 0.1)) << "both counted as at least one row";
+    EXPECT_FALSE(within_unsure_band(12, -1, std::log(2.0))) << "PostgreSQL's estimate unknown";
+    EXPECT_FALSE(within_unsure_band(std::nan(""), 10, std::log(2.0)));
+    EXPECT_TRUE(within_unsure_band(1e6, 10, pilot::model::kNoLimit)) << "kNoLimit: always PostgreSQL's";
+}
