@@ -5,6 +5,7 @@
 #include "durable_file.h"
 #include "log.h"
 #include "model_file.h"
+#include "pq_session.h"
 
 #include <libpq-fe.h>
 
@@ -88,9 +89,8 @@ bool ModelReplication::step(std::string *error) {
             *error = "cannot connect (" + redacted_dsn(dsn_) + "): " + pq_error(conn_);
             return false;
         }
-        /* only this connection's reads and writes: no estimates, no feedback */
-        PQclear(PQexec(conn_, "SET pg_pilot.enabled = off"));
-        PQclear(PQexec(conn_, "SET pg_pilot.collect_feedback = off"));
+        if (!pilotd_own_session(conn_, error))
+            return false;
         PQclear(PQexec(conn_, "SET application_name = 'pilotd model replication'"));
     }
     Result have(PQexec(conn_, "SELECT pg_catalog.pg_is_in_recovery(), "

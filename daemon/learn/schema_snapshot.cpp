@@ -47,10 +47,10 @@ class Session {
             *error = "schema snapshot: " + *error;
             return false;
         }
-        /* not planned through pg_pilot, no feedback about our own scans; the
-         * library may not be loaded: errors ignored */
-        pq_.exec_quiet("SET pg_pilot.enabled = off");
-        pq_.exec_quiet("SET pg_pilot.collect_feedback = off");
+        if (!pilotd_own_session(pq_.conn(), error)) {
+            *error = "schema snapshot: " + *error;
+            return false;
+        }
         /* deterministic scans: no parallel workers (random() runs in the
          * leader in scan order), no synchronized seqscans (a scan starting
          * mid-table) */

@@ -10,6 +10,7 @@
 #include "mscn.h"
 #include "pg_store.h"
 #include "conninfo.h"
+#include "pq_session.h"
 #include "schema_snapshot.h"
 
 #include <libpq-fe.h>
@@ -60,7 +61,10 @@ bool read_feedback(const TrainRequest &r, uint32_t dboid, std::vector<Record> *o
         return false;
     }
     std::string limit = std::to_string(r.max_records);
-    PQclear(PQexec(c, "SET pg_pilot.enabled = off"));
+    if (!pilotd_own_session(c, error)) {
+        PQfinish(c);
+        return false;
+    }
     const bool has_dboid = store_has_columns(c, "pg_pilot.feedback", {"dboid"}); /* extension 0.8 */
     const std::string db = std::to_string(dboid);
     std::string sql =

@@ -195,15 +195,16 @@ bool PgStore::connect(std::string *error) {
         disconnect();
         return false;
     }
-    /* pilotd's own statements must not produce feedback (it would commit
-     * feedback about committing feedback, forever) nor ask pilotd */
     PGresult *r = PQexec(conn_, "SET statement_timeout = '30s'; SET lock_timeout = '10s'; "
-                                "SET synchronous_commit = on; SET search_path = pg_catalog; "
-                                "SET pg_pilot.collect_feedback = off; SET pg_pilot.enabled = off");
+                                "SET synchronous_commit = on; SET search_path = pg_catalog");
     bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok)
         *error = "store session setup failed: " + one_line(PQerrorMessage(conn_));
     PQclear(r);
+    if (ok && !pilotd_own_session(conn_, error)) {
+        *error = "store " + *error;
+        ok = false;
+    }
     if (!ok) {
         disconnect();
         return false;

@@ -22,6 +22,15 @@ std::string pq_one_line(const char *msg) {
     return s;
 }
 
+bool pilotd_own_session(pg_conn *conn, std::string *error) {
+    PGresult *r = PQexec(conn, "SET pg_pilot.enabled = off; SET pg_pilot.collect_feedback = off");
+    const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok)
+        *error = "session setup failed: " + pq_one_line(PQerrorMessage(conn));
+    PQclear(r);
+    return ok;
+}
+
 PqSession::~PqSession() { close(); }
 
 void PqSession::close() {

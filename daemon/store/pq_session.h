@@ -63,6 +63,14 @@ class PqSession {
     pg_cancel *cancel_ = nullptr; /* made at connect: PQcancel() is thread-safe */
 };
 
+/* pilotd's own sessions (the store, model replication, the trainer's reads,
+ * schema snapshots) are set up alike: their statements are not planned
+ * through pg_pilot (pg_pilot.enabled = off) and produce no feedback
+ * (pg_pilot.collect_feedback = off: feedback about committing feedback,
+ * forever).  A server without the library accepts them as placeholders.
+ * False with *error when the server refuses (a broken connection). */
+bool pilotd_own_session(pg_conn *conn, std::string *error);
+
 /* Result accessors (row, column); "" / 0 for NULL. */
 std::string pq_text(const pg_result *r, int row, int col);
 double pq_double(const pg_result *r, int row, int col);
