@@ -196,7 +196,7 @@ HeaderCheck validate_header(const SegmentHeader *h, uint64_t mapped_size, uint64
         h->nslots == 0 || h->nslots > kMaxSlots || h->total_size != segment_size(h->nslots) ||
         h->total_size > mapped_size)
         return HDR_BAD_LAYOUT;
-    if (h->daemon_state.load(std::memory_order_acquire) != DAEMON_READY)
+    if (h->pilotd_state.load(std::memory_order_acquire) != PILOTD_READY)
         return HDR_NOT_READY;
     uint64_t hb = h->heartbeat_us.load(std::memory_order_acquire);
     /* a heartbeat from the future (garbage) is as unusable as an old one */

@@ -1,6 +1,6 @@
 /*
  * pilot_protocol.h — the shared-memory protocol between the pg_pilot extension
- * (every PostgreSQL backend) and the pilotd sidecar.  ONE header, used by both
+ * (every PostgreSQL backend) and pilotd.  ONE header, used by both
  * sides; bump kProtocolVersion whenever a byte of the layout changes.
  *
  * Layout of the segment (created by pilotd, mode 0600, named after the cluster's
@@ -63,10 +63,10 @@ enum SlotState : uint32_t {
     SLOT_DONE = 4,    /* response ready */
 };
 
-enum DaemonState : uint32_t {
-    DAEMON_STARTING = 0,
-    DAEMON_READY = 1,
-    DAEMON_STOPPING = 2, /* clean shutdown in progress: treat as down */
+enum PilotdState : uint32_t {
+    PILOTD_STARTING = 0,
+    PILOTD_READY = 1,
+    PILOTD_STOPPING = 2, /* clean shutdown in progress: treat as down */
 };
 
 enum MsgType : uint32_t {
@@ -331,7 +331,7 @@ struct alignas(64) Slot {
 };
 
 /* Counters pilotd keeps in the segment for pg_pilot_status(). */
-struct DaemonCounters {
+struct PilotdCounters {
     std::atomic<uint64_t> requests;
     std::atomic<uint64_t> items;
     std::atomic<uint64_t> answered;
@@ -526,14 +526,14 @@ struct alignas(64) SegmentHeader {
     uint32_t nslots;
     uint64_t total_size;  /* header + nslots * slot_size */
     uint64_t epoch;       /* random per pilotd start */
-    uint32_t daemon_pid;
-    std::atomic<uint32_t> daemon_state;    /* DaemonState */
+    uint32_t pilotd_pid;
+    std::atomic<uint32_t> pilotd_state;    /* PilotdState */
     std::atomic<uint64_t> heartbeat_us;    /* CLOCK_MONOTONIC microseconds, every heartbeat_ms */
     uint32_t heartbeat_interval_ms;
     std::atomic<uint32_t> doorbell;        /* futex word pilotd's workers sleep on */
     std::atomic<uint32_t> sleeping_workers; /* ring the doorbell only if > 0 */
     uint64_t started_at_unix;
-    DaemonCounters counters;
+    PilotdCounters counters;
     ModelTable models;
     /* non-zero while some model version is serving: backends then send key
      * texts with their estimate requests */

@@ -571,8 +571,8 @@ std::string config_summary(const Config &c) {
 
 void print_help(const char *argv0) {
     printf(
-        "pilotd %s - the pg_pilot sidecar: answers PostgreSQL's cardinality estimation\n"
-        "requests over shared memory.\n"
+        "pilotd %s - answers PostgreSQL's cardinality estimation requests for pg_pilot\n"
+        "over shared memory.\n"
         "\n"
         "Usage:\n"
         "  %s -D DIR [options]    run the service\n"
@@ -743,7 +743,7 @@ void print_help(const char *argv0) {
         "\n"
         "Testing (do not use in production):\n"
         "      --debug-answer-delay-ms N   sleep N ms before answering each estimate\n"
-        "                                    request, to simulate a slow sidecar (default: 0)\n"
+        "                                    request, to simulate a slow pilotd (default: 0)\n"
         "      --debug-protocol-version N  write N instead of protocol version %u into the\n"
         "                                    segment header, to simulate a pilotd of another\n"
         "                                    protocol version (default: unset)\n"

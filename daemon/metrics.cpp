@@ -93,7 +93,7 @@ std::vector<pp::ModelInfo> copy_models(const pp::ModelTable &t) {
 }
 
 void segment_families(Families &f, const pp::SegmentHeader &h) {
-    const pp::DaemonCounters &c = h.counters;
+    const pp::PilotdCounters &c = h.counters;
     f.gauge("pilotd_start_time_seconds", "When this pilotd started (Unix time).",
             static_cast<double>(h.started_at_unix));
     f.counter("pilotd_requests_total", "Round trips backends made to pilotd.", load(c.requests));

@@ -3,7 +3,7 @@
 
 #include "pilot_protocol.h"
 #include "process_util.h"
-#include "sidecar_client.h"
+#include "pilotd_client.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -63,10 +63,10 @@ int run_status(const Invocation &inv) {
         hint();
         return kExitNotRunning;
     }
-    pilot::SidecarClient client(segment, 0, static_cast<uint64_t>(inv.status_stale_ms) * 1000, 0);
+    pilot::PilotdClient client(segment, 0, static_cast<uint64_t>(inv.status_stale_ms) * 1000, 0);
     if (dir_known)
         client.set_expected_owner(static_cast<unsigned>(dir.st_uid));
-    pilot::DaemonInfo d = client.info();
+    pilot::PilotdInfo d = client.info();
     printf("segment:          /dev/shm/%s\n", d.segment.c_str());
     if (!d.attached) {
         printf("attached:         no\n");
@@ -84,7 +84,7 @@ int run_status(const Invocation &inv) {
         strftime(started, sizeof started, "%Y-%m-%d %H:%M:%S UTC", &tm);
     printf("attached:         yes\n");
     printf("status:           running and ready\n");
-    printf("pid:              %u\n", d.daemon_pid);
+    printf("pid:              %u\n", d.pilotd_pid);
     printf("epoch:            %016llx\n", static_cast<unsigned long long>(d.epoch));
     printf("protocol version: %u\n", d.version);
     printf("slots:            %u\n", d.nslots);

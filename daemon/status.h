@@ -1,6 +1,6 @@
 /* status.h — `pilotd status`: the running pilotd's state, read from the
- * segment with pilot::SidecarClient::info() (the feedback counters, which
- * DaemonInfo lacks, straight from the mapped header). */
+ * segment with pilot::PilotdClient::info() (the feedback counters, which
+ * PilotdInfo lacks, straight from the mapped header). */
 #ifndef PILOTD_STATUS_H
 #define PILOTD_STATUS_H
 

@@ -460,7 +460,7 @@ send_feedback(Collecting *c)
 		q->table_rows_log = c->table_rows_log;
 		q->execution_ms = (double) (pilot::proto::monotonic_us() - c->start_us) / 1000.0;
 	}
-	pilot_sidecar_push_feedback(w.recs, w.n);
+	pilotd_push_feedback(w.recs, w.n);
 	pfree(w.recs);
 }
 

@@ -79,7 +79,7 @@ pilot_guard_arm(uint64 query_id, bool *must_report)
 	/* no runs to time without feedback; nothing to guard with native estimates */
 	if (!pilot_guard || query_id == 0 || !pilot_collect_feedback || pilot_estimator == EST_NATIVE)
 		return ARM_UNKNOWN;
-	if (!pilot_sidecar_guard_entry(query_id, &e))
+	if (!pilotd_guard_entry(query_id, &e))
 	{
 		*must_report = explain_only_depth == 0;
 		return *must_report ? either_arm() : ARM_PILOT;
@@ -109,7 +109,7 @@ pilot_guard_settled_arm(uint64 query_id)
 {
 	GuardEntry	e;
 
-	if (!pilot_guard || query_id == 0 || !pilot_sidecar_guard_entry(query_id, &e))
+	if (!pilot_guard || query_id == 0 || !pilotd_guard_entry(query_id, &e))
 		return ARM_UNKNOWN;
 	if (e.pinned != ARM_UNKNOWN)
 		return e.pinned;
@@ -208,7 +208,7 @@ pg_pilot_guard_pin(PG_FUNCTION_ARGS)
 				 errmsg("pg_pilot: unknown guard arm \"%s\"", arm),
 				 errhint("Use 'pilot' (pg_pilot's estimates), 'native' (PostgreSQL's) or 'auto' "
 						 "(the guard decides).")));
-	pilot_sidecar_pin_template((uint64) query_id, code);
+	pilotd_pin_template((uint64) query_id, code);
 	PG_RETURN_VOID();
 }
 
@@ -217,7 +217,7 @@ Datum
 pg_pilot_guard_reset(PG_FUNCTION_ARGS)
 {
 	pilot_require_preloaded();
-	pilot_sidecar_reset_guard();
+	pilotd_reset_guard();
 	PG_RETURN_VOID();
 }
 
@@ -239,7 +239,7 @@ pg_pilot_guard_templates(PG_FUNCTION_ARGS)
 	{
 		GuardEntry	e;
 
-		if (!pilot_sidecar_guard_row(i, &e))
+		if (!pilotd_guard_row(i, &e))
 			continue;
 		memset(nulls, 0, sizeof nulls);
 		values[0] = ObjectIdGetDatum((Oid) e.dboid);

@@ -189,7 +189,7 @@ prefetch_join_estimates(PilotQueryState *qs, PilotRootState *rs)
 
 	PilotFallback reason;
 
-	if (!sidecar_usable(qs, &reason) || cat == NULL ||
+	if (!pilotd_usable(qs, &reason) || cat == NULL ||
 		!relset_join_graph(cat, adjacency, &en.present))
 		return;
 	want_text = want_key_text(qs);
@@ -221,7 +221,7 @@ prefetch_join_estimates(PilotQueryState *qs, PilotRootState *rs)
 		bool	   *may = (bool *) palloc(sizeof(bool) * (en.count > 0 ? en.count : 1));
 		bool		any = false;
 
-		pilot_sidecar_may_answer(sets, may, en.count);
+		pilotd_may_answer(sets, may, en.count);
 		for (int i = 0; i < en.count && !any; i++)
 			any = may[i];
 		if (!any && !en.overflow)
@@ -275,7 +275,7 @@ prefetch_join_estimates(PilotQueryState *qs, PilotRootState *rs)
 		else
 			e->resolved = true;	/* unkeyable: reason set, nothing to ask */
 	}
-	ask_sidecar(qs, keyed, nkeyed);
+	ask_pilotd(qs, keyed, nkeyed);
 	for (int i = 0; i < nkeyed; i++)
 		keyed[i]->resolved = true;
 }

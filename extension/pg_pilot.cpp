@@ -1,9 +1,9 @@
 /*
  * pg_pilot.cpp — module entry point: parameters and hook installation.
  *
- * pg_pilot gives PostgreSQL's planner row counts from a sidecar process
- * (pilotd) over shared memory.  The planner asks for the estimates of base and
- * join relations while it plans; when the sidecar is down, slow
+ * pg_pilot gives PostgreSQL's planner row counts from a process of its own,
+ * pilotd, over shared memory.  The planner asks for the estimates of base and
+ * join relations while it plans; when pilotd is down, slow
  * (pg_pilot.timeout_ms, one budget per query), of another protocol version or
  * simply does not know a relation set, the planner keeps its own estimate and a
  * counter in pg_pilot.stats says why.  Nothing here raises an error inside a
@@ -18,7 +18,7 @@
  *   key_bridge.cpp     the only caller of common/subplan_key (C++ side)
  *   feedback.cpp       executor hooks: actual rows per relation set -> pilotd
  *   plan_map.cpp       plan nodes -> keyed relation sets (planning end, plancache)
- *   sidecar.cpp        round trips to pilotd, time budget, fallback reasons
+ *   pilotd_client.cpp  round trips to pilotd, time budget, fallback reasons
  *   pilot_stats.cpp    shared counters behind pg_pilot.stats
  *   sql_functions.cpp  SQL-callable functions
  *
@@ -116,11 +116,11 @@ _PG_init(void)
 							 NULL, &pilot_log_estimates, false, PGC_SUSET, 0,
 							 NULL, NULL, NULL);
 	DefineCustomIntVariable("pg_pilot.daemon_stale_ms",
-							"A pilotd heartbeat older than this means the sidecar is gone.",
+							"A pilotd heartbeat older than this means pilotd is gone.",
 							NULL, &pilot_daemon_stale_ms, 1000, 20, 60000, PGC_SIGHUP,
 							GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("pg_pilot.reattach_interval_ms",
-							"How often a backend without a sidecar looks for one again.",
+							"How often a backend without pilotd looks for it again.",
 							NULL, &pilot_reattach_interval_ms, 100, 0, 60000, PGC_SIGHUP,
 							GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomBoolVariable("pg_pilot.collect_feedback",
@@ -167,7 +167,7 @@ pilot_fallback_name(PilotFallback f)
 	{
 		case PF_NONE: return "none";
 		case PF_TIMEOUT: return "timeout";
-		case PF_DAEMON_DOWN: return "daemon_down";
+		case PF_PILOTD_DOWN: return "daemon_down";
 		case PF_VERSION_MISMATCH: return "version_mismatch";
 		case PF_UNKNOWN: return "unknown";
 		case PF_INVALID: return "invalid";

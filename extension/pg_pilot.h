@@ -28,10 +28,10 @@ extern double pilot_guard_probe_rate;
 typedef enum PilotFallback
 {
 	PF_NONE = 0,		/* learned value used */
-	PF_TIMEOUT,			/* sidecar did not answer within the query's budget */
-	PF_DAEMON_DOWN,		/* no segment, stale heartbeat, daemon stopping */
+	PF_TIMEOUT,			/* pilotd did not answer within the query's budget */
+	PF_PILOTD_DOWN,		/* no segment, stale heartbeat, pilotd stopping */
 	PF_VERSION_MISMATCH,	/* segment of another protocol version / layout */
-	PF_UNKNOWN,			/* sidecar answered "don't know" */
+	PF_UNKNOWN,			/* pilotd answered "don't know" */
 	PF_INVALID,			/* response failed validation */
 	PF_UNKEYABLE,		/* relation set could not be described (see relset_key.cpp) */
 	PF_NO_SLOT,			/* backend id beyond pilotd's slots */
@@ -50,7 +50,7 @@ typedef struct PilotEstimate
 	Relids		relids;			/* hash key: must be first */
 	bool		resolved;		/* estimate fetched (or given up) */
 	bool		finished;		/* counted, logged and recorded (at first sight) */
-	bool		learned;		/* rows is a value from the sidecar */
+	bool		learned;		/* rows is a value from pilotd */
 	PilotFallback reason;		/* why not, when !learned */
 	uint32		source;			/* proto::Source when learned */
 	double		rows;			/* learned rows (when learned) */
@@ -108,7 +108,7 @@ typedef struct PilotRecord
 
 typedef enum PilotMode
 {
-	PM_PLAN = 0,				/* normal planning: ask the sidecar */
+	PM_PLAN = 0,				/* normal planning: ask pilotd */
 	PM_CAPTURE,					/* derive the key of the whole query, ask nothing */
 } PilotMode;
 
@@ -118,7 +118,7 @@ typedef struct PilotQueryState
 	PilotMode	mode;
 	bool		record;			/* collect PilotRecords (explain_estimates) */
 	bool		record_texts;	/* ... with their key texts (pg_pilot.subplans) */
-	bool		disabled;		/* an internal error or a dead sidecar: stop asking */
+	bool		disabled;		/* an internal error or a dead pilotd: stop asking */
 	PilotFallback disabled_reason;
 	uint64		waited_us;		/* time spent waiting on pilotd so far */
 	/* pg_pilot's own time in this planning so far (keys, join sizing, round
@@ -128,7 +128,7 @@ typedef struct PilotQueryState
 	int			work_depth;		/* work regions open (they nest) */
 	int			not_asked;		/* relation sets the known-sets filter kept from asking */
 	int			model_text;		/* 0: not looked up yet; 1: asks need no key text for
-								 * the model; 2: they do (pilot_sidecar_model_needs_text) */
+								 * the model; 2: they do (pilotd_model_needs_text) */
 	PilotRootState *roots;
 	List	   *records;		/* PilotRecord * */
 	/* PM_CAPTURE results */
@@ -209,7 +209,7 @@ extern struct RelsetCatalog *relset_catalog_build(PlannerInfo *root, const char 
 extern bool relset_key_for(struct RelsetCatalog *cat, Relids relids, bool want_text,
 						   unsigned parts, RelsetKey *out);
 /* relset_key_for() with the key text only when pilotd has not had it from
- * this backend (pilot_sidecar_text_sent()): out->text NULL otherwise;
+ * this backend (pilotd_text_sent()): out->text NULL otherwise;
  * out->template_text always NULL.  A repeated statement's key comes from
  * the backend's memo of keys. */
 extern bool relset_key_text_once(struct RelsetCatalog *cat, Relids relids, unsigned parts, RelsetKey *out);
@@ -227,7 +227,7 @@ extern bool pilot_native_join_sizable(PlannerInfo *root);
 extern double pilot_native_join_rows(PlannerInfo *root, Relids outer, double outer_rows,
 									 int inner_relid, double inner_rows);
 
-/* ---- sidecar round trips (sidecar.cpp) ---- */
+/* ---- round trips to pilotd (pilotd_client.cpp) ---- */
 
 /* One relation set to estimate, and its answer. */
 typedef struct PilotAsk
@@ -249,55 +249,55 @@ typedef struct PilotAsk
 /* Asks pilotd for n relation sets, waiting at most timeout_us in total.
  * Never raises an error; fills every ask's out fields.  Key texts are packed
  * into the request while they fit (64 KiB per round trip). */
-extern void pilot_sidecar_estimate(PilotAsk *asks, int n, int64 timeout_us);
+extern void pilotd_estimate(PilotAsk *asks, int n, int64 timeout_us);
 
 /* May pilotd answer sets of these tables (relset_table_set(); 0: unknown)?
  * may[i] false only when pilotd says it knows no set of table_sets[i] (its
  * known-sets filter) or the estimator is native: such a set is neither keyed
  * nor asked.  One look at the segment for all n.  Never raises an error. */
-extern void pilot_sidecar_may_answer(const uint64 *table_sets, bool *may, int n);
+extern void pilotd_may_answer(const uint64 *table_sets, bool *may, int n);
 
 /* Has pilotd received this key's text from this backend already? */
-extern bool pilot_sidecar_text_sent(uint64 key);
+extern bool pilotd_text_sent(uint64 key);
 /* Does the learned model answer this session's asks (it needs every ask's
  * key text)?  Never raises an error. */
-extern bool pilot_sidecar_model_needs_text(void);
+extern bool pilotd_model_needs_text(void);
 
 /* Are key texts worth computing and sending with this session's asks?  While
  * execution feedback is collected (pilotd catalogs the texts to train on), or
  * for pg_pilot.estimator auto or learned while a model is serving.  Never
  * raises an error. */
-extern bool pilot_sidecar_wants_text(void);
+extern bool pilotd_wants_text(void);
 
 /* The model table (pg_pilot.models): fills values/nulls (natts columns) per
  * row through emit; no rows when pilotd is not there. */
 typedef void (*PilotModelRowFn) (void *arg, Datum *values, bool *nulls);
-extern void pilot_sidecar_models(PilotModelRowFn emit, void *arg, int natts);
+extern void pilotd_models(PilotModelRowFn emit, void *arg, int natts);
 
 /* MSG_MODEL_PIN (0 = unpin); raises a clear ERROR when it fails. */
-extern void pilot_sidecar_pin_model(uint32 version);
+extern void pilotd_pin_model(uint32 version);
 /* MSG_ADVISOR: queues an index-advisor job, returns its id; ERROR when refused */
-extern uint64 pilot_sidecar_advisor_request(int32 action, double budget_mb, int32 max_indexes,
-											int64 recommendation, bool drop_unhelpful);
+extern uint64 pilotd_advisor_request(int32 action, double budget_mb, int32 max_indexes,
+									 int64 recommendation, bool drop_unhelpful);
 
 /* Oracle loading; these raise clear ERRORs (admin functions, not planning). */
-extern uint64 pilot_sidecar_oracle_load(const uint64 *keys, const double *rows,
-										const uint64 *table_sets, int n, bool replace);
-extern uint64 pilot_sidecar_oracle_clear(void);
+extern uint64 pilotd_oracle_load(const uint64 *keys, const double *rows,
+								 const uint64 *table_sets, int n, bool replace);
+extern uint64 pilotd_oracle_clear(void);
 
-extern void pilot_sidecar_status(Datum *values, bool *nulls, int natts);
+extern void pilotd_status(Datum *values, bool *nulls, int natts);
 
 namespace pilot { namespace proto { struct FeedbackRecord; struct GuardEntry; } }
 /* The guard table's row of a template of this database / row `index`; false
  * when there is none or pilotd is not there.  Never raise an error. */
-extern bool pilot_sidecar_guard_entry(uint64 query_id, pilot::proto::GuardEntry *out);
-extern bool pilot_sidecar_guard_row(uint32 index, pilot::proto::GuardEntry *out);
+extern bool pilotd_guard_entry(uint64 query_id, pilot::proto::GuardEntry *out);
+extern bool pilotd_guard_row(uint32 index, pilot::proto::GuardEntry *out);
 /* MSG_GUARD_PIN (arm: proto::GuardArm, ARM_UNKNOWN = unpin); a clear ERROR when it fails. */
-extern void pilot_sidecar_pin_template(uint64 query_id, uint32 arm);
+extern void pilotd_pin_template(uint64 query_id, uint32 arm);
 /* MSG_GUARD_RESET for this database; a clear ERROR when it fails. */
-extern void pilot_sidecar_reset_guard(void);
+extern void pilotd_reset_guard(void);
 /* Pushes feedback records into this backend's ring; never waits, never errors. */
-extern void pilot_sidecar_push_feedback(const pilot::proto::FeedbackRecord *recs, int n);
+extern void pilotd_push_feedback(const pilot::proto::FeedbackRecord *recs, int n);
 
 /* ---- statistics (pilot_stats.cpp) ---- */
 extern void pilot_stats_shmem_request(void);

@@ -73,7 +73,7 @@ forget_map(void *arg)
  * known-sets filter kept them from being keyed): pilotd needs them to train
  * on the feedback they will bring.  Sent in one round trip at the end of the
  * planning, within what is left of its budget; only texts pilotd has not
- * had from this backend (pilot_sidecar_text_sent()), so planning a statement
+ * had from this backend (pilotd_text_sent()), so planning a statement
  * again sends nothing.
  */
 static void
@@ -95,7 +95,7 @@ typedef struct MapBuild
 	PilotQueryState *qs;
 	PilotRootState *rs;
 	List	   *nodes;			/* FeedbackNode * */
-	bool		want_text;		/* pilotd catalogs key texts (pilot_sidecar_wants_text()) */
+	bool		want_text;		/* pilotd catalogs key texts (pilotd_wants_text()) */
 	List	   *unsent;			/* PilotEstimate * keyed here with a text pilotd has not had */
 } MapBuild;
 
@@ -326,7 +326,7 @@ pilot_feedback_remember(PilotQueryState *qs, PlannedStmt *stmt, double planning_
 			/* keys computed here die with the planning's state */
 			old = MemoryContextSwitchTo(qs->cxt);
 			b.rs = top;
-			b.want_text = pilot_sidecar_wants_text();
+			b.want_text = pilotd_wants_text();
 			/* keys of sets not asked: within the planning's budget */
 			pilot_work_begin(qs);
 			(void) plan_relids(&b, stmt->planTree);

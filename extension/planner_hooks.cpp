@@ -300,7 +300,7 @@ void
 pilot_send_key_texts(PilotQueryState *qs, PilotEstimate **entries, int n)
 {
 	work_begin(qs);
-	ask_sidecar(qs, entries, n);
+	ask_pilotd(qs, entries, n);
 	work_end(qs);
 }
 
@@ -399,14 +399,14 @@ join_rel_work(PilotQueryState *qs, PlannerInfo *root, RelOptInfo *joinrel, doubl
 			PilotFallback reason;
 
 			/* no key computed for an answer that cannot be asked for */
-			if (!sidecar_usable(qs, &reason))
+			if (!pilotd_usable(qs, &reason))
 				e->reason = reason;
 			else
 			{
 				work_begin(qs);
 				if (filter_known(qs, rs, &e, 1) == 1 &&
-					key_for_ask(qs, rs, e, pilot_sidecar_wants_text()))
-					ask_sidecar(qs, &e, 1);
+					key_for_ask(qs, rs, e, pilotd_wants_text()))
+					ask_pilotd(qs, &e, 1);
 				work_end(qs);
 			}
 		}

@@ -25,8 +25,8 @@ extern bool key_for_ask(PilotQueryState *qs, PilotRootState *rs, PilotEstimate *
 extern bool want_key_text(PilotQueryState *qs);
 extern void apply_model_band(PilotEstimate *e);
 extern void finish_entry(PilotQueryState *qs, PilotRootState *rs, PilotEstimate *e);
-extern bool sidecar_usable(PilotQueryState *qs, PilotFallback *reason);
-extern void ask_sidecar(PilotQueryState *qs, PilotEstimate **entries, int n);
+extern bool pilotd_usable(PilotQueryState *qs, PilotFallback *reason);
+extern void ask_pilotd(PilotQueryState *qs, PilotEstimate **entries, int n);
 extern double parallel_divisor(Path *path);
 extern void apply_base_rows(RelOptInfo *rel, double rows);
 extern int	filter_known(PilotQueryState *qs, PilotRootState *rs, PilotEstimate **entries, int n);

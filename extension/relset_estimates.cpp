@@ -7,7 +7,7 @@
  *                     will be sent (want_key_text).
  * filter_known        pilotd's known-sets filter: a set of tables pilotd knows
  *                     nothing of is neither keyed nor asked.
- * ask_sidecar         one round trip for many sets, within what is left of the
+ * ask_pilotd         one round trip for many sets, within what is left of the
  *                     planning's budget (pg_pilot.timeout_ms).
  * apply_model_band    the model's "unsure" band: PostgreSQL's estimate stands.
  * finish_entry        once per set: counters, log line, explain record.
@@ -61,8 +61,8 @@ key_entry(PilotQueryState *qs, PilotRootState *rs, PilotEstimate *e, bool want_t
 }
 
 /*
- * Keys e for an ask.  With want_text (pilot_sidecar_wants_text()), e also
- * keeps its canonical key text (in qs->cxt) until ask_sidecar() sent it.
+ * Keys e for an ask.  With want_text (pilotd_wants_text()), e also
+ * keeps its canonical key text (in qs->cxt) until ask_pilotd() sent it.
  */
 bool
 key_for_ask(PilotQueryState *qs, PilotRootState *rs, PilotEstimate *e, bool want_text)
@@ -73,7 +73,7 @@ key_for_ask(PilotQueryState *qs, PilotRootState *rs, PilotEstimate *e, bool want
 	 * per backend); without it a repeated statement's key comes from the
 	 * backend's memo (relset_key.cpp) */
 	if (want_text && qs->model_text == 0)
-		qs->model_text = pilot_sidecar_model_needs_text() ? 2 : 1;
+		qs->model_text = pilotd_model_needs_text() ? 2 : 1;
 	if (want_text && qs->model_text == 1)
 	{
 		struct RelsetCatalog *cat = root_catalog(qs, rs);
@@ -104,7 +104,7 @@ want_key_text(PilotQueryState *qs)
 {
 	PilotFallback reason;
 
-	return sidecar_usable(qs, &reason) && pilot_sidecar_wants_text();
+	return pilotd_usable(qs, &reason) && pilotd_wants_text();
 }
 
 /*
@@ -182,7 +182,7 @@ finish_entry(PilotQueryState *qs, PilotRootState *rs, PilotEstimate *e)
 
 /* Can this planning still ask pilotd?  If not, *reason says why. */
 bool
-sidecar_usable(PilotQueryState *qs, PilotFallback *reason)
+pilotd_usable(PilotQueryState *qs, PilotFallback *reason)
 {
 	if (qs->disabled_reason != PF_NONE)
 	{
@@ -204,7 +204,7 @@ sidecar_usable(PilotQueryState *qs, PilotFallback *reason)
  * trips; PostgreSQL's own planning work between them does not count.
  */
 void
-ask_sidecar(PilotQueryState *qs, PilotEstimate **entries, int n)
+ask_pilotd(PilotQueryState *qs, PilotEstimate **entries, int n)
 {
 	PilotAsk   *asks;
 	uint64		budget = (uint64) pilot_timeout_ms * 1000;
@@ -214,7 +214,7 @@ ask_sidecar(PilotQueryState *qs, PilotEstimate **entries, int n)
 
 	if (n == 0)
 		return;
-	if (!sidecar_usable(qs, &reason))
+	if (!pilotd_usable(qs, &reason))
 	{
 		for (int i = 0; i < n; i++)
 		{
@@ -251,7 +251,7 @@ ask_sidecar(PilotQueryState *qs, PilotEstimate **entries, int n)
 		uint64		spent = Max(work_spent(qs), qs->waited_us);
 
 		/* what is left of the budget (nothing left: every ask times out) */
-		pilot_sidecar_estimate(asks, n, spent < budget ? (int64) (budget - spent) : 0);
+		pilotd_estimate(asks, n, spent < budget ? (int64) (budget - spent) : 0);
 	}
 	qs->waited_us += pilot::proto::monotonic_us() - start;
 	for (int i = 0; i < n; i++)
@@ -266,8 +266,8 @@ ask_sidecar(PilotQueryState *qs, PilotEstimate **entries, int n)
 			pfree(entries[i]->key_text);	/* sent: no longer needed */
 			entries[i]->key_text = NULL;
 		}
-		/* the sidecar is unusable for the rest of this planning: stop asking */
-		if (asks[i].reason == PF_DAEMON_DOWN || asks[i].reason == PF_VERSION_MISMATCH ||
+		/* pilotd is unusable for the rest of this planning: stop asking */
+		if (asks[i].reason == PF_PILOTD_DOWN || asks[i].reason == PF_VERSION_MISMATCH ||
 			asks[i].reason == PF_NO_SLOT)
 			qs->disabled_reason = asks[i].reason;
 	}
@@ -341,7 +341,7 @@ filter_known(PilotQueryState *qs, PilotRootState *rs, PilotEstimate **entries, i
 			entries[i]->table_set = relset_table_set(root_catalog(qs, rs), entries[i]->relids);
 		sets[i] = entries[i]->table_set;
 	}
-	pilot_sidecar_may_answer(sets, may, n);
+	pilotd_may_answer(sets, may, n);
 	for (int i = 0; i < n; i++)
 	{
 		if (may[i])
@@ -393,7 +393,7 @@ fetch_base_estimates(PilotQueryState *qs, PilotRootState *rs)
 	for (int i = 0; i < nasked; i++)
 		if (key_for_ask(qs, rs, asked[i], want_text))
 			keyed[nkeyed++] = asked[i];
-	ask_sidecar(qs, keyed, nkeyed);
+	ask_pilotd(qs, keyed, nkeyed);
 	for (int i = 0; i < nall; i++)
 	{
 		PilotEstimate *e = all[i];

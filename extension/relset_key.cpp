@@ -838,7 +838,7 @@ relset_key_text_once(RelsetCatalog *cat, Relids relids, unsigned parts, RelsetKe
 		pfree(out->template_text);
 		out->template_text = NULL;
 	}
-	if (pilot_sidecar_text_sent(out->key))
+	if (pilotd_text_sent(out->key))
 	{
 		if (out->text != NULL)
 			pfree(out->text);

@@ -252,7 +252,7 @@ pg_pilot_load_cardinalities(PG_FUNCTION_ARGS)
 				(errmsg("pg_pilot: %lld more lines of \"%s\" skipped (not shown)",
 						(long long) (failed - MAX_LINE_WARNINGS), file_name)));
 
-	total = pilot_sidecar_oracle_load(keys, rows, table_sets, n, replace);
+	total = pilotd_oracle_load(keys, rows, table_sets, n, replace);
 
 	values[0] = Int64GetDatum(nlines);
 	values[1] = Int64GetDatum((int64) n);
@@ -265,7 +265,7 @@ Datum
 pg_pilot_clear_cardinalities(PG_FUNCTION_ARGS)
 {
 	pilot_require_preloaded();
-	PG_RETURN_INT64((int64) pilot_sidecar_oracle_clear());
+	PG_RETURN_INT64((int64) pilotd_oracle_clear());
 }
 
 Datum
@@ -386,7 +386,7 @@ pg_pilot_daemon_status(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 	if (tupdesc->natts > 32)
 		elog(ERROR, "pg_pilot.daemon_status: too many columns");
-	pilot_sidecar_status(values, nulls, tupdesc->natts);
+	pilotd_status(values, nulls, tupdesc->natts);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
@@ -406,7 +406,7 @@ pg_pilot_models(PG_FUNCTION_ARGS)
 
 	pilot_require_preloaded();
 	InitMaterializedSRF(fcinfo, 0);
-	pilot_sidecar_models(emit_model_row, rsinfo, rsinfo->setDesc->natts);
+	pilotd_models(emit_model_row, rsinfo, rsinfo->setDesc->natts);
 	return (Datum) 0;
 }
 
@@ -426,7 +426,7 @@ pg_pilot_pin_model(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("pg_pilot: model versions are positive, got %d", version),
 				 errhint("pg_pilot.unpin_model() lets pilotd choose the model again.")));
-	pilot_sidecar_pin_model((uint32) version);
+	pilotd_pin_model((uint32) version);
 	PG_RETURN_VOID();
 }
 
@@ -434,13 +434,13 @@ Datum
 pg_pilot_unpin_model(PG_FUNCTION_ARGS)
 {
 	pilot_require_preloaded();
-	pilot_sidecar_pin_model(0);
+	pilotd_pin_model(0);
 	PG_RETURN_VOID();
 }
 
 /* advisor_request(action, budget_mb, max_indexes, recommendation,
  * drop_unhelpful): the job id (the arguments are checked next to the
- * protocol, in pilot_sidecar_advisor_request()). */
+ * protocol, in pilotd_advisor_request()). */
 Datum
 pg_pilot_advisor_request(PG_FUNCTION_ARGS)
 {
@@ -449,9 +449,9 @@ pg_pilot_advisor_request(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("pg_pilot: the advisor action must not be NULL")));
-	PG_RETURN_INT64((int64) pilot_sidecar_advisor_request(PG_GETARG_INT32(0),
-														  PG_ARGISNULL(1) ? 0 : PG_GETARG_FLOAT8(1),
-														  PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2),
-														  PG_ARGISNULL(3) ? 0 : PG_GETARG_INT64(3),
-														  PG_ARGISNULL(4) ? false : PG_GETARG_BOOL(4)));
+	PG_RETURN_INT64((int64) pilotd_advisor_request(PG_GETARG_INT32(0),
+												   PG_ARGISNULL(1) ? 0 : PG_GETARG_FLOAT8(1),
+												   PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2),
+												   PG_ARGISNULL(3) ? 0 : PG_GETARG_INT64(3),
+												   PG_ARGISNULL(4) ? false : PG_GETARG_BOOL(4)));
 }

@@ -119,7 +119,7 @@ void ShmServer::create_segment() {
         h->total_size = size_;
         epoch_ = random_epoch();
         h->epoch = epoch_;
-        h->daemon_pid = static_cast<uint32_t>(getpid());
+        h->pilotd_pid = static_cast<uint32_t>(getpid());
         h->heartbeat_interval_ms = opt_.heartbeat_ms;
         h->started_at_unix = static_cast<uint64_t>(time(nullptr));
         h->heartbeat_us.store(monotonic_us(), std::memory_order_relaxed);
@@ -130,7 +130,7 @@ void ShmServer::create_segment() {
             slot_at(h, i)->owner_pid.store(0, std::memory_order_relaxed);
         }
         h->magic = kMagic;
-        h->daemon_state.store(DAEMON_READY, std::memory_order_release);
+        h->pilotd_state.store(PILOTD_READY, std::memory_order_release);
     } catch (...) {
         segment_guard_disarm();
         region_.reset();
@@ -228,7 +228,7 @@ std::string ShmServer::segment_damage() const {
     const SegmentHeader *h = header_;
     if (h->magic != kMagic || h->version != opt_.protocol_version || h->header_size != sizeof(SegmentHeader) ||
         h->slot_size != sizeof(Slot) || h->nslots != opt_.nslots || h->total_size != size_ || h->epoch != epoch_ ||
-        h->daemon_pid != static_cast<uint32_t>(getpid()))
+        h->pilotd_pid != static_cast<uint32_t>(getpid()))
         return "its header was overwritten";
     return "";
 }
@@ -266,7 +266,7 @@ void ShmServer::feedback_loop() noexcept {
         if (opt_.after_drain)
             opt_.after_drain();
     } while (sleep_unless_stopping(interval));
-    /* clean stop: backends no longer push (DAEMON_STOPPING); what is in the
+    /* clean stop: backends no longer push (PILOTD_STOPPING); what is in the
      * rings is acknowledged now rather than lost with the segment */
     drain_feedback_once(*b, true);
 }
@@ -280,7 +280,7 @@ bool ShmServer::flush_batch(DrainBatch &b) noexcept {
         b.acks.clear();
         return true;
     }
-    DaemonCounters &ctr = header_->counters;
+    PilotdCounters &ctr = header_->counters;
     FeedbackBatch fb{b.rec.get(), b.n, b.dead.get(), b.dead_reason.get(), b.ndead};
     bool ok = (b.n == 0 && b.ndead == 0) || !opt_.on_feedback || opt_.on_feedback(fb);
     if (ok) {
@@ -301,7 +301,7 @@ bool ShmServer::flush_batch(DrainBatch &b) noexcept {
 
 void ShmServer::drain_feedback_once(DrainBatch &b, bool final) noexcept {
     SegmentHeader *h = header_;
-    DaemonCounters &ctr = h->counters;
+    PilotdCounters &ctr = h->counters;
     b.seen = 0;
     b.acked = 0;
     bool accepted = true;
@@ -492,7 +492,7 @@ void ShmServer::serve_slot(uint32_t i, Request &req, Response &resp) {
     uint32_t client_pid = slot->owner_pid.load(std::memory_order_relaxed);
 
     if (opt_.answer_delay_ms > 0 && req.type == MSG_ESTIMATE && !sleep_unless_stopping(opt_.answer_delay_ms))
-        return; /* shutting down: the backend already sees DAEMON_STOPPING */
+        return; /* shutting down: the backend already sees PILOTD_STOPPING */
 
     HandleResult r = handler_.handle(i, client_pid, req, resp);
     if (req.type == MSG_ORACLE_COMMIT || req.type == MSG_ORACLE_CLEAR)
@@ -561,14 +561,14 @@ void ShmServer::publish_models(const std::vector<ModelInfo> &models,
 
 void ShmServer::stop() noexcept {
     if (header_ != nullptr)
-        header_->daemon_state.store(DAEMON_STOPPING, std::memory_order_seq_cst);
+        header_->pilotd_state.store(PILOTD_STOPPING, std::memory_order_seq_cst);
     {
         std::lock_guard<std::mutex> g(stop_mu_);
         stopping_.store(true);
     }
     stop_cv_.notify_all();
     if (header_ != nullptr) {
-        /* backends waiting for an answer see DAEMON_STOPPING at once */
+        /* backends waiting for an answer see PILOTD_STOPPING at once */
         for (uint32_t i = 0; i < opt_.nslots; i++)
             futex_wake(&slot_at(header_, i)->state, INT_MAX);
         header_->doorbell.fetch_add(1, std::memory_order_seq_cst);

@@ -30,7 +30,7 @@
  * under its sequence counter; backends read it for pg_pilot.models.
  *
  * The segment is created under a temporary name, fully initialised (header,
- * heartbeat, DAEMON_READY) and then renamed to its real name, so a backend
+ * heartbeat, PILOTD_READY) and then renamed to its real name, so a backend
  * never maps a half-initialised segment.
  */
 #ifndef PILOTD_SHM_SERVER_H
@@ -88,7 +88,7 @@ class ShmServer {
     /* Creates and publishes the segment and starts the threads.  Throws
      * std::runtime_error with a readable message on failure. */
     void start();
-    /* DAEMON_STOPPING, wake every waiter, join the threads, remove the segment.
+    /* PILOTD_STOPPING, wake every waiter, join the threads, remove the segment.
      * Idempotent; never throws. */
     void stop() noexcept;
 

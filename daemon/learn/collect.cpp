@@ -205,15 +205,22 @@ class Collector {
     }
 
     /* Warns when the database has the extension and pilotd is not attached
-     * (the feedback would be dropped).  Silent if it cannot tell. */
-    void check_daemon() {
-        PGresult *r = PQexec(conn_, "SELECT attached FROM pg_pilot.daemon");
-        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 'f')
-            fprintf(stderr, "collect: WARNING: pilotd is not attached to this server (pg_pilot.daemon): "
-                            "the feedback of these queries will be dropped\n");
-        PQclear(r);
-        if (PQtransactionStatus(conn_) != PQTRANS_IDLE)
-            PQclear(PQexec(conn_, "ROLLBACK"));
+     * (the feedback would be dropped).  Silent if it cannot tell.  The view is
+     * pg_pilot.pilotd from extension 0.9 on; before, it was pg_pilot.daemon
+     * (kept as a deprecated view in 0.9, dropped in 0.10). */
+    void check_pilotd() {
+        for (const char *view : {"pg_pilot.pilotd", "pg_pilot.daemon"}) {
+            PGresult *r = PQexec(conn_, (std::string("SELECT attached FROM ") + view).c_str());
+            const bool answered = PQresultStatus(r) == PGRES_TUPLES_OK;
+            if (answered && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 'f')
+                fprintf(stderr, "collect: WARNING: pilotd is not attached to this server (%s): "
+                                "the feedback of these queries will be dropped\n", view);
+            PQclear(r);
+            if (PQtransactionStatus(conn_) != PQTRANS_IDLE)
+                PQclear(PQexec(conn_, "ROLLBACK"));
+            if (answered)
+                return;
+        }
     }
 
     /* Runs one statement, discarding its rows. */
@@ -496,7 +503,7 @@ int run_collect(const CollectOptions &o) {
     }
     const bool oracle = !o.oracle_out.empty();
     if (!oracle)
-        c.check_daemon();
+        c.check_pilotd();
     if ((o.subplans || oracle) && !c.has_subplans_function(&error)) {
         fprintf(stderr, "collect: %s\n", error.c_str());
         return kExitFailure;

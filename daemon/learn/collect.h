@@ -21,8 +21,8 @@
  * = 1.0, pg_pilot.enabled = on, statement_timeout = N ms.  If the server has
  * not loaded pg_pilot (shared_preload_libraries), collect fails at once: the
  * queries would produce no feedback.  If the database has the extension and
- * pg_pilot.daemon says pilotd is not attached, a warning says the feedback
- * will be dropped (the run continues).
+ * pg_pilot.pilotd (pg_pilot.daemon before extension 0.9) says pilotd is not
+ * attached, a warning says the feedback will be dropped (the run continues).
  *
  * Each query: ok, timed out (SQLSTATE 57014) or failed (any other error; the
  * first few are printed with their line number).  A failing query never stops

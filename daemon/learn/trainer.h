@@ -2,7 +2,7 @@
  * trainer.h — trains one learned-model version from the feedback store.
  *
  *   1. claim the next version number (an exclusive STATE_DIR/models/N.training
- *      marker: the daemon lists it as "training");
+ *      marker: pilotd lists it as "training");
  *   2. read the newest observation of every relation set from pg_pilot.feedback
  *      (the store) and join it with the key catalog's texts of the model's
  *      database;
@@ -14,10 +14,11 @@
  *      q-error p50/p90/p99 of the model and of PostgreSQL's own estimates on
  *      the held-out records (and of the serving version, when given);
  *   5. write N.model atomically and drop the marker.
- * Whether version N serves is the daemon's decision (model_registry.h).
+ * Whether version N serves is pilotd's decision (model_registry.h).
  *
- * Used by `pilotd train` (a process) and by the daemon's threshold trigger (a
- * low-priority thread).  Never throws; failures come back in TrainResult.
+ * Used by `pilotd train` (a process) and by the serving pilotd's threshold
+ * trigger (a low-priority thread).  Never throws; failures come back in
+ * TrainResult.
  */
 #ifndef PILOTD_TRAINER_H
 #define PILOTD_TRAINER_H
@@ -72,8 +73,8 @@ struct TrainResult {
 TrainResult train_model(const TrainRequest &r) noexcept;
 
 /*
- * The daemon's threshold trigger: a thread that trains a new version whenever
- * `every` feedback records arrived since the last training (counted by
+ * The serving pilotd's threshold trigger: a thread that trains a new version
+ * whenever `every` feedback records arrived since the last training (counted by
  * `received`), at the lowest CPU priority, then calls `done` (the registry's
  * rescan).  Serving never waits on it.
  */

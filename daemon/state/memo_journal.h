@@ -1,6 +1,6 @@
 /*
  * memo_journal.h — the memo's write-ahead journal, STATE_DIR/memo.journal:
- * feedback the sidecar accepted survives kill -9 of the sidecar.
+ * feedback pilotd accepted survives kill -9 of pilotd.
  *
  * File format (host byte order, like oracle.bin):
  *   header, 16 bytes:  "PLTMEMOJ" (8) | uint32 version = 2 | uint32 0

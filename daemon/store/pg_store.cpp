@@ -20,7 +20,7 @@
 
 namespace pilotd {
 
-using pilot::proto::DaemonCounters;
+using pilot::proto::PilotdCounters;
 using pilot::proto::FeedbackRecord;
 using pilot::proto::monotonic_us;
 
@@ -96,7 +96,7 @@ PgStore::PgStore(PgStoreOptions opt, FeedbackSpool &spool) : opt_(std::move(opt)
 
 PgStore::~PgStore() { stop(); }
 
-void PgStore::start(DaemonCounters *counters) {
+void PgStore::start(PilotdCounters *counters) {
     ctr_ = counters;
     replay_mark_ = spool_.next_seq(); /* what a previous run left */
     restore_after_seq_ = replay_mark_;

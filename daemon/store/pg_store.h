@@ -79,7 +79,7 @@ class PgStore {
     PgStore &operator=(const PgStore &) = delete;
 
     /* Starts the store thread; counters may be null. */
-    void start(pilot::proto::DaemonCounters *counters);
+    void start(pilot::proto::PilotdCounters *counters);
     /* Stops after the current transaction (bounded by statement_timeout). */
     void stop() noexcept;
 
@@ -108,7 +108,7 @@ class PgStore {
 
     PgStoreOptions opt_;
     FeedbackSpool &spool_;
-    pilot::proto::DaemonCounters *ctr_ = nullptr;
+    pilot::proto::PilotdCounters *ctr_ = nullptr;
     pg_conn *conn_ = nullptr;
     std::thread thread_;
     std::atomic<bool> stopping_{false};

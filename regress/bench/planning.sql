@@ -55,15 +55,15 @@ SELECT json_build_object(
         'p99_ms', round(percentile_cont(0.99) WITHIN GROUP (ORDER BY added_ms)::numeric, 3),
         'total_ratio', round((sum(ms) / nullif(sum(native_ms), 0))::numeric, 3)) AS s
       FROM bench_added GROUP BY mode) m),
-  'sidecar', (SELECT json_build_object('roundtrip_us', json_build_object('p50', latency_p50_us, 'p90', latency_p90_us, 'p99', latency_p99_us),
-                                       'requests', requests, 'relation_sets', items, 'answered', answered,
-                                       'not_asked', not_asked, 'keys_computed', keys_computed,
-                                       'sets_sized', answered + fallback_timeout + fallback_daemon_down + fallback_version_mismatch
-                                                     + fallback_unknown + fallback_invalid + fallback_unkeyable + fallback_no_slot
-                                                     + fallback_busy + fallback_error,
-                                       -- two modes, each planning every query twice per rep
-                                       'pilot_plannings', 4 * current_setting('bench.reps')::int * (SELECT count(*) FROM bench_queries),
-                                       'added_total_ms', (SELECT round(sum(added_ms)::numeric * current_setting('bench.reps')::int * 2, 1) FROM bench_added),
-                                       'fallback', json_build_object('timeouts', fallback_timeout, 'daemon_down', fallback_daemon_down,
-                                                                     'unknown', fallback_unknown, 'unkeyable', fallback_unkeyable))
-              FROM pg_pilot.stats));
+  'pilotd', (SELECT json_build_object('roundtrip_us', json_build_object('p50', latency_p50_us, 'p90', latency_p90_us, 'p99', latency_p99_us),
+                                      'requests', requests, 'relation_sets', items, 'answered', answered,
+                                      'not_asked', not_asked, 'keys_computed', keys_computed,
+                                      'sets_sized', answered + fallback_timeout + fallback_daemon_down + fallback_version_mismatch
+                                                    + fallback_unknown + fallback_invalid + fallback_unkeyable + fallback_no_slot
+                                                    + fallback_busy + fallback_error,
+                                      -- two modes, each planning every query twice per rep
+                                      'pilot_plannings', 4 * current_setting('bench.reps')::int * (SELECT count(*) FROM bench_queries),
+                                      'added_total_ms', (SELECT round(sum(added_ms)::numeric * current_setting('bench.reps')::int * 2, 1) FROM bench_added),
+                                      'fallback', json_build_object('timeouts', fallback_timeout, 'daemon_down', fallback_daemon_down,
+                                                                    'unknown', fallback_unknown, 'unkeyable', fallback_unkeyable))
+             FROM pg_pilot.stats));

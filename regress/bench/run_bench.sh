@@ -298,7 +298,7 @@ if inf and inf.get("p50_us") is not None:
               met(inf['p50_us'] <= 30 and inf['p99_us'] <= 150)))
 t.append(("feedback overhead <= 3 %", met(f['overhead_ratio'] <= 1.03)))
 if c:
-    t.append((f"sidecar round trip p99 <= 200 us with {c['clients']} sessions",
+    t.append((f"pilotd round trip p99 <= 200 us with {c['clients']} sessions",
               met((c['modes']['pilot']['roundtrip_p99_us'] or 1e9) <= 200)))
 if guard:
     late = [r for r in guard["per_round"] if r["round"] >= 3]
@@ -329,14 +329,14 @@ if runs:
           "| workload | queries | native p50 ms | mode | p50 ms | added p50 ms | added p90 ms | added p99 ms | total vs native | round trip p50 / p99 us |",
           "|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
-        rt = r["sidecar"]["roundtrip_us"]
+        rt = r["pilotd"]["roundtrip_us"]
         for mode in ("pilot_noanswer", "pilot_oracle"):
             a = r["planning_added"][mode]
             L.append(f"| {r['workload']} | {r['queries']} | {r['planning']['native']['p50_ms']} | {mode} | "
                      f"{r['planning'][mode]['p50_ms']} | {a['p50_ms']} | {a['p90_ms']} | {a['p99_ms']} | "
                      f"{a['total_ratio']}x | {rt['p50']} / {rt['p99']} |")
     for r in runs:
-        s = r["sidecar"]
+        s = r["pilotd"]
         if s.get("sets_sized"):
             L.append(f"\n{r['workload']}: pg_pilot sized {s['sets_sized']} relation sets in {s['pilot_plannings']} plannings "
                      f"({s['sets_sized'] / s['pilot_plannings']:.1f} per planning): {s['relation_sets']} asked, "

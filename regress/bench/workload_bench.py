@@ -346,7 +346,7 @@ class Bench:
             "planning_added": {"p50_ms": round(pct(added, .5), 3), "p99_ms": round(pct(added, .99), 3)},
             "fallback": {"timeouts": st[0], "daemon_down": st[1], "unknown": st[2], "unkeyable": st[3],
                          "errors": st[4]},
-            "sidecar": {"roundtrip_us": {"p50": st[5], "p99": st[6]}},
+            "pilotd": {"roundtrip_us": {"p50": st[5], "p99": st[6]}},
         }
         self.e2e_median = med
         log("   e2e: total " + ", ".join(f"{m} {out['e2e'][m]['total_ms']} ms ({out['e2e'][m]['timeouts']} timeouts)"
@@ -507,10 +507,10 @@ def main():
     report["inference"] = b.inference()
     report["feedback"] = b.feedback_overhead(tests, a.feedback_reps)
     report["concurrency"] = b.concurrency(tests)
-    report["sidecar"]["concurrent_clients"] = a.clients
+    report["pilotd"]["concurrent_clients"] = a.clients
     if report["concurrency"]:
         pm = report["concurrency"]["modes"]["pilot"]
-        report["sidecar"]["concurrent_roundtrip_us"] = {"p50": pm["roundtrip_p50_us"], "p99": pm["roundtrip_p99_us"]}
+        report["pilotd"]["concurrent_roundtrip_us"] = {"p50": pm["roundtrip_p50_us"], "p99": pm["roundtrip_p99_us"]}
     report["plots"] = [os.path.basename(p) for p in b.plots(report)]
     with open(os.path.join(a.out, "workload.json"), "w") as f:
         json.dump(report, f, indent=2)

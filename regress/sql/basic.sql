@@ -1,4 +1,4 @@
--- basic: parameters, the daemon view, and the subplan key at SQL level
+-- basic: parameters, the pilotd view, and the subplan key at SQL level
 -- every parameter, its built-in default and who may change it
 SELECT name, boot_val, unit, context, vartype FROM pg_settings WHERE name LIKE 'pg_pilot.%' ORDER BY name;
 SHOW pg_pilot.estimator;
@@ -20,7 +20,15 @@ DROP ROLE pilot_plain_user;
 -- pilotd is attached and speaks our protocol
 SELECT attached, problem IS NULL AS no_problem, protocol_version, slots > 0 AS has_slots,
        heartbeat_age_ms < 5000 AS heartbeat_fresh
-FROM pg_pilot.daemon;
+FROM pg_pilot.pilotd;
+-- pg_pilot.daemon, the old name of pg_pilot.pilotd, stays for one version: the same columns
+SELECT (SELECT array_agg(column_name::text || ' ' || data_type ORDER BY ordinal_position)
+        FROM information_schema.columns WHERE table_schema = 'pg_pilot' AND table_name = 'daemon')
+     = (SELECT array_agg(column_name::text || ' ' || data_type ORDER BY ordinal_position)
+        FROM information_schema.columns WHERE table_schema = 'pg_pilot' AND table_name = 'pilotd') AS same_columns,
+       (SELECT count(*) FROM information_schema.columns
+        WHERE table_schema = 'pg_pilot' AND table_name = 'pilotd') AS pilotd_columns,
+       obj_description('pg_pilot.daemon'::regclass, 'pg_class') AS daemon_comment;
 
 -- the key ignores aliases, FROM order, clause order and operand order
 SELECT count(DISTINCT key) AS distinct_keys, count(DISTINCT template_key) AS distinct_templates

@@ -9,7 +9,7 @@ SET pg_pilot.feedback_sample_rate = 1.0;
 CREATE FUNCTION pg_temp.store_drained() RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
   FOR i IN 1..1000 LOOP
-    IF (SELECT spool_pending = 0 AND feedback_queued = 0 AND store_committed > 0 FROM pg_pilot.daemon) THEN
+    IF (SELECT spool_pending = 0 AND feedback_queued = 0 AND store_committed > 0 FROM pg_pilot.pilotd) THEN
       RETURN true;
     END IF;
     PERFORM pg_sleep(0.01);
@@ -18,7 +18,7 @@ BEGIN
 END $$;
 SELECT pg_temp.store_drained() AS drained;
 SELECT store_state, store_error, store_committed > 0 AS committed, store_dead_letter
-FROM pg_pilot.daemon;
+FROM pg_pilot.pilotd;
 
 -- the feedback test's four-way join, found by its subplan key: observed on
 -- every run; PostgreSQL's estimate was off, the memo's (used since the second

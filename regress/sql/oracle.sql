@@ -25,7 +25,7 @@ COPY (SELECT true_rows::bigint || '||' || q || ';' FROM truth ORDER BY relations
 \set query 'SELECT count(*) FROM region r, customer c, orders o, lineitem l WHERE r.id = c.region_id AND c.id = o.customer_id AND o.id = l.order_id AND c.segment = 3 AND c.tier = 3 AND c.age_band = 3 AND o.status = 1 AND o.channel = 1'
 
 SELECT * FROM pg_pilot.load_cardinalities(:'cardfile', replace => true);
-SELECT oracle_entries FROM pg_pilot.daemon;
+SELECT oracle_entries FROM pg_pilot.pilotd;
 
 -- native: far off
 SET pg_pilot.estimator = 'native';

@@ -27,7 +27,7 @@ SHOW geqo_threshold;
 -- nothing known of these tables: 17 base relations and the 136 connected
 -- join sets are not asked; the chosen plan's 33 sets (17 scans, 16 joins)
 -- are keyed once each, for their feedback
-CREATE TABLE pw_texts_before AS SELECT key_texts FROM pg_pilot.daemon;
+CREATE TABLE pw_texts_before AS SELECT key_texts FROM pg_pilot.pilotd;
 SELECT pg_pilot.reset_stats();
 SELECT count(*) AS plan_lines FROM pw_explain(pw_query(17));
 SELECT not_asked, keys_computed, items = keys_computed AS key_texts_sent_once FROM pg_pilot.stats;
@@ -43,11 +43,11 @@ SELECT not_asked, keys_computed, requests, items FROM pg_pilot.stats;
 DO $$
 BEGIN
   FOR i IN 1..600 LOOP
-    EXIT WHEN (SELECT key_texts FROM pg_pilot.daemon) >= (SELECT key_texts + 33 FROM pw_texts_before);
+    EXIT WHEN (SELECT key_texts FROM pg_pilot.pilotd) >= (SELECT key_texts + 33 FROM pw_texts_before);
     PERFORM pg_sleep(0.05);
   END LOOP;
 END $$;
-SELECT d.key_texts - b.key_texts >= 33 AS plan_texts_published FROM pg_pilot.daemon d, pw_texts_before b;
+SELECT d.key_texts - b.key_texts >= 33 AS plan_texts_published FROM pg_pilot.pilotd d, pw_texts_before b;
 DROP TABLE pw_texts_before;
 \c
 SELECT pg_pilot.reset_stats();

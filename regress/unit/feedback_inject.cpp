@@ -12,7 +12,7 @@
  * and prints how many were accepted.
  */
 #include "pilot_protocol.h"
-#include "sidecar_client.h"
+#include "pilotd_client.h"
 
 #include <cmath>
 #include <cstdio>
@@ -41,7 +41,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s DATADIR SLOT\n", argv[0]);
         return 2;
     }
-    SidecarClient c(segment_name_for_datadir(argv[1]), static_cast<uint32_t>(atoi(argv[2])), 1000000, 0);
+    PilotdClient c(segment_name_for_datadir(argv[1]), static_cast<uint32_t>(atoi(argv[2])), 1000000, 0);
     FeedbackRecord recs[4] = {
         relset(0x7e57000000000001ull, 42, "inject_ok"),
         relset(0x7e57000000000002ull, std::nan(""), "inject_nan"),

@@ -287,7 +287,7 @@ TEST(Fuzz, SegmentHeader) {
         h->slot_size = sizeof(Slot);
         h->nslots = nslots;
         h->total_size = size;
-        h->daemon_state.store(DAEMON_READY);
+        h->pilotd_state.store(PILOTD_READY);
         h->heartbeat_us.store(1000);
         mutate(rng, seg.data(), 128); /* the fields a backend checks live at the front */
         const uint64_t mapped = rng() % 4 == 0 ? rng() % (size + 1) : size;

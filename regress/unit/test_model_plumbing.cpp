@@ -1,7 +1,7 @@
 /*
  * test_model_plumbing.cpp — pilotd's plumbing for the learned model (protocol
- * 4), in-process with the daemon's own objects: a ShmServer on a private
- * segment, a SidecarClient talking to it.
+ * 4), in-process with pilotd's own objects: a ShmServer on a private
+ * segment, a PilotdClient talking to it.
  *
  *   - an estimate batch with key texts reaches the KeyTextSink, with the
  *     database and each item's text (unclean texts dropped);
@@ -16,7 +16,7 @@
 #include "pilot_protocol.h"
 #include "request_handler.h"
 #include "shm_server.h"
-#include "sidecar_client.h"
+#include "pilotd_client.h"
 
 #include <gtest/gtest.h>
 
@@ -97,7 +97,7 @@ class Plumbing : public ::testing::Test {
         opt.workers = 1;
         server_.reset(new ShmServer(opt, *handler_));
         server_->start();
-        client_.reset(new SidecarClient(segment_, 1, 2000000, 0));
+        client_.reset(new PilotdClient(segment_, 1, 2000000, 0));
     }
     void TearDown() override {
         client_.reset();
@@ -137,7 +137,7 @@ class Plumbing : public ::testing::Test {
     std::unique_ptr<EstimatorRegistry> registry_;
     std::unique_ptr<RequestHandler> handler_;
     std::unique_ptr<ShmServer> server_;
-    std::unique_ptr<SidecarClient> client_;
+    std::unique_ptr<PilotdClient> client_;
     std::unique_ptr<Request> req_{new Request()};
     std::unique_ptr<Response> resp_{new Response()};
 };
@@ -253,7 +253,7 @@ TEST_F(Plumbing, PublishedModelsAreWhatBackendsRead) {
     EXPECT_EQ(strlen(out[0].note), sizeof out[0].note - 1);
     EXPECT_EQ(out[0].model_qerror[0], 1.5);
     EXPECT_TRUE(client_->model_serving());
-    DaemonInfo d = client_->info();
+    PilotdInfo d = client_->info();
     EXPECT_EQ(d.models, kMaxModels);
     EXPECT_EQ(d.serving_version, 2u);
 

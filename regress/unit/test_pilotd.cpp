@@ -1,6 +1,6 @@
 /*
  * test_pilotd.cpp — runs the real daemon/build/pilotd as a child process and
- * talks to it with pilot::SidecarClient (and, for the misbehaving-client
+ * talks to it with pilot::PilotdClient (and, for the misbehaving-client
  * cases, by writing the shared-memory slots by hand).
  *
  * pilotd refuses to run as root, so when this binary starts as root it first
@@ -13,7 +13,7 @@
 #include "futex.h"
 #include "pilot_protocol.h"
 #include "segment_guard.h"
-#include "sidecar_client.h"
+#include "pilotd_client.h"
 
 #include <gtest/gtest.h>
 
@@ -291,13 +291,13 @@ struct Msg {
     std::unique_ptr<Response> resp{new Response()};
 };
 
-Outcome ping(SidecarClient &c, int64_t timeout_us = kCallTimeoutUs) {
+Outcome ping(PilotdClient &c, int64_t timeout_us = kCallTimeoutUs) {
     Msg m;
     m.req->type = MSG_PING;
     return c.call(*m.req, *m.resp, timeout_us);
 }
 
-Outcome estimate(SidecarClient &c, uint32_t estimator, const std::vector<uint64_t> &keys,
+Outcome estimate(PilotdClient &c, uint32_t estimator, const std::vector<uint64_t> &keys,
                  std::vector<EstimateAnswer> *answers, int64_t timeout_us = kCallTimeoutUs) {
     Msg m;
     m.req->type = MSG_ESTIMATE;
@@ -325,7 +325,7 @@ struct OracleReply {
     uint64_t seq;
 };
 
-OracleReply oracle_msg(SidecarClient &c, uint32_t type, uint64_t session, uint32_t flags = 0,
+OracleReply oracle_msg(PilotdClient &c, uint32_t type, uint64_t session, uint32_t flags = 0,
                        const std::vector<OracleEntry> &entries = {}) {
     Msg m;
     m.req->type = type;
@@ -339,14 +339,14 @@ OracleReply oracle_msg(SidecarClient &c, uint32_t type, uint64_t session, uint32
 }
 
 /* BEGIN; returns the session id (the BEGIN's seq). */
-uint64_t oracle_begin(SidecarClient &c, bool replace) {
+uint64_t oracle_begin(PilotdClient &c, bool replace) {
     OracleReply r = oracle_msg(c, MSG_ORACLE_BEGIN, 0, replace ? ORACLE_REPLACE : 0);
     EXPECT_EQ(r.outcome, Outcome::OK);
     return r.seq;
 }
 
 /* ADD in batches of at most kMaxItems. */
-void oracle_add_all(SidecarClient &c, uint64_t session, const std::vector<OracleEntry> &all) {
+void oracle_add_all(PilotdClient &c, uint64_t session, const std::vector<OracleEntry> &all) {
     for (size_t off = 0; off < all.size(); off += kMaxItems) {
         size_t n = std::min<size_t>(kMaxItems, all.size() - off);
         std::vector<OracleEntry> batch(all.begin() + static_cast<long>(off),
@@ -357,7 +357,7 @@ void oracle_add_all(SidecarClient &c, uint64_t session, const std::vector<Oracle
 }
 
 /* A full load session; returns the table size after the commit. */
-uint64_t oracle_load(SidecarClient &c, bool replace, const std::vector<OracleEntry> &all) {
+uint64_t oracle_load(PilotdClient &c, bool replace, const std::vector<OracleEntry> &all) {
     uint64_t session = oracle_begin(c, replace);
     oracle_add_all(c, session, all);
     OracleReply r = oracle_msg(c, MSG_ORACLE_COMMIT, session);
@@ -390,12 +390,12 @@ FeedbackRecord relset(uint64_t key, double rows, uint32_t nrels = 2) {
     return r;
 }
 
-uint32_t push(SidecarClient &c, const std::vector<FeedbackRecord> &recs) {
+uint32_t push(PilotdClient &c, const std::vector<FeedbackRecord> &recs) {
     return c.push_feedback(recs.data(), static_cast<uint32_t>(recs.size()));
 }
 
 /* The answer of `estimator` for one key (source SRC_NONE on a failed call). */
-EstimateAnswer answer_for(SidecarClient &c, uint32_t estimator, uint64_t key) {
+EstimateAnswer answer_for(PilotdClient &c, uint32_t estimator, uint64_t key) {
     std::vector<EstimateAnswer> ans;
     EstimateAnswer none{0, SRC_NONE, 0};
     if (estimate(c, estimator, {key}, &ans) != Outcome::OK || ans.size() != 1)
@@ -404,7 +404,7 @@ EstimateAnswer answer_for(SidecarClient &c, uint32_t estimator, uint64_t key) {
 }
 
 /* Waits (bounded) until `estimator` answers `key` with exactly (src, rows). */
-bool wait_answer(SidecarClient &c, uint32_t estimator, uint64_t key, uint32_t src, double rows) {
+bool wait_answer(PilotdClient &c, uint32_t estimator, uint64_t key, uint32_t src, double rows) {
     return wait_until(
         [&] {
             EstimateAnswer a = answer_for(c, estimator, key);
@@ -425,37 +425,37 @@ class PilotdTest : public ::testing::Test {
         ASSERT_EQ(mkdir(datadir_.c_str(), 0700), 0) << strerror(errno);
         segment_ = segment_name_for_datadir(datadir_);
         ASSERT_FALSE(segment_.empty());
-        daemon_.reset(new Pilotd(datadir_, statedir_, tmp_.path() + "/pilotd.log"));
+        pilotd_.reset(new Pilotd(datadir_, statedir_, tmp_.path() + "/pilotd.log"));
     }
 
     void TearDown() override {
         if (HasFailure())
-            fprintf(stderr, "---- pilotd log ----\n%s---- end of log ----\n", daemon_->log().c_str());
-        daemon_.reset(); /* kill -9 if still running */
+            fprintf(stderr, "---- pilotd log ----\n%s---- end of log ----\n", pilotd_->log().c_str());
+        pilotd_.reset(); /* kill -9 if still running */
         bip::shared_memory_object::remove(segment_.c_str());
         unlink(("/dev/shm/" + segment_ + ".lock").c_str());
     }
 
-    std::unique_ptr<SidecarClient> client(uint32_t slot, uint64_t stale_us = kStaleUs, uint64_t reattach_us = 0) {
-        return std::unique_ptr<SidecarClient>(new SidecarClient(segment_, slot, stale_us, reattach_us));
+    std::unique_ptr<PilotdClient> client(uint32_t slot, uint64_t stale_us = kStaleUs, uint64_t reattach_us = 0) {
+        return std::unique_ptr<PilotdClient>(new PilotdClient(segment_, slot, stale_us, reattach_us));
     }
 
     /* Starts pilotd and waits (bounded) until a client can talk to it.  The
      * pid must match: right after a kill -9 the dead pilotd's segment is
      * still there with a fresh heartbeat, and a client happily attaches to it. */
     void start_and_wait(const std::vector<std::string> &extra = {}) {
-        daemon_->start(extra);
+        pilotd_->start(extra);
         auto c = client(0);
         bool ok = wait_until(
             [&] {
-                if (!daemon_->running())
+                if (!pilotd_->running())
                     return true; /* died: report below */
-                DaemonInfo d = c->info();
-                return d.attached && d.daemon_pid == static_cast<uint32_t>(daemon_->pid());
+                PilotdInfo d = c->info();
+                return d.attached && d.pilotd_pid == static_cast<uint32_t>(pilotd_->pid());
             },
             kReadyWaitMs);
         ASSERT_TRUE(ok) << "pilotd not ready within " << kReadyWaitMs << " ms";
-        ASSERT_TRUE(daemon_->running()) << "pilotd exited during startup";
+        ASSERT_TRUE(pilotd_->running()) << "pilotd exited during startup";
     }
 
     std::string shm_file() const { return "/dev/shm/" + segment_; }
@@ -470,7 +470,7 @@ class PilotdTest : public ::testing::Test {
 
     TempDir tmp_;
     std::string datadir_, statedir_, segment_;
-    std::unique_ptr<Pilotd> daemon_;
+    std::unique_ptr<Pilotd> pilotd_;
 };
 
 /* ------------------------------------------------------------ 1. basics */
@@ -496,11 +496,11 @@ TEST_F(PilotdTest, PingAndNativeEstimate) {
     ASSERT_EQ(estimate(*c, EST_AUTO, keys, &ans), Outcome::OK);
     EXPECT_EQ(ans.size(), static_cast<size_t>(kMaxItems));
 
-    DaemonInfo d = c->info();
+    PilotdInfo d = c->info();
     ASSERT_TRUE(d.attached);
     EXPECT_EQ(d.version, kProtocolVersion);
     EXPECT_EQ(d.nslots, 512u);
-    EXPECT_EQ(d.daemon_pid, static_cast<uint32_t>(daemon_->pid()));
+    EXPECT_EQ(d.pilotd_pid, static_cast<uint32_t>(pilotd_->pid()));
     EXPECT_NE(d.epoch, 0u);
     EXPECT_EQ(d.requests, 3u);
     EXPECT_EQ(d.items, 40u + kMaxItems);
@@ -517,8 +517,8 @@ TEST_F(PilotdTest, SegmentIsOwnerOnlyAndStateDirPrivate) {
     EXPECT_EQ(static_cast<uint64_t>(st.st_size), segment_size(64));
     ASSERT_EQ(stat(statedir_.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0700u);
-    EXPECT_EQ(read_text(pid_file()), std::to_string(daemon_->pid()) + "\n");
-    /* a slot index beyond the daemon's slots */
+    EXPECT_EQ(read_text(pid_file()), std::to_string(pilotd_->pid()) + "\n");
+    /* a slot index beyond pilotd's slots */
     auto c = client(64);
     EXPECT_EQ(ping(*c), Outcome::NO_SLOT);
     EXPECT_EQ(ping(*client(63)), Outcome::OK);
@@ -531,7 +531,7 @@ TEST_F(PilotdTest, SegmentOfAnotherOwnerIsRefused) {
     start_and_wait();
     auto c = client(5);
     c->set_expected_owner(geteuid() + 1);
-    EXPECT_EQ(ping(*c), Outcome::DAEMON_DOWN);
+    EXPECT_EQ(ping(*c), Outcome::PILOTD_DOWN);
     EXPECT_NE(std::string(c->last_problem()).find("segment owned by uid " + std::to_string(geteuid()) +
                                                   ", not by the server's user (uid " +
                                                   std::to_string(geteuid() + 1) + "): refused"),
@@ -547,7 +547,7 @@ TEST_F(PilotdTest, ConcurrentClientsOnManySlots) {
     std::vector<std::thread> threads;
     for (int t = 0; t < kThreads; t++) {
         threads.emplace_back([&, t] {
-            SidecarClient c(segment_, static_cast<uint32_t>(100 + t * 50), kStaleUs, 0);
+            PilotdClient c(segment_, static_cast<uint32_t>(100 + t * 50), kStaleUs, 0);
             std::vector<uint64_t> keys = {1, 2, 3, static_cast<uint64_t>(t + 10)};
             std::vector<EstimateAnswer> ans;
             for (int i = 0; i < kCalls; i++) {
@@ -562,7 +562,7 @@ TEST_F(PilotdTest, ConcurrentClientsOnManySlots) {
         t.join();
     EXPECT_EQ(bad.load(), 0);
     EXPECT_EQ(ok.load(), kThreads * kCalls);
-    DaemonInfo d = client(0)->info();
+    PilotdInfo d = client(0)->info();
     EXPECT_EQ(d.requests, static_cast<uint64_t>(kThreads * kCalls));
     EXPECT_EQ(d.items, static_cast<uint64_t>(kThreads * kCalls * 4));
 }
@@ -630,9 +630,9 @@ TEST_F(PilotdTest, OracleLoadMergeReplaceClear) {
     EXPECT_EQ(ans[1].source, static_cast<uint32_t>(SRC_NONE));
     EXPECT_EQ(c->info().oracle_entries, 0u);
 
-    DaemonInfo d = c->info();
+    PilotdInfo d = c->info();
     EXPECT_GT(d.answered, 0u);
-    EXPECT_NE(daemon_->log().find("oracle load committed: 600 entries (replace)"), std::string::npos);
+    EXPECT_NE(pilotd_->log().find("oracle load committed: 600 entries (replace)"), std::string::npos);
 }
 
 TEST_F(PilotdTest, OracleSessionsAreCheckedAndPerSlot) {
@@ -698,7 +698,7 @@ TEST_F(PilotdTest, OracleSurvivesKill9) {
         EXPECT_EQ(oracle_load(*c, true, entries), 1000u);
     }
     ASSERT_TRUE(exists(oracle_file()));
-    daemon_->kill9(); /* no chance to flush anything */
+    pilotd_->kill9(); /* no chance to flush anything */
     EXPECT_TRUE(exists(shm_file())) << "a killed pilotd leaves its segment behind";
 
     start_and_wait(); /* removes the stale segment, loads oracle.bin */
@@ -717,7 +717,7 @@ TEST_F(PilotdTest, OracleSurvivesKill9) {
     }
     EXPECT_EQ(ans.back().source, static_cast<uint32_t>(SRC_NONE));
     EXPECT_EQ(c->info().oracle_entries, 1000u);
-    EXPECT_NE(daemon_->log().find("loaded 1000 oracle entries"), std::string::npos);
+    EXPECT_NE(pilotd_->log().find("loaded 1000 oracle entries"), std::string::npos);
 }
 
 class CorruptOracleTest : public PilotdTest, public ::testing::WithParamInterface<std::string> {};
@@ -728,8 +728,8 @@ TEST_P(CorruptOracleTest, StartsEmptyAndKeepsTheFile) {
         auto c = client(1);
         EXPECT_EQ(oracle_load(*c, true, make_entries(500, 50, 1.0)), 50u);
     }
-    daemon_->signal(SIGTERM);
-    ASSERT_EQ(daemon_->wait_exit(10000), 0);
+    pilotd_->signal(SIGTERM);
+    ASSERT_EQ(pilotd_->wait_exit(10000), 0);
 
     std::string bytes = read_text(oracle_file());
     ASSERT_GT(bytes.size(), 100u);
@@ -757,7 +757,7 @@ TEST_P(CorruptOracleTest, StartsEmptyAndKeepsTheFile) {
             EXPECT_EQ(read_text(statedir_ + "/" + n), bytes) << "the bad file is kept as it was";
         }
     EXPECT_EQ(corrupt, 1);
-    EXPECT_NE(daemon_->log().find("is corrupt"), std::string::npos);
+    EXPECT_NE(pilotd_->log().find("is corrupt"), std::string::npos);
 
     /* and loading works again */
     EXPECT_EQ(oracle_load(*c, true, make_entries(600, 3, 2.0)), 3u);
@@ -771,7 +771,7 @@ INSTANTIATE_TEST_SUITE_P(Corruptions, CorruptOracleTest, ::testing::Values("flip
 TEST_F(PilotdTest, MemoAnswersObservedRowsLatestWinsOracleFirst) {
     start_and_wait();
     RawSegment raw(segment_);
-    DaemonCounters &ctr = raw.header->counters;
+    PilotdCounters &ctr = raw.header->counters;
     auto c = client(10), c2 = client(200);
 
     EXPECT_EQ(push(*c, {relset(0x1001, 10), relset(0x1002, 0), relset(0x1003, 12345.5, 3)}), 3u);
@@ -822,14 +822,14 @@ TEST_F(PilotdTest, MemoAnswersObservedRowsLatestWinsOracleFirst) {
     EXPECT_EQ(a.source, static_cast<uint32_t>(SRC_MEMO));
     EXPECT_EQ(a.rows, 7);
 
-    DaemonInfo d = c->info();
+    PilotdInfo d = c->info();
     EXPECT_EQ(d.bad_requests, 0u);
 }
 
 TEST_F(PilotdTest, FeedbackGarbageRingsAndInvalidRecordsAreCounted) {
     start_and_wait();
     RawSegment raw(segment_);
-    DaemonCounters &ctr = raw.header->counters;
+    PilotdCounters &ctr = raw.header->counters;
     FeedbackRing &ring = raw.slot(11)->feedback;
 
     /* head - tail > kFeedbackRing: reset to head, counted once (not 10^6 records) */
@@ -875,7 +875,7 @@ TEST_F(PilotdTest, FeedbackGarbageRingsAndInvalidRecordsAreCounted) {
     EXPECT_EQ(raw.slot(12)->feedback.tail.load(), raw.slot(12)->feedback.head.load());
 
     /* still serving */
-    ASSERT_TRUE(daemon_->running());
+    ASSERT_TRUE(pilotd_->running());
     EXPECT_EQ(ping(*c), Outcome::OK);
     EXPECT_EQ(c->info().bad_requests, 0u);
 }
@@ -883,7 +883,7 @@ TEST_F(PilotdTest, FeedbackGarbageRingsAndInvalidRecordsAreCounted) {
 TEST_F(PilotdTest, FeedbackRingFullWhilePilotdStoppedDropsAndCounts) {
     start_and_wait();
     RawSegment raw(segment_);
-    DaemonCounters &ctr = raw.header->counters;
+    PilotdCounters &ctr = raw.header->counters;
     FeedbackRing &ring = raw.slot(13)->feedback;
     /* a staleness limit far away: the stopped pilotd's heartbeat freezes */
     auto c = client(13, 60ull * 1000 * 1000, 0);
@@ -891,11 +891,11 @@ TEST_F(PilotdTest, FeedbackRingFullWhilePilotdStoppedDropsAndCounts) {
     EXPECT_EQ(push(*c, {relset(0x2fff, 1)}), 1u);
     ASSERT_TRUE(wait_until([&] { return ctr.feedback_received.load() == 1u; }, 10000));
 
-    daemon_->signal(SIGSTOP);
+    pilotd_->signal(SIGSTOP);
     struct Cont {
         Pilotd *d;
         ~Cont() { d->signal(SIGCONT); }
-    } cont{daemon_.get()};
+    } cont{pilotd_.get()};
     std::this_thread::sleep_for(std::chrono::milliseconds(50)); /* really stopped */
     std::vector<FeedbackRecord> many;
     for (uint64_t i = 0; i < kFeedbackRing + 72; i++)
@@ -906,7 +906,7 @@ TEST_F(PilotdTest, FeedbackRingFullWhilePilotdStoppedDropsAndCounts) {
     EXPECT_EQ(ring.dropped.load(), 73u);
     EXPECT_EQ(ring.head.load() - ring.tail.load(), static_cast<uint64_t>(kFeedbackRing));
 
-    daemon_->signal(SIGCONT);
+    pilotd_->signal(SIGCONT);
     ASSERT_TRUE(wait_until([&] { return ctr.feedback_received.load() == 1u + kFeedbackRing; }, 10000))
         << ctr.feedback_received.load();
     EXPECT_TRUE(wait_until([&] { return ctr.memo_entries.load() == 1u + kFeedbackRing; }, 10000));
@@ -929,7 +929,7 @@ TEST_F(PilotdTest, FeedbackRingFullWhilePilotdStoppedDropsAndCounts) {
 TEST_F(PilotdTest, MemoIsBounded) {
     start_and_wait({"--memo-max-entries", "3"});
     RawSegment raw(segment_);
-    DaemonCounters &ctr = raw.header->counters;
+    PilotdCounters &ctr = raw.header->counters;
     auto c = client(14);
     EXPECT_EQ(push(*c, {relset(1, 10), relset(2, 20), relset(3, 30), relset(4, 40), relset(5, 50)}), 5u);
     ASSERT_TRUE(wait_until([&] { return ctr.feedback_received.load() == 5u; }, 10000));
@@ -944,7 +944,7 @@ TEST_F(PilotdTest, MemoIsBounded) {
     EXPECT_TRUE(wait_answer(*c, EST_MEMO, 2, SRC_MEMO, 21));
     EXPECT_EQ(answer_for(*c, EST_MEMO, 6).source, static_cast<uint32_t>(SRC_NONE));
     EXPECT_EQ(ctr.memo_entries.load(), 3u);
-    std::string log = daemon_->log();
+    std::string log = pilotd_->log();
     size_t at = log.find("memo is full");
     ASSERT_NE(at, std::string::npos) << log;
     EXPECT_EQ(log.find("memo is full", at + 1), std::string::npos) << "logged more than once:\n" << log;
@@ -964,7 +964,7 @@ off_t file_size(const std::string &path) {
 TEST_F(PilotdTest, MemoSurvivesKill9LatestWins) {
     start_and_wait();
     RawSegment raw(segment_);
-    DaemonCounters &ctr = raw.header->counters;
+    PilotdCounters &ctr = raw.header->counters;
     auto c = client(21), c2 = client(22);
     /* 0x6001 observed three times: the last (in ring order) wins */
     EXPECT_EQ(push(*c, {relset(0x6001, 10), relset(0x6002, 20), relset(0x6001, 11)}), 3u);
@@ -975,7 +975,7 @@ TEST_F(PilotdTest, MemoSurvivesKill9LatestWins) {
     c.reset();
     c2.reset();
 
-    daemon_->kill9(); /* acknowledged = journaled: nothing may be lost */
+    pilotd_->kill9(); /* acknowledged = journaled: nothing may be lost */
     start_and_wait();
     auto c3 = client(21);
     std::vector<EstimateAnswer> ans;
@@ -989,7 +989,7 @@ TEST_F(PilotdTest, MemoSurvivesKill9LatestWins) {
     EXPECT_EQ(ans[2].rows, 0);
     EXPECT_EQ(ans[3].source, static_cast<uint32_t>(SRC_NONE));
     EXPECT_EQ(c3->info().memo_entries, 3u);
-    EXPECT_NE(daemon_->log().find("replayed 5 records into 3 relation sets"), std::string::npos);
+    EXPECT_NE(pilotd_->log().find("replayed 5 records into 3 relation sets"), std::string::npos);
     /* compacted at startup: one record per key */
     EXPECT_EQ(file_size(statedir_ + "/memo.journal"), static_cast<off_t>(kJournalHeader + 3 * kJournalRecord));
 }
@@ -1008,7 +1008,7 @@ TEST_P(CorruptJournalTest, IntactRecordsAreReplayed) {
         EXPECT_EQ(push(*c, recs), 16u);
         ASSERT_TRUE(wait_until([&] { return raw.header->counters.feedback_received.load() == 16u; }, 10000));
     }
-    daemon_->kill9();
+    pilotd_->kill9();
     std::string bytes = read_text(journal);
     ASSERT_EQ(bytes.size(), kJournalHeader + 16 * kJournalRecord);
     const std::string how = GetParam();
@@ -1025,7 +1025,7 @@ TEST_P(CorruptJournalTest, IntactRecordsAreReplayed) {
     write_text(journal, bytes);
 
     start_and_wait();
-    ASSERT_TRUE(daemon_->running());
+    ASSERT_TRUE(pilotd_->running());
     auto c = client(23);
     std::vector<uint64_t> keys;
     for (uint64_t i = 0; i < 16; i++)
@@ -1033,7 +1033,7 @@ TEST_P(CorruptJournalTest, IntactRecordsAreReplayed) {
     std::vector<EstimateAnswer> ans;
     ASSERT_EQ(estimate(*c, EST_MEMO, keys, &ans), Outcome::OK);
     ASSERT_EQ(ans.size(), 16u);
-    const std::string log = daemon_->log();
+    const std::string log = pilotd_->log();
     if (how == "magic") {
         for (const auto &a : ans)
             EXPECT_EQ(a.source, static_cast<uint32_t>(SRC_NONE));
@@ -1087,8 +1087,8 @@ TEST_F(PilotdTest, MemoJournalIsCompacted) {
         }
         EXPECT_EQ(file_size(journal), static_cast<off_t>(kJournalHeader + 1000 * kJournalRecord));
     }
-    daemon_->signal(SIGTERM);
-    ASSERT_EQ(daemon_->wait_exit(10000), 0);
+    pilotd_->signal(SIGTERM);
+    ASSERT_EQ(pilotd_->wait_exit(10000), 0);
     start_and_wait();
     EXPECT_EQ(file_size(journal), static_cast<off_t>(kJournalHeader + 4 * kJournalRecord));
     auto c = client(24);
@@ -1101,7 +1101,7 @@ TEST_F(PilotdTest, MemoJournalIsCompacted) {
     }
 
     /* and during operation, past --memo-journal-max-mb */
-    daemon_->kill9();
+    pilotd_->kill9();
     start_and_wait({"--memo-journal-max-mb", "1"});
     RawSegment raw(segment_);
     uint64_t sent = raw.header->counters.feedback_received.load();
@@ -1114,7 +1114,7 @@ TEST_F(PilotdTest, MemoJournalIsCompacted) {
         ASSERT_TRUE(wait_until([&] { return raw.header->counters.feedback_received.load() == sent; }, 10000));
     }
     EXPECT_LT(file_size(journal), static_cast<off_t>(1 << 20));
-    EXPECT_NE(daemon_->log().find("memo journal compacted"), std::string::npos);
+    EXPECT_NE(pilotd_->log().find("memo journal compacted"), std::string::npos);
     EXPECT_TRUE(wait_answer(*c, EST_MEMO, 0x8003, SRC_MEMO, kFeedbackRing - 1));
 }
 
@@ -1122,7 +1122,7 @@ TEST_F(PilotdTest, UnwritableJournalMeansFeedbackIsNotAcknowledged) {
     const std::string journal = statedir_ + "/memo.journal";
     start_and_wait();
     RawSegment raw(segment_);
-    DaemonCounters &ctr = raw.header->counters;
+    PilotdCounters &ctr = raw.header->counters;
     FeedbackRing &ring = raw.slot(25)->feedback;
     auto c = client(25);
     EXPECT_EQ(push(*c, {relset(0x9001, 1)}), 1u);
@@ -1142,18 +1142,18 @@ TEST_F(PilotdTest, UnwritableJournalMeansFeedbackIsNotAcknowledged) {
                         "journal cannot be simulated";
 
     EXPECT_EQ(push(*c, {relset(0x9002, 2), relset(0x9001, 3)}), 2u);
-    ASSERT_TRUE(wait_until([&] { return daemon_->log().find("feedback is not accepted") != std::string::npos; },
+    ASSERT_TRUE(wait_until([&] { return pilotd_->log().find("feedback is not accepted") != std::string::npos; },
                            10000))
-        << daemon_->log();
+        << pilotd_->log();
     std::this_thread::sleep_for(std::chrono::milliseconds(100)); /* several more drain rounds */
-    EXPECT_TRUE(daemon_->running());
+    EXPECT_TRUE(pilotd_->running());
     EXPECT_EQ(ping(*c), Outcome::OK) << "still serving";
     EXPECT_EQ(ring.head.load() - ring.tail.load(), 2u) << "the records must stay in the ring";
     EXPECT_EQ(ctr.feedback_received.load(), 1u);
     EXPECT_EQ(answer_for(*c, EST_MEMO, 0x9002).source, static_cast<uint32_t>(SRC_NONE));
     EXPECT_EQ(answer_for(*c, EST_MEMO, 0x9001).rows, 1) << "applied before it was durable";
     /* rate-limited: one message for the many failed rounds */
-    const std::string log = daemon_->log();
+    const std::string log = pilotd_->log();
     size_t at = log.find("feedback is not accepted");
     EXPECT_EQ(log.find("feedback is not accepted", at + 1), std::string::npos) << log;
 
@@ -1163,9 +1163,9 @@ TEST_F(PilotdTest, UnwritableJournalMeansFeedbackIsNotAcknowledged) {
     EXPECT_TRUE(wait_answer(*c, EST_MEMO, 0x9001, SRC_MEMO, 3));
     EXPECT_EQ(ring.head.load(), ring.tail.load());
     EXPECT_EQ(ctr.feedback_received.load(), 3u);
-    EXPECT_NE(daemon_->log().find("is writable again"), std::string::npos);
+    EXPECT_NE(pilotd_->log().find("is writable again"), std::string::npos);
 
-    daemon_->kill9();
+    pilotd_->kill9();
     start_and_wait();
     auto c2 = client(25);
     EXPECT_TRUE(wait_answer(*c2, EST_MEMO, 0x9002, SRC_MEMO, 2));
@@ -1271,14 +1271,14 @@ TEST_F(PilotdTest, BadRequestsWrittenByHandAreRefusedAndCounted) {
         EXPECT_EQ(s->resp.seq, seq) << tc.what;
         EXPECT_EQ(s->resp.status, static_cast<uint32_t>(ST_BAD_REQUEST)) << tc.what;
         EXPECT_EQ(s->resp.count, 0u) << tc.what;
-        ASSERT_TRUE(daemon_->running()) << tc.what << " killed pilotd";
+        ASSERT_TRUE(pilotd_->running()) << tc.what << " killed pilotd";
     }
     auto c = client(7); /* takes over the DONE slot */
     EXPECT_EQ(ping(*c), Outcome::OK);
-    DaemonInfo d = c->info();
+    PilotdInfo d = c->info();
     EXPECT_EQ(d.bad_requests, cases.size());
     EXPECT_EQ(d.requests, cases.size() + 1);
-    EXPECT_NE(daemon_->log().find("bad request in slot 7"), std::string::npos);
+    EXPECT_NE(pilotd_->log().find("bad request in slot 7"), std::string::npos);
 }
 
 /* Workers find requests through the header's pending bitmap.  Garbage bits
@@ -1294,7 +1294,7 @@ TEST_F(PilotdTest, PendingBitmapGarbageIgnoredAndUnflaggedRequestsServed) {
     raw.ring();
     auto c = client(3);
     EXPECT_EQ(ping(*c), Outcome::OK);
-    ASSERT_TRUE(daemon_->running());
+    ASSERT_TRUE(pilotd_->running());
 
     Slot *s = raw.slot(9);
     memset(static_cast<void *>(&s->req), 0, sizeof s->req);
@@ -1477,7 +1477,7 @@ TEST_F(PilotdTest, EstimateWithKeyTextsIsAnswered) {
     for (uint32_t i = 0; i < 4; i++)
         EXPECT_EQ(m.resp->answers[i].source, static_cast<uint32_t>(SRC_NONE)) << i;
 
-    DaemonInfo d = c->info();
+    PilotdInfo d = c->info();
     EXPECT_EQ(d.bad_requests, 0u);
     EXPECT_EQ(d.models, 0u);
     EXPECT_EQ(d.serving_version, 0u);
@@ -1502,8 +1502,8 @@ TEST_F(PilotdTest, ModelPinWithoutModelFails) {
         EXPECT_EQ(c->call(*m.req, *m.resp, kCallTimeoutUs), Outcome::OK);
         EXPECT_EQ(m.resp->status, static_cast<uint32_t>(ST_OK));
     }
-    EXPECT_TRUE(daemon_->running());
-    EXPECT_NE(daemon_->log().find("cannot pin model version 42"), std::string::npos);
+    EXPECT_TRUE(pilotd_->running());
+    EXPECT_NE(pilotd_->log().find("cannot pin model version 42"), std::string::npos);
 }
 
 /* The model table is read consistently and every field is checked: garbage
@@ -1542,7 +1542,7 @@ TEST_F(PilotdTest, ModelTableIsValidatedByTheReader) {
     EXPECT_STREQ(out[0].note, "fine");
     EXPECT_EQ(out[1].version, 9u);
     EXPECT_TRUE(c->model_serving());
-    DaemonInfo d = c->info();
+    PilotdInfo d = c->info();
     EXPECT_EQ(d.models, 2u);
     EXPECT_EQ(d.serving_version, 7u);
 
@@ -1563,13 +1563,13 @@ TEST_F(PilotdTest, Kill9StaleHeartbeatMeansDownQuicklyThenReattach) {
     ASSERT_EQ(ping(*c), Outcome::OK);
     uint64_t old_epoch = c->info().epoch;
 
-    daemon_->kill9();
+    pilotd_->kill9();
     /* with a 200 ms staleness limit, the frozen heartbeat is stale after this */
     c->set_stale_after_us(200 * 1000);
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     for (int i = 0; i < 3; i++) {
         uint64_t t0 = monotonic_us();
-        EXPECT_EQ(ping(*c, kCallTimeoutUs), Outcome::DAEMON_DOWN) << "call " << i;
+        EXPECT_EQ(ping(*c, kCallTimeoutUs), Outcome::PILOTD_DOWN) << "call " << i;
         EXPECT_LT(monotonic_us() - t0, 1000000u) << "call " << i << " waited for the timeout";
     }
 
@@ -1577,10 +1577,10 @@ TEST_F(PilotdTest, Kill9StaleHeartbeatMeansDownQuicklyThenReattach) {
     start_and_wait();
     /* the same client object re-attaches by itself */
     ASSERT_TRUE(wait_until([&] { return ping(*c) == Outcome::OK; }, kReadyWaitMs));
-    DaemonInfo d = c->info();
+    PilotdInfo d = c->info();
     ASSERT_TRUE(d.attached);
     EXPECT_NE(d.epoch, old_epoch);
-    EXPECT_EQ(d.daemon_pid, static_cast<uint32_t>(daemon_->pid()));
+    EXPECT_EQ(d.pilotd_pid, static_cast<uint32_t>(pilotd_->pid()));
 }
 
 TEST_F(PilotdTest, Kill9DeadPidIsDownNotTimeout) {
@@ -1588,32 +1588,32 @@ TEST_F(PilotdTest, Kill9DeadPidIsDownNotTimeout) {
     /* a staleness limit far away: only the pid tells that pilotd is gone */
     auto c = client(2, 60ull * 1000 * 1000, 0);
     ASSERT_EQ(ping(*c), Outcome::OK);
-    daemon_->kill9(); /* and reaped: the pid no longer exists */
+    pilotd_->kill9(); /* and reaped: the pid no longer exists */
     uint64_t t0 = monotonic_us();
-    EXPECT_EQ(ping(*c, 300 * 1000), Outcome::DAEMON_DOWN);
+    EXPECT_EQ(ping(*c, 300 * 1000), Outcome::PILOTD_DOWN);
     EXPECT_LT(monotonic_us() - t0, 5000000u);
 }
 
 /* ------------------------------------------------- 6. version mismatch */
 
 TEST_F(PilotdTest, OtherProtocolVersionIsMismatchAtOnce) {
-    daemon_->start({"--debug-protocol-version", "99"});
+    pilotd_->start({"--debug-protocol-version", "99"});
     auto c = client(4);
-    Outcome o = Outcome::DAEMON_DOWN;
+    Outcome o = Outcome::PILOTD_DOWN;
     ASSERT_TRUE(wait_until(
         [&] {
             o = c->probe();
-            return o != Outcome::DAEMON_DOWN || !daemon_->running();
+            return o != Outcome::PILOTD_DOWN || !pilotd_->running();
         },
         kReadyWaitMs));
-    ASSERT_TRUE(daemon_->running());
+    ASSERT_TRUE(pilotd_->running());
     EXPECT_EQ(o, Outcome::VERSION_MISMATCH);
     for (int i = 0; i < 3; i++) {
         uint64_t t0 = monotonic_us();
         EXPECT_EQ(ping(*c, kCallTimeoutUs), Outcome::VERSION_MISMATCH);
         EXPECT_LT(monotonic_us() - t0, 1000000u);
     }
-    DaemonInfo d = c->info();
+    PilotdInfo d = c->info();
     EXPECT_FALSE(d.attached);
     EXPECT_NE(d.last_problem.find("version"), std::string::npos) << d.last_problem;
 
@@ -1622,7 +1622,7 @@ TEST_F(PilotdTest, OtherProtocolVersionIsMismatchAtOnce) {
     EXPECT_NE(r.output.find("protocol version mismatch"), std::string::npos) << r.output;
 }
 
-/* ------------------------------------------------ 7. slow sidecar */
+/* ------------------------------------------------- 7. slow pilotd */
 
 TEST_F(PilotdTest, SlowAnswerTimesOutAndSlotRecovers) {
     start_and_wait({"--debug-answer-delay-ms", "300"});
@@ -1660,7 +1660,7 @@ TEST_F(PilotdTest, SlotLeftPendingOrWritingIsTakenOver) {
     RawSegment raw(segment_);
     std::atomic<int> busy_outcome{-1};
     std::thread occupier([&] {
-        SidecarClient c1(segment_, 1, kStaleUs, 0);
+        PilotdClient c1(segment_, 1, kStaleUs, 0);
         std::vector<EstimateAnswer> ans;
         busy_outcome = static_cast<int>(estimate(c1, EST_AUTO, {11}, &ans, 20 * 1000 * 1000));
     });
@@ -1703,7 +1703,7 @@ TEST_F(PilotdTest, SigtermShutsDownCleanlyAndWakesWaiters) {
     std::atomic<int> waiter_outcome{-1};
     std::atomic<uint64_t> waiter_done_us{0};
     std::thread waiter([&] {
-        SidecarClient c(segment_, 8, kStaleUs, 0);
+        PilotdClient c(segment_, 8, kStaleUs, 0);
         std::vector<EstimateAnswer> ans;
         waiter_outcome = static_cast<int>(estimate(c, EST_AUTO, {1}, &ans, 60 * 1000 * 1000));
         waiter_done_us = monotonic_us();
@@ -1711,19 +1711,19 @@ TEST_F(PilotdTest, SigtermShutsDownCleanlyAndWakesWaiters) {
     ASSERT_TRUE(wait_until([&] { return raw.slot(8)->state.load() == SLOT_BUSY; }, 10000));
 
     uint64_t t0 = monotonic_us();
-    daemon_->signal(SIGTERM);
-    EXPECT_EQ(daemon_->wait_exit(10000), 0);
+    pilotd_->signal(SIGTERM);
+    EXPECT_EQ(pilotd_->wait_exit(10000), 0);
     waiter.join();
-    EXPECT_EQ(waiter_outcome.load(), static_cast<int>(Outcome::DAEMON_DOWN));
+    EXPECT_EQ(waiter_outcome.load(), static_cast<int>(Outcome::PILOTD_DOWN));
     EXPECT_LT(waiter_done_us.load() - t0, 5000000u) << "the waiting backend was not released";
     EXPECT_FALSE(exists(shm_file()));
     EXPECT_FALSE(exists(pid_file()));
     EXPECT_FALSE(exists(shm_file() + ".lock"));
-    EXPECT_EQ(raw.header->daemon_state.load(), static_cast<uint32_t>(DAEMON_STOPPING));
+    EXPECT_EQ(raw.header->pilotd_state.load(), static_cast<uint32_t>(PILOTD_STOPPING));
 
     auto c = client(8);
-    EXPECT_EQ(ping(*c), Outcome::DAEMON_DOWN);
-    EXPECT_NE(daemon_->log().find("shut down"), std::string::npos);
+    EXPECT_EQ(ping(*c), Outcome::PILOTD_DOWN);
+    EXPECT_NE(pilotd_->log().find("shut down"), std::string::npos);
 
     RunResult r = run({"status", "-D", datadir_});
     EXPECT_EQ(r.status, 3) << r.output;
@@ -1807,17 +1807,17 @@ TEST_F(PilotdTest, ConfigFileAppliesAndCommandLineOverrides) {
                          "  \"feedback_interval_ms\": 2,\n  \"memo-max-entries\": 77\n}\n");
     std::vector<std::string> args = {"-c", conf, "--slots", "48", "--memo-max-entries", "99"};
     /* -D comes from the file; Pilotd::start adds -D/--state-dir, which agree */
-    daemon_->start(args);
+    pilotd_->start(args);
     auto c = client(0);
-    ASSERT_TRUE(wait_until([&] { return c->probe() == Outcome::OK || !daemon_->running(); }, kReadyWaitMs));
-    DaemonInfo d = c->info();
+    ASSERT_TRUE(wait_until([&] { return c->probe() == Outcome::OK || !pilotd_->running(); }, kReadyWaitMs));
+    PilotdInfo d = c->info();
     ASSERT_TRUE(d.attached);
     EXPECT_EQ(d.nslots, 48u);
     /* the segment is published before the worker thread logs its start */
-    EXPECT_TRUE(wait_until([&] { return daemon_->log().find("DEBUG: worker 0 started") != std::string::npos; },
+    EXPECT_TRUE(wait_until([&] { return pilotd_->log().find("DEBUG: worker 0 started") != std::string::npos; },
                            kReadyWaitMs));
-    EXPECT_NE(daemon_->log().find("feedback-interval-ms=2 memo-max-entries=99"), std::string::npos)
-        << daemon_->log();
+    EXPECT_NE(pilotd_->log().find("feedback-interval-ms=2 memo-max-entries=99"), std::string::npos)
+        << pilotd_->log();
 }
 
 TEST_F(PilotdTest, RefusesRoot) {
@@ -1857,7 +1857,7 @@ TEST_F(PilotdTest, StatusCommand) {
     ASSERT_TRUE(wait_until([&] { return raw.header->counters.memo_entries.load() == 1u; }, 10000));
     r = run({"status", "-D", datadir_});
     EXPECT_EQ(r.status, 0) << r.output;
-    for (const std::string &s : {std::string("attached:         yes"), "pid:              " + std::to_string(daemon_->pid()),
+    for (const std::string &s : {std::string("attached:         yes"), "pid:              " + std::to_string(pilotd_->pid()),
                                  "protocol version: " + std::to_string(kProtocolVersion), std::string("slots:            512"),
                                  std::string("items:            3"), std::string("heartbeat age:"),
                                  std::string("uptime:"), std::string("oracle entries:   0"), std::string("epoch:"),
@@ -1884,14 +1884,14 @@ TEST_F(PilotdTest, SecondPilotdForTheSameClusterIsRefused) {
     EXPECT_FALSE(exists("/dev/shm/" + segment_name_for_datadir(other_data)));
     /* the first one is untouched */
     EXPECT_EQ(ping(*client(0)), Outcome::OK);
-    EXPECT_EQ(read_text(pid_file()), std::to_string(daemon_->pid()) + "\n");
+    EXPECT_EQ(read_text(pid_file()), std::to_string(pilotd_->pid()) + "\n");
 }
 
 TEST_F(PilotdTest, StalePidFileOfADeadProcessIsReplaced) {
     ASSERT_EQ(mkdir(statedir_.c_str(), 0700), 0);
     write_text(pid_file(), "999999\n");
     start_and_wait();
-    EXPECT_EQ(read_text(pid_file()), std::to_string(daemon_->pid()) + "\n");
+    EXPECT_EQ(read_text(pid_file()), std::to_string(pilotd_->pid()) + "\n");
 }
 
 TEST_F(PilotdTest, DaemonModeAndLogReopen) {
@@ -1903,7 +1903,7 @@ TEST_F(PilotdTest, DaemonModeAndLogReopen) {
     std::string pid_text = read_text(pid_file());
     pid_t pid = static_cast<pid_t>(atoi(pid_text.c_str()));
     ASSERT_GT(pid, 1);
-    EXPECT_EQ(c->info().daemon_pid, static_cast<uint32_t>(pid));
+    EXPECT_EQ(c->info().pilotd_pid, static_cast<uint32_t>(pid));
     EXPECT_NE(read_text(log).find("ready: segment"), std::string::npos);
 
     /* logrotate: move the file away, SIGHUP, a new file appears */
@@ -1917,7 +1917,7 @@ TEST_F(PilotdTest, DaemonModeAndLogReopen) {
     EXPECT_TRUE(wait_until([&] { return !exists(pid_file()) && !exists(shm_file()); }, 10000));
     EXPECT_TRUE(wait_until([&] { return read_text(log).find("shut down") != std::string::npos; }, 10000));
 
-    /* a daemon that cannot start says why, and the command fails */
+    /* a detached pilotd that cannot start says why, and the command fails */
     std::string blocker = tmp_.path() + "/not_a_dir";
     write_text(blocker, "x");
     r = run({"-D", datadir_, "--state-dir", blocker, "--daemon", "--log-file", log});

@@ -1,14 +1,14 @@
 /*
- * sidecar_client.h — the backend's side of the shared-memory protocol, in plain
+ * pilotd_client.h — the backend's side of the shared-memory protocol, in plain
  * C++ (no PostgreSQL headers) so it is unit-tested against a real pilotd.
  *
  * One client per process.  call() never throws and never waits longer than the
- * time it is given; every way the sidecar can be unusable (no segment, another
+ * time it is given; every way pilotd can be unusable (no segment, another
  * protocol version, stale heartbeat, slot busy, garbage response) comes back as
  * an Outcome the caller turns into PostgreSQL's native estimate plus a counter.
  */
-#ifndef PG_PILOT_SIDECAR_CLIENT_H
-#define PG_PILOT_SIDECAR_CLIENT_H
+#ifndef PG_PILOT_PILOTD_CLIENT_H
+#define PG_PILOT_PILOTD_CLIENT_H
 
 #include "pilot_protocol.h"
 
@@ -20,9 +20,9 @@ namespace pilot {
 
 enum class Outcome {
     OK = 0,           /* response valid and ST_OK */
-    DAEMON_DOWN,      /* no segment, stale heartbeat, daemon stopping */
+    PILOTD_DOWN,      /* no segment, stale heartbeat, pilotd stopping */
     VERSION_MISMATCH, /* segment of another protocol version or layout */
-    NO_SLOT,          /* this backend's slot index is beyond the daemon's slots */
+    NO_SLOT,          /* this backend's slot index is beyond pilotd's slots */
     SLOT_BUSY,        /* pilotd is still answering an abandoned request in our slot */
     TIMEOUT,          /* no answer within the time given */
     INVALID,          /* response failed validation */
@@ -31,13 +31,13 @@ enum class Outcome {
 
 const char *outcome_name(Outcome o);
 
-struct DaemonInfo {
+struct PilotdInfo {
     bool attached = false;
     std::string segment;
     std::string last_problem; /* why not attached, for status output */
     uint32_t version = 0;
     uint32_t nslots = 0;
-    uint32_t daemon_pid = 0;
+    uint32_t pilotd_pid = 0;
     uint64_t epoch = 0;
     uint64_t heartbeat_age_us = 0;
     uint64_t started_at_unix = 0;
@@ -52,16 +52,16 @@ struct DaemonInfo {
     uint32_t serving_version = 0; /* the version serving, 0 none */
 };
 
-class SidecarClient {
+class PilotdClient {
   public:
     /* slot_index: this process's slot (backend id - 1); stale_after_us: a heartbeat
      * older than this means pilotd is gone; reattach_interval_us: how often an
-     * unattached client retries opening the segment (keeps a down daemon cheap). */
-    SidecarClient(std::string segment, uint32_t slot_index, uint64_t stale_after_us,
-                  uint64_t reattach_interval_us);
-    ~SidecarClient();
-    SidecarClient(const SidecarClient &) = delete;
-    SidecarClient &operator=(const SidecarClient &) = delete;
+     * unattached client retries opening the segment (keeps a down pilotd cheap). */
+    PilotdClient(std::string segment, uint32_t slot_index, uint64_t stale_after_us,
+                 uint64_t reattach_interval_us);
+    ~PilotdClient();
+    PilotdClient(const PilotdClient &) = delete;
+    PilotdClient &operator=(const PilotdClient &) = delete;
 
     /* Sends req (seq is assigned here) and waits at most timeout_us for the answer.
      * MSG_ESTIMATE: req.text[0, req.text_used) is sent too (text_used must be
@@ -122,7 +122,7 @@ class SidecarClient {
 
     /* The segment's state, for status output.  May throw std::bad_alloc (it
      * builds strings): not for the planner path. */
-    DaemonInfo info();
+    PilotdInfo info();
 
     /* Why the client is not attached (empty when it is). */
     const char *last_problem() const noexcept { return last_problem_; }
@@ -148,7 +148,7 @@ class SidecarClient {
     unsigned expected_owner_;
     std::unique_ptr<Mapping> map_;
     uint64_t last_attempt_us_ = 0;
-    Outcome last_outcome_ = Outcome::DAEMON_DOWN;
+    Outcome last_outcome_ = Outcome::PILOTD_DOWN;
     /* why not attached; a fixed buffer: nothing on these paths may allocate,
      * since the functions are noexcept and run inside PostgreSQL backends */
     char last_problem_[160] = "not attached yet";

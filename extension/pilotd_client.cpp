@@ -1,5 +1,5 @@
 /*
- * sidecar.cpp — round trips from this backend to pilotd.
+ * pilotd_client.cpp — round trips from this backend to pilotd.
  *
  * All C++ work (the client object, Boost, exceptions) stays inside the
  * noexcept helpers of this file; they return plain codes and fill plain
@@ -19,7 +19,7 @@ extern "C" {
 #include "grow_cache.h"
 #include "pg_pilot.h"
 #include "pilot_protocol.h"
-#include "sidecar_client.h"
+#include "pilotd_client.h"
 
 #include <cmath>
 #include <cstdio>
@@ -29,7 +29,7 @@ extern "C" {
 using namespace pilot;
 using namespace pilot::proto;
 
-static SidecarClient *client = nullptr;
+static PilotdClient *client = nullptr;
 static bool client_failed = false;
 static Request request_buf;
 static Response response_buf;
@@ -37,7 +37,7 @@ static Response response_buf;
 /* Oracle loads and clears wait this long: pilotd fsyncs before it answers. */
 static const int64 ADMIN_TIMEOUT_US = 30 * 1000000LL;
 
-static SidecarClient *
+static PilotdClient *
 get_client() noexcept
 {
 	if (client != nullptr || client_failed)
@@ -47,9 +47,9 @@ get_client() noexcept
 		std::string name = segment_name_for_datadir(DataDir ? DataDir : "");
 		uint32_t slot = MyBackendId > 0 ? static_cast<uint32_t>(MyBackendId - 1) : UINT32_MAX;
 
-		client = new (std::nothrow) SidecarClient(name, slot,
-												  static_cast<uint64_t>(pilot_daemon_stale_ms) * 1000,
-												  static_cast<uint64_t>(pilot_reattach_interval_ms) * 1000);
+		client = new (std::nothrow) PilotdClient(name, slot,
+												 static_cast<uint64_t>(pilot_daemon_stale_ms) * 1000,
+												 static_cast<uint64_t>(pilot_reattach_interval_ms) * 1000);
 	}
 	catch (...)
 	{
@@ -66,7 +66,7 @@ fallback_for(Outcome o)
 	switch (o)
 	{
 		case Outcome::OK: return PF_NONE;
-		case Outcome::DAEMON_DOWN: return PF_DAEMON_DOWN;
+		case Outcome::PILOTD_DOWN: return PF_PILOTD_DOWN;
 		case Outcome::VERSION_MISMATCH: return PF_VERSION_MISMATCH;
 		case Outcome::NO_SLOT: return PF_NO_SLOT;
 		case Outcome::SLOT_BUSY: return PF_BUSY;
@@ -132,10 +132,10 @@ static GrowCache<SentText, SENT_TEXTS> sent_texts;
 static uint64 sent_texts_epoch = 0;	/* the segment epoch last seen by an ask */
 
 bool
-pilot_sidecar_text_sent(uint64 key)
+pilotd_text_sent(uint64 key)
 {
 	const SentText *s = sent_texts.find(key);
-	SidecarClient *c;
+	PilotdClient *c;
 
 	/* a restarted pilotd (another epoch) may have lost texts not written yet */
 	if (s != nullptr && s->key == key && s->epoch == sent_texts_epoch && sent_texts_epoch != 0)
@@ -150,7 +150,7 @@ pilot_sidecar_text_sent(uint64 key)
 static void
 estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 {
-	SidecarClient *c = get_client();
+	PilotdClient *c = get_client();
 	Outcome		o;
 	uint64_t	start;
 	int			answered = 0;
@@ -204,7 +204,7 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 	}
 	/* an unknown answer to an ask without its text is reused only when no
 	 * model needs texts (a model that starts serving bumps the generation) */
-	model_text = pilot_sidecar_model_needs_text();
+	model_text = pilotd_model_needs_text();
 
 	request_buf.type = MSG_ESTIMATE;
 	request_buf.estimator = static_cast<uint32_t>(pilot_estimator);
@@ -309,7 +309,7 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 }
 
 void
-pilot_sidecar_estimate(PilotAsk *asks, int n, int64 timeout_us)
+pilotd_estimate(PilotAsk *asks, int n, int64 timeout_us)
 {
 	uint64_t	deadline = monotonic_us() + (timeout_us > 0 ? (uint64_t) timeout_us : 0);
 
@@ -332,9 +332,9 @@ pilot_sidecar_estimate(PilotAsk *asks, int n, int64 timeout_us)
 }
 
 void
-pilot_sidecar_may_answer(const uint64 *table_sets, bool *may, int n)
+pilotd_may_answer(const uint64 *table_sets, bool *may, int n)
 {
-	SidecarClient *c;
+	PilotdClient *c;
 
 	if (pilot_estimator == EST_NATIVE)
 	{
@@ -356,9 +356,9 @@ pilot_sidecar_may_answer(const uint64 *table_sets, bool *may, int n)
 }
 
 bool
-pilot_sidecar_model_needs_text(void)
+pilotd_model_needs_text(void)
 {
-	SidecarClient *c;
+	PilotdClient *c;
 
 	if (pilot_estimator != EST_AUTO && pilot_estimator != EST_LEARNED)
 		return false;
@@ -367,9 +367,9 @@ pilot_sidecar_model_needs_text(void)
 }
 
 bool
-pilot_sidecar_wants_text(void)
+pilotd_wants_text(void)
 {
-	SidecarClient *c;
+	PilotdClient *c;
 
 	/* collected feedback is what the model trains on: pilotd needs the
 	 * texts of the relation sets it will observe, whatever the estimator */
@@ -382,9 +382,9 @@ pilot_sidecar_wants_text(void)
 }
 
 void
-pilot_sidecar_push_feedback(const FeedbackRecord *recs, int n)
+pilotd_push_feedback(const FeedbackRecord *recs, int n)
 {
-	SidecarClient *c = get_client();
+	PilotdClient *c = get_client();
 	uint32_t	accepted;
 
 	if (c == nullptr || n <= 0)
@@ -402,12 +402,12 @@ static char admin_problem[256];
 static Outcome
 admin_call(uint32_t type, uint64_t session, uint32_t flags) noexcept
 {
-	SidecarClient *c = get_client();
+	PilotdClient *c = get_client();
 
 	if (c == nullptr)
 	{
-		snprintf(admin_problem, sizeof admin_problem, "cannot create the sidecar client");
-		return Outcome::DAEMON_DOWN;
+		snprintf(admin_problem, sizeof admin_problem, "cannot create the pilotd client");
+		return Outcome::PILOTD_DOWN;
 	}
 	request_buf.type = type;
 	request_buf.session = session;
@@ -445,8 +445,8 @@ admin_check(Outcome o, const char *what)
 }
 
 uint64
-pilot_sidecar_oracle_load(const uint64 *keys, const double *rows, const uint64 *table_sets, int n,
-						  bool replace)
+pilotd_oracle_load(const uint64 *keys, const double *rows, const uint64 *table_sets, int n,
+				   bool replace)
 {
 	Outcome		o;
 	uint64_t	session;
@@ -475,7 +475,7 @@ pilot_sidecar_oracle_load(const uint64 *keys, const double *rows, const uint64 *
 }
 
 uint64
-pilot_sidecar_oracle_clear(void)
+pilotd_oracle_clear(void)
 {
 	Outcome		o = admin_call(MSG_ORACLE_CLEAR, 0, 0);
 
@@ -484,7 +484,7 @@ pilot_sidecar_oracle_clear(void)
 }
 
 void
-pilot_sidecar_pin_model(uint32 version)
+pilotd_pin_model(uint32 version)
 {
 	Outcome		o = admin_call(MSG_MODEL_PIN, version, 0);
 
@@ -504,23 +504,23 @@ pilot_sidecar_pin_model(uint32 version)
 }
 
 bool
-pilot_sidecar_guard_entry(uint64 query_id, GuardEntry *out)
+pilotd_guard_entry(uint64 query_id, GuardEntry *out)
 {
-	SidecarClient *c = get_client();
+	PilotdClient *c = get_client();
 
 	return c != nullptr && c->guard_entry(static_cast<uint32_t>(MyDatabaseId), query_id, out);
 }
 
 bool
-pilot_sidecar_guard_row(uint32 index, GuardEntry *out)
+pilotd_guard_row(uint32 index, GuardEntry *out)
 {
-	SidecarClient *c = get_client();
+	PilotdClient *c = get_client();
 
 	return c != nullptr && c->guard_row(index, out);
 }
 
 void
-pilot_sidecar_pin_template(uint64 query_id, uint32 arm)
+pilotd_pin_template(uint64 query_id, uint32 arm)
 {
 	Outcome		o = admin_call(MSG_GUARD_PIN, query_id, arm);
 
@@ -533,14 +533,14 @@ pilot_sidecar_pin_template(uint64 query_id, uint32 arm)
 }
 
 void
-pilot_sidecar_reset_guard(void)
+pilotd_reset_guard(void)
 {
 	admin_check(admin_call(MSG_GUARD_RESET, 0, 0), "resetting the plan guard");
 }
 
 uint64
-pilot_sidecar_advisor_request(int32 action, double budget_mb, int32 max_indexes, int64 recommendation,
-							  bool drop_unhelpful)
+pilotd_advisor_request(int32 action, double budget_mb, int32 max_indexes, int64 recommendation,
+					   bool drop_unhelpful)
 {
 	Outcome		o;
 
@@ -587,7 +587,7 @@ static ModelInfo model_buf[kMaxModels];
 static int
 read_models_plain(void) noexcept
 {
-	SidecarClient *c = get_client();
+	PilotdClient *c = get_client();
 
 	if (c == nullptr)
 		return -1;
@@ -601,7 +601,7 @@ u64_datum(uint64_t v)
 }
 
 void
-pilot_sidecar_models(PilotModelRowFn emit, void *arg, int natts)
+pilotd_models(PilotModelRowFn emit, void *arg, int natts)
 {
 	int			n = read_models_plain();
 	Datum		values[22];
@@ -670,7 +670,7 @@ pilot_sidecar_models(PilotModelRowFn emit, void *arg, int natts)
 }
 
 /* ---------------------------------------------------------------------
- * Status (pg_pilot.daemon)
+ * Status (pg_pilot.pilotd)
  * --------------------------------------------------------------------- */
 
 typedef struct PlainInfo
@@ -692,24 +692,24 @@ typedef struct PlainInfo
 static void
 read_info(PlainInfo *p) noexcept
 {
-	SidecarClient *c = get_client();
+	PilotdClient *c = get_client();
 
 	memset(p, 0, sizeof(*p));
 	if (c == nullptr)
 	{
-		snprintf(p->problem, sizeof p->problem, "cannot create the sidecar client");
+		snprintf(p->problem, sizeof p->problem, "cannot create the pilotd client");
 		return;
 	}
 	try
 	{
-		DaemonInfo	d = c->info();
+		PilotdInfo	d = c->info();
 
 		p->attached = d.attached;
 		snprintf(p->segment, sizeof p->segment, "%s", d.segment.c_str());
 		snprintf(p->problem, sizeof p->problem, "%s", d.last_problem.c_str());
 		p->version = d.version;
 		p->nslots = d.nslots;
-		p->pid = d.daemon_pid;
+		p->pid = d.pilotd_pid;
 		p->epoch = d.epoch;
 		p->heartbeat_age_us = d.heartbeat_age_us;
 		p->started_at_unix = d.started_at_unix;
@@ -739,7 +739,7 @@ read_info(PlainInfo *p) noexcept
 }
 
 void
-pilot_sidecar_status(Datum *values, bool *nulls, int natts)
+pilotd_status(Datum *values, bool *nulls, int natts)
 {
 	PlainInfo	p;
 	int			i = 0;

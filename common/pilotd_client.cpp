@@ -1,5 +1,5 @@
-/* sidecar_client.cpp — attach, validate, send, wait; see sidecar_client.h. */
-#include "sidecar_client.h"
+/* pilotd_client.cpp — attach, validate, send, wait; see pilotd_client.h. */
+#include "pilotd_client.h"
 
 #include "futex.h"
 #include "segment_guard.h"
@@ -27,7 +27,7 @@ constexpr uint64_t kSpinUs = 30;
 const char *outcome_name(Outcome o) {
     switch (o) {
     case Outcome::OK: return "ok";
-    case Outcome::DAEMON_DOWN: return "daemon_down";
+    case Outcome::PILOTD_DOWN: return "daemon_down";
     case Outcome::VERSION_MISMATCH: return "version_mismatch";
     case Outcome::NO_SLOT: return "no_slot";
     case Outcome::SLOT_BUSY: return "slot_busy";
@@ -38,7 +38,7 @@ const char *outcome_name(Outcome o) {
     return "unknown";
 }
 
-struct SidecarClient::Mapping {
+struct PilotdClient::Mapping {
     bip::shared_memory_object shm;
     bip::mapped_region region;
     SegmentHeader *header = nullptr;
@@ -47,21 +47,21 @@ struct SidecarClient::Mapping {
     uint32_t nslots = 0; /* as validated at attach: the header may change under us */
 };
 
-SidecarClient::SidecarClient(std::string segment, uint32_t slot_index, uint64_t stale_after_us,
-                             uint64_t reattach_interval_us)
+PilotdClient::PilotdClient(std::string segment, uint32_t slot_index, uint64_t stale_after_us,
+                           uint64_t reattach_interval_us)
     : segment_(std::move(segment)), slot_index_(slot_index), stale_after_us_(stale_after_us),
       reattach_interval_us_(reattach_interval_us), expected_owner_(geteuid()) {
     /* seq values must differ from any earlier process that used this slot */
     seq_ = (static_cast<uint64_t>(getpid()) << 32) ^ (monotonic_us() << 8);
 }
 
-SidecarClient::~SidecarClient() { detach(); }
+PilotdClient::~PilotdClient() { detach(); }
 
-void SidecarClient::set_problem(const char *a, const char *b) noexcept {
+void PilotdClient::set_problem(const char *a, const char *b) noexcept {
     snprintf(last_problem_, sizeof last_problem_, "%s%s", a ? a : "", b ? b : "");
 }
 
-void SidecarClient::detach() noexcept {
+void PilotdClient::detach() noexcept {
     segment_guard_disarm();
     try {
         map_.reset();
@@ -72,8 +72,8 @@ void SidecarClient::detach() noexcept {
 
 /* pilotd was killed: its pid is gone and its heartbeat stopped (the heartbeat
  * condition keeps a pilotd in another pid namespace usable) */
-static bool daemon_dead(const SegmentHeader *h, uint64_t now_us) {
-    if (h->daemon_pid == 0 || kill(static_cast<pid_t>(h->daemon_pid), 0) == 0 || errno != ESRCH)
+static bool pilotd_dead(const SegmentHeader *h, uint64_t now_us) {
+    if (h->pilotd_pid == 0 || kill(static_cast<pid_t>(h->pilotd_pid), 0) == 0 || errno != ESRCH)
         return false;
     uint64_t hb = h->heartbeat_us.load(std::memory_order_acquire);
     uint64_t limit = 4ull * h->heartbeat_interval_ms * 1000;
@@ -88,11 +88,11 @@ static Outcome outcome_for(HeaderCheck c) {
     case HDR_BAD_MAGIC:
     case HDR_BAD_VERSION:
     case HDR_BAD_LAYOUT: return Outcome::VERSION_MISMATCH;
-    default: return Outcome::DAEMON_DOWN;
+    default: return Outcome::PILOTD_DOWN;
     }
 }
 
-Outcome SidecarClient::ensure_attached(uint64_t now_us) noexcept {
+Outcome PilotdClient::ensure_attached(uint64_t now_us) noexcept {
     if (map_) {
         /* Shrunk under us (never pilotd's doing: a restarted pilotd makes a
          * new segment): the lost pages would fault with SIGBUS, so leave
@@ -110,7 +110,7 @@ Outcome SidecarClient::ensure_attached(uint64_t now_us) noexcept {
             orphan_count_ = 0;
             detach();
             last_attempt_us_ = now_us;
-            return last_outcome_ = Outcome::DAEMON_DOWN;
+            return last_outcome_ = Outcome::PILOTD_DOWN;
         }
         HeaderCheck c = validate_header(map_->header, map_->size, now_us, stale_after_us_);
         if (c == HDR_OK)
@@ -127,7 +127,7 @@ Outcome SidecarClient::ensure_attached(uint64_t now_us) noexcept {
     last_attempt_us_ = now_us;
     if (segment_.empty()) {
         set_problem("no segment name (data directory unresolved)");
-        return last_outcome_ = Outcome::DAEMON_DOWN;
+        return last_outcome_ = Outcome::PILOTD_DOWN;
     }
     try {
         std::unique_ptr<Mapping> m(new Mapping());
@@ -138,18 +138,18 @@ Outcome SidecarClient::ensure_attached(uint64_t now_us) noexcept {
         struct stat st;
         if (fstat(m->shm.get_mapping_handle().handle, &st) != 0) {
             set_problem("cannot stat the segment: ", strerror(errno));
-            return last_outcome_ = Outcome::DAEMON_DOWN;
+            return last_outcome_ = Outcome::PILOTD_DOWN;
         }
         if (st.st_uid != expected_owner_) {
             snprintf(last_problem_, sizeof last_problem_,
                      "segment owned by uid %u, not by the server's user (uid %u): refused",
                      static_cast<unsigned>(st.st_uid), static_cast<unsigned>(expected_owner_));
-            return last_outcome_ = Outcome::DAEMON_DOWN;
+            return last_outcome_ = Outcome::PILOTD_DOWN;
         }
         if ((st.st_mode & 077) != 0) {
             snprintf(last_problem_, sizeof last_problem_,
                      "segment accessible to other users (mode %04o): refused", static_cast<unsigned>(st.st_mode & 07777));
-            return last_outcome_ = Outcome::DAEMON_DOWN;
+            return last_outcome_ = Outcome::PILOTD_DOWN;
         }
         bip::offset_t size = 0;
         if (!m->shm.get_size(size) || size < static_cast<bip::offset_t>(sizeof(SegmentHeader))) {
@@ -164,9 +164,9 @@ Outcome SidecarClient::ensure_attached(uint64_t now_us) noexcept {
             set_problem(header_check_name(c));
             return last_outcome_ = outcome_for(c);
         }
-        if (daemon_dead(m->header, now_us)) {
+        if (pilotd_dead(m->header, now_us)) {
             set_problem("pilotd process is gone");
-            return last_outcome_ = Outcome::DAEMON_DOWN;
+            return last_outcome_ = Outcome::PILOTD_DOWN;
         }
         m->epoch = m->header->epoch;
         m->nslots = m->header->nslots;
@@ -184,7 +184,7 @@ Outcome SidecarClient::ensure_attached(uint64_t now_us) noexcept {
     } catch (...) {
         set_problem("cannot open segment");
     }
-    return last_outcome_ = Outcome::DAEMON_DOWN;
+    return last_outcome_ = Outcome::PILOTD_DOWN;
 }
 
 /* Records still in our ring when we leave a segment are not acknowledged
@@ -193,7 +193,7 @@ Outcome SidecarClient::ensure_attached(uint64_t now_us) noexcept {
  * old pilotd is gone (killed: a clean stop drains the rings first), and they
  * are counted as lost, so that every record sent is either acknowledged or
  * counted. */
-void SidecarClient::note_unacknowledged() noexcept {
+void PilotdClient::note_unacknowledged() noexcept {
     orphan_epoch_ = map_->epoch;
     orphan_count_ = 0;
     if (slot_index_ >= map_->nslots)
@@ -205,9 +205,9 @@ void SidecarClient::note_unacknowledged() noexcept {
         orphan_count_ = head - tail;
 }
 
-Outcome SidecarClient::probe() noexcept { return ensure_attached(monotonic_us()); }
+Outcome PilotdClient::probe() noexcept { return ensure_attached(monotonic_us()); }
 
-bool SidecarClient::answers_generation(uint32_t estimator, uint64_t *epoch, uint64_t *generation) noexcept {
+bool PilotdClient::answers_generation(uint32_t estimator, uint64_t *epoch, uint64_t *generation) noexcept {
     if (ensure_attached(monotonic_us()) != Outcome::OK)
         return false;
     const SegmentHeader *h = map_->header;
@@ -216,7 +216,7 @@ bool SidecarClient::answers_generation(uint32_t estimator, uint64_t *epoch, uint
     return true;
 }
 
-bool SidecarClient::may_answer(uint32_t dboid, bool model_counts, const uint64_t *table_sets, bool *may,
+bool PilotdClient::may_answer(uint32_t dboid, bool model_counts, const uint64_t *table_sets, bool *may,
                               int n) noexcept {
     if (!attached_for_lookup())
         return false;
@@ -227,11 +227,11 @@ bool SidecarClient::may_answer(uint32_t dboid, bool model_counts, const uint64_t
     return true;
 }
 
-bool SidecarClient::has_key_text(uint64_t key) noexcept {
+bool PilotdClient::has_key_text(uint64_t key) noexcept {
     return attached_for_lookup() && key_texts_has(map_->header->key_texts, key);
 }
 
-bool SidecarClient::attached_for_lookup() noexcept {
+bool PilotdClient::attached_for_lookup() noexcept {
     /* no fstat() per call (GEQO asks per set): an attached segment stays
      * mapped; only its header is checked (a pilotd that stopped or went
      * stale is looked for again, in a new segment) */
@@ -241,25 +241,25 @@ bool SidecarClient::attached_for_lookup() noexcept {
     return ensure_attached(now) == Outcome::OK;
 }
 
-bool SidecarClient::model_serving() noexcept {
+bool PilotdClient::model_serving() noexcept {
     if (ensure_attached(monotonic_us()) != Outcome::OK)
         return false;
     return map_->header->model_serving.load(std::memory_order_acquire) != 0;
 }
 
-bool SidecarClient::guard_entry(uint32_t dboid, uint64_t query_id, GuardEntry *out) noexcept {
+bool PilotdClient::guard_entry(uint32_t dboid, uint64_t query_id, GuardEntry *out) noexcept {
     if (ensure_attached(monotonic_us()) != Outcome::OK)
         return false;
     return guard_lookup(map_->header->guard, dboid, query_id, out);
 }
 
-bool SidecarClient::guard_row(uint32_t index, GuardEntry *out) noexcept {
+bool PilotdClient::guard_row(uint32_t index, GuardEntry *out) noexcept {
     if (index >= kGuardEntries || ensure_attached(monotonic_us()) != Outcome::OK)
         return false;
     return guard_copy_row(map_->header->guard.entries[index], out, 100) && guard_entry_valid(*out);
 }
 
-int SidecarClient::read_models(ModelInfo *out, uint32_t cap) noexcept {
+int PilotdClient::read_models(ModelInfo *out, uint32_t cap) noexcept {
     if (ensure_attached(monotonic_us()) != Outcome::OK)
         return -1;
     const ModelTable &t = map_->header->models;
@@ -289,7 +289,7 @@ int SidecarClient::read_models(ModelInfo *out, uint32_t cap) noexcept {
     return -1;
 }
 
-uint32_t SidecarClient::push_feedback(const FeedbackRecord *recs, uint32_t n) noexcept {
+uint32_t PilotdClient::push_feedback(const FeedbackRecord *recs, uint32_t n) noexcept {
     if (n == 0 || ensure_attached(monotonic_us()) != Outcome::OK || slot_index_ >= map_->nslots)
         return 0;
     FeedbackRing &ring = slot_at(map_->header, slot_index_)->feedback;
@@ -315,7 +315,7 @@ uint32_t SidecarClient::push_feedback(const FeedbackRecord *recs, uint32_t n) no
     return accepted;
 }
 
-Outcome SidecarClient::call(Request &req, Response &resp, int64_t timeout_us) noexcept {
+Outcome PilotdClient::call(Request &req, Response &resp, int64_t timeout_us) noexcept {
     if (req.count > kMaxItems || (req.type == MSG_ESTIMATE && req.text_used > kMaxText))
         return Outcome::INVALID; /* caller error: split batches of kMaxItems */
     uint64_t start = monotonic_us();
@@ -363,7 +363,7 @@ Outcome SidecarClient::call(Request &req, Response &resp, int64_t timeout_us) no
         futex_wake(&h->doorbell, 1);
 
     /* wait: short spin (answers usually take a few microseconds), then futex
-     * sleeps of at most 1 ms so a stopping or dead daemon is noticed early */
+     * sleeps of at most 1 ms so a stopping or dead pilotd is noticed early */
     uint64_t deadline = start + static_cast<uint64_t>(timeout_us > 0 ? timeout_us : 0);
     for (;;) {
         s = slot->state.load(std::memory_order_acquire);
@@ -373,20 +373,20 @@ Outcome SidecarClient::call(Request &req, Response &resp, int64_t timeout_us) no
         if (now >= deadline) {
             uint32_t expect = SLOT_PENDING; /* withdraw if pilotd has not picked it up */
             slot->state.compare_exchange_strong(expect, SLOT_FREE, std::memory_order_acq_rel);
-            if (daemon_dead(h, monotonic_us())) {
+            if (pilotd_dead(h, monotonic_us())) {
                 set_problem("pilotd process is gone");
                 detach();
                 last_attempt_us_ = 0;
-                return Outcome::DAEMON_DOWN;
+                return Outcome::PILOTD_DOWN;
             }
             return Outcome::TIMEOUT;
         }
         uint64_t hb = h->heartbeat_us.load(std::memory_order_acquire);
-        if (h->daemon_state.load(std::memory_order_acquire) != DAEMON_READY ||
+        if (h->pilotd_state.load(std::memory_order_acquire) != PILOTD_READY ||
             (now > hb && now - hb > stale_after_us_)) {
             uint32_t expect = SLOT_PENDING;
             slot->state.compare_exchange_strong(expect, SLOT_FREE, std::memory_order_acq_rel);
-            return Outcome::DAEMON_DOWN;
+            return Outcome::PILOTD_DOWN;
         }
         /* poll first: an awake pilotd answers in a few microseconds, a futex
          * sleep costs a wake-up of tens */
@@ -420,8 +420,8 @@ Outcome SidecarClient::call(Request &req, Response &resp, int64_t timeout_us) no
     return Outcome::OK;
 }
 
-DaemonInfo SidecarClient::info() {
-    DaemonInfo d;
+PilotdInfo PilotdClient::info() {
+    PilotdInfo d;
     d.segment = segment_;
     uint64_t now = monotonic_us();
     last_attempt_us_ = 0; /* an explicit status request always looks again */
@@ -433,7 +433,7 @@ DaemonInfo SidecarClient::info() {
     d.attached = true;
     d.version = h->version;
     d.nslots = h->nslots;
-    d.daemon_pid = h->daemon_pid;
+    d.pilotd_pid = h->pilotd_pid;
     d.epoch = h->epoch;
     uint64_t hb = h->heartbeat_us.load(std::memory_order_acquire);
     d.heartbeat_age_us = now > hb ? now - hb : 0;
@@ -447,7 +447,7 @@ DaemonInfo SidecarClient::info() {
     d.feedback_invalid = h->counters.feedback_invalid.load(std::memory_order_relaxed);
     d.memo_entries = h->counters.memo_entries.load(std::memory_order_relaxed);
     d.key_texts = h->key_texts.count.load(std::memory_order_relaxed);
-    const DaemonCounters &c = h->counters;
+    const PilotdCounters &c = h->counters;
     d.feedback_queued = c.feedback_queued.load(std::memory_order_relaxed);
     d.spool_appended = c.spool_appended.load(std::memory_order_relaxed);
     {
