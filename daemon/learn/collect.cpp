@@ -209,18 +209,15 @@ class Collector {
      * pg_pilot.pilotd from extension 0.9 on; before, it was pg_pilot.daemon
      * (kept as a deprecated view in 0.9, dropped in 0.10). */
     void check_pilotd() {
-        for (const char *view : {"pg_pilot.pilotd", "pg_pilot.daemon"}) {
-            PGresult *r = PQexec(conn_, (std::string("SELECT attached FROM ") + view).c_str());
-            const bool answered = PQresultStatus(r) == PGRES_TUPLES_OK;
-            if (answered && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 'f')
-                fprintf(stderr, "collect: WARNING: pilotd is not attached to this server (%s): "
-                                "the feedback of these queries will be dropped\n", view);
-            PQclear(r);
-            if (PQtransactionStatus(conn_) != PQTRANS_IDLE)
-                PQclear(PQexec(conn_, "ROLLBACK"));
-            if (answered)
-                return;
-        }
+        /* the function behind the view pg_pilot.pilotd (pg_pilot.daemon
+         * before 0.9), the same in every version of the extension */
+        PGresult *r = PQexec(conn_, "SELECT attached FROM pg_pilot.daemon_status()");
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 'f')
+            fprintf(stderr, "collect: WARNING: pilotd is not attached to this server (pg_pilot.pilotd): "
+                            "the feedback of these queries will be dropped\n");
+        PQclear(r);
+        if (PQtransactionStatus(conn_) != PQTRANS_IDLE)
+            PQclear(PQexec(conn_, "ROLLBACK"));
     }
 
     /* Runs one statement, discarding its rows. */
