@@ -209,7 +209,7 @@ prefetch_join_estimates(PilotQueryState *qs, PilotRootState *rs)
 	sets = (uint64 *) palloc(sizeof(uint64) * (en.count > 0 ? en.count : 1));
 	for (int i = 0; i < en.count; i++)
 		sets[i] = relset_table_set_bits(cat, en.sets[i]);
-	if (!qs->record && !rs->any_learned)
+	if (!qs->record && !rs->any_answered)
 	{
 		/*
 		 * When pilotd may answer none of the sets (and nothing of this level
@@ -256,9 +256,9 @@ prefetch_join_estimates(PilotQueryState *qs, PilotRootState *rs)
 	 * feedback's native rows), sized from its parts: needed once some set is
 	 * asked or some base relation got pilotd's rows.  Otherwise the planner's
 	 * own estimates are PostgreSQL's alone, and the feedback takes them as
-	 * they are (any_learned stays false).
+	 * they are (any_answered stays false).
 	 */
-	if (nknown > 0 || rs->any_learned)
+	if (nknown > 0 || rs->any_answered)
 		size_prefetched_joins(qs, rs, en.sets, en.count);
 	if (qs->disabled)
 		return;

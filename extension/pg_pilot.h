@@ -27,7 +27,7 @@ extern double pilot_guard_probe_rate;
 /* Why a relation set kept PostgreSQL's estimate (also the pg_pilot.stats columns). */
 typedef enum PilotFallback
 {
-	PF_NONE = 0,		/* learned value used */
+	PF_NONE = 0,		/* pilotd's value used */
 	PF_TIMEOUT,			/* pilotd did not answer within the query's budget */
 	PF_PILOTD_DOWN,		/* no segment, stale heartbeat, pilotd stopping */
 	PF_VERSION_MISMATCH,	/* segment of another protocol version / layout */
@@ -50,10 +50,10 @@ typedef struct PilotEstimate
 	Relids		relids;			/* hash key: must be first */
 	bool		resolved;		/* estimate fetched (or given up) */
 	bool		finished;		/* counted, logged and recorded (at first sight) */
-	bool		learned;		/* rows is a value from pilotd */
-	PilotFallback reason;		/* why not, when !learned */
-	uint32		source;			/* proto::Source when learned */
-	double		rows;			/* learned rows (when learned) */
+	bool		answered;		/* rows is a value from pilotd */
+	PilotFallback reason;		/* why not, when !answered */
+	uint32		source;			/* proto::Source when answered (oracle, memo or model) */
+	double		rows;			/* pilotd's rows (when answered) */
 	double		keep_native_within;	/* the model's "unsure" band (EstimateAnswer) */
 	double		native_rows;	/* the planner's estimate when first seen */
 	double		pg_rows;		/* PostgreSQL's own estimate from its own estimates
@@ -80,7 +80,7 @@ typedef struct PilotRootState
 	bool		catalog_failed;
 	bool		base_fetched;
 	bool		joins_prefetched;
-	bool		any_learned;	/* some set of this level was sized with pilotd's rows: the
+	bool		any_answered;	/* some set of this level was sized with pilotd's rows: the
 								 * planner's own estimates of the others are no longer
 								 * PostgreSQL's alone (see size_joins) */
 	bool		joins_unknown;	/* pilotd may answer no connected join set of this
@@ -239,7 +239,7 @@ typedef struct PilotAsk
 	const char *text;			/* canonical key text (not copied), or NULL */
 	uint32		text_len;
 	/* out */
-	bool		learned;
+	bool		answered;
 	double		rows;
 	uint32		source;
 	double		keep_native_within;	/* see EstimateAnswer */

@@ -95,7 +95,7 @@ typedef struct LocalAnswer
 	uint64		generation;
 	uint32		estimator;
 	bool		valid;
-	bool		learned;		/* false: pilotd knew nothing (PF_UNKNOWN) */
+	bool		answered;		/* false: pilotd knew nothing (PF_UNKNOWN) */
 	uint32		source;
 	double		rows;
 	double		keep_native_within;
@@ -163,7 +163,7 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 
 	for (int i = 0; i < n; i++)
 	{
-		asks[i].learned = false;
+		asks[i].answered = false;
 		asks[i].rows = 0;
 		asks[i].source = SRC_NONE;
 		asks[i].reason = PF_ERROR;
@@ -187,9 +187,9 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 			miss[nmiss++] = i;
 			continue;
 		}
-		asks[i].learned = la->learned;
-		asks[i].reason = la->learned ? PF_NONE : PF_UNKNOWN;
-		if (la->learned)
+		asks[i].answered = la->answered;
+		asks[i].reason = la->answered ? PF_NONE : PF_UNKNOWN;
+		if (la->answered)
 		{
 			asks[i].rows = la->rows;
 			asks[i].source = la->source;
@@ -248,7 +248,7 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 			/* validate_response() checked finiteness and range already */
 			if (a.source != SRC_NONE)
 			{
-				ask.learned = true;
+				ask.answered = true;
 				ask.rows = a.rows;
 				ask.source = a.source;
 				ask.keep_native_within = a.keep_native_within;
@@ -273,7 +273,7 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 			 * asked again: the learned model needs the text to answer */
 			LocalAnswer *la;
 
-			if (reuse && (ask.learned || request_buf.items[k].text_len > 0 || !model_text) &&
+			if (reuse && (ask.answered || request_buf.items[k].text_len > 0 || !model_text) &&
 				(la = local_answer(ask.key, ask.native_rows, &bits, true)) != nullptr)
 			{
 				la->key = ask.key;
@@ -281,7 +281,7 @@ estimate_chunk(PilotAsk *asks, int n, int64 timeout_us) noexcept
 				la->epoch = epoch;
 				la->generation = generation;
 				la->estimator = static_cast<uint32>(pilot_estimator);
-				la->learned = ask.learned;
+				la->answered = ask.answered;
 				la->source = ask.source;
 				la->rows = ask.rows;
 				la->keep_native_within = ask.keep_native_within;
@@ -322,7 +322,7 @@ pilotd_estimate(PilotAsk *asks, int n, int64 timeout_us)
 		{
 			for (int i = off; i < n; i++)
 			{
-				asks[i].learned = false;
+				asks[i].answered = false;
 				asks[i].reason = PF_TIMEOUT;
 			}
 			return;

@@ -257,8 +257,8 @@ plan_relids(MapBuild *b, Plan *plan)
 			/* as the model sees it (pg_pilot.h); a set not sized from its
 			 * parts (nothing asked) in a level where nothing was learned:
 			 * the planner's own estimate is PostgreSQL's alone */
-			fn->native_rows = (e->pg_rows < 0 && !b->rs->any_learned) ? e->native_rows : e->pg_rows;
-			fn->pilot_rows = e->learned ? e->rows : -1;
+			fn->native_rows = (e->pg_rows < 0 && !b->rs->any_answered) ? e->native_rows : e->pg_rows;
+			fn->pilot_rows = e->answered ? e->rows : -1;
 			relset_names(b->rs->root, relids, fn->relations, sizeof fn->relations);
 			b->nodes = lappend(b->nodes, fn);
 		}

@@ -142,7 +142,7 @@ estimate_entry(PilotRootState *rs, Relids relids, double native_rows)
 		e->relids = bms_copy(relids);
 		e->resolved = false;
 		e->finished = false;
-		e->learned = false;
+		e->answered = false;
 		e->reason = PF_UNKNOWN;
 		e->source = 0;
 		e->rows = 0;
@@ -360,7 +360,7 @@ base_rel_work(PilotQueryState *qs, PlannerInfo *root, RelOptInfo *rel)
 	if (IS_DUMMY_REL(rel))
 		return;
 	e = estimate_entry(rs, rel->relids, rel->rows);
-	if (e->learned)
+	if (e->answered)
 		apply_base_rows(rel, e->rows);
 }
 
@@ -413,7 +413,7 @@ join_rel_work(PilotQueryState *qs, PlannerInfo *root, RelOptInfo *joinrel, doubl
 		apply_model_band(e);
 		finish_entry(qs, rs, e);
 	}
-	if (!e->learned)
+	if (!e->answered)
 		return false;
 	*rows = clamp_row_est(e->rows);
 	return joinrel->rows != *rows;
@@ -509,7 +509,7 @@ pilot_set_join_pathlist(PlannerInfo *root, RelOptInfo *joinrel, RelOptInfo *oute
 	}
 
 	/*
-	 * First split of this join relation and the learned rows differ: throw away
+	 * First split of this join relation and pilotd's rows differ: throw away
 	 * the paths costed with the old rows and build them again.  The re-run calls
 	 * this hook again; the guard makes that call pass straight to the previous
 	 * hook, which therefore runs exactly once for the paths that stay.

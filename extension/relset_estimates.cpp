@@ -115,9 +115,9 @@ want_key_text(PilotQueryState *qs)
 void
 apply_model_band(PilotEstimate *e)
 {
-	if (e->learned && pilot::proto::within_unsure_band(e->rows, e->native_rows, e->keep_native_within))
+	if (e->answered && pilot::proto::within_unsure_band(e->rows, e->native_rows, e->keep_native_within))
 	{
-		e->learned = false;
+		e->answered = false;
 		e->reason = PF_UNKNOWN;
 	}
 }
@@ -125,7 +125,7 @@ apply_model_band(PilotEstimate *e)
 static double
 used_rows(const PilotEstimate *e)
 {
-	return e->learned ? clamp_row_est(e->rows) : e->native_rows;
+	return e->answered ? clamp_row_est(e->rows) : e->native_rows;
 }
 
 /* Bookkeeping once per relation set, when the planner first sizes it:
@@ -135,21 +135,21 @@ finish_entry(PilotQueryState *qs, PilotRootState *rs, PilotEstimate *e)
 {
 	e->resolved = true;
 	e->finished = true;
-	if (e->learned)
-		rs->any_learned = true;
+	if (e->answered)
+		rs->any_answered = true;
 	else
 		pilot_stats_count_fallback(e->reason, 1);
 	if (pilot_log_estimates || qs->record)
 	{
 		char	   *label = relset_label(rs->root, e->relids);
-		const char *source = e->learned ? pilot::proto::source_name(e->source)
+		const char *source = e->answered ? pilot::proto::source_name(e->source)
 			: psprintf("native (%s)", pilot_fallback_name(e->reason));
 
 		if (pilot_log_estimates)
 			ereport(LOG,
 					(errmsg("pg_pilot: {%s} native=%.0f pilot=%s used=%.0f source=%s key=%016llx",
 							label, e->native_rows,
-							e->learned ? psprintf("%.0f", e->rows) : "-",
+							e->answered ? psprintf("%.0f", e->rows) : "-",
 							used_rows(e), source, (unsigned long long) e->key),
 					 errhidestmt(true)));
 		if (qs->record && !e->recorded)
@@ -159,7 +159,7 @@ finish_entry(PilotQueryState *qs, PilotRootState *rs, PilotEstimate *e)
 			r->relations = label;
 			r->nrels = bms_num_members(e->relids);
 			r->native_rows = e->native_rows;
-			r->pilot_rows = e->learned ? e->rows : -1;
+			r->pilot_rows = e->answered ? e->rows : -1;
 			r->used_rows = used_rows(e);
 			r->source = pstrdup(source);
 			r->key = e->key;
@@ -256,11 +256,11 @@ ask_pilotd(PilotQueryState *qs, PilotEstimate **entries, int n)
 	qs->waited_us += pilot::proto::monotonic_us() - start;
 	for (int i = 0; i < n; i++)
 	{
-		entries[i]->learned = asks[i].learned;
+		entries[i]->answered = asks[i].answered;
 		entries[i]->rows = asks[i].rows;
 		entries[i]->source = asks[i].source;
 		entries[i]->keep_native_within = asks[i].keep_native_within;
-		entries[i]->reason = asks[i].learned ? PF_NONE : asks[i].reason;
+		entries[i]->reason = asks[i].answered ? PF_NONE : asks[i].reason;
 		if (entries[i]->key_text != NULL)
 		{
 			pfree(entries[i]->key_text);	/* sent: no longer needed */
@@ -402,7 +402,7 @@ fetch_base_estimates(PilotQueryState *qs, PilotRootState *rs)
 		apply_model_band(e);
 		finish_entry(qs, rs, e);
 		/* paths of later relations are built with these rows */
-		if (e->learned)
+		if (e->answered)
 			root->simple_rel_array[relid]->rows = clamp_row_est(e->rows);
 	}
 }
