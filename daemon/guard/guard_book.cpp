@@ -158,16 +158,14 @@ size_t GuardBook::restore(const std::vector<GuardRun> &runs) noexcept {
              * of the runs since this start, else of the latest runs) are not
              * evidence: the same check as observe()'s */
             const bool current_known = t.table_rows_log >= 0;
-            const bool check = rule_.stats_change_factor > 1;
-            const double limit = check ? std::log(rule_.stats_change_factor) : 0;
             for (const GuardRun *r : kv.second) {
-                if (check && r->table_rows_log >= 0) {
+                if (rule_.stats_change_factor > 1 && r->table_rows_log >= 0) {
                     if (current_known) {
-                        if (std::fabs(r->table_rows_log - t.table_rows_log) >= limit)
+                        if (other_table_sizes(r->table_rows_log, t.table_rows_log))
                             continue;
                     } else if (t.table_rows_log < 0) {
                         t.table_rows_log = r->table_rows_log;
-                    } else if (std::fabs(r->table_rows_log - t.table_rows_log) >= limit) {
+                    } else if (other_table_sizes(r->table_rows_log, t.table_rows_log)) {
                         t.table_rows_log = r->table_rows_log; /* changed: what came before is not evidence */
                         t.pilot.clear();
                         t.native.clear();
@@ -253,6 +251,13 @@ uint64_t GuardBook::reopened_by_statistics() const {
  * template explores again.  A run planned just before the change (started
  * before ANALYZE, finished after) is not counted, and does not move the
  * template back. */
+/* Were two runs planned for table sizes that differ by the rule's factor
+ * (both known, the check on)? */
+bool GuardBook::other_table_sizes(double table_rows_log, double than) const {
+    return rule_.stats_change_factor > 1 && table_rows_log >= 0 && than >= 0 &&
+           std::fabs(table_rows_log - than) >= std::log(rule_.stats_change_factor);
+}
+
 bool GuardBook::note_table_rows(const GuardTemplateKey &key, double table_rows_log) {
     if (!(table_rows_log >= 0) || !(rule_.stats_change_factor > 1))
         return true; /* unknown (an older backend), or the check is off */
@@ -264,11 +269,10 @@ bool GuardBook::note_table_rows(const GuardTemplateKey &key, double table_rows_l
         t.table_rows_log = table_rows_log;
         return true;
     }
-    const double limit = std::log(rule_.stats_change_factor);
-    if (std::fabs(table_rows_log - t.table_rows_log) < limit)
+    if (!other_table_sizes(table_rows_log, t.table_rows_log))
         return true;
     const uint64_t now = now_unix();
-    if (t.table_rows_log_before >= 0 && std::fabs(table_rows_log - t.table_rows_log_before) < limit &&
+    if (t.table_rows_log_before >= 0 && !other_table_sizes(table_rows_log, t.table_rows_log_before) &&
         now < t.statistics_changed_unix + kStatsGraceSeconds)
         return false;
     const double factor = std::exp(table_rows_log - t.table_rows_log);

@@ -144,6 +144,7 @@ class GuardBook {
     void note_relation_sets(const GuardTemplateKey &key, const std::vector<uint64_t> &sets);
     /* false: the run was planned before its tables' statistics changed */
     bool note_table_rows(const GuardTemplateKey &key, double table_rows_log);
+    bool other_table_sizes(double table_rows_log, double than) const;
     void decide(const GuardTemplateKey &key, Template &t);
     void publish(const GuardTemplateKey &key, Template &t);
     void write_row(uint32_t row, const GuardTemplateKey &key, const Template &t);
