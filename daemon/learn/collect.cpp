@@ -451,6 +451,8 @@ int write_oracle(Collector &c, const std::vector<WorkloadQuery> &queries, const 
         fwrite(text.data(), 1, text.size(), stdout);
         fflush(stdout);
     } else {
+        /* not replace_file(): that one writes private (0600) state files, and
+         * the server reads this one (pg_pilot.load_cardinalities) */
         const std::string tmp = o.oracle_out + ".tmp";
         FILE *f = fopen(tmp.c_str(), "w");
         const bool ok = f != nullptr && fwrite(text.data(), 1, text.size(), f) == text.size();
